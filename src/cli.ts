@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+/**
+ * Entry point: argv dispatch, exit codes, signals. The only file that touches process.exit,
+ * process.argv and the process streams; commands get an Io and return a status.
+ */
+import { readFileSync } from 'node:fs';
+import { commands, findCommand } from './commands/index.js';
+import { CliError, UsageError, escapeLine } from './cli/errors.js';
+import { describeSystemError } from './cli/input.js';
+import type { Command, Io } from './cli/io.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function mainHelp(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'usage: torrent-tools <command> [options] [arguments]',
+    '',
+    'A BitTorrent client as a Unix toolkit: each command is one stage, reading and writing',
+    'NDJSON or binary streams, so stages compose with pipes, jq and head.',
+    '',
+    'commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    "'torrent-tools <command> --help' describes a command; man torrent-tools-<command> has the details.",
+    '  -h, --help     show this help',
+    '  --version      print the version',
+    '',
+  ].join('\n');
+}
+
+function wantsHelp(argv: readonly string[]): boolean {
+  for (const a of argv) {
+    if (a === '--') return false;
+    if (a === '-h' || a === '--help') return true;
+  }
+  return false;
+}
+
+const isEpipe = (e: unknown): boolean => (e as NodeJS.ErrnoException | null)?.code === 'EPIPE';
+const isAbort = (e: unknown): boolean => (e as Error | null)?.name === 'AbortError';
+
+async function runCommand(cmd: Command, argv: string[], io: Io): Promise<number> {
+  if (wantsHelp(argv)) {
+    io.stdout.write(cmd.help.endsWith('\n') ? cmd.help : cmd.help + '\n');
+    return 0;
+  }
+  try {
+    return await cmd.run(argv, io);
+  } catch (e) {
+    if (isEpipe(e)) return 0; // the reader went away (| head): a normal end
+    if (io.signal.aborted && (isAbort(e) || e instanceof Error)) return 130;
+    if (e instanceof UsageError) {
+      io.stderr.write(`torrent-tools ${cmd.name}: ${escapeLine(e.message)}\nusage: torrent-tools ${cmd.name} ${cmd.synopsis}\n`);
+      return 2;
+    }
+    if (e instanceof CliError) {
+      io.stderr.write(`torrent-tools ${cmd.name}: ${escapeLine(e.message)}\n`);
+      return e.exitCode;
+    }
+    const sys = describeSystemError(e);
+    if (sys !== null) {
+      io.stderr.write(`torrent-tools ${cmd.name}: ${escapeLine(sys)}\n`);
+      return 1;
+    }
+    // a bug, not bad input: keep the stack for the report
+    io.stderr.write(`torrent-tools ${cmd.name}: internal error: ${escapeLine(String((e as Error)?.stack ?? e), 8000)}\n`);
+    return 1;
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interrupted) process.exit(sig === 'SIGINT' ? 130 : 143); // second signal: stop now
+    interrupted = true;
+    process.exitCode = sig === 'SIGINT' ? 130 : 143;
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // pipeline() reports stdout's errors to the command (and destroys stdout with the error of any
+  // stage); a later EPIPE must not become an uncaught 'error' event either
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
+
+  const io: Io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal };
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help' && rest.length === 0) {
+    (first === undefined ? process.stderr : process.stdout).write(mainHelp());
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '--version' || first === '-V') {
+    process.stdout.write(VERSION + '\n');
+    return 0;
+  }
+  if (first === 'help') {
+    const c = findCommand(rest[0]!);
+    if (!c) {
+      process.stderr.write(`torrent-tools: unknown command ${JSON.stringify(rest[0])}\n`);
+      return 2;
+    }
+    process.stdout.write(c.help.endsWith('\n') ? c.help : c.help + '\n');
+    return 0;
+  }
+  const cmd = findCommand(first);
+  if (!cmd) {
+    process.stderr.write(`torrent-tools: unknown command ${escapeLine(JSON.stringify(first))}\n${mainHelp()}`);
+    return 2;
+  }
+  const code = await runCommand(cmd, rest, io);
+  return interrupted ? (process.exitCode as number) : code;
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+  // stdin may still hold the loop open (a command that stopped early); stdout drains by itself
+  process.stdin.destroy();
+  // a leaked handle must not keep a finished command alive, but pending output is never cut
+  const finish = (): void => {
+    if (process.stdout.writableLength > 0 || process.stderr.writableLength > 0) setTimeout(finish, 200).unref();
+    else process.exit(code);
+  };
+  setTimeout(finish, 2000).unref();
+});

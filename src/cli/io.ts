@@ -1,0 +1,39 @@
+import type { Readable, Writable } from 'node:stream';
+import { escapeLine } from './errors.js';
+
+/** What a command may touch of the outside world: given by cli.ts, replaced in tests. */
+export interface Io {
+  stdin: Readable & { isTTY?: boolean };
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean };
+  env: Readonly<Record<string, string | undefined>>;
+  /** aborted on SIGINT/SIGTERM */
+  signal: AbortSignal;
+}
+
+export interface Command {
+  name: string;
+  /** one line: the arguments */
+  synopsis: string;
+  /** one line: what it does */
+  summary: string;
+  /** the whole --help text (synopsis and options) */
+  help: string;
+  /** returns the exit status; throws CliError/UsageError for failures */
+  run(argv: string[], io: Io): Promise<number>;
+}
+
+/** Writes `torrent-tools <cmd>: <message>` to stderr, on one escaped line. */
+export function report(io: Io, cmd: string, message: string): void {
+  io.stderr.write(`torrent-tools ${cmd}: ${escapeLine(message)}\n`);
+}
+
+/** A warning that is printed only the first time its key is seen. */
+export function warnOnce(io: Io, cmd: string): (key: string, message: string) => void {
+  const seen = new Set<string>();
+  return (key, message) => {
+    if (seen.has(key)) return;
+    seen.add(key);
+    report(io, cmd, `warning: ${message}`);
+  };
+}

@@ -1,0 +1,10 @@
+import type { Command } from '../cli/io.js';
+import { bdecode } from './bdecode.js';
+import { bencode } from './bencode.js';
+
+/** Every subcommand, in the order `torrent-tools --help` lists them. */
+export const commands: readonly Command[] = [bdecode, bencode];
+
+export function findCommand(name: string): Command | undefined {
+  return commands.find((c) => c.name === name);
+}

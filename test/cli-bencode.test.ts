@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { encode } from '../src/bencode/index.js';
+import { CLI, runCli, runShell } from './helpers/cli.js';
+import { randomValue, rng, seedFromEnv } from './helpers/random.js';
+
+const torrentLike = encode(new Map<string, unknown>([
+  ['announce', Buffer.from('http://127.0.0.1:6969/announce')],
+  ['info', new Map<string, unknown>([
+    ['length', 1234567],
+    ['name', Buffer.from('ubuntu.iso')],
+    ['piece length', 262144],
+    ['pieces', Buffer.alloc(100, 0xab)],
+  ])],
+]) as never);
+
+test('bdecode prints one JSON line per value; bencode gives the bytes back', async () => {
+  const r = await runCli(['bdecode'], { input: torrentLike });
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.toString().split('\n');
+  assert.equal(lines.length, 2);
+  assert.equal(lines[1], '');
+  const j = JSON.parse(lines[0]!) as { info: { name: string; pieces: { $hex: string } } };
+  assert.equal(j.info.name, 'ubuntu.iso');
+  assert.equal(j.info.pieces.$hex, 'ab'.repeat(100));
+  const back = await runCli(['bencode'], { input: r.stdout });
+  assert.equal(back.code, 0, back.stderr);
+  assert.deepEqual(back.stdout, torrentLike);
+});
+
+test('property through the real CLI: bdecode | bencode is byte-identical for canonical input', async () => {
+  const seed = seedFromEnv();
+  const rnd = rng(seed);
+  const input = Buffer.concat(Array.from({ length: 200 }, () => encode(randomValue(rnd))));
+  const r = await runShell('$TT bdecode < "$IN" | $TT bencode', { env: { IN: await tmpFile(input) } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.equals(input), `seed ${seed}`);
+});
+
+test('a FILE argument, and --pretty', async () => {
+  const f = await tmpFile(torrentLike);
+  const r = await runCli(['bdecode', '--pretty', f]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout.toString(), /^\{\n  "announce": "http:\/\/127\.0\.0\.1:6969\/announce",\n  "info": \{\n    "length": 1234567,/);
+  const missing = await runCli(['bdecode', '/nonexistent/x.torrent']);
+  assert.equal(missing.code, 1);
+  assert.equal(missing.stderr, 'torrent-tools bdecode: /nonexistent/x.torrent: no such file or directory\n');
+});
+
+test('bad input: exit 1, one line naming the source and byte offset, no partial output of that value', async () => {
+  const r = await runCli(['bdecode'], { input: 'i1ed3:abc' });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout.toString(), '1\n');
+  assert.equal(r.stderr, "torrent-tools bdecode: stdin: byte 9: unexpected end of input: expected a dict value\n");
+  const s = await runCli(['bdecode'], { input: 'd1:bi1e1:ai2ee' });
+  assert.equal(s.stderr, 'torrent-tools bdecode: stdin: byte 7: dict key "a" is out of order (keys must be sorted)\n');
+  const deep = await runCli(['bdecode'], { input: 'l'.repeat(100000) });
+  assert.equal(deep.code, 1);
+  assert.equal(deep.stderr, 'torrent-tools bdecode: stdin: byte 512: nesting deeper than 512 levels\n');
+});
+
+test('--lenient accepts unsorted keys and warns once', async () => {
+  const r = await runCli(['bdecode', '--lenient'], { input: 'd1:bi1e1:ai2eed1:bi1e1:ai2ee' });
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout.toString(), '{"b":1,"a":2}\n{"b":1,"a":2}\n');
+  assert.equal(r.stderr, 'torrent-tools bdecode: warning: stdin: byte 7: accepted dict keys out of order (--lenient)\n');
+});
+
+test('bencode errors name stdin:LINE and the JSON path', async () => {
+  const r = await runCli(['bencode'], { input: '1\n\n{"a":[null]}\n' });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout.toString(), 'i1e');
+  assert.equal(r.stderr, 'torrent-tools bencode: stdin:3: at .a[0]: bencode has no null\n');
+  const bad = await runCli(['bencode'], { input: '{"a":\n' });
+  assert.match(bad.stderr, /^torrent-tools bencode: stdin:1: invalid JSON: /);
+  const long = await runCli(['bencode', '--max-line', '10'], { input: '"0123456789abc"\n' });
+  assert.equal(long.stderr, 'torrent-tools bencode: stdin:1: line longer than 10 bytes\n');
+  const utf = await runCli(['bencode'], { input: Buffer.from([0x22, 0xff, 0x22, 0x0a]) });
+  assert.equal(utf.stderr, 'torrent-tools bencode: stdin:1: not valid UTF-8\n');
+});
+
+test('usage errors exit 2 with the synopsis; --help and --version', async () => {
+  const u = await runCli(['bdecode', '--max-depth', '1e5']);
+  assert.equal(u.code, 2);
+  assert.match(u.stderr, /^torrent-tools bdecode: --max-depth: expected a whole number, got "1e5"\nusage: torrent-tools bdecode /);
+  const unknown = await runCli(['bdecode', '--nope']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown option --nope/);
+  const h = await runCli(['bdecode', '--help']);
+  assert.equal(h.code, 0);
+  assert.match(h.stdout.toString(), /^usage: torrent-tools bdecode/);
+  const top = await runCli(['--help']);
+  assert.equal(top.code, 0);
+  assert.match(top.stdout.toString(), /bdecode .*\n.*bencode /);
+  const v = await runCli(['--version']);
+  assert.match(v.stdout.toString(), /^\d+\.\d+\.\d+\n$/);
+  const none = await runCli(['frobnicate']);
+  assert.equal(none.code, 2);
+  const noargs = await runCli([]);
+  assert.equal(noargs.code, 2);
+});
+
+test('| head -1 is a normal end: exit 0, nothing on stderr', async () => {
+  const r = await runShell('yes i1e | head -c 3000000 | tr -d "\\n" | $TT bdecode | head -1; echo "status=${PIPESTATUS[3]}" >&2');
+  assert.equal(r.stdout.toString(), '1\n');
+  assert.equal(r.stderr, 'status=0\n');
+});
+
+test('large output is never cut at exit', async () => {
+  // 1,000,000 values → ~8 MB of JSON through a slow reader
+  const r = await runShell('yes i1234567e | head -n 1000000 | tr -d "\\n" | $TT bdecode | (sleep 0.5; wc -l)');
+  assert.equal(r.stdout.toString().trim(), '1000000');
+});
+
+test('SIGINT exits 130', async () => {
+  const child = spawn(process.execPath, [CLI, 'bdecode'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.write('i1e');
+  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  assert.equal(code, 130);
+});
+
+test('bencode refuses to write binary to a terminal', { skip: spawnSync('script', ['--version']).status !== 0 && 'script(1) not installed' }, async () => {
+  const r = await runShell(`echo 1 | script -qec "${process.execPath} ${CLI} bencode" /dev/null`);
+  assert.match(r.stdout.toString(), /refusing to write binary bencode to a terminal/);
+  const f = await runShell(`echo 1 | script -qec "${process.execPath} ${CLI} bencode --force" /dev/null`);
+  assert.match(f.stdout.toString(), /i1e/);
+});
+
+async function tmpFile(content: Buffer): Promise<string> {
+  const { mkdtemp, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'tt-'));
+  const f = join(dir, 'in.bin');
+  await writeFile(f, content);
+  return f;
+}

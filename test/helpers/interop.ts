@@ -1,0 +1,34 @@
+/**
+ * Which real interop tools this machine has. Tests that need one skip with a message naming
+ * it when it is missing, so `npm test` passes on a fresh machine; .ci/run installs them all.
+ */
+import { spawnSync } from 'node:child_process';
+
+/** Debian's python3-libtorrent imports only under the system python (pyenv's comes first on PATH). */
+export const SYSTEM_PYTHON = '/usr/bin/python3';
+
+function ok(cmd: string, args: string[]): boolean {
+  try {
+    return spawnSync(cmd, args, { stdio: 'ignore', timeout: 10_000 }).status === 0;
+  } catch {
+    return false;
+  }
+}
+
+const cache = new Map<string, boolean>();
+function cached(key: string, probe: () => boolean): boolean {
+  let v = cache.get(key);
+  if (v === undefined) cache.set(key, (v = probe()));
+  return v;
+}
+
+export const hasLibtorrent = (): boolean => cached('libtorrent', () => ok(SYSTEM_PYTHON, ['-c', 'import libtorrent']));
+export const hasCommand = (name: string): boolean => cached(name, () => ok('sh', ['-c', `command -v ${name}`]));
+
+/** A `skip` option for node:test: false when the tool is there, else the message. */
+export function skipUnless(present: boolean, what: string): false | string {
+  return present ? false : `${what} is not installed (.ci/run installs it)`;
+}
+
+/** The lab scripts shipped beside the project (../shared/lab), when present. */
+export const LAB_DIR = new URL('../../../../shared/lab/', import.meta.url);
