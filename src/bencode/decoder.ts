@@ -49,10 +49,10 @@ interface Frame {
   start: number;
   list: BValue[] | null;
   dict: BDict | null;
-  /** dict only: the key read, waiting for its value */
-  key: Buffer | null;
+  /** dict only: the key read (a binary string), waiting for its value */
+  key: string | null;
   /** dict only: the previous key, for the order check */
-  lastKey: Buffer | null;
+  lastKey: string | null;
   /** dict only: a key came out of order (lenient mode) */
   unsorted: boolean;
 }
@@ -88,8 +88,12 @@ export class BencodeDecoder {
   private st = S_VALUE;
   private pos = 0; // absolute offset of the next byte to read
   private valueStart = 0; // where the current top-level value began
-  private readonly stack: Frame[] = [];
+  /** frames[0..depth) are the open containers; frame objects are reused to spare the GC */
+  private readonly frames: Frame[] = [];
+  private depth = 0;
   private failed: BencodeError | null = null;
+  private halted = false;
+  private readonly spans: WeakMap<object, Span> | undefined;
 
   // token accumulators
   private tokStart = 0;
@@ -104,6 +108,7 @@ export class BencodeDecoder {
 
   constructor(options: DecodeOptions = {}) {
     this.o = { ...DEFAULT_LIMITS, ...options };
+    this.spans = options.spans;
     if (!(this.o.maxDepth >= 1)) throw new RangeError('maxDepth must be at least 1');
   }
 
@@ -114,7 +119,7 @@ export class BencodeDecoder {
 
   /** True between top-level values (nothing partial held). */
   get idle(): boolean {
-    return this.st === S_VALUE && this.stack.length === 0;
+    return this.st === S_VALUE && this.depth === 0;
   }
 
   /** Bytes of the current partial value (0 when idle). */
@@ -137,6 +142,11 @@ export class BencodeDecoder {
     }
   }
 
+  /** Stops reading: the rest of the current write() is left unread (see {@link offset}). */
+  stop(): void {
+    this.halted = true;
+  }
+
   /** Declares the end of input: throws if a value was left unfinished. */
   end(): void {
     if (this.failed) throw this.failed;
@@ -155,7 +165,7 @@ export class BencodeDecoder {
         what = `expected ${this.strLen - this.strFill} more string bytes`;
         break;
       default: {
-        const top = this.stack[this.stack.length - 1]!;
+        const top = this.frames[this.depth - 1]!;
         what = top.dict ? (top.key ? 'expected a dict value' : "expected a dict key or 'e'") : "expected a list item or 'e'";
       }
     }
@@ -171,16 +181,44 @@ export class BencodeDecoder {
     const n = chunk.length;
     const base = this.pos;
     const o = this.o;
-    const stack = this.stack;
+    const frames = this.frames;
+    const maxStr = o.maxStringLength;
+    const maxVal = o.maxValueSize;
+    const inline = this.spans === undefined;
     let i = 0;
-    while (i < n) {
+    while (i < n && !this.halted) {
       switch (this.st) {
         case S_VALUE: {
           const c = chunk[i]!;
           const at = base + i;
-          const top = stack.length > 0 ? stack[stack.length - 1]! : null;
+          const top = this.depth > 0 ? frames[this.depth - 1]! : null;
           if (top === null) this.valueStart = at;
           if (c >= C_0 && c <= C_9) {
+            // Fast path: the whole string lies in this chunk and is canonical. Anything else
+            // (a leading zero, a limit, a chunk boundary, a bad byte) goes the slow way, which
+            // also produces the precise error.
+            if (c !== C_0 || chunk[i + 1] === C_COLON) {
+              let j = i + 1;
+              let len = c - C_0;
+              let d = 0;
+              while (j < n && (d = chunk[j]!) >= C_0 && d <= C_9 && len <= maxStr) {
+                len = len * 10 + (d - C_0);
+                j++;
+              }
+              const s0 = j + 1;
+              const e = s0 + len;
+              if (j < n && d === C_COLON && len <= maxStr && e <= n && base + e - this.valueStart <= maxVal) {
+                i = e;
+                if (top === null || !inline) this.done(chunk.subarray(s0, e), at, base + e, emit);
+                else if (top.list !== null) top.list.push(chunk.subarray(s0, e));
+                else if (top.key === null) this.key(top, binaryString(chunk, s0, e), at);
+                else {
+                  top.dict!.set(top.key, chunk.subarray(s0, e));
+                  top.key = null;
+                }
+                break;
+              }
+            }
             this.st = S_STR_LEN;
             this.tokStart = at;
             this.acc = c - C_0;
@@ -192,7 +230,7 @@ export class BencodeDecoder {
           if (c === C_E) {
             if (top === null) this.fail(at, "expected 'i', 'l', 'd' or a digit to start a value, got 'e'");
             if (top.key !== null) this.fail(at, "expected a dict value, got 'e'");
-            stack.pop();
+            this.depth--;
             i++;
             this.pos = base + i;
             this.done(top.list ?? top.dict!, top.start, at + 1, emit);
@@ -202,12 +240,45 @@ export class BencodeDecoder {
             this.fail(at, `expected a string dict key or 'e', got ${show(c)}`);
           }
           if (c === C_I) {
+            // Fast path: a canonical integer of at most 15 digits inside this chunk.
+            let j = i + 1;
+            const neg = chunk[j] === C_MINUS;
+            if (neg) j++;
+            const d0 = j;
+            let v = 0;
+            let d = 0;
+            while (j < n && (d = chunk[j]!) >= C_0 && d <= C_9) {
+              v = v * 10 + (d - C_0);
+              j++;
+            }
+            const nd = j - d0;
+            if (j < n && d === C_E && nd > 0 && nd <= SAFE_DIGITS && (chunk[d0] !== C_0 || (nd === 1 && !neg))) {
+              i = j + 1;
+              if (top === null) this.done(neg ? -v : v, at, base + i, emit);
+              else if (top.list !== null) top.list.push(neg ? -v : v);
+              else {
+                top.dict!.set(top.key!, neg ? -v : v);
+                top.key = null;
+              }
+              break;
+            }
             this.st = S_INT_FIRST;
             this.tokStart = at;
             i++;
           } else if (c === C_L || c === C_D) {
-            if (stack.length >= o.maxDepth) this.fail(at, `nesting deeper than ${o.maxDepth} levels`);
-            stack.push({ start: at, list: c === C_L ? [] : null, dict: c === C_D ? new Map() : null, key: null, lastKey: null, unsorted: false });
+            if (this.depth >= o.maxDepth) this.fail(at, `nesting deeper than ${o.maxDepth} levels`);
+            const f = frames[this.depth];
+            if (f === undefined) {
+              frames.push({ start: at, list: c === C_L ? [] : null, dict: c === C_D ? new Map() : null, key: null, lastKey: null, unsorted: false });
+            } else {
+              f.start = at;
+              f.list = c === C_L ? [] : null;
+              f.dict = c === C_D ? new Map() : null;
+              f.key = null;
+              f.lastKey = null;
+              f.unsorted = false;
+            }
+            this.depth++;
             i++;
           } else {
             this.fail(at, `expected 'i', 'l', 'd' or a digit to start a value, got ${show(c)}`);
@@ -339,7 +410,7 @@ export class BencodeDecoder {
         }
       }
     }
-    this.pos = base + n;
+    this.pos = base + i;
     if (!this.idle && this.pos - this.valueStart > o.maxValueSize) {
       this.fail(this.valueStart + o.maxValueSize, `value exceeds the limit of ${o.maxValueSize} bytes`);
     }
@@ -365,58 +436,80 @@ export class BencodeDecoder {
 
   /** A value is complete: give it to its container, or to the caller when top-level. */
   private done(v: BValue, start: number, end: number, emit: EmitFn): void {
-    if (this.o.spans !== undefined && typeof v === 'object') this.o.spans.set(v, { start, end });
-    const stack = this.stack;
-    if (stack.length === 0) {
+    if (this.spans !== undefined && typeof v === 'object') this.spans.set(v, { start, end });
+    if (this.depth === 0) {
       emit(v, start, end);
       return;
     }
-    const top = stack[stack.length - 1]!;
+    const top = this.frames[this.depth - 1]!;
     if (top.list !== null) {
       top.list.push(v);
     } else if (top.key === null) {
       // a dict key (the S_VALUE check guarantees it is a byte string)
-      const key = v as Buffer;
-      const last = top.lastKey;
-      if (last !== null) {
-        const cmp = Buffer.compare(last, key);
-        if (cmp > 0) {
-          if (!this.o.allowUnsorted) {
-            throw new BencodeError(start, `dict key ${JSON.stringify(key.toString('latin1'))} is out of order (keys must be sorted)`);
-          }
-          this.o.onLenient?.('unsorted-keys', start);
-          top.unsorted = true;
-        }
-        // once the order is broken, an earlier key may come back anywhere
-        if (cmp === 0 || (top.unsorted && top.dict!.has(key.toString('latin1')))) {
-          if (!this.o.allowDuplicates) throw new BencodeError(start, `duplicate dict key ${JSON.stringify(key.toString('latin1'))}`);
-          this.o.onLenient?.('duplicate-keys', start);
-        }
-      }
-      top.key = key;
-      top.lastKey = key;
+      this.key(top, (v as Buffer).toString('latin1'), start);
     } else {
-      top.dict!.set(top.key.toString('latin1'), v);
+      top.dict!.set(top.key, v);
       top.key = null;
     }
   }
+
+  /** A dict key is complete: check its order (binary strings compare in byte order). */
+  private key(top: Frame, key: string, start: number): void {
+    const last = top.lastKey;
+    if (last !== null && last >= key) {
+      if (last > key) {
+        if (!this.o.allowUnsorted) throw new BencodeError(start, `dict key ${JSON.stringify(key)} is out of order (keys must be sorted)`);
+        this.o.onLenient?.('unsorted-keys', start);
+        top.unsorted = true;
+      }
+    }
+    // once the order is broken, an earlier key may come back anywhere
+    if (last === key || (top.unsorted && top.dict!.has(key))) {
+      if (!this.o.allowDuplicates) throw new BencodeError(start, `duplicate dict key ${JSON.stringify(key)}`);
+      this.o.onLenient?.('duplicate-keys', start);
+    }
+    top.key = key;
+    top.lastKey = key;
+  }
+}
+
+/**
+ * The bytes [start, end) as a binary string. Dict keys repeat endlessly (5,000 × "length",
+ * "path"), so short ones come from a small cache instead of being built again each time.
+ */
+const KEY_CACHE: string[] = new Array<string>(512).fill('');
+function binaryString(b: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n > 24) return b.toString('latin1', start, end);
+  let h = n;
+  for (let i = start; i < end; i++) h = (h * 31 + b[i]!) | 0;
+  const slot = h & 511;
+  const cached = KEY_CACHE[slot]!;
+  if (cached.length === n) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (cached.charCodeAt(i) !== b[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return cached;
+  }
+  let s = '';
+  for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
+  KEY_CACHE[slot] = s;
+  return s;
 }
 
 /** Decodes the first value of `buf`; `end` is where it stopped (trailing bytes are the caller's). */
 export function decodeFirst(buf: Uint8Array, options: DecodeOptions = {}): { value: BValue; end: number } {
   const d = new BencodeDecoder(options);
   let found: { value: BValue; end: number } | null = null;
-  // Feed byte ranges until one value completes, so trailing garbage is never parsed.
-  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  const stop = new Error('stop');
-  try {
-    d.write(b, (value, _s, end) => {
-      found = { value, end };
-      throw stop;
-    });
-  } catch (e) {
-    if (e !== stop) throw e;
-  }
+  // stop at the first value, so trailing garbage is never parsed
+  d.write(buf, (value, _s, end) => {
+    found = { value, end };
+    d.stop();
+  });
   if (found === null) {
     d.end();
     throw new BencodeError(0, 'empty input: expected a bencoded value');

@@ -1,0 +1,65 @@
+/** Timing helpers for `npm run bench`: figures are ratios against a reference measured in the same run. */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/** Median seconds per call of `fn`, over `rounds` rounds of enough calls to last ~`minMs`. */
+export function timeIt(fn: () => unknown, rounds = 7, minMs = 200): number {
+  let n = 1;
+  for (;;) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) fn();
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (ms >= minMs / 4) break;
+    n *= 2;
+  }
+  const samples: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) fn();
+    samples.push(Number(process.hrtime.bigint() - t0) / 1e9 / n);
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)]!;
+}
+
+export function fmt(x: number, digits = 2): string {
+  return x.toFixed(digits);
+}
+
+export function ms(s: number): string {
+  return `${(s * 1000).toFixed(3)} ms`;
+}
+
+export interface Measured {
+  wallS: number;
+  maxRssMiB: number | null;
+  cpuS: number | null;
+  code: number | null;
+}
+
+/**
+ * Runs a command, feeding stdin from `feed` (with backpressure), discarding stdout, and measures
+ * wall time plus peak RSS and CPU with GNU time when it is installed.
+ */
+export async function measureCommand(cmd: string, args: string[], feed?: (w: NodeJS.WritableStream) => Promise<void>): Promise<Measured> {
+  const gnuTime = existsSync('/usr/bin/time');
+  const argv = gnuTime ? ['-f', '__TIME__ %M %U %S', cmd, ...args] : args;
+  const t0 = process.hrtime.bigint();
+  const child = spawn(gnuTime ? '/usr/bin/time' : cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.resume();
+  child.stdin.on('error', () => {});
+  const done = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  if (feed) await feed(child.stdin);
+  child.stdin.end();
+  const code = await done;
+  const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const m = /__TIME__ (\d+) ([\d.]+) ([\d.]+)/.exec(stderr);
+  return {
+    wallS,
+    code,
+    maxRssMiB: m ? Number(m[1]) / 1024 : null,
+    cpuS: m ? Number(m[2]) + Number(m[3]) : null,
+  };
+}

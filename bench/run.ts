@@ -1,0 +1,11 @@
+/** `npm run bench`: every benchmark, figures as ratios against references measured in the same run. */
+import { benchBencode } from './bencode.js';
+
+const only = process.argv.slice(2);
+const suites: Array<[string, () => Promise<string[]>]> = [['bencode', benchBencode]];
+
+for (const [name, run] of suites) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  for (const line of await run()) console.log(line);
+  console.log('');
+}

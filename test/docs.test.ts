@@ -1,0 +1,37 @@
+/** Docs are part of each feature: every command has --help, a lint-clean man page and a README section. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { commands } from '../src/commands/index.js';
+import { hasCommand, skipUnless } from './helpers/interop.js';
+
+const root = new URL('../../', import.meta.url);
+const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { man: string[] };
+const readme = readFileSync(new URL('README.md', root), 'utf8');
+
+test('every command has a registered man page and a README section with a piped example', () => {
+  for (const c of commands) {
+    const page = `man/torrent-tools-${c.name}.1`;
+    assert.ok(pkg.man.includes(page), `${page} is not in package.json "man"`);
+    const heading = new RegExp(`^## ${c.name}\\b[^\\n]*\\n([\\s\\S]*?)(?=^## |$(?![\\s\\S]))`, 'm').exec(readme);
+    assert.ok(heading, `README.md has no "## ${c.name}" section`);
+    assert.match(heading[1]!, /torrent-tools [^\n]*\|/, `README section "${c.name}" has no piped example`);
+    assert.ok(c.help.startsWith(`usage: torrent-tools ${c.name}`), `${c.name} --help starts with its usage`);
+  }
+  for (const page of ['man/torrent-tools.1', 'man/torrent-tools-formats.7']) assert.ok(pkg.man.includes(page), page);
+});
+
+test('man pages are lint-clean under groff -man -ww', { skip: skipUnless(hasCommand('groff'), 'groff') }, () => {
+  for (const page of pkg.man) {
+    assert.ok(existsSync(new URL(page, root)), `${page} is missing`);
+    const r = spawnSync('groff', ['-man', '-ww', '-z', new URL(page, root).pathname], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${page}: groff failed`);
+    assert.equal(r.stderr, '', `${page}: ${r.stderr}`);
+  }
+});
+
+test('the top-level man page lists every command', () => {
+  const top = readFileSync(new URL('man/torrent-tools.1', root), 'utf8');
+  for (const c of commands) assert.match(top, new RegExp(`^\\.B ${c.name}$`, 'm'), `man/torrent-tools.1 does not list ${c.name}`);
+});
