@@ -1,0 +1,108 @@
+/**
+ * The piece stream between fetch-pieces and assemble (design.md §2): concatenated bencoded
+ * dicts, one per verified piece, `d5:indexi<N>e5:piece<len>:<bytes>e`. Length-prefixed, so the
+ * reader slices pieces out without scanning them, and `| torrent-tools bdecode` still reads it.
+ * More keys may be added later; readers ignore keys they don't know.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { BencodeDecoder } from '../bencode/decoder.js';
+import { BencodeError } from '../bencode/errors.js';
+import type { BValue } from '../bencode/types.js';
+
+export interface PieceFrame {
+  index: number;
+  piece: Buffer;
+}
+
+/** A piece stream that is well-formed bencode but not a valid frame, or not bencode at all. */
+export class PieceStreamError extends Error {
+  readonly offset: number;
+  constructor(offset: number, reason: string) {
+    super(`byte ${offset}: ${reason}`);
+    this.name = 'PieceStreamError';
+    this.offset = offset;
+  }
+}
+
+/** The frame header: everything up to the piece bytes. The trailing 'e' follows them. */
+export function frameHeader(index: number, pieceLength: number): Buffer {
+  return Buffer.from(`d5:indexi${index}e5:piece${pieceLength}:`, 'latin1');
+}
+
+const TRAILER = Buffer.from('e', 'latin1');
+
+/**
+ * `{index, piece}` objects in, frames out. The piece bytes are pushed as they are, never
+ * copied into a bigger buffer: a frame costs two small allocations whatever the piece size.
+ */
+export class PieceFrameEncoder extends Transform {
+  constructor(options: { highWaterMark?: number } = {}) {
+    super({ writableObjectMode: true, readableObjectMode: false, writableHighWaterMark: 1, readableHighWaterMark: options.highWaterMark ?? 1024 * 1024 });
+  }
+
+  override _transform(f: PieceFrame, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.push(frameHeader(f.index, f.piece.length));
+    this.push(f.piece);
+    cb(null, TRAILER);
+  }
+}
+
+export interface PieceFrameDecoderOptions {
+  /** the largest piece accepted (the torrent's piece length) */
+  maxPieceLength: number;
+  /** pieces in the torrent: an index outside [0, pieceCount) is an error */
+  pieceCount?: number;
+}
+
+/**
+ * Piece stream bytes in, `{index, piece}` out. Built on the streaming bencode decoder, so a
+ * frame split across any chunk boundaries is fine and unknown keys are skipped. Limits come
+ * from the torrent: nothing larger than one piece plus a little room for keys is buffered.
+ */
+export class PieceFrameDecoder extends Transform {
+  private readonly decoder: BencodeDecoder;
+  private readonly pieceCount: number | undefined;
+
+  constructor(options: PieceFrameDecoderOptions) {
+    // each frame is one piece: a readable buffer of 2 frames bounds memory to ~3 pieces
+    super({ writableObjectMode: false, readableObjectMode: true, writableHighWaterMark: 256 * 1024, readableHighWaterMark: 2 });
+    this.pieceCount = options.pieceCount;
+    this.decoder = new BencodeDecoder({
+      maxDepth: 8,
+      maxStringLength: options.maxPieceLength,
+      maxValueSize: options.maxPieceLength + 64 * 1024,
+    });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.decoder.write(chunk, (v, start) => this.push(this.frame(v, start)));
+    } catch (e) {
+      cb(e instanceof BencodeError ? new PieceStreamError(e.offset, e.reason) : (e as Error));
+      return;
+    }
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.decoder.end();
+    } catch (e) {
+      cb(e instanceof BencodeError ? new PieceStreamError(e.offset, `truncated piece stream: ${e.reason}`) : (e as Error));
+      return;
+    }
+    cb();
+  }
+
+  private frame(v: BValue, start: number): PieceFrame {
+    if (!(v instanceof Map)) throw new PieceStreamError(start, 'expected a dict (a piece frame)');
+    const index = v.get('index');
+    const piece = v.get('piece');
+    if (typeof index !== 'number' || index < 0) throw new PieceStreamError(start, 'frame has no non-negative integer "index"');
+    if (this.pieceCount !== undefined && index >= this.pieceCount) {
+      throw new PieceStreamError(start, `piece index ${index} is beyond the torrent's ${this.pieceCount} pieces`);
+    }
+    if (!Buffer.isBuffer(piece)) throw new PieceStreamError(start, 'frame has no byte string "piece"');
+    return { index, piece };
+  }
+}

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { decodeAll } from '../src/bencode/index.js';
+import { readHaveSet } from '../src/streams/have-set.js';
+import { PieceFrameDecoder, PieceFrameEncoder, type PieceFrame } from '../src/streams/piece-frames.js';
+import { bytes, randomChunks, rng, seedFromEnv } from './helpers/random.js';
+
+async function collect<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of stream as AsyncIterable<T>) out.push(x);
+  return out;
+}
+
+async function encodeFrames(frames: PieceFrame[]): Promise<Buffer> {
+  const enc = new PieceFrameEncoder();
+  const out = collect<Buffer>(enc);
+  for (const f of frames) enc.write(f);
+  enc.end();
+  return Buffer.concat(await out);
+}
+
+test('frames are plain bencode: d5:indexi<N>e5:piece<len>:<bytes>e', async () => {
+  const wire = await encodeFrames([{ index: 7, piece: Buffer.from('abc') }]);
+  assert.equal(wire.toString('latin1'), 'd5:indexi7e5:piece3:abce');
+  const [v] = decodeAll(wire) as Array<Map<string, unknown>>;
+  assert.equal(v!.get('index'), 7);
+});
+
+test('frames round-trip in 1-byte and random chunks; unknown keys are ignored', async () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  const frames = Array.from({ length: 20 }, (_, i) => ({ index: i * 3, piece: bytes(r, 1 + Math.floor(r() * 3000)) }));
+  const wire = Buffer.concat([await encodeFrames(frames), Buffer.from('d5:extrai1e5:indexi1e5:piece2:hie')]);
+  for (const max of [1, 7, 5000]) {
+    const dec = new PieceFrameDecoder({ maxPieceLength: 4096, pieceCount: 100 });
+    const got = collect<PieceFrame>(Readable.from(randomChunks(r, wire, max)).pipe(dec));
+    const all = await got;
+    assert.equal(all.length, 21, `seed ${seed}`);
+    for (let i = 0; i < 20; i++) assert.deepEqual(all[i], frames[i], `seed ${seed} frame ${i}`);
+    assert.deepEqual(all[20], { index: 1, piece: Buffer.from('hi') });
+  }
+});
+
+test('bad piece streams fail with the byte offset and reason', async () => {
+  const cases: Array<[string, RegExp]> = [
+    ['d5:indexi1e5:piece5:abcdefe', /byte 25: expected a string dict key or 'e', got 'f'/],
+    ['d5:piece2:hie', /byte 0: frame has no non-negative integer "index"/],
+    ['d5:indexi1ee', /byte 0: frame has no byte string "piece"/],
+    ['d5:indexi100e5:piece2:hie', /piece index 100 is beyond the torrent's 100 pieces/],
+    ['i1e', /expected a dict/],
+    ['d5:indexi1e5:piece2:h', /truncated piece stream/],
+    ['d5:indexi1e5:piece99999:', /string length exceeds the limit of 4096 bytes/],
+  ];
+  for (const [input, re] of cases) {
+    const dec = new PieceFrameDecoder({ maxPieceLength: 4096, pieceCount: 100 });
+    await assert.rejects(collect(Readable.from([Buffer.from(input)]).pipe(dec)), re, input);
+  }
+});
+
+test('have-sets: verify output and assemble events both count; later lines win', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tt-have-'));
+  const f = join(dir, 'have.ndjson');
+  await writeFile(f, [
+    '{"index":0,"valid":true}',
+    '{"index":1,"valid":false}',
+    '{"event":"piece","index":2,"bytes":16384}',
+    '{"event":"complete","pieces":3}',
+    '',
+    '{"index":3,"valid":true}',
+    '{"index":3,"valid":false}',
+  ].join('\n'));
+  assert.deepEqual([...(await readHaveSet(f, 10))].sort(), [0, 2]);
+  await writeFile(f, '{"index":0}\n{"index":12}\n');
+  await assert.rejects(readHaveSet(f, 10), /^NdjsonError: 2: "index" must be an integer 0..9/);
+});
