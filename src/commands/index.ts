@@ -1,9 +1,11 @@
 import type { Command } from '../cli/io.js';
 import { bdecode } from './bdecode.js';
 import { bencode } from './bencode.js';
+import { assemble } from './assemble.js';
+import { verify } from './verify.js';
 
 /** Every subcommand, in the order `torrent-tools --help` lists them. */
-export const commands: readonly Command[] = [bdecode, bencode];
+export const commands: readonly Command[] = [bdecode, bencode, assemble, verify];
 
 export function findCommand(name: string): Command | undefined {
   return commands.find((c) => c.name === name);

@@ -1,0 +1,82 @@
+/**
+ * Piece arithmetic, pure: sizes, hashes, block ranges, and which byte ranges of which files a
+ * piece covers. No I/O here, so it can be tested exhaustively.
+ */
+import type { Torrent, TorrentFile } from './torrent.js';
+
+export interface FileSpan {
+  /** index into torrent.files */
+  file: number;
+  /** where the span starts in that file */
+  fileOffset: number;
+  /** where the span starts in the piece */
+  pieceOffset: number;
+  length: number;
+}
+
+export function pieceCount(t: { length: number; pieceLength: number }): number {
+  return Math.ceil(t.length / t.pieceLength);
+}
+
+/** Bytes in piece `index`: pieceLength, except for a shorter last piece. */
+export function pieceSize(t: { length: number; pieceLength: number }, index: number): number {
+  const start = index * t.pieceLength;
+  if (index < 0 || start >= t.length) throw new RangeError(`piece ${index} is outside the torrent`);
+  return Math.min(t.pieceLength, t.length - start);
+}
+
+export function pieceHash(t: Pick<Torrent, 'pieceHashes'>, index: number): Buffer {
+  return t.pieceHashes.subarray(index * 20, index * 20 + 20);
+}
+
+/** The blocks of a piece of `size` bytes: `blockSize` each, the last one shorter. */
+export function blockRanges(size: number, blockSize = 16 * 1024): Array<{ begin: number; length: number }> {
+  const out: Array<{ begin: number; length: number }> = [];
+  for (let begin = 0; begin < size; begin += blockSize) out.push({ begin, length: Math.min(blockSize, size - begin) });
+  return out;
+}
+
+/** Index of the first file whose range ends after `offset` (binary search; files are in offset order). */
+function fileAt(files: readonly TorrentFile[], offset: number): number {
+  let lo = 0;
+  let hi = files.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const f = files[mid]!;
+    if (f.offset + f.length <= offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The file ranges piece `index` covers, in order. Pad files are included (callers skip them);
+ * zero-length files cover nothing and are left out.
+ */
+export function pieceSpans(t: Pick<Torrent, 'files' | 'pieceLength' | 'length'>, index: number): FileSpan[] {
+  const start = index * t.pieceLength;
+  const end = start + pieceSize(t, index);
+  const out: FileSpan[] = [];
+  for (let i = fileAt(t.files, start); i < t.files.length; i++) {
+    const f = t.files[i]!;
+    if (f.offset >= end) break;
+    if (f.length === 0) continue;
+    const a = Math.max(start, f.offset);
+    const b = Math.min(end, f.offset + f.length);
+    if (a < b) out.push({ file: i, fileOffset: a - f.offset, pieceOffset: a - start, length: b - a });
+  }
+  return out;
+}
+
+/** Pieces holding any byte of the given files, ascending. */
+export function piecesForFiles(t: Pick<Torrent, 'files' | 'pieceLength'>, fileIndexes: readonly number[]): number[] {
+  const set = new Set<number>();
+  for (const i of fileIndexes) {
+    const f = t.files[i]!;
+    if (f.length === 0) continue;
+    const first = Math.floor(f.offset / t.pieceLength);
+    const last = Math.floor((f.offset + f.length - 1) / t.pieceLength);
+    for (let p = first; p <= last; p++) set.add(p);
+  }
+  return [...set].sort((a, b) => a - b);
+}

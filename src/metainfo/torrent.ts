@@ -1,0 +1,264 @@
+/**
+ * The .torrent model (BEP 3, 12, 27, 47, 52) with validation. The info hash is the SHA-1 of the
+ * raw bytes of the `info` value as they stand in the file, never of a re-encoding: a file with
+ * unsorted keys must keep the hash every other client computes for it.
+ */
+import { createHash } from 'node:crypto';
+import { decodeFirst } from '../bencode/decoder.js';
+import { BencodeError } from '../bencode/errors.js';
+import type { BDict, BValue, Span } from '../bencode/types.js';
+
+export interface TorrentFile {
+  /** path components inside the torrent (single-file: [name]) */
+  path: string[];
+  length: number;
+  /** byte offset of the file in the torrent's concatenated content */
+  offset: number;
+  /** BEP 47 pad file: never written, reads as zeros */
+  pad: boolean;
+}
+
+export interface Torrent {
+  infoHash: Buffer;
+  infoHashHex: string;
+  /** SHA-256 of the raw info bytes, hybrid v1+v2 torrents only */
+  infoHashV2?: Buffer;
+  infoRaw: Buffer;
+  name: string;
+  length: number;
+  pieceLength: number;
+  pieceCount: number;
+  /** pieceCount × 20 bytes */
+  pieceHashes: Buffer;
+  files: TorrentFile[];
+  multiFile: boolean;
+  private: boolean;
+  /** BEP 12 tiers */
+  announce: string[][];
+  urlList: string[];
+  comment?: string;
+  createdBy?: string;
+  creationDate?: number;
+  source?: string;
+}
+
+export class MetainfoError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MetainfoError';
+  }
+}
+
+export const LIMITS = {
+  torrentBytes: 10 * 1024 * 1024,
+  pieceLength: 128 * 1024 * 1024,
+  pieces: 1 << 20,
+  files: 1 << 20,
+  pathDepth: 64,
+  componentBytes: 255,
+};
+
+export interface ParseOptions {
+  /** refuse non-canonical bencode (unsorted keys, bytes after the dict) instead of warning */
+  strict?: boolean;
+  /** one call per kind of problem tolerated */
+  onWarning?: (message: string) => void;
+}
+
+const WINDOWS_RESERVED = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$/i;
+
+/** Why a path component from a torrent is unsafe, or null. */
+export function componentProblem(c: string): string | null {
+  if (c === '') return 'is empty';
+  if (c === '.' || c === '..') return `is "${c}"`;
+  if (c.includes('/') || c.includes('\\')) return 'contains a path separator';
+  if (c.includes('\0')) return 'contains a NUL byte';
+  if (Buffer.byteLength(c) > LIMITS.componentBytes) return `is longer than ${LIMITS.componentBytes} bytes`;
+  if (WINDOWS_RESERVED.test(c)) return 'is a reserved device name';
+  return null;
+}
+
+function fail(where: string, what: string): never {
+  throw new MetainfoError(where ? `${where}: ${what}` : what);
+}
+
+function text(v: BValue | undefined, where: string): string {
+  if (!Buffer.isBuffer(v)) fail(where, 'expected a byte string');
+  return v.toString('utf8');
+}
+
+function optText(d: BDict, key: string): string | undefined {
+  const v = d.get(key);
+  return Buffer.isBuffer(v) ? v.toString('utf8') : undefined;
+}
+
+function int(v: BValue | undefined, where: string, min: number, max: number): number {
+  if (typeof v === 'bigint' || (typeof v === 'number' && (v < min || v > max))) fail(where, `${String(v)} is out of range [${min}, ${max}]`);
+  if (typeof v !== 'number') fail(where, 'expected an integer');
+  return v;
+}
+
+function dict(v: BValue | undefined, where: string): BDict {
+  if (!(v instanceof Map)) fail(where, 'expected a dict');
+  return v;
+}
+
+function pathComponents(v: BValue | undefined, where: string): string[] {
+  if (!Array.isArray(v)) fail(where, 'expected a list of path components');
+  if (v.length === 0) fail(where, 'empty path');
+  if (v.length > LIMITS.pathDepth) fail(where, `path deeper than ${LIMITS.pathDepth} components`);
+  return v.map((c, i) => {
+    const s = text(c, `${where}[${i}]`);
+    const p = componentProblem(s);
+    if (p !== null) fail(`${where}[${i}]`, `path component ${JSON.stringify(s)} ${p}`);
+    return s;
+  });
+}
+
+function tiers(top: BDict, warn: (m: string) => void): string[][] {
+  const list = top.get('announce-list');
+  if (Array.isArray(list)) {
+    const out: string[][] = [];
+    for (const tier of list) {
+      if (!Array.isArray(tier)) {
+        warn('announce-list: a tier that is not a list was ignored');
+        continue;
+      }
+      const urls = tier.filter((u): u is Buffer => Buffer.isBuffer(u)).map((u) => u.toString('utf8')).filter((u) => u.length > 0);
+      if (urls.length > 0) out.push(urls);
+    }
+    // BEP 12: with announce-list present, announce is ignored
+    if (out.length > 0) return out;
+  }
+  const a = top.get('announce');
+  return Buffer.isBuffer(a) && a.length > 0 ? [[a.toString('utf8')]] : [];
+}
+
+/** Parses and validates a .torrent file. Throws MetainfoError saying what is wrong and where. */
+export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
+  if (buf.length > LIMITS.torrentBytes) fail('', `torrent file is larger than ${LIMITS.torrentBytes} bytes`);
+  const warned = new Set<string>();
+  const warn = (m: string): void => {
+    if (!warned.has(m)) {
+      warned.add(m);
+      options.onWarning?.(m);
+    }
+  };
+  const strict = options.strict ?? false;
+  const spans = new WeakMap<object, Span>();
+  let top: BValue;
+  let end: number;
+  try {
+    ({ value: top, end } = decodeFirst(buf, {
+      spans,
+      allowUnsorted: !strict,
+      allowDuplicates: false, // two readers could disagree on which value counts
+      onLenient: (_kind, at) => warn(`byte ${at}: dict keys out of order (non-canonical bencode; the info hash is kept from the raw bytes)`),
+      maxDepth: 64,
+    }));
+  } catch (e) {
+    if (e instanceof BencodeError) fail('', `not valid bencode: ${e.message}`);
+    throw e;
+  }
+  if (end !== buf.length) {
+    if (strict) fail('', `byte ${end}: ${buf.length - end} bytes after the torrent's dict`);
+    warn(`byte ${end}: ${buf.length - end} bytes after the torrent's dict were ignored`);
+  }
+  const t = dict(top, 'torrent');
+  const info = dict(t.get('info'), 'info');
+  const span = spans.get(info)!;
+  const infoRaw = buf.subarray(span.start, span.end);
+
+  const metaVersion = info.get('meta version');
+  const hasV1 = info.has('pieces');
+  if (metaVersion === 2 && !hasV1) fail('info', 'this is a v2-only torrent (BEP 52), which torrent-tools cannot download yet');
+  if (metaVersion !== undefined && metaVersion !== 1 && metaVersion !== 2) fail('info.meta version', `unknown version ${String(metaVersion)}`);
+
+  const nameValue = info.get('name.utf-8') ?? info.get('name');
+  const name = text(nameValue, 'info.name');
+  const np = componentProblem(name);
+  if (np !== null) fail('info.name', `${JSON.stringify(name)} ${np}`);
+  const pieceLength = int(info.get('piece length'), 'info.piece length', 1, LIMITS.pieceLength);
+  const piecesRaw = info.get('pieces');
+  if (!Buffer.isBuffer(piecesRaw)) fail('info.pieces', 'expected a byte string');
+  if (piecesRaw.length % 20 !== 0) fail('info.pieces', `length ${piecesRaw.length} is not a multiple of 20`);
+
+  const files: TorrentFile[] = [];
+  let length = 0;
+  const multiFile = info.has('files');
+  if (multiFile) {
+    if (info.has('length')) fail('info', 'has both "length" and "files"');
+    const list = info.get('files');
+    if (!Array.isArray(list)) fail('info.files', 'expected a list');
+    if (list.length === 0) fail('info.files', 'the file list is empty');
+    if (list.length > LIMITS.files) fail('info.files', `more than ${LIMITS.files} files`);
+    const seen = new Set<string>();
+    const dirs = new Set<string>();
+    for (let i = 0; i < list.length; i++) {
+      const where = `info.files[${i}]`;
+      const f = dict(list[i], where);
+      const len = int(f.get('length'), `${where}.length`, 0, Number.MAX_SAFE_INTEGER);
+      const path = pathComponents(f.get('path.utf-8') ?? f.get('path'), `${where}.path`);
+      const attr = f.get('attr');
+      const pad = Buffer.isBuffer(attr) && attr.includes(0x70); // 'p'
+      const key = path.join('/');
+      if (!pad) {
+        if (seen.has(key) || dirs.has(key)) fail(`${where}.path`, `duplicate path ${JSON.stringify(key)}`);
+        for (let k = 1; k < path.length; k++) {
+          const d = path.slice(0, k).join('/');
+          if (seen.has(d)) fail(`${where}.path`, `${JSON.stringify(key)} is inside ${JSON.stringify(d)}, which is a file`);
+          dirs.add(d);
+        }
+        seen.add(key);
+      }
+      files.push({ path, length: len, offset: length, pad });
+      length += len;
+      if (length > Number.MAX_SAFE_INTEGER) fail('info.files', 'total length is too large');
+    }
+  } else {
+    length = int(info.get('length'), 'info.length', 0, Number.MAX_SAFE_INTEGER);
+    files.push({ path: [name], length, offset: 0, pad: false });
+  }
+  if (length === 0) fail('info', 'the torrent has no data (total length 0)');
+  const pieceCount = Math.ceil(length / pieceLength);
+  if (pieceCount > LIMITS.pieces) fail('info.pieces', `more than ${LIMITS.pieces} pieces`);
+  if (piecesRaw.length / 20 !== pieceCount) {
+    fail('info.pieces', `${piecesRaw.length / 20} hashes for ${pieceCount} pieces (${length} bytes in pieces of ${pieceLength})`);
+  }
+
+  let creationDate: number | undefined;
+  const cd = t.get('creation date');
+  if (typeof cd === 'number' && cd > 0) creationDate = cd > 1e11 ? Math.floor(cd / 1000) : cd; // milliseconds seen in the wild
+  const urlListRaw = t.get('url-list');
+  const urlList = Buffer.isBuffer(urlListRaw)
+    ? [urlListRaw.toString('utf8')].filter((u) => u.length > 0)
+    : Array.isArray(urlListRaw)
+      ? urlListRaw.filter((u): u is Buffer => Buffer.isBuffer(u)).map((u) => u.toString('utf8'))
+      : [];
+
+  const out: Torrent = {
+    infoHash: createHash('sha1').update(infoRaw).digest(),
+    infoHashHex: '',
+    infoRaw,
+    name,
+    length,
+    pieceLength,
+    pieceCount,
+    pieceHashes: piecesRaw,
+    files,
+    multiFile,
+    private: info.get('private') === 1,
+    announce: tiers(t, warn),
+    urlList,
+  };
+  out.infoHashHex = out.infoHash.toString('hex');
+  if (metaVersion === 2) out.infoHashV2 = createHash('sha256').update(infoRaw).digest();
+  const comment = optText(t, 'comment');
+  if (comment !== undefined) out.comment = comment;
+  const createdBy = optText(t, 'created by');
+  if (createdBy !== undefined) out.createdBy = createdBy;
+  if (creationDate !== undefined) out.creationDate = creationDate;
+  const source = optText(info, 'source');
+  if (source !== undefined) out.source = source;
+  return out;
+}

@@ -1,0 +1,217 @@
+/**
+ * Where a byte hits the disk: a torrent's pieces mapped onto its files, written and read with
+ * positional I/O through a bounded cache of open file handles.
+ *
+ * Files are opened without O_TRUNC and only ever grown (sparse) to their final length: a run
+ * over an existing directory never loses a byte that was there. BEP 47 pad files are never
+ * written; they read back as zeros.
+ */
+import { constants, type FileHandle, open, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Torrent } from '../metainfo/torrent.js';
+import { pieceSize, pieceSpans } from '../metainfo/pieces.js';
+import { checkNoSymlinks, prepareRoot, safeJoin } from './safe-path.js';
+
+export interface StoreOptions {
+  /** 'write' creates directories and files as needed; 'read' never creates anything. */
+  mode: 'read' | 'write';
+  /** file indexes to write (default: every file); pieces still span the others, which are skipped */
+  select?: ReadonlySet<number>;
+  /** the most file handles kept open at once (torrents can have tens of thousands of files) */
+  maxOpen?: number;
+}
+
+interface Slot {
+  handle: FileHandle;
+  users: number;
+  lastUse: number;
+}
+
+export class FileStore {
+  readonly torrent: Torrent;
+  readonly root: string;
+  /** absolute path of each file of the torrent */
+  readonly paths: readonly string[];
+  private readonly mode: 'read' | 'write';
+  private readonly select: ReadonlySet<number> | undefined;
+  private readonly maxOpen: number;
+  private readonly slots = new Map<number, Slot>();
+  private readonly opening = new Map<number, Promise<Slot | null>>();
+  private readonly sized = new Set<number>();
+  private tick = 0;
+  private closed = false;
+
+  private constructor(torrent: Torrent, root: string, paths: string[], options: StoreOptions) {
+    this.torrent = torrent;
+    this.root = root;
+    this.paths = paths;
+    this.mode = options.mode;
+    this.select = options.select;
+    this.maxOpen = Math.max(1, options.maxOpen ?? 128);
+  }
+
+  /**
+   * Checks every path of the torrent under `root` before anything is created: a torrent that
+   * would write outside `root`, or through a symlink, is refused whole (UnsafePathError).
+   */
+  static async open(torrent: Torrent, root: string, options: StoreOptions): Promise<FileStore> {
+    const base = options.mode === 'write' ? await prepareRoot(root) : root;
+    const prefix = torrent.multiFile ? [torrent.name] : [];
+    const paths: string[] = [];
+    for (const f of torrent.files) {
+      const components = torrent.multiFile ? [...prefix, ...f.path] : [torrent.name];
+      paths.push(safeJoin(base, components));
+      if (!f.pad) await checkNoSymlinks(base, components);
+    }
+    const store = new FileStore(torrent, base, paths, options);
+    if (options.mode === 'write') await store.createEmptyFiles();
+    return store;
+  }
+
+  /** True when file `i` is one this store writes. */
+  wants(file: number): boolean {
+    const f = this.torrent.files[file]!;
+    return !f.pad && (this.select === undefined || this.select.has(file));
+  }
+
+  /** Writes a verified piece into every (selected, non-pad) file it spans. */
+  async writePiece(index: number, data: Buffer): Promise<void> {
+    if (data.length !== pieceSize(this.torrent, index)) throw new RangeError(`piece ${index}: ${data.length} bytes, expected ${pieceSize(this.torrent, index)}`);
+    for (const s of pieceSpans(this.torrent, index)) {
+      if (!this.wants(s.file)) continue;
+      const slot = await this.acquire(s.file);
+      try {
+        let done = 0;
+        while (done < s.length) {
+          const { bytesWritten } = await slot!.handle.write(data, s.pieceOffset + done, s.length - done, s.fileOffset + done);
+          done += bytesWritten;
+        }
+      } finally {
+        this.release(slot!);
+      }
+    }
+  }
+
+  /**
+   * Reads `length` bytes at `begin` of piece `index` into a new buffer, or null when a file it
+   * needs is missing or too short (pad files read as zeros).
+   */
+  async read(index: number, begin: number, length: number, into?: Buffer): Promise<Buffer | null> {
+    const out = into !== undefined && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+    const end = begin + length;
+    for (const s of pieceSpans(this.torrent, index)) {
+      const a = Math.max(begin, s.pieceOffset);
+      const b = Math.min(end, s.pieceOffset + s.length);
+      if (a >= b) continue;
+      if (this.torrent.files[s.file]!.pad) {
+        out.fill(0, a - begin, b - begin);
+        continue;
+      }
+      const slot = await this.acquire(s.file);
+      if (slot === null) return null;
+      try {
+        let done = 0;
+        while (a + done < b) {
+          const { bytesRead } = await slot.handle.read(out, a - begin + done, b - a - done, s.fileOffset + (a - s.pieceOffset) + done);
+          if (bytesRead === 0) return null; // short file
+          done += bytesRead;
+        }
+      } finally {
+        this.release(slot);
+      }
+    }
+    return out;
+  }
+
+  /** The whole piece, or null when it is not (all) on disk. */
+  readPiece(index: number, into?: Buffer): Promise<Buffer | null> {
+    return this.read(index, 0, pieceSize(this.torrent, index), into);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.opening.values()]);
+    const slots = [...this.slots.values()];
+    this.slots.clear();
+    await Promise.allSettled(slots.map((s) => s.handle.close()));
+  }
+
+  private async createEmptyFiles(): Promise<void> {
+    for (let i = 0; i < this.torrent.files.length; i++) {
+      if (this.torrent.files[i]!.length === 0 && this.wants(i)) {
+        const slot = await this.acquire(i);
+        this.release(slot!);
+      }
+    }
+  }
+
+  private async acquire(file: number): Promise<Slot | null> {
+    if (this.closed) throw new Error('the file store is closed');
+    const have = this.slots.get(file);
+    if (have !== undefined) {
+      have.users++;
+      have.lastUse = ++this.tick;
+      return have;
+    }
+    let pending = this.opening.get(file);
+    if (pending === undefined) {
+      pending = this.openFile(file).finally(() => this.opening.delete(file));
+      this.opening.set(file, pending);
+    }
+    const slot = await pending;
+    if (slot === null) return null;
+    slot.users++;
+    slot.lastUse = ++this.tick;
+    return slot;
+  }
+
+  private release(slot: Slot): void {
+    slot.users--;
+  }
+
+  private async openFile(file: number): Promise<Slot | null> {
+    await this.evict();
+    const path = this.paths[file]!;
+    let handle: FileHandle;
+    if (this.mode === 'write') {
+      await mkdir(dirname(path), { recursive: true });
+      // O_NOFOLLOW: the symlink check ran at open(); this closes the window after it
+      handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o666);
+      if (!this.sized.has(file)) {
+        const want = this.torrent.files[file]!.length;
+        const st = await handle.stat();
+        if (st.size < want) await handle.truncate(want); // grow, sparse; never shrink
+        this.sized.add(file);
+      }
+    } else {
+      try {
+        handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ELOOP' || code === 'EISDIR' || code === 'ENOTDIR') return null;
+        throw e;
+      }
+    }
+    const slot: Slot = { handle, users: 0, lastUse: ++this.tick };
+    this.slots.set(file, slot);
+    return slot;
+  }
+
+  /** Closes the least recently used idle handles until there is room for one more. */
+  private async evict(): Promise<void> {
+    while (this.slots.size + this.opening.size >= this.maxOpen) {
+      let victim: number | null = null;
+      let oldest = Infinity;
+      for (const [file, s] of this.slots) {
+        if (s.users === 0 && s.lastUse < oldest) {
+          oldest = s.lastUse;
+          victim = file;
+        }
+      }
+      if (victim === null) return; // all in use: go over the limit rather than deadlock
+      const s = this.slots.get(victim)!;
+      this.slots.delete(victim);
+      await s.handle.close();
+    }
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Hashing what is on disk, on every core: worker threads each take blocks of pieces, read them
+ * with their own file store and SHA-1 them; results come back in index order. A missing or
+ * short file makes its pieces invalid, never an error.
+ */
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Torrent } from '../metainfo/torrent.js';
+
+/** Pieces per unit of work: big enough to read sequentially, small enough to balance. */
+const BLOCK = 32;
+
+export interface VerifyOptions {
+  workers?: number;
+  /** only these pieces (default: all) */
+  pieces?: readonly number[];
+  signal?: AbortSignal;
+}
+
+/** What a worker needs to rebuild the torrent's layout (a structured-clone-able subset). */
+export interface VerifyJob {
+  root: string;
+  torrent: Pick<Torrent, 'name' | 'multiFile' | 'files' | 'length' | 'pieceLength' | 'pieceCount' | 'pieceHashes'>;
+}
+
+export function hashMatches(t: Pick<Torrent, 'pieceHashes'>, index: number, data: Buffer): boolean {
+  const want = t.pieceHashes.subarray(index * 20, index * 20 + 20);
+  return createHash('sha1').update(data).digest().equals(want);
+}
+
+/**
+ * Yields `[index, valid]` for every wanted piece in ascending index order, verifying on
+ * `workers` threads (default: every core).
+ */
+export async function* verifyPieces(torrent: Torrent, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, boolean]> {
+  const wanted = options.pieces ? [...options.pieces].sort((a, b) => a - b) : Array.from({ length: torrent.pieceCount }, (_, i) => i);
+  const blocks: number[][] = [];
+  for (let i = 0; i < wanted.length; i += BLOCK) blocks.push(wanted.slice(i, i + BLOCK));
+  const n = Math.max(1, Math.min(options.workers ?? availableParallelism(), blocks.length));
+  const job: VerifyJob = {
+    root,
+    torrent: {
+      name: torrent.name, multiFile: torrent.multiFile, files: torrent.files, length: torrent.length,
+      pieceLength: torrent.pieceLength, pieceCount: torrent.pieceCount, pieceHashes: torrent.pieceHashes,
+    },
+  };
+  const done = new Map<number, boolean[]>(); // block number → results
+  let failure: Error | null = null;
+  let wake: (() => void) | null = null;
+  const poke = (): void => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  let next = 0;
+  const workers: Worker[] = [];
+  const feed = (w: Worker): void => {
+    if (next < blocks.length) w.postMessage({ block: next, pieces: blocks[next++] });
+    else w.postMessage(null);
+  };
+  for (let k = 0; k < n; k++) {
+    const w = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: job });
+    w.on('message', (m: { block: number; results: boolean[] }) => {
+      done.set(m.block, m.results);
+      feed(w);
+      poke();
+    });
+    w.on('error', (e) => {
+      failure ??= e;
+      poke();
+    });
+    workers.push(w);
+    feed(w);
+  }
+  const onAbort = (): void => {
+    failure ??= Object.assign(new Error('aborted'), { name: 'AbortError' });
+    poke();
+  };
+  options.signal?.addEventListener('abort', onAbort);
+  try {
+    for (let b = 0; b < blocks.length; b++) {
+      while (!done.has(b)) {
+        if (failure) throw failure;
+        await new Promise<void>((r) => (wake = r));
+      }
+      const results = done.get(b)!;
+      done.delete(b);
+      const pieces = blocks[b]!;
+      for (let i = 0; i < pieces.length; i++) yield [pieces[i]!, results[i]!];
+    }
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * Where a piece is picked: which blocks to ask a peer for next.
+ *
+ * Pieces already started come first (finishing them frees memory and gives verified data
+ * sooner), then the rarest piece the peer has, ties broken at random so that peers fetching
+ * at once spread out (libtorrent's rule). In sequential mode (for streaming to a player) the
+ * lowest wanted index wins instead. Once every missing block is requested, end-game allows a
+ * block to be requested from a second peer; the first copy to arrive wins and the others are
+ * cancelled by the caller.
+ */
+import { blockRanges, pieceSize } from '../metainfo/pieces.js';
+
+export const BLOCK = 16 * 1024;
+
+export interface Block {
+  index: number;
+  begin: number;
+  length: number;
+}
+
+/** A piece being downloaded: its buffer and which blocks are requested, received, from whom. */
+export class PartialPiece {
+  readonly index: number;
+  readonly size: number;
+  readonly buf: Buffer;
+  /** per block: number of outstanding requests */
+  readonly requested: Uint8Array;
+  /** per block: received */
+  readonly received: Uint8Array;
+  /** per block: who sent it (for strikes when the hash fails) */
+  readonly from: Array<string | undefined>;
+  receivedCount = 0;
+  /** blocks never requested yet: requested[b] === 0 && !received[b] */
+  unrequested: number;
+
+  constructor(index: number, size: number) {
+    this.index = index;
+    this.size = size;
+    this.buf = Buffer.allocUnsafe(size);
+    const n = Math.ceil(size / BLOCK);
+    this.requested = new Uint8Array(n);
+    this.received = new Uint8Array(n);
+    this.from = new Array<string | undefined>(n);
+    this.unrequested = n;
+  }
+
+  get blocks(): number {
+    return this.requested.length;
+  }
+
+  get complete(): boolean {
+    return this.receivedCount === this.requested.length;
+  }
+
+  blockLength(b: number): number {
+    return Math.min(BLOCK, this.size - b * BLOCK);
+  }
+}
+
+export interface PickerOptions {
+  sequential?: boolean;
+  random?: () => number;
+}
+
+export class PiecePicker {
+  readonly pieceCount: number;
+  private readonly torrent: { length: number; pieceLength: number };
+  /** how many connected peers have each piece */
+  private readonly availability: Uint16Array;
+  /** pieces still wanted and not being downloaded */
+  private readonly wanted: Uint8Array;
+  private wantedCount = 0;
+  readonly partials = new Map<number, PartialPiece>();
+  private readonly sequential: boolean;
+  private readonly random: () => number;
+
+  constructor(torrent: { length: number; pieceLength: number; pieceCount: number }, wanted: Iterable<number>, options: PickerOptions = {}) {
+    this.torrent = torrent;
+    this.pieceCount = torrent.pieceCount;
+    this.availability = new Uint16Array(torrent.pieceCount);
+    this.wanted = new Uint8Array(torrent.pieceCount);
+    for (const i of wanted) {
+      if (!this.wanted[i]) {
+        this.wanted[i] = 1;
+        this.wantedCount++;
+      }
+    }
+    this.sequential = options.sequential ?? false;
+    this.random = options.random ?? Math.random;
+  }
+
+  /** Wanted pieces not yet started. */
+  get pending(): number {
+    return this.wantedCount;
+  }
+
+  /** True when nothing is left to download (every wanted piece verified). */
+  get finished(): boolean {
+    return this.wantedCount === 0 && this.partials.size === 0;
+  }
+
+  /** A peer's bitfield arrived (or it left: sign -1). */
+  addBitfield(has: (i: number) => boolean, sign: 1 | -1): void {
+    const a = this.availability;
+    for (let i = 0; i < this.pieceCount; i++) if (has(i)) a[i] = Math.max(0, a[i]! + sign);
+  }
+
+  addHave(index: number, sign: 1 | -1 = 1): void {
+    this.availability[index] = Math.max(0, this.availability[index]! + sign);
+  }
+
+  availabilityOf(index: number): number {
+    return this.availability[index]!;
+  }
+
+  isWanted(index: number): boolean {
+    return this.wanted[index] === 1 || this.partials.has(index);
+  }
+
+  /**
+   * Up to `max` blocks to request from a peer that has the pieces `has` says, never asking it
+   * twice for the same block (`mine` says which blocks it already has outstanding).
+   * `startNew` is false when no new piece may start (the in-flight memory bound is reached).
+   */
+  pick(has: (i: number) => boolean, max: number, startNew: boolean, mine: (b: Block) => boolean): Block[] {
+    const out: Block[] = [];
+    // 1. blocks never requested in pieces already started
+    for (const p of this.partials.values()) {
+      if (out.length >= max) return out;
+      if (p.unrequested > 0 && has(p.index)) this.takeFrom(p, out, max, false, mine);
+    }
+    // 2. new pieces, rarest first (or in order)
+    while (out.length < max && startNew && this.wantedCount > 0) {
+      const i = this.choose(has);
+      if (i < 0) break;
+      const p = this.start(i);
+      this.takeFrom(p, out, max, false, mine);
+    }
+    // 3. end-game: every block is requested; ask for blocks still outstanding elsewhere
+    if (out.length < max && this.wantedCount === 0) {
+      for (const p of this.partials.values()) {
+        if (out.length >= max) break;
+        if (has(p.index)) this.takeFrom(p, out, max, true, mine);
+      }
+    }
+    return out;
+  }
+
+  /** True when every missing block has been requested at least once. */
+  get endgame(): boolean {
+    if (this.wantedCount > 0) return false;
+    for (const p of this.partials.values()) if (p.unrequested > 0) return false;
+    return true;
+  }
+
+  private takeFrom(p: PartialPiece, out: Block[], max: number, duplicate: boolean, mine: (b: Block) => boolean): void {
+    for (let b = 0; b < p.blocks && out.length < max; b++) {
+      if (p.received[b]) continue;
+      if (duplicate ? p.requested[b]! >= 2 : p.requested[b]! > 0) continue;
+      const blk = { index: p.index, begin: b * BLOCK, length: p.blockLength(b) };
+      if (duplicate && (mine(blk) || out.some((x) => x.index === blk.index && x.begin === blk.begin))) continue;
+      if (p.requested[b] === 0) p.unrequested--;
+      p.requested[b]!++;
+      out.push(blk);
+    }
+  }
+
+  private choose(has: (i: number) => boolean): number {
+    const n = this.pieceCount;
+    if (this.sequential) {
+      for (let i = 0; i < n; i++) if (this.wanted[i] && has(i)) return i;
+      return -1;
+    }
+    let best = -1;
+    let bestAvail = Infinity;
+    let ties = 0;
+    // reservoir sampling among the rarest: a fair random tie-break in one pass
+    for (let i = 0; i < n; i++) {
+      if (!this.wanted[i] || !has(i)) continue;
+      const av = this.availability[i]!;
+      if (av < bestAvail) {
+        bestAvail = av;
+        best = i;
+        ties = 1;
+      } else if (av === bestAvail && this.random() * ++ties < 1) {
+        best = i;
+      }
+    }
+    return best;
+  }
+
+  private start(i: number): PartialPiece {
+    this.wanted[i] = 0;
+    this.wantedCount--;
+    const p = new PartialPiece(i, pieceSize(this.torrent, i));
+    this.partials.set(i, p);
+    return p;
+  }
+
+  /** A request was cancelled, rejected or lost with its peer: the block may be asked again. */
+  release(b: Block): void {
+    const p = this.partials.get(b.index);
+    if (!p) return;
+    const k = b.begin / BLOCK;
+    if (p.received[k] || p.requested[k] === 0) return;
+    p.requested[k]!--;
+    if (p.requested[k] === 0) p.unrequested++;
+  }
+
+  /**
+   * A block arrived. Returns the piece when this was its last block (the caller hashes it),
+   * 'dup' when the block was already in, or null otherwise. Unknown blocks return 'unrequested'.
+   */
+  receive(index: number, begin: number, data: Buffer, peer: string): PartialPiece | 'dup' | 'unrequested' | null {
+    const p = this.partials.get(index);
+    if (!p || begin % BLOCK !== 0) return 'unrequested';
+    const k = begin / BLOCK;
+    if (k >= p.blocks || data.length !== p.blockLength(k)) return 'unrequested';
+    if (p.received[k]) return 'dup';
+    if (p.requested[k] === 0) return 'unrequested';
+    data.copy(p.buf, begin);
+    p.received[k] = 1;
+    p.from[k] = peer;
+    p.receivedCount++;
+    return p.complete ? p : null;
+  }
+
+  /** The piece verified: it is done. */
+  finish(p: PartialPiece): void {
+    this.partials.delete(p.index);
+  }
+
+  /** The piece failed its hash: start it again from scratch. */
+  reset(p: PartialPiece): void {
+    this.partials.delete(p.index);
+    this.wanted[p.index] = 1;
+    this.wantedCount++;
+  }
+
+  /** Blocks of a piece, for callers that need the layout. */
+  static blocksOf(size: number): Array<{ begin: number; length: number }> {
+    return blockRanges(size, BLOCK);
+  }
+}

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { lstat, mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { Torrent } from '../src/metainfo/torrent.js';
+import { FileStore } from '../src/storage/file-store.js';
+import { UnsafePathError, safeJoin } from '../src/storage/safe-path.js';
+import { verifyPieces } from '../src/storage/verify.js';
+import { bytes, rng, seedFromEnv } from './helpers/random.js';
+import { makeTorrent, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
+
+const PL = 16 * 1024;
+
+/** 7 files: pieces span 3+ files, a zero-length file, a pad file. */
+function layout(r: () => number): TestFile[] {
+  return [
+    { path: ['a.bin'], data: bytes(r, PL + 100) },
+    { path: ['sub', 'b.bin'], data: bytes(r, 50) },
+    { path: ['sub', 'c.bin'], data: bytes(r, 70) },
+    { path: ['empty.txt'], data: Buffer.alloc(0) },
+    { path: ['d.bin'], data: bytes(r, PL - 220) },
+    { path: ['.pad', '1234'], data: Buffer.alloc(PL - 500), pad: true },
+    { path: ['e.bin'], data: bytes(r, 3 * PL + 7) },
+  ];
+}
+
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(d: string, rel: string): Promise<void> {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      out.push(p);
+      if (e.isDirectory()) await walk(join(d, e.name), p);
+    }
+  }
+  await walk(dir, '');
+  return out.sort();
+}
+
+test('pieces written in any order land in the right files; pad files are never written', async () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  const files = layout(r);
+  const { torrent: t, content } = makeTorrent('multi', files, PL);
+  const out = await tmpDir();
+  const store = await FileStore.open(t, out, { mode: 'write' });
+  const order = Array.from({ length: t.pieceCount }, (_, i) => i).sort(() => r() - 0.5);
+  for (const i of [...order, order[0]!]) await store.writePiece(i, content.subarray(i * PL, (i + 1) * PL));
+  for (let i = 0; i < t.pieceCount; i++) assert.deepEqual(await store.readPiece(i), content.subarray(i * PL, (i + 1) * PL), `seed ${seed}`);
+  await store.close();
+  for (const f of files) {
+    const p = join(out, 'multi', ...f.path);
+    if (f.pad) await assert.rejects(lstat(p), /ENOENT/);
+    else assert.deepEqual(await readFile(p), f.data, f.path.join('/'));
+  }
+  assert.deepEqual(await tree(out), ['multi', 'multi/a.bin', 'multi/d.bin', 'multi/e.bin', 'multi/empty.txt', 'multi/sub', 'multi/sub/b.bin', 'multi/sub/c.bin']);
+});
+
+test('a run over existing files never truncates them; files are sparse at their final size', async () => {
+  const r = rng(1);
+  const files = [{ path: ['x.bin'], data: bytes(r, 5 * PL) }];
+  const { torrent: t, content } = makeTorrent('x.bin', files, PL, true);
+  const out = await tmpDir();
+  await writeFiles(out, 'x.bin', files, true);
+  const store = await FileStore.open(t, out, { mode: 'write' });
+  await store.writePiece(2, content.subarray(2 * PL, 3 * PL));
+  await store.close();
+  assert.deepEqual(await readFile(join(out, 'x.bin')), content);
+  const fresh = await tmpDir();
+  const s2 = await FileStore.open(t, fresh, { mode: 'write' });
+  await s2.writePiece(4, content.subarray(4 * PL));
+  await s2.close();
+  const st = await stat(join(fresh, 'x.bin'));
+  assert.equal(st.size, 5 * PL);
+  assert.ok(st.blocks * 512 < 5 * PL, 'sparse: the unwritten pieces take no blocks');
+});
+
+test('read mode reports missing and short files as null, never throws', async () => {
+  const r = rng(2);
+  const files = layout(r);
+  const { torrent: t } = makeTorrent('multi', files, PL);
+  const out = await tmpDir();
+  const store = await FileStore.open(t, out, { mode: 'read' });
+  assert.equal(await store.readPiece(0), null);
+  await store.close();
+  assert.deepEqual(await readdir(out), [], 'read mode created nothing');
+});
+
+test('hostile paths are refused before anything is written', async () => {
+  const base = makeTorrent('multi', layout(rng(3)), PL).torrent;
+  const hostile: Array<[string[], RegExp]> = [
+    [['..', 'escape'], /a path component is ".."/],
+    [['a', '..', '..', 'b'], /a path component is ".."/],
+    [['/etc/passwd'], /absolute path/],
+    [['a\\..\\..\\b'], /path separator/],
+    [['nul\0byte'], /NUL/],
+    [[''], /is empty/],
+    [['.'], /is "."/],
+    [['CON'], /reserved device name/],
+  ];
+  for (const [path, re] of hostile) {
+    const parent = await tmpDir();
+    const out = join(parent, 'out');
+    const t: Torrent = { ...base, files: base.files.map((f, i) => (i === 1 ? { ...f, path } : f)) };
+    await assert.rejects(FileStore.open(t, out, { mode: 'write' }), (e: unknown) => e instanceof UnsafePathError && re.test((e as Error).message), JSON.stringify(path));
+    // nothing anywhere around: only the (empty) output directory itself
+    assert.deepEqual(await tree(parent), ['out'], JSON.stringify(path));
+  }
+  assert.throws(() => safeJoin('/tmp/x', ['a', 'b']) && safeJoin('/tmp/x', ['..']), UnsafePathError);
+});
+
+test('a symlink already in the output directory is never written through', async () => {
+  const parent = await tmpDir();
+  const out = join(parent, 'out');
+  const outside = join(parent, 'outside');
+  await mkdir(outside);
+  await mkdir(join(out, 'multi'), { recursive: true });
+  await symlink(outside, join(out, 'multi', 'sub'));
+  const { torrent: t } = makeTorrent('multi', layout(rng(4)), PL);
+  await assert.rejects(FileStore.open(t, out, { mode: 'write' }), /symlink/);
+  await symlink(join(outside, 'target'), join(out, 'multi', 'a.bin'));
+  await assert.rejects(FileStore.open(t, out, { mode: 'write' }), /symlink/);
+  assert.deepEqual(await readdir(outside), []);
+});
+
+test('verify: valid, damaged, short and missing files, on several workers, in index order', async () => {
+  const r = rng(5);
+  const files = layout(r);
+  const { torrent: t } = makeTorrent('multi', files, PL);
+  const out = await tmpDir();
+  await writeFiles(out, 'multi', files);
+  const results = async (workers: number) => {
+    const got: Array<[number, boolean]> = [];
+    for await (const x of verifyPieces(t, out, { workers })) got.push(x);
+    return got;
+  };
+  assert.deepEqual(await results(2), Array.from({ length: t.pieceCount }, (_, i) => [i, true]));
+  // damage one byte of e.bin's second piece, cut d.bin short, delete b.bin
+  const e = join(out, 'multi', 'e.bin');
+  const buf = await readFile(e);
+  buf[PL + 5] ^= 0xff;
+  await writeFile(e, buf);
+  await truncate(join(out, 'multi', 'd.bin'), 10);
+  const { rm } = await import('node:fs/promises');
+  await rm(join(out, 'multi', 'sub', 'b.bin'));
+  const got = await results(3);
+  const bad = got.filter(([, ok]) => !ok).map(([i]) => i);
+  // b.bin (offset PL+100) and d.bin ([PL+220, 2PL)) are in piece 1; e.bin's byte PL+5 is in the piece holding offset e.offset+PL+5
+  const eOff = t.files[6]!.offset;
+  assert.deepEqual(bad, [1, Math.floor((eOff + PL + 5) / PL)]);
+  assert.deepEqual(got.map(([i]) => i), Array.from({ length: t.pieceCount }, (_, i) => i));
+});

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BLOCK, PiecePicker, type Block } from '../src/swarm/picker.js';
+import { rng, seedFromEnv } from './helpers/random.js';
+
+const torrent = (pieces: number, pieceLength = 4 * BLOCK, lastShort = 0) => ({
+  pieceCount: pieces,
+  pieceLength,
+  length: pieces * pieceLength - lastShort,
+});
+const all = (n: number) => Array.from({ length: n }, (_, i) => i);
+const none = () => false;
+
+test('rarest first, ties broken at random, partial pieces first', () => {
+  const seed = seedFromEnv();
+  const t = torrent(10);
+  const p = new PiecePicker(t, all(10), { random: rng(seed) });
+  // availability: piece 7 has 1 peer, others 3
+  for (let k = 0; k < 3; k++) p.addBitfield((i) => i !== 7 || k === 0, 1);
+  const got = p.pick(() => true, 2, true, none);
+  assert.deepEqual(got.map((b) => [b.index, b.begin]), [[7, 0], [7, BLOCK]], `seed ${seed}`);
+  // the started piece is finished before another starts
+  const more = p.pick(() => true, 3, true, none);
+  assert.deepEqual(more.slice(0, 2).map((b) => [b.index, b.begin]), [[7, 2 * BLOCK], [7, 3 * BLOCK]]);
+  assert.notEqual(more[2]!.index, 7);
+  // ties: over many pickers, every equally rare piece gets chosen first sometimes
+  const firsts = new Set<number>();
+  const r = rng(seed);
+  for (let k = 0; k < 200; k++) {
+    const q = new PiecePicker(t, all(10), { random: r });
+    firsts.add(q.pick(() => true, 1, true, none)[0]!.index);
+  }
+  assert.equal(firsts.size, 10, `seed ${seed}`);
+});
+
+test('only pieces the peer has; sequential mode picks in order', () => {
+  const t = torrent(6);
+  const p = new PiecePicker(t, [1, 3, 5], { sequential: true });
+  assert.deepEqual(p.pick((i) => i === 5 || i === 3, 5, true, none).map((b) => b.index), [3, 3, 3, 3, 5]);
+  assert.deepEqual(p.pick((i) => i === 0, 5, true, none), []);
+});
+
+test('no new piece starts when the memory bound says so', () => {
+  const p = new PiecePicker(torrent(4), all(4));
+  assert.deepEqual(p.pick(() => true, 8, false, none), []);
+  assert.equal(p.pick(() => true, 2, true, none).length, 2);
+  // the started piece can still be continued
+  assert.equal(p.pick(() => true, 8, false, none).length, 2);
+});
+
+test('blocks complete a piece; a short last piece has a short last block', () => {
+  const t = torrent(2, 2 * BLOCK, BLOCK / 2);
+  const p = new PiecePicker(t, all(2), { sequential: true });
+  const blocks = p.pick(() => true, 10, true, none);
+  assert.deepEqual(blocks.map((b) => [b.index, b.begin, b.length]), [[0, 0, BLOCK], [0, BLOCK, BLOCK], [1, 0, BLOCK], [1, BLOCK, BLOCK / 2]]);
+  assert.equal(p.receive(1, BLOCK, Buffer.alloc(BLOCK), 'a'), 'unrequested', 'wrong length');
+  assert.equal(p.receive(1, 0, Buffer.alloc(BLOCK, 1), 'a'), null);
+  assert.equal(p.receive(1, 0, Buffer.alloc(BLOCK, 1), 'b'), 'dup');
+  const done = p.receive(1, BLOCK, Buffer.alloc(BLOCK / 2, 2), 'b');
+  assert.ok(done !== null && typeof done === 'object');
+  assert.equal(done.buf.length, BLOCK * 1.5);
+  assert.deepEqual(done.from, ['a', 'b']);
+  p.finish(done);
+  assert.equal(p.receive(7, 0, Buffer.alloc(1), 'x'), 'unrequested');
+  assert.equal(p.finished, false);
+});
+
+test('released blocks are asked again; a failed piece starts over', () => {
+  const p = new PiecePicker(torrent(1), [0]);
+  const [a, b] = p.pick(() => true, 2, true, none) as [Block, Block];
+  p.release(a);
+  assert.deepEqual(p.pick(() => true, 1, true, none), [a]);
+  void b;
+  const rest = p.pick(() => true, 2, true, none);
+  assert.equal(rest.length, 2);
+  assert.ok(rest.every((r) => r.begin !== a.begin && r.begin !== b.begin));
+  let piece = null;
+  for (const blk of [a, b, ...rest]) piece = p.receive(blk.index, blk.begin, Buffer.alloc(blk.length), 'x');
+  assert.ok(piece && typeof piece === 'object');
+  p.reset(piece);
+  assert.equal(p.pending, 1);
+  assert.equal(p.pick(() => true, 10, true, none).length, 4);
+});
+
+test('end-game: outstanding blocks are requested from a second peer, never twice from one', () => {
+  const p = new PiecePicker(torrent(1), [0]);
+  const first = p.pick(() => true, 10, true, none);
+  assert.equal(first.length, 4);
+  assert.ok(p.endgame);
+  const mineA = (b: Block) => first.some((x) => x.begin === b.begin);
+  assert.deepEqual(p.pick(() => true, 10, true, mineA), [], 'peer A already has them all');
+  const second = p.pick(() => true, 10, true, none);
+  assert.equal(second.length, 4, 'peer B duplicates them');
+  assert.deepEqual(p.pick(() => true, 10, true, none), [], 'at most two copies of a block');
+});
