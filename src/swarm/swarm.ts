@@ -1,0 +1,480 @@
+/**
+ * The download engine: many peer connections feeding one piece picker.
+ *
+ * Per peer, requests are pipelined to about 3 s of its measured rate (libtorrent's rule,
+ * clamped to [2, 500] and to the peer's `reqq`). Every piece is SHA-1-checked before it leaves;
+ * a piece that fails is fetched again and, once good, compared block by block with the failed
+ * copy, so the peer that sent the bad block is banned and an honest co-contributor is not.
+ * Memory is bounded: pieces in flight are capped in bytes, and when the consumer is slow no new
+ * piece starts until it catches up.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { pieceSize } from '../metainfo/pieces.js';
+import type { Torrent } from '../metainfo/torrent.js';
+import { peerKey, type PeerRecord } from '../peers/record.js';
+import type { WireLimits } from '../wire/frame-decoder.js';
+import { PeerConnection, type WireExtension } from '../wire/peer-connection.js';
+import { makePeerId, type WireMessage } from '../wire/protocol.js';
+import { Bitfield } from './bitfield.js';
+import { Connector } from './connector.js';
+import { BLOCK, PiecePicker, type Block, type PartialPiece } from './picker.js';
+import { RateMeter } from './rate.js';
+
+export interface SwarmOptions {
+  torrent: Torrent;
+  /** pieces to fetch (default: every piece not in `have`) */
+  wanted?: Iterable<number>;
+  /** pieces we already have */
+  have?: Iterable<number>;
+  peerId?: Buffer;
+  maxPeers?: number;
+  halfOpen?: number;
+  connectTimeoutMs?: number;
+  /** bytes of pieces being downloaded at once (default 32 MiB, at least 2 pieces) */
+  maxInFlightBytes?: number;
+  sequential?: boolean;
+  /** seconds of data to keep requested from each peer (default 3) */
+  queueSeconds?: number;
+  /** a peer with requests outstanding and no block for this long is snubbed (default 15 s) */
+  snubMs?: number;
+  /** our listening port, advertised in the extended handshake */
+  port?: number;
+  /** extensions each connection gets (ut_metadata, ut_pex…) */
+  extensions?: (conn: PeerConnection) => WireExtension[];
+  random?: () => number;
+}
+
+export interface PeerStats {
+  peer: string;
+  client: string;
+  downRate: number;
+  downloaded: number;
+  queue: number;
+  outstanding: number;
+  choked: boolean;
+  snubbed: boolean;
+  pieces: number;
+}
+
+export interface SwarmStats {
+  peers: number;
+  connecting: number;
+  candidates: number;
+  done: number;
+  wanted: number;
+  downloaded: number;
+  downRate: number;
+  hashFailures: number;
+  banned: number;
+  perPeer: PeerStats[];
+}
+
+interface Peer {
+  key: string;
+  rec: PeerRecord;
+  conn: PeerConnection;
+  bits: Bitfield;
+  /** our outstanding requests to it: "index:begin" → block */
+  requests: Map<string, Block>;
+  /** blocks we gave up on (choke, cancel, snub) that may still arrive */
+  released: Set<string>;
+  rate: RateMeter;
+  lastBlock: number;
+  snubbed: boolean;
+  queue: number;
+  reqq: number;
+  useful: boolean;
+  allowedFast: Set<number>;
+}
+
+export interface SwarmEvents {
+  /** a verified piece (call pause() when the consumer is full) */
+  piece: [{ index: number; piece: Buffer }];
+  peer: [PeerRecord];
+  /** one line for stderr: a peer error, a ban, a hash failure */
+  log: [string];
+  done: [];
+}
+
+const bkey = (index: number, begin: number): string => `${index}:${begin}`;
+
+export class Swarm extends EventEmitter<SwarmEvents> {
+  readonly torrent: Torrent;
+  readonly peerId: Buffer;
+  readonly picker: PiecePicker;
+  readonly have: Bitfield;
+  private readonly o: SwarmOptions;
+  private readonly connector: Connector;
+  private readonly peers = new Map<string, Peer>();
+  private readonly wantedTotal: number;
+  private doneCount = 0;
+  private downloadedBytes = 0;
+  private hashFailures = 0;
+  private bannedCount = 0;
+  private readonly rate = new RateMeter(5);
+  /** failed copies of pieces, to find the liar when the good copy arrives */
+  private readonly failedCopies = new Map<number, { buf: Buffer; from: Array<string | undefined> }>();
+  private readonly strikes = new Map<string, number>();
+  private paused = false;
+  private readonly maxInFlight: number;
+  private timer: NodeJS.Timeout | null = null;
+  private finished = false;
+  destroyed = false;
+
+  constructor(options: SwarmOptions) {
+    super();
+    this.o = options;
+    const t = options.torrent;
+    this.torrent = t;
+    this.peerId = options.peerId ?? makePeerId(randomBytes);
+    this.have = new Bitfield(t.pieceCount);
+    for (const i of options.have ?? []) this.have.set(i);
+    const wanted = [...(options.wanted ?? Array.from({ length: t.pieceCount }, (_, i) => i))].filter((i) => !this.have.has(i));
+    this.wantedTotal = wanted.length;
+    this.picker = new PiecePicker(t, wanted, { sequential: options.sequential, random: options.random });
+    this.maxInFlight = Math.max(options.maxInFlightBytes ?? 32 * 1024 * 1024, 2 * t.pieceLength);
+    this.connector = new Connector(
+      { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
+      (socket, rec) => this.onSocket(socket, rec),
+      (rec, reason) => this.emit('log', `${peerKey(rec)}: ${reason}`),
+    );
+    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer.unref();
+    if (this.wantedTotal === 0) queueMicrotask(() => this.finish());
+  }
+
+  /** Pieces verified in this run. */
+  get done(): number {
+    return this.doneCount;
+  }
+
+  get wanted(): number {
+    return this.wantedTotal;
+  }
+
+  get complete(): boolean {
+    return this.finished;
+  }
+
+  /** Candidates queued, connections open or being opened. */
+  get hasPeersLeft(): boolean {
+    return this.peers.size > 0 || this.connector.pending > 0 || this.connector.connecting > 0;
+  }
+
+  addPeer(rec: PeerRecord): void {
+    if (this.destroyed || this.finished) return;
+    if (this.connector.add(rec)) this.emit('peer', rec);
+  }
+
+  /** The consumer is full: start no new piece until resume(). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    for (const p of this.peers.values()) this.fill(p);
+  }
+
+  stats(): SwarmStats {
+    const now = Date.now();
+    return {
+      peers: this.peers.size,
+      connecting: this.connector.connecting,
+      candidates: this.connector.pending,
+      done: this.doneCount,
+      wanted: this.wantedTotal,
+      downloaded: this.downloadedBytes,
+      downRate: Math.round(this.rate.rate(now)),
+      hashFailures: this.hashFailures,
+      banned: this.bannedCount,
+      perPeer: [...this.peers.values()].map((p) => ({
+        peer: p.key,
+        client: p.conn.remote ? p.conn.remote.peerId.subarray(0, 8).toString('latin1').replace(/[^\x20-\x7e]/g, '?') : '',
+        downRate: Math.round(p.rate.rate(now)),
+        downloaded: p.conn.downloaded,
+        queue: p.queue,
+        outstanding: p.requests.size,
+        choked: p.conn.peerChoking,
+        snubbed: p.snubbed,
+        pieces: p.bits.size,
+      })),
+    };
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.connector.stop();
+    for (const p of [...this.peers.values()]) p.conn.close(null);
+    this.peers.clear();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.emit('done');
+  }
+
+  private limits(): WireLimits {
+    const t = this.torrent;
+    return { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) };
+  }
+
+  private onSocket(socket: Socket, rec: PeerRecord): void {
+    const key = peerKey(rec);
+    if (this.destroyed || this.finished) {
+      socket.destroy();
+      return;
+    }
+    const conn = new PeerConnection(socket, {
+      peerId: this.peerId,
+      infoHash: this.torrent.infoHash,
+      limits: this.limits(),
+      outgoing: true,
+      name: key,
+      extendedHandshake: { v: Buffer.from('torrent-tools 0.1.0'), reqq: 500, ...(this.o.port ? { p: this.o.port } : {}) },
+    });
+    for (const ext of this.o.extensions?.(conn) ?? []) conn.use(ext);
+    const peer: Peer = {
+      key, rec, conn,
+      bits: new Bitfield(this.torrent.pieceCount),
+      requests: new Map(),
+      released: new Set(),
+      rate: new RateMeter(5),
+      lastBlock: Date.now(),
+      snubbed: false,
+      queue: 16,
+      reqq: 250,
+      useful: false,
+      allowedFast: new Set(),
+    };
+    this.peers.set(key, peer);
+    conn.on('handshake', () => this.onHandshake(peer));
+    conn.on('message', (m) => this.onMessage(peer, m));
+    conn.on('extended-handshake', (d) => {
+      const q = d.get('reqq');
+      if (typeof q === 'number' && q > 0) peer.reqq = Math.min(q, 500);
+    });
+    conn.on('close', (reason) => this.onClose(peer, reason));
+  }
+
+  private onHandshake(peer: Peer): void {
+    const c = peer.conn;
+    if (this.have.size > 0) {
+      if (c.fast && this.have.complete) c.send({ type: 'have-all' });
+      else c.send({ type: 'bitfield', bits: this.have.toBuffer() });
+    } else if (c.fast) {
+      c.send({ type: 'have-none' });
+    }
+  }
+
+  private onClose(peer: Peer, reason: string | null): void {
+    if (this.peers.get(peer.key) !== peer) return;
+    this.peers.delete(peer.key);
+    for (const b of peer.requests.values()) this.picker.release(b);
+    peer.requests.clear();
+    this.picker.addBitfield((i) => peer.bits.has(i), -1);
+    if (reason !== null && !this.finished && !this.destroyed) this.emit('log', `${peer.key}: ${reason}`);
+    // a peer that gave us data may come back; one that never handshook gets fewer tries
+    this.connector.release(peer.key, peer.rec, !this.finished && !this.destroyed && !this.connector.isBanned(peer.key) && reason !== null && !reason.startsWith('protocol violation'));
+    // others may now take the released blocks
+    for (const p of this.peers.values()) this.fill(p);
+  }
+
+  private onMessage(peer: Peer, m: WireMessage): void {
+    switch (m.type) {
+      case 'bitfield': {
+        this.picker.addBitfield((i) => peer.bits.has(i), -1);
+        const bits = new Bitfield(this.torrent.pieceCount, m.bits);
+        peer.bits = bits;
+        this.picker.addBitfield((i) => bits.has(i), 1);
+        this.updateInterest(peer);
+        break;
+      }
+      case 'have-all':
+        peer.bits.setAll();
+        this.picker.addBitfield(() => true, 1);
+        this.updateInterest(peer);
+        break;
+      case 'have-none':
+        break;
+      case 'have':
+        if (peer.bits.set(m.index)) {
+          this.picker.addHave(m.index);
+          if (!peer.conn.amInterested && this.picker.isWanted(m.index)) this.updateInterest(peer);
+          else this.fill(peer);
+        }
+        break;
+      case 'unchoke':
+        this.fill(peer);
+        break;
+      case 'choke':
+        // without BEP 6 a choke drops every request; with it the peer rejects them one by one,
+        // but releasing now lets other peers take the blocks at once
+        this.releaseAll(peer);
+        break;
+      case 'reject': {
+        const k = bkey(m.index, m.begin);
+        const b = peer.requests.get(k);
+        if (b) {
+          peer.requests.delete(k);
+          this.picker.release(b);
+          this.fill(peer);
+        }
+        break;
+      }
+      case 'allowed-fast':
+        peer.allowedFast.add(m.index);
+        break;
+      case 'piece':
+        this.onBlock(peer, m.index, m.begin, m.block);
+        break;
+      default:
+        break; // requests are the uploader's business (seed, --serve-from)
+    }
+  }
+
+  private updateInterest(peer: Peer): void {
+    let wants = false;
+    for (let i = 0; i < this.torrent.pieceCount && !wants; i++) if (peer.bits.has(i) && this.picker.isWanted(i)) wants = true;
+    peer.useful = wants;
+    if (wants && !peer.conn.amInterested) peer.conn.send({ type: 'interested' });
+    else if (!wants && peer.conn.amInterested) peer.conn.send({ type: 'not-interested' });
+    this.fill(peer);
+  }
+
+  private releaseAll(peer: Peer): void {
+    for (const [k, b] of peer.requests) {
+      this.picker.release(b);
+      peer.released.add(k);
+    }
+    peer.requests.clear();
+    for (const p of this.peers.values()) if (p !== peer) this.fill(p);
+  }
+
+  /** Tops up a peer's request queue. */
+  private fill(peer: Peer): void {
+    const c = peer.conn;
+    if (this.finished || c.closed || c.remote === null || !c.amInterested) return;
+    const canRequest = !c.peerChoking;
+    if (!canRequest && peer.allowedFast.size === 0) return;
+    const target = peer.snubbed ? 1 : Math.min(peer.queue, peer.reqq);
+    const want = target - peer.requests.size;
+    if (want <= 0) return;
+    const inFlight = this.picker.partials.size * this.torrent.pieceLength;
+    const startNew = !this.paused && inFlight < this.maxInFlight;
+    const has = canRequest ? (i: number) => peer.bits.has(i) : (i: number) => peer.bits.has(i) && peer.allowedFast.has(i);
+    const blocks = this.picker.pick(has, want, startNew, (b) => peer.requests.has(bkey(b.index, b.begin)));
+    if (blocks.length === 0) return;
+    c.socket.cork(); // one write for the whole batch of requests
+    for (const b of blocks) {
+      const k = bkey(b.index, b.begin);
+      peer.requests.set(k, b);
+      peer.released.delete(k);
+      c.send({ type: 'request', index: b.index, begin: b.begin, length: b.length });
+    }
+    c.socket.uncork();
+    if (blocks.length > 0 && peer.requests.size === blocks.length) peer.lastBlock = Date.now();
+  }
+
+  private onBlock(peer: Peer, index: number, begin: number, block: Buffer): void {
+    const k = bkey(index, begin);
+    const mine = peer.requests.get(k);
+    if (mine === undefined) {
+      if (peer.released.delete(k)) return; // a late answer to a request we gave up: harmless
+      peer.conn.close(`protocol violation: sent block ${index}:${begin} that was never requested`);
+      return;
+    }
+    if (block.length !== mine.length) {
+      peer.conn.close(`protocol violation: block ${index}:${begin} of ${block.length} bytes, requested ${mine.length}`);
+      return;
+    }
+    peer.requests.delete(k);
+    const now = Date.now();
+    peer.rate.add(block.length, now);
+    this.rate.add(block.length, now);
+    peer.lastBlock = now;
+    peer.snubbed = false;
+    this.downloadedBytes += block.length;
+    const r = this.picker.receive(index, begin, block, peer.key);
+    if (r !== 'dup' && r !== 'unrequested') this.cancelDuplicates(peer, index, begin, mine.length);
+    if (r !== null && typeof r === 'object') this.onPieceComplete(r);
+    this.fill(peer);
+  }
+
+  /** End-game: the block arrived, so other peers asked for it are told to forget it. */
+  private cancelDuplicates(from: Peer, index: number, begin: number, length: number): void {
+    if (!this.picker.endgame) return;
+    const k = bkey(index, begin);
+    for (const p of this.peers.values()) {
+      if (p === from || !p.requests.has(k)) continue;
+      p.requests.delete(k);
+      p.released.add(k);
+      p.conn.send({ type: 'cancel', index, begin, length });
+    }
+  }
+
+  private onPieceComplete(p: PartialPiece): void {
+    const want = this.torrent.pieceHashes.subarray(p.index * 20, p.index * 20 + 20);
+    const ok = createHash('sha1').update(p.buf).digest().equals(want);
+    if (!ok) {
+      this.hashFailures++;
+      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].join(', ')}); fetching it again`);
+      const senders = new Set(p.from.filter((x): x is string => x !== undefined));
+      if (senders.size === 1) this.strike([...senders][0]!, 2);
+      else if (!this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
+      this.picker.reset(p);
+      return;
+    }
+    this.picker.finish(p);
+    const failed = this.failedCopies.get(p.index);
+    if (failed) {
+      // the good copy is here: whoever sent a block that differs sent bad data
+      this.failedCopies.delete(p.index);
+      for (let b = 0; b < failed.from.length; b++) {
+        const a = b * BLOCK;
+        const end = Math.min(a + BLOCK, p.size);
+        if (!failed.buf.subarray(a, end).equals(p.buf.subarray(a, end)) && failed.from[b]) this.strike(failed.from[b]!, 2);
+      }
+    }
+    this.have.set(p.index);
+    this.doneCount++;
+    for (const peer of this.peers.values()) if (peer.conn.remote) peer.conn.send({ type: 'have', index: p.index });
+    this.emit('piece', { index: p.index, piece: p.buf });
+    if (this.picker.finished) this.finish();
+  }
+
+  private strike(key: string, weight: number): void {
+    const n = (this.strikes.get(key) ?? 0) + weight;
+    this.strikes.set(key, n);
+    if (n >= 2) {
+      this.connector.ban(key);
+      this.bannedCount++;
+      this.emit('log', `${key}: banned: sent data that failed the hash check`);
+      this.peers.get(key)?.conn.close('banned');
+    }
+  }
+
+  /** Once a second: resize queues from measured rates, detect snubs, drop useless peers. */
+  private tick(): void {
+    const now = Date.now();
+    const qs = this.o.queueSeconds ?? 3;
+    const snubMs = this.o.snubMs ?? 15_000;
+    for (const p of this.peers.values()) {
+      const rate = p.rate.rate(now);
+      // until a peer has sent something, keep the starting queue
+      if (rate > 0) p.queue = Math.max(2, Math.min(500, Math.ceil((rate * qs) / BLOCK)));
+      if (p.requests.size > 0 && now - p.lastBlock > snubMs && !p.snubbed) {
+        p.snubbed = true;
+        this.emit('log', `${p.key}: snubbed (no data for ${Math.round(snubMs / 1000)} s); its requests go to others`);
+        this.releaseAll(p);
+      }
+      this.fill(p);
+    }
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * Where a peer message is parsed: the handshake, then length-prefixed frames, from bytes in any
+ * chunking. Two states per frame (length, body) as in length-prefixed-stream; a body that lies
+ * inside one chunk is sliced, not copied, so piece blocks reach the picker with one copy in all.
+ *
+ * Every frame is checked against the torrent before it is buffered (its declared length) and
+ * after (exact sizes, indexes, bounds, spare bits). A violation is thrown as WireViolation; the
+ * connection closes on it. Nothing here trusts the peer.
+ */
+import { HANDSHAKE_LENGTH, ID, MAX_BLOCK, PROTOCOL, type Handshake, type WireMessage } from './protocol.js';
+
+export class WireViolation extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'WireViolation';
+  }
+}
+
+export interface WireLimits {
+  /** pieces in the torrent; undefined while the metadata is unknown (magnet) */
+  pieceCount?: number;
+  /** size of piece i (needed with pieceCount) */
+  pieceSize?: (index: number) => number;
+  /** largest block accepted in piece, request, cancel, reject (default 16 KiB) */
+  maxBlock?: number;
+  /** largest extended message payload (default 1 MiB) */
+  maxExtended?: number;
+}
+
+const S_HANDSHAKE = 0;
+const S_LENGTH = 1;
+const S_BODY = 2;
+
+/** bitfield size limit while the piece count is unknown: 2^20 pieces */
+const UNKNOWN_BITFIELD_MAX = (1 << 20) / 8;
+
+export class FrameDecoder {
+  limits: WireLimits;
+  private st: number;
+  private readonly lenBuf = Buffer.alloc(4);
+  private lenFill = 0;
+  private body: Buffer | null = null;
+  private bodyFill = 0;
+  private bodyLen = 0;
+  private readonly hs = Buffer.alloc(HANDSHAKE_LENGTH);
+  private hsFill = 0;
+
+  constructor(limits: WireLimits, expectHandshake = true) {
+    this.limits = limits;
+    this.st = expectHandshake ? S_HANDSHAKE : S_LENGTH;
+  }
+
+  /**
+   * Feeds bytes. Calls onHandshake once, then onMessage per complete message. Throws
+   * WireViolation on the first byte that breaks the protocol.
+   */
+  write(chunk: Buffer, onHandshake: (h: Handshake) => void, onMessage: (m: WireMessage) => void): void {
+    let i = 0;
+    const n = chunk.length;
+    while (i < n) {
+      if (this.st === S_HANDSHAKE) {
+        const take = Math.min(n - i, HANDSHAKE_LENGTH - this.hsFill);
+        chunk.copy(this.hs, this.hsFill, i, i + take);
+        // check the protocol string as soon as its bytes arrive: garbage is refused at once
+        const upto = Math.min(this.hsFill + take, 20);
+        for (let k = this.hsFill; k < upto; k++) {
+          if (this.hs[k] !== PROTOCOL[k]) throw new WireViolation('not a BitTorrent handshake');
+        }
+        this.hsFill += take;
+        i += take;
+        if (this.hsFill === HANDSHAKE_LENGTH) {
+          this.st = S_LENGTH;
+          onHandshake({
+            reserved: Buffer.from(this.hs.subarray(20, 28)),
+            infoHash: Buffer.from(this.hs.subarray(28, 48)),
+            peerId: Buffer.from(this.hs.subarray(48, 68)),
+          });
+        }
+        continue;
+      }
+      if (this.st === S_LENGTH) {
+        // fast path: a whole frame inside this chunk
+        if (this.lenFill === 0 && n - i >= 4) {
+          const len = chunk.readUInt32BE(i);
+          if (len === 0) {
+            i += 4;
+            onMessage({ type: 'keep-alive' });
+            continue;
+          }
+          this.checkLength(len, chunk[i + 4]);
+          if (n - i - 4 >= len) {
+            const frame = chunk.subarray(i + 4, i + 4 + len);
+            i += 4 + len;
+            onMessage(this.parse(frame));
+            continue;
+          }
+        }
+        const take = Math.min(n - i, 4 - this.lenFill);
+        chunk.copy(this.lenBuf, this.lenFill, i, i + take);
+        this.lenFill += take;
+        i += take;
+        if (this.lenFill < 4) continue;
+        this.lenFill = 0;
+        const len = this.lenBuf.readUInt32BE(0);
+        if (len === 0) {
+          onMessage({ type: 'keep-alive' });
+          continue;
+        }
+        this.checkLength(len, i < n ? chunk[i] : undefined);
+        this.bodyLen = len;
+        this.bodyFill = 0;
+        this.body = null;
+        this.st = S_BODY;
+        continue;
+      }
+      // S_BODY
+      const need = this.bodyLen - this.bodyFill;
+      if (this.body === null && n - i >= need) {
+        const frame = chunk.subarray(i, i + need);
+        i += need;
+        this.st = S_LENGTH;
+        onMessage(this.parse(frame));
+        continue;
+      }
+      if (this.body === null) {
+        this.checkLength(this.bodyLen, chunk[i]);
+        this.body = Buffer.allocUnsafe(this.bodyLen);
+      }
+      const take = Math.min(n - i, need);
+      chunk.copy(this.body, this.bodyFill, i, i + take);
+      this.bodyFill += take;
+      i += take;
+      if (this.bodyFill === this.bodyLen) {
+        const frame = this.body;
+        this.body = null;
+        this.st = S_LENGTH;
+        onMessage(this.parse(frame));
+      }
+    }
+  }
+
+  /** The largest frame a message with this id may have; checked before anything is buffered. */
+  private checkLength(len: number, id: number | undefined): void {
+    const maxBlock = this.limits.maxBlock ?? MAX_BLOCK;
+    const count = this.limits.pieceCount;
+    const bitfield = 1 + (count === undefined ? UNKNOWN_BITFIELD_MAX : Math.ceil(count / 8));
+    let max = Math.max(9 + maxBlock, bitfield, 2 + (this.limits.maxExtended ?? 1024 * 1024));
+    if (id !== undefined) {
+      if (id === ID.piece) max = 9 + maxBlock;
+      else if (id === ID.bitfield) max = bitfield;
+      else if (id === ID.extended) max = 2 + (this.limits.maxExtended ?? 1024 * 1024);
+      else max = 13;
+    }
+    if (len > max) throw new WireViolation(`frame of ${len} bytes is larger than the ${max} allowed${id === undefined ? '' : ` for message id ${id}`}`);
+  }
+
+  private index(i: number, what: string): number {
+    const count = this.limits.pieceCount;
+    if (count !== undefined && i >= count) throw new WireViolation(`${what} for piece ${i}, beyond the torrent's ${count} pieces`);
+    return i;
+  }
+
+  private range(type: 'request' | 'cancel' | 'reject', f: Buffer): WireMessage {
+    if (f.length !== 13) throw new WireViolation(`${type} of ${f.length - 1} bytes, expected 12`);
+    const index = this.index(f.readUInt32BE(1), type);
+    const begin = f.readUInt32BE(5);
+    const length = f.readUInt32BE(9);
+    const maxBlock = this.limits.maxBlock ?? MAX_BLOCK;
+    if (length === 0 || length > maxBlock) throw new WireViolation(`${type} for ${length} bytes (allowed: 1..${maxBlock})`);
+    if (this.limits.pieceSize && this.limits.pieceCount !== undefined && begin + length > this.limits.pieceSize(index)) {
+      throw new WireViolation(`${type} for bytes ${begin}..${begin + length} of piece ${index}, which has ${this.limits.pieceSize(index)}`);
+    }
+    return { type, index, begin, length };
+  }
+
+  private parse(f: Buffer): WireMessage {
+    const id = f[0]!;
+    const fixed = (len: number, name: string): void => {
+      if (f.length !== len) throw new WireViolation(`${name} of ${f.length - 1} payload bytes, expected ${len - 1}`);
+    };
+    switch (id) {
+      case ID.choke:
+        fixed(1, 'choke');
+        return { type: 'choke' };
+      case ID.unchoke:
+        fixed(1, 'unchoke');
+        return { type: 'unchoke' };
+      case ID.interested:
+        fixed(1, 'interested');
+        return { type: 'interested' };
+      case ID.notInterested:
+        fixed(1, 'not interested');
+        return { type: 'not-interested' };
+      case ID.haveAll:
+        fixed(1, 'have all');
+        return { type: 'have-all' };
+      case ID.haveNone:
+        fixed(1, 'have none');
+        return { type: 'have-none' };
+      case ID.have:
+        fixed(5, 'have');
+        return { type: 'have', index: this.index(f.readUInt32BE(1), 'have') };
+      case ID.suggest:
+        fixed(5, 'suggest');
+        return { type: 'suggest', index: this.index(f.readUInt32BE(1), 'suggest') };
+      case ID.allowedFast:
+        fixed(5, 'allowed fast');
+        return { type: 'allowed-fast', index: this.index(f.readUInt32BE(1), 'allowed fast') };
+      case ID.bitfield: {
+        const bits = f.subarray(1);
+        const count = this.limits.pieceCount;
+        if (count !== undefined) {
+          const want = Math.ceil(count / 8);
+          if (bits.length !== want) throw new WireViolation(`bitfield of ${bits.length} bytes, expected ${want}`);
+          const spare = want * 8 - count;
+          if (spare > 0 && (bits[want - 1]! & ((1 << spare) - 1)) !== 0) throw new WireViolation('bitfield has spare bits set');
+        }
+        return { type: 'bitfield', bits };
+      }
+      case ID.request:
+        return this.range('request', f);
+      case ID.cancel:
+        return this.range('cancel', f);
+      case ID.reject:
+        return this.range('reject', f);
+      case ID.piece: {
+        if (f.length < 10) throw new WireViolation(`piece message of ${f.length - 1} bytes carries no block`);
+        const index = this.index(f.readUInt32BE(1), 'piece');
+        const begin = f.readUInt32BE(5);
+        const block = f.subarray(9);
+        if (this.limits.pieceSize && this.limits.pieceCount !== undefined && begin + block.length > this.limits.pieceSize(index)) {
+          throw new WireViolation(`piece block ${begin}..${begin + block.length} beyond piece ${index} (${this.limits.pieceSize(index)} bytes)`);
+        }
+        return { type: 'piece', index, begin, block };
+      }
+      case ID.port:
+        fixed(3, 'port');
+        return { type: 'port', port: f.readUInt16BE(1) };
+      case ID.extended:
+        if (f.length < 2) throw new WireViolation('extended message without an extension id');
+        return { type: 'extended', id: f[1]!, payload: f.subarray(2) };
+      default:
+        throw new WireViolation(`unknown message id ${id}`);
+    }
+  }
+}

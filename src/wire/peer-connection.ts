@@ -1,0 +1,306 @@
+/**
+ * One peer connection: handshake, message codec, choke/interest state, keep-alives and
+ * timeouts, byte counters, and a plug-in point for BEP 10 extensions (the core knows nothing of
+ * ut_metadata or ut_pex: they register themselves by name).
+ *
+ * A protocol violation or a timeout closes the connection with a reason ('close' event); it is
+ * never thrown out of here.
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { decode } from '../bencode/decoder.js';
+import { encode } from '../bencode/encoder.js';
+import type { BDict, BValue } from '../bencode/types.js';
+import { FrameDecoder, WireViolation, type WireLimits } from './frame-decoder.js';
+import { EXTENSION_BIT, FAST_BIT, encodeHandshake, encodeMessage, hasBit, reservedBits, type Handshake, type WireMessage } from './protocol.js';
+
+export interface WireExtension {
+  /** the BEP 10 name, e.g. 'ut_metadata' */
+  readonly name: string;
+  /** extra top-level fields for our extended handshake (e.g. metadata_size) */
+  handshakeFields?(conn: PeerConnection): Record<string, BValue>;
+  /** the peer's extended handshake arrived */
+  onHandshake?(conn: PeerConnection, remote: BDict): void;
+  /** a message for this extension arrived */
+  onMessage(conn: PeerConnection, payload: Buffer): void;
+}
+
+export interface ConnectionOptions {
+  peerId: Buffer;
+  /** outgoing: the torrent we want; incoming: leave undefined and pass `accept` */
+  infoHash?: Buffer;
+  /** incoming: the limits for a torrent we serve, or null to refuse the info hash */
+  accept?: (infoHash: Buffer) => WireLimits | null;
+  limits?: WireLimits;
+  /** we initiated the connection (we send the handshake first) */
+  outgoing: boolean;
+  /** advertise and use BEP 6 (default true) */
+  fast?: boolean;
+  /** advertise BEP 10 (default true) */
+  extended?: boolean;
+  /** fields for our extended handshake besides m (v, reqq, p, yourip…) */
+  extendedHandshake?: Record<string, BValue>;
+  handshakeTimeoutMs?: number;
+  /** close when nothing arrives for this long (default 120 s; BEP 3 keep-alives come every 2 min) */
+  idleTimeoutMs?: number;
+  keepAliveMs?: number;
+  /** how the peer is named in logs (host:port) */
+  name?: string;
+}
+
+export interface PeerConnectionEvents {
+  handshake: [Handshake];
+  message: [WireMessage];
+  'extended-handshake': [BDict];
+  close: [string | null];
+  drain: [];
+}
+
+export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
+  readonly socket: Socket;
+  readonly name: string;
+  readonly outgoing: boolean;
+  private readonly opts: ConnectionOptions;
+  private readonly decoder: FrameDecoder;
+  remote: Handshake | null = null;
+  infoHash: Buffer | undefined;
+  /** BEP 6 is on when both sides set the bit */
+  fast = false;
+  /** BEP 10 is on when both sides set the bit */
+  extended = false;
+  /** the peer's extended handshake, once received */
+  remoteExtended: BDict | null = null;
+  private readonly extensions: WireExtension[] = [];
+  private readonly remoteIds = new Map<string, number>();
+
+  amChoking = true;
+  amInterested = false;
+  peerChoking = true;
+  peerInterested = false;
+
+  /** payload bytes of piece messages received / sent */
+  downloaded = 0;
+  uploaded = 0;
+  closed = false;
+  closeReason: string | null = null;
+  private lastRecv = Date.now();
+  private lastSend = Date.now();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(socket: Socket, opts: ConnectionOptions) {
+    super();
+    this.socket = socket;
+    this.opts = opts;
+    this.outgoing = opts.outgoing;
+    this.infoHash = opts.infoHash;
+    this.name = opts.name ?? `${socket.remoteAddress}:${socket.remotePort}`;
+    this.decoder = new FrameDecoder(opts.limits ?? {});
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (e: NodeJS.ErrnoException) => this.close(e.code ?? e.message));
+    socket.on('close', () => this.close('connection closed by peer'));
+    socket.on('end', () => this.close('connection closed by peer'));
+    socket.on('drain', () => this.emit('drain'));
+    const hsTimeout = opts.handshakeTimeoutMs ?? 10_000;
+    const started = Date.now();
+    this.timer = setInterval(() => this.tick(started, hsTimeout), Math.min(1000, hsTimeout));
+    this.timer.unref();
+    if (opts.outgoing) {
+      if (!opts.infoHash) throw new Error('an outgoing connection needs the info hash');
+      this.sendHandshake(opts.infoHash);
+    }
+  }
+
+  /** Registers an extension; call before the extended handshake is sent. */
+  use(ext: WireExtension): void {
+    this.extensions.push(ext);
+  }
+
+  /** Updates the limits (e.g. once the metadata of a magnet is known). */
+  setLimits(limits: WireLimits): void {
+    this.decoder.limits = limits;
+  }
+
+  /** The peer's id for an extension, when it supports it. */
+  remoteExtensionId(name: string): number | undefined {
+    return this.remoteIds.get(name);
+  }
+
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Sends a message; returns false when the socket buffer is full (wait for 'drain'). */
+  send(m: WireMessage): boolean {
+    if (this.closed) return false;
+    switch (m.type) {
+      case 'choke':
+        this.amChoking = true;
+        break;
+      case 'unchoke':
+        this.amChoking = false;
+        break;
+      case 'interested':
+        this.amInterested = true;
+        break;
+      case 'not-interested':
+        this.amInterested = false;
+        break;
+      case 'piece':
+        this.uploaded += m.block.length;
+        break;
+      default:
+        break;
+    }
+    this.lastSend = Date.now();
+    const bytes = encodeMessage(m);
+    if (Array.isArray(bytes)) {
+      this.socket.cork();
+      this.socket.write(bytes[0]);
+      const ok = this.socket.write(bytes[1]);
+      this.socket.uncork();
+      return ok;
+    }
+    return this.socket.write(bytes);
+  }
+
+  /** Sends an extension message by extension name; false when the peer does not support it. */
+  sendExtended(name: string, payload: Buffer): boolean {
+    const id = this.remoteIds.get(name);
+    if (id === undefined) return false;
+    this.send({ type: 'extended', id, payload });
+    return true;
+  }
+
+  /** Closes the connection (idempotent); `reason` null means a normal close by us. */
+  close(reason: string | null = null): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.socket.destroy();
+    this.emit('close', reason);
+  }
+
+  private tick(started: number, hsTimeout: number): void {
+    const now = Date.now();
+    if (this.remote === null) {
+      if (now - started > hsTimeout) this.close(`no handshake within ${hsTimeout} ms`);
+      return;
+    }
+    const idle = this.opts.idleTimeoutMs ?? 120_000;
+    if (now - this.lastRecv > idle) {
+      this.close(`nothing received for ${Math.round(idle / 1000)} s`);
+      return;
+    }
+    if (now - this.lastSend > (this.opts.keepAliveMs ?? 60_000)) this.send({ type: 'keep-alive' });
+  }
+
+  private sendHandshake(infoHash: Buffer): void {
+    const reserved = reservedBits({ extended: this.opts.extended ?? true, fast: this.opts.fast ?? true });
+    this.socket.write(encodeHandshake({ reserved, infoHash, peerId: this.opts.peerId }));
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.lastRecv = Date.now();
+    try {
+      this.decoder.write(chunk, (h) => this.onHandshake(h), (m) => this.onMessage(m));
+    } catch (e) {
+      if (e instanceof WireViolation) this.close(`protocol violation: ${e.message}`);
+      else this.close(`internal error: ${(e as Error).message}`);
+    }
+  }
+
+  private onHandshake(h: Handshake): void {
+    if (this.outgoing) {
+      if (!h.infoHash.equals(this.infoHash!)) throw new WireViolation(`handshake for another torrent (${h.infoHash.toString('hex')})`);
+    } else {
+      const limits = this.opts.accept?.(h.infoHash) ?? null;
+      if (limits === null) throw new WireViolation(`handshake for a torrent we do not serve (${h.infoHash.toString('hex')})`);
+      this.infoHash = h.infoHash;
+      this.decoder.limits = limits;
+      this.sendHandshake(h.infoHash);
+    }
+    if (h.peerId.equals(this.opts.peerId)) throw new WireViolation('connected to ourselves');
+    this.remote = h;
+    this.fast = (this.opts.fast ?? true) && hasBit(h.reserved, FAST_BIT);
+    this.extended = (this.opts.extended ?? true) && hasBit(h.reserved, EXTENSION_BIT);
+    this.emit('handshake', h);
+    if (this.extended && !this.closed) this.sendExtendedHandshake();
+  }
+
+  private sendExtendedHandshake(): void {
+    const m = new Map<string, BValue>();
+    this.extensions.forEach((ext, i) => m.set(ext.name, i + 1));
+    const dict = new Map<string, BValue>(Object.entries(this.opts.extendedHandshake ?? {}));
+    for (const ext of this.extensions) for (const [k, v] of Object.entries(ext.handshakeFields?.(this) ?? {})) dict.set(k, v);
+    dict.set('m', m);
+    this.send({ type: 'extended', id: 0, payload: encode(dict) });
+  }
+
+  private onMessage(m: WireMessage): void {
+    if (this.closed) return;
+    switch (m.type) {
+      case 'choke':
+        this.peerChoking = true;
+        break;
+      case 'unchoke':
+        this.peerChoking = false;
+        break;
+      case 'interested':
+        this.peerInterested = true;
+        break;
+      case 'not-interested':
+        this.peerInterested = false;
+        break;
+      case 'piece':
+        this.downloaded += m.block.length;
+        break;
+      case 'have-all':
+      case 'have-none':
+      case 'suggest':
+      case 'reject':
+      case 'allowed-fast':
+        if (!this.fast) throw new WireViolation(`${m.type} without BEP 6 (fast extension) negotiated`);
+        break;
+      case 'extended':
+        if (!this.extended) throw new WireViolation('extended message without BEP 10 negotiated');
+        this.onExtended(m.id, m.payload);
+        return;
+      default:
+        break;
+    }
+    this.emit('message', m);
+  }
+
+  private onExtended(id: number, payload: Buffer): void {
+    if (id === 0) {
+      let d: BValue;
+      try {
+        d = decode(payload, { maxDepth: 16, maxValueSize: payload.length, allowUnsorted: true });
+      } catch (e) {
+        throw new WireViolation(`malformed extended handshake: ${(e as Error).message}`);
+      }
+      if (!(d instanceof Map)) throw new WireViolation('extended handshake is not a dict');
+      const mm = d.get('m');
+      if (mm !== undefined && !(mm instanceof Map)) throw new WireViolation('extended handshake "m" is not a dict');
+      this.remoteIds.clear();
+      if (mm instanceof Map) {
+        for (const [k, v] of mm) {
+          // id 0 means "disabled" (BEP 10); anything but a small integer is ignored
+          if (typeof v === 'number' && v > 0 && v < 256) this.remoteIds.set(k, v);
+        }
+      }
+      this.remoteExtended = d;
+      for (const ext of this.extensions) ext.onHandshake?.(this, d);
+      this.emit('extended-handshake', d);
+      return;
+    }
+    // ids we assigned: 1 + index of the extension
+    const ext = this.extensions[id - 1];
+    if (ext === undefined) throw new WireViolation(`extended message with id ${id}, which we never assigned`);
+    ext.onMessage(this, payload);
+  }
+}
