@@ -108,8 +108,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`torrent-tools: unknown command ${escapeLine(JSON.stringify(first))}\n${mainHelp()}`);
     return 2;
   }
-  const code = await runCommand(cmd, rest, io);
-  return interrupted ? (process.exitCode as number) : code;
+  // a command that ends normally after SIGINT (seed: stop and exit 0) chooses its own status
+  return runCommand(cmd, rest, io);
 }
 
 main(process.argv.slice(2)).then((code) => {

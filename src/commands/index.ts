@@ -4,9 +4,10 @@ import { bencode } from './bencode.js';
 import { assemble } from './assemble.js';
 import { verify } from './verify.js';
 import { fetchPieces } from './fetch-pieces.js';
+import { seed } from './seed.js';
 
 /** Every subcommand, in the order `torrent-tools --help` lists them. */
-export const commands: readonly Command[] = [bdecode, bencode, fetchPieces, assemble, verify];
+export const commands: readonly Command[] = [bdecode, bencode, seed, fetchPieces, assemble, verify];
 
 export function findCommand(name: string): Command | undefined {
   return commands.find((c) => c.name === name);

@@ -1,0 +1,115 @@
+/**
+ * Serving pieces to one peer: requests are checked, queued (capped), read back from the file
+ * store and sent, a few blocks ahead while the socket keeps up. Choked peers get BEP 6 rejects
+ * (or silence without BEP 6); pieces we do not have are always rejected.
+ */
+import type { FileStore } from '../storage/file-store.js';
+import type { PeerConnection } from '../wire/peer-connection.js';
+import type { WireMessage } from '../wire/protocol.js';
+import type { Bitfield } from './bitfield.js';
+import { RateMeter } from './rate.js';
+
+/** Requests a peer may have queued with us; more is a violation (we advertise reqq = this). */
+export const MAX_QUEUED_REQUESTS = 500;
+/** Stop reading ahead while this much is waiting in the socket. */
+const SOCKET_HIGH_WATER = 1024 * 1024;
+
+export interface Fault {
+  /** flip a byte in every block (test-only fault switch) */
+  corrupt?: boolean;
+  /** stop answering after this many blocks */
+  stallAfter?: number;
+  /** close the connection after this many blocks */
+  disconnectAfter?: number;
+}
+
+interface Req {
+  index: number;
+  begin: number;
+  length: number;
+}
+
+export class Uploader {
+  readonly conn: PeerConnection;
+  readonly rate = new RateMeter(10);
+  private readonly store: FileStore;
+  private readonly have: Bitfield;
+  private readonly queue: Req[] = [];
+  private reading = 0;
+  private sentBlocks = 0;
+  private readonly fault: Fault;
+
+  constructor(conn: PeerConnection, store: FileStore, have: Bitfield, fault: Fault = {}) {
+    this.conn = conn;
+    this.store = store;
+    this.have = have;
+    this.fault = fault;
+    conn.on('message', (m) => this.onMessage(m));
+    conn.on('drain', () => this.pump());
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  choke(): void {
+    if (this.conn.amChoking) return;
+    this.conn.send({ type: 'choke' });
+    // BEP 6: with the fast extension every pending request is rejected explicitly
+    for (const r of this.queue.splice(0)) if (this.conn.fast) this.conn.send({ type: 'reject', ...r });
+  }
+
+  unchoke(): void {
+    if (!this.conn.amChoking) return;
+    this.conn.send({ type: 'unchoke' });
+  }
+
+  private onMessage(m: WireMessage): void {
+    if (m.type === 'request') {
+      if (this.conn.amChoking || !this.have.has(m.index)) {
+        if (this.conn.fast) this.conn.send({ type: 'reject', index: m.index, begin: m.begin, length: m.length });
+        return;
+      }
+      if (this.queue.length >= MAX_QUEUED_REQUESTS) {
+        this.conn.close(`protocol violation: more than ${MAX_QUEUED_REQUESTS} requests queued`);
+        return;
+      }
+      this.queue.push({ index: m.index, begin: m.begin, length: m.length });
+      this.pump();
+    } else if (m.type === 'cancel') {
+      const i = this.queue.findIndex((r) => r.index === m.index && r.begin === m.begin && r.length === m.length);
+      if (i >= 0) this.queue.splice(i, 1);
+    }
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && this.reading < 4 && this.conn.writableLength < SOCKET_HIGH_WATER && !this.conn.closed) {
+      if (this.fault.stallAfter !== undefined && this.sentBlocks >= this.fault.stallAfter) return;
+      const r = this.queue.shift()!;
+      this.reading++;
+      this.store.read(r.index, r.begin, r.length).then(
+        (block) => {
+          this.reading--;
+          if (this.conn.closed) return;
+          if (block === null) {
+            this.conn.close(`piece ${r.index} is not readable on disk`);
+            return;
+          }
+          if (this.fault.corrupt) block[0] ^= 0xff;
+          this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block });
+          this.rate.add(block.length);
+          this.sentBlocks++;
+          if (this.fault.disconnectAfter !== undefined && this.sentBlocks >= this.fault.disconnectAfter) {
+            this.conn.close('fault switch: disconnect');
+            return;
+          }
+          this.pump();
+        },
+        (e: Error) => {
+          this.reading--;
+          this.conn.close(`reading piece ${r.index}: ${e.message}`);
+        },
+      );
+    }
+  }
+}
