@@ -82,7 +82,8 @@ export function parseArgs(argv: readonly string[], spec: ArgSpec): Args {
     '--': true,
     unknown: (arg: string): boolean => {
       if (arg.length > 1 && arg.startsWith('-')) {
-        const name = arg.replace(/^--?(no-)?/, '').replace(/=.*$/, '');
+        const full = arg.replace(/^--?/, '').replace(/=.*$/, '');
+        const name = known.has(full) ? full : full.replace(/^no-/, '');
         if (!known.has(name)) throw new UsageError(`unknown option ${arg.replace(/=.*$/, '')}`);
       }
       return true;
@@ -98,6 +99,11 @@ export function parseArgs(argv: readonly string[], spec: ArgSpec): Args {
     values.set(name, arr);
   }
   for (const name of booleans) {
+    if (name.startsWith('no-')) {
+      // a flag spelled --no-x (minimist would read it as x=false)
+      if (argv.includes(`--${name}`)) flags.set(name, true);
+      continue;
+    }
     const given = argv.some((a) => a === `--${name}` || a === `--no-${name}` || a.startsWith(`--${name}=`) || isShortFor(a, name, alias));
     if (given) flags.set(name, parsed[name] === true);
   }

@@ -1,11 +1,13 @@
-/** Worker thread for verify.ts: reads and hashes the blocks of pieces it is sent. */
+/** Worker thread for verify.ts: reads and SHA-1s the blocks of pieces it is sent. */
+import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Torrent } from '../metainfo/torrent.js';
 import { FileStore } from './file-store.js';
-import { hashMatches, type VerifyJob } from './verify.js';
+import type { VerifyJob } from './verify.js';
 
 const job = workerData as VerifyJob;
-const torrent = { ...job.torrent, pieceHashes: Buffer.from(job.torrent.pieceHashes) } as Torrent;
+// the store only reads the layout fields; hashes are compared by the caller
+const torrent = job.torrent as Torrent;
 const store = await FileStore.open(torrent, job.root, { mode: 'read', maxOpen: 32 });
 const buf = Buffer.allocUnsafe(torrent.pieceLength);
 
@@ -15,11 +17,11 @@ parentPort!.on('message', (msg: { block: number; pieces: number[] } | null) => {
     return;
   }
   void (async () => {
-    const results: boolean[] = [];
+    const digests: Array<Buffer | null> = [];
     for (const i of msg.pieces) {
       const data = await store.readPiece(i, buf);
-      results.push(data !== null && hashMatches(torrent, i, data));
+      digests.push(data === null ? null : createHash('sha1').update(data).digest());
     }
-    parentPort!.postMessage({ block: msg.block, results });
+    parentPort!.postMessage({ block: msg.block, digests });
   })();
 });

@@ -1,7 +1,8 @@
 /**
  * Hashing what is on disk, on every core: worker threads each take blocks of pieces, read them
- * with their own file store and SHA-1 them; results come back in index order. A missing or
- * short file makes its pieces invalid, never an error.
+ * with their own file store and SHA-1 them; results come back in index order. `verify` compares
+ * the digests with the torrent's, `create` writes them. A missing or short file makes its
+ * pieces unreadable (a null digest), never an error.
  */
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -21,8 +22,11 @@ export interface VerifyOptions {
 /** What a worker needs to rebuild the torrent's layout (a structured-clone-able subset). */
 export interface VerifyJob {
   root: string;
-  torrent: Pick<Torrent, 'name' | 'multiFile' | 'files' | 'length' | 'pieceLength' | 'pieceCount' | 'pieceHashes'>;
+  torrent: HashLayout;
 }
+
+/** What hashing needs of a torrent: the file layout (no hashes: `create` has none yet). */
+export type HashLayout = Pick<Torrent, 'name' | 'multiFile' | 'files' | 'length' | 'pieceLength' | 'pieceCount'>;
 
 export function hashMatches(t: Pick<Torrent, 'pieceHashes'>, index: number, data: Buffer): boolean {
   const want = t.pieceHashes.subarray(index * 20, index * 20 + 20);
@@ -34,18 +38,22 @@ export function hashMatches(t: Pick<Torrent, 'pieceHashes'>, index: number, data
  * `workers` threads (default: every core).
  */
 export async function* verifyPieces(torrent: Torrent, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, boolean]> {
-  const wanted = options.pieces ? [...options.pieces].sort((a, b) => a - b) : Array.from({ length: torrent.pieceCount }, (_, i) => i);
+  for await (const [i, digest] of hashPieces(torrent, root, options)) {
+    yield [i, digest !== null && digest.equals(torrent.pieceHashes.subarray(i * 20, i * 20 + 20))];
+  }
+}
+
+/** Yields `[index, sha1]` (null when the piece cannot be read) in ascending index order. */
+export async function* hashPieces(layout: HashLayout, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, Buffer | null]> {
+  const wanted = options.pieces ? [...options.pieces].sort((a, b) => a - b) : Array.from({ length: layout.pieceCount }, (_, i) => i);
   const blocks: number[][] = [];
   for (let i = 0; i < wanted.length; i += BLOCK) blocks.push(wanted.slice(i, i + BLOCK));
   const n = Math.max(1, Math.min(options.workers ?? availableParallelism(), blocks.length));
   const job: VerifyJob = {
     root,
-    torrent: {
-      name: torrent.name, multiFile: torrent.multiFile, files: torrent.files, length: torrent.length,
-      pieceLength: torrent.pieceLength, pieceCount: torrent.pieceCount, pieceHashes: torrent.pieceHashes,
-    },
+    torrent: { name: layout.name, multiFile: layout.multiFile, files: layout.files, length: layout.length, pieceLength: layout.pieceLength, pieceCount: layout.pieceCount },
   };
-  const done = new Map<number, boolean[]>(); // block number → results
+  const done = new Map<number, Array<Buffer | null>>(); // block number → digests
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
   const poke = (): void => {
@@ -61,8 +69,8 @@ export async function* verifyPieces(torrent: Torrent, root: string, options: Ver
   };
   for (let k = 0; k < n; k++) {
     const w = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: job });
-    w.on('message', (m: { block: number; results: boolean[] }) => {
-      done.set(m.block, m.results);
+    w.on('message', (m: { block: number; digests: Array<Uint8Array | null> }) => {
+      done.set(m.block, m.digests.map((d) => (d === null ? null : Buffer.from(d.buffer, d.byteOffset, d.byteLength))));
       feed(w);
       poke();
     });
@@ -84,10 +92,10 @@ export async function* verifyPieces(torrent: Torrent, root: string, options: Ver
         if (failure) throw failure;
         await new Promise<void>((r) => (wake = r));
       }
-      const results = done.get(b)!;
+      const digests = done.get(b)!;
       done.delete(b);
       const pieces = blocks[b]!;
-      for (let i = 0; i < pieces.length; i++) yield [pieces[i]!, results[i]!];
+      for (let i = 0; i < pieces.length; i++) yield [pieces[i]!, digests[i]!];
     }
   } finally {
     options.signal?.removeEventListener('abort', onAbort);

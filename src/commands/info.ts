@@ -1,0 +1,95 @@
+import { parseArgs } from '../cli/args.js';
+import { UsageError } from '../cli/errors.js';
+import type { Command } from '../cli/io.js';
+import { loadTorrentArg } from '../cli/torrent-arg.js';
+import type { Torrent } from '../metainfo/torrent.js';
+
+/** The `info` record (design.md §2), keys in the documented order. */
+export function torrentSummary(t: Torrent, withPieces = false): Record<string, unknown> {
+  const o: Record<string, unknown> = { infoHash: t.infoHashHex };
+  if (t.infoHashV2) o['infoHashV2'] = t.infoHashV2.toString('hex');
+  Object.assign(o, {
+    name: t.name,
+    length: t.length,
+    pieceLength: t.pieceLength,
+    pieceCount: t.pieceCount,
+    files: t.files.map((f) => (f.pad ? { path: f.path, length: f.length, offset: f.offset, pad: true } : { path: f.path, length: f.length, offset: f.offset })),
+    private: t.private,
+    announce: t.announce,
+    urlList: t.urlList,
+  });
+  if (t.comment !== undefined) o['comment'] = t.comment;
+  if (t.createdBy !== undefined) o['createdBy'] = t.createdBy;
+  if (t.creationDate !== undefined) o['creationDate'] = t.creationDate;
+  if (t.source !== undefined) o['source'] = t.source;
+  if (withPieces) o['pieces'] = Array.from({ length: t.pieceCount }, (_, i) => t.pieceHashes.subarray(i * 20, i * 20 + 20).toString('hex'));
+  return o;
+}
+
+function human(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < u.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
+}
+
+function readable(t: Torrent): string {
+  const lines = [
+    `name          ${t.name}`,
+    `info hash     ${t.infoHashHex}${t.infoHashV2 ? `\nv2 info hash  ${t.infoHashV2.toString('hex')}` : ''}`,
+    `size          ${human(t.length)} (${t.length} bytes) in ${t.pieceCount} pieces of ${human(t.pieceLength)}`,
+    `private       ${t.private ? 'yes' : 'no'}`,
+  ];
+  t.announce.forEach((tier, i) => lines.push(`${i === 0 ? 'trackers' : '        '}      ${tier.join(', ')}`));
+  if (t.urlList.length) lines.push(`web seeds     ${t.urlList.join(', ')}`);
+  if (t.comment !== undefined) lines.push(`comment       ${t.comment}`);
+  if (t.createdBy !== undefined) lines.push(`created by    ${t.createdBy}`);
+  if (t.creationDate !== undefined) lines.push(`created       ${new Date(t.creationDate * 1000).toISOString()}`);
+  if (t.source !== undefined) lines.push(`source        ${t.source}`);
+  const real = t.files.filter((f) => !f.pad);
+  lines.push(`files         ${real.length}`);
+  for (const f of real.slice(0, 50)) lines.push(`  ${human(f.length).padStart(10)}  ${f.path.join('/')}`);
+  if (real.length > 50) lines.push(`  … ${real.length - 50} more (torrent-tools info x.torrent | jq '.files[]')`);
+  return lines.join('\n') + '\n';
+}
+
+export const info: Command = {
+  name: 'info',
+  synopsis: '[FILE|-] [--pieces] [--json] [--strict]',
+  summary: 'summarise a .torrent file as one JSON object',
+  help: `usage: torrent-tools info [FILE|-] [options]
+
+Reads a .torrent file (or stdin) and prints one compact JSON object: infoHash (the SHA-1 of
+the raw bytes of the info dict, as they stand in the file), infoHashV2 (hybrid torrents),
+name, length, pieceLength, pieceCount, files [{path, length, offset, pad?}], private,
+announce (tiers), urlList, comment, createdBy, creationDate (seconds), source.
+On a terminal it prints a readable summary instead.
+
+Torrents with unsorted dict keys or bytes after the dict are read with one warning (the info
+hash still comes from the raw bytes); duplicate keys and broken structure are errors that
+say what and where, exit 1, nothing on stdout.
+
+options:
+  --pieces    add the piece hashes (hex) as "pieces"
+  --json      JSON even on a terminal
+  --strict    refuse non-canonical bencode
+  -h, --help  show this help
+
+examples:
+  torrent-tools info x.torrent | jq -r .infoHash
+  torrent-tools info x.torrent | jq -r '.files[] | select(.pad | not) | .path | join("/")'
+`,
+  async run(argv, io) {
+    const a = parseArgs(argv, { boolean: ['pieces', 'json', 'strict'] });
+    if (a.positional.length > 1) throw new UsageError('expected at most one FILE');
+    const src = await loadTorrentArg(a.positional[0] ?? '-', io, 'info', { strict: a.bool('strict') });
+    const t = src.torrent!;
+    if (io.stdout.isTTY && !a.bool('json')) io.stdout.write(readable(t));
+    else io.stdout.write(JSON.stringify(torrentSummary(t, a.bool('pieces'))) + '\n');
+    return 0;
+  },
+};
