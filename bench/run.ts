@@ -1,8 +1,16 @@
-/** `npm run bench`: every benchmark, figures as ratios against references measured in the same run. */
+/** `npm run bench [suite...]`: figures as ratios against references measured in the same run. */
 import { benchBencode } from './bencode.js';
+import { benchMetainfo } from './metainfo.js';
+import { benchStorage } from './storage.js';
+import { benchSwarm } from './swarm.js';
 
 const only = process.argv.slice(2);
-const suites: Array<[string, () => Promise<string[]>]> = [['bencode', benchBencode]];
+const suites: Array<[string, () => Promise<string[]>]> = [
+  ['bencode', benchBencode],
+  ['metainfo', benchMetainfo],
+  ['storage', benchStorage],
+  ['swarm', benchSwarm],
+];
 
 for (const [name, run] of suites) {
   if (only.length > 0 && !only.includes(name)) continue;

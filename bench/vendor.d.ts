@@ -6,3 +6,8 @@ declare module 'bencode' {
   };
   export default bencode;
 }
+
+declare module 'parse-torrent' {
+  function parseTorrent(torrent: Uint8Array | string): Promise<{ infoHash: string; files: unknown[] }>;
+  export default parseTorrent;
+}

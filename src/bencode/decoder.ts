@@ -33,6 +33,8 @@ export interface DecodeOptions extends DecodeLimits {
   onLenient?: (kind: LenientKind, offset: number) => void;
   /** When given, receives the byte span of every container and byte string decoded. */
   spans?: WeakMap<object, Span>;
+  /** Only record spans of values nested at most this deep (0 = top-level values). Default: all. */
+  spanDepth?: number;
 }
 
 export const DEFAULT_LIMITS: Required<DecodeLimits> = {
@@ -94,6 +96,7 @@ export class BencodeDecoder {
   private failed: BencodeError | null = null;
   private halted = false;
   private readonly spans: WeakMap<object, Span> | undefined;
+  private readonly spanDepth: number;
 
   // token accumulators
   private tokStart = 0;
@@ -109,6 +112,7 @@ export class BencodeDecoder {
   constructor(options: DecodeOptions = {}) {
     this.o = { ...DEFAULT_LIMITS, ...options };
     this.spans = options.spans;
+    this.spanDepth = options.spanDepth ?? Infinity;
     if (!(this.o.maxDepth >= 1)) throw new RangeError('maxDepth must be at least 1');
   }
 
@@ -184,7 +188,7 @@ export class BencodeDecoder {
     const frames = this.frames;
     const maxStr = o.maxStringLength;
     const maxVal = o.maxValueSize;
-    const inline = this.spans === undefined;
+    const inline = this.spans === undefined || this.spanDepth === 0;
     let i = 0;
     while (i < n && !this.halted) {
       switch (this.st) {
@@ -436,7 +440,7 @@ export class BencodeDecoder {
 
   /** A value is complete: give it to its container, or to the caller when top-level. */
   private done(v: BValue, start: number, end: number, emit: EmitFn): void {
-    if (this.spans !== undefined && typeof v === 'object') this.spans.set(v, { start, end });
+    if (this.spans !== undefined && typeof v === 'object' && this.depth <= this.spanDepth) this.spans.set(v, { start, end });
     if (this.depth === 0) {
       emit(v, start, end);
       return;

@@ -151,6 +151,7 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
   try {
     ({ value: top, end } = decodeFirst(buf, {
       spans,
+      spanDepth: 1, // only the top-level dict's values: the info dict's raw bytes
       allowUnsorted: !strict,
       allowDuplicates: false, // two readers could disagree on which value counts
       onLenient: (_kind, at) => warn(`byte ${at}: dict keys out of order (non-canonical bencode; the info hash is kept from the raw bytes)`),

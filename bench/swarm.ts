@@ -1,0 +1,23 @@
+/**
+ * Downloads on a loopback swarm of python-libtorrent seeders, through ../shared/lab/bench.sh
+ * (it runs everything in a loopback-only network namespace and measures every client the same
+ * way): `fetch-pieces | assemble` against aria2c and a python-libtorrent leecher, same run.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const LAB = fileURLToPath(new URL('../../../shared/lab/', import.meta.url));
+
+export async function benchSwarm(sizeMiB = Number(process.env['BENCH_SWARM_MIB'] ?? 1024), runs = Number(process.env['BENCH_SWARM_RUNS'] ?? 2)): Promise<string[]> {
+  if (!existsSync(`${LAB}bench.sh`)) return ['## swarm', '', 'skipped: ../shared/lab/bench.sh not found'];
+  const tt = `node ${CLI}`;
+  const cmd = `${tt} fetch-pieces "$TORRENT" $(sed "s/^/--peer 127.0.0.1:/" "$LAB_RUN/seed.ports") --quiet < /dev/null | ${tt} assemble "$TORRENT" -o "$OUT" --quiet > /dev/null`;
+  const r = spawnSync('bash', [`${LAB}bench.sh`, String(sizeMiB), '4', String(runs)], {
+    encoding: 'utf8',
+    env: { ...process.env, CLIENTS: 'libtorrent aria2 cmd', LEECH_NAME: 'fetch-pieces|assemble', LEECH_CMD: cmd },
+    timeout: 30 * 60 * 1000,
+  });
+  return ['## swarm (../shared/lab/bench.sh, 4 python-libtorrent seeders)', '', r.stdout.trim() || `bench.sh failed: ${r.stderr.slice(-2000)}`];
+}
