@@ -1,0 +1,132 @@
+/**
+ * Announce parameters and replies shared by the HTTP and UDP trackers, and the parsing of the
+ * peer lists a tracker returns (BEP 3 dictionary form, BEP 23 compact, BEP 7 peers6).
+ */
+import { decode } from '../bencode/decoder.js';
+import type { BDict, BValue } from '../bencode/types.js';
+import { escapeLine } from '../cli/errors.js';
+import type { PeerRecord } from '../peers/record.js';
+
+export type AnnounceEvent = 'started' | 'completed' | 'stopped' | 'none';
+
+export interface AnnounceParams {
+  infoHash: Buffer;
+  peerId: Buffer;
+  port: number;
+  uploaded: number;
+  downloaded: number;
+  left: number;
+  event: AnnounceEvent;
+  numwant: number;
+  /** 4 random bytes, constant for a run (lets a tracker recognise us across IP changes) */
+  key: number;
+}
+
+export interface AnnounceReply {
+  tracker: string;
+  interval: number;
+  minInterval?: number;
+  complete?: number;
+  incomplete?: number;
+  trackerId?: string;
+  warning?: string;
+  peers: PeerRecord[];
+  /** the decoded reply (HTTP) or its fields (UDP), for --raw */
+  raw: Record<string, unknown>;
+}
+
+export interface ScrapeReply {
+  tracker: string;
+  seeders: number;
+  leechers: number;
+  downloaded: number;
+}
+
+export class TrackerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrackerError';
+  }
+}
+
+/** A tracker's interval below this is raised to it: an interval of 0 must not make us spin. */
+export const MIN_INTERVAL = 30;
+
+export function compactPeers(buf: Buffer, v6: boolean, tracker: string): PeerRecord[] {
+  const size = v6 ? 18 : 6;
+  if (buf.length % size !== 0) throw new TrackerError(`${v6 ? 'peers6' : 'peers'} is ${buf.length} bytes, not a multiple of ${size}`);
+  const out: PeerRecord[] = [];
+  for (let o = 0; o < buf.length; o += size) {
+    const port = buf.readUInt16BE(o + size - 2);
+    if (port === 0) continue;
+    let ip: string;
+    if (v6) {
+      const parts: string[] = [];
+      for (let k = 0; k < 16; k += 2) parts.push(buf.readUInt16BE(o + k).toString(16));
+      ip = new URL(`http://[${parts.join(':')}]/`).hostname.slice(1, -1);
+    } else {
+      ip = `${buf[o]}.${buf[o + 1]}.${buf[o + 2]}.${buf[o + 3]}`;
+    }
+    out.push({ ip, port, source: 'tracker', tracker });
+  }
+  return out;
+}
+
+function num(v: BValue | undefined): number | undefined {
+  return typeof v === 'number' && v >= 0 ? v : undefined;
+}
+
+/** Plain JSON for --raw: byte strings as text when printable, else hex. */
+export function rawJson(v: BValue): unknown {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return v.toString();
+  if (Buffer.isBuffer(v)) return /^[\x20-\x7e]*$/.test(v.toString('latin1')) ? v.toString('latin1') : { $hex: v.toString('hex') };
+  if (Array.isArray(v)) return v.map(rawJson);
+  const o: Record<string, unknown> = {};
+  for (const [k, x] of v) o[k] = rawJson(x);
+  return o;
+}
+
+/** Parses an HTTP tracker's bencoded announce reply. */
+export function parseAnnounceBody(body: Buffer, tracker: string): AnnounceReply {
+  let d: BValue;
+  try {
+    d = decode(body, { maxDepth: 8, allowUnsorted: true, maxValueSize: body.length });
+  } catch (e) {
+    throw new TrackerError(`reply is not bencode: ${(e as Error).message}`);
+  }
+  if (!(d instanceof Map)) throw new TrackerError('reply is not a dict');
+  const dict = d as BDict;
+  const failure = dict.get('failure reason');
+  if (Buffer.isBuffer(failure)) throw new TrackerError(`failure: ${escapeLine(failure.toString('utf8'), 300)}`);
+  const peers: PeerRecord[] = [];
+  const p = dict.get('peers');
+  if (Buffer.isBuffer(p)) peers.push(...compactPeers(p, false, tracker));
+  else if (Array.isArray(p)) {
+    for (const e of p) {
+      if (!(e instanceof Map)) continue;
+      const ip = e.get('ip');
+      const port = e.get('port');
+      if (!Buffer.isBuffer(ip) || typeof port !== 'number' || port < 1 || port > 65535) continue;
+      const rec: PeerRecord = { ip: ip.toString('latin1'), port, source: 'tracker', tracker };
+      const id = e.get('peer id');
+      if (Buffer.isBuffer(id) && id.length === 20) rec.peerId = id.toString('hex');
+      peers.push(rec);
+    }
+  } else if (p !== undefined) throw new TrackerError('"peers" is neither a string nor a list');
+  const p6 = dict.get('peers6');
+  if (Buffer.isBuffer(p6)) peers.push(...compactPeers(p6, true, tracker));
+  const interval = num(dict.get('interval'));
+  const reply: AnnounceReply = { tracker, interval: Math.max(MIN_INTERVAL, interval ?? 1800), peers, raw: rawJson(dict) as Record<string, unknown> };
+  const mi = num(dict.get('min interval'));
+  if (mi !== undefined) reply.minInterval = Math.max(MIN_INTERVAL, mi);
+  const c = num(dict.get('complete'));
+  if (c !== undefined) reply.complete = c;
+  const ic = num(dict.get('incomplete'));
+  if (ic !== undefined) reply.incomplete = ic;
+  const tid = dict.get('tracker id');
+  if (Buffer.isBuffer(tid)) reply.trackerId = tid.toString('latin1');
+  const w = dict.get('warning message');
+  if (Buffer.isBuffer(w)) reply.warning = escapeLine(w.toString('utf8'), 300);
+  return reply;
+}
