@@ -65,23 +65,28 @@ function get(url: string, o: HttpOptions, redirects = 0): Promise<Buffer> {
       const body = enc === 'gzip' ? res.pipe(createGunzip()) : enc === 'deflate' ? res.pipe(createInflate()) : res;
       const parts: Buffer[] = [];
       let n = 0;
+      let settled = false;
+      const finish = (err: Error | null, buf?: Buffer): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          reject(err);
+          req.destroy();
+        } else resolve(buf!);
+      };
       body.on('data', (c: Buffer) => {
+        if (settled) return;
         n += c.length;
-        if (n > MAX_BODY) {
-          req.destroy(new TrackerError(`reply larger than ${MAX_BODY} bytes`));
-          return;
-        }
+        // checked after gunzip too: a small compressed body may inflate without bound
+        if (n > MAX_BODY) return finish(new TrackerError(`reply larger than ${MAX_BODY} bytes`));
         parts.push(c);
       });
-      body.on('error', (e: Error) => {
-        clearTimeout(timer);
-        reject(e instanceof TrackerError ? e : new TrackerError(`bad reply body: ${e.message}`));
-      });
+      body.on('error', (e: Error) => finish(e instanceof TrackerError ? e : new TrackerError(`bad reply body: ${e.message}`)));
       body.on('end', () => {
-        clearTimeout(timer);
         const buf = Buffer.concat(parts);
-        if (status !== 200) reject(new TrackerError(`HTTP ${status}${buf.length ? `: ${buf.toString('utf8').slice(0, 100).replace(/\s+/g, ' ')}` : ''}`));
-        else resolve(buf);
+        if (status !== 200) finish(new TrackerError(`HTTP ${status}${buf.length ? `: ${buf.toString('utf8').slice(0, 100).replace(/\s+/g, ' ')}` : ''}`));
+        else finish(null, buf);
       });
     });
     req.end();
@@ -135,7 +140,10 @@ export async function httpScrape(url: string, infoHash: Buffer, o: HttpOptions):
   const failure = d.get('failure reason');
   if (Buffer.isBuffer(failure)) throw new TrackerError(`failure: ${failure.toString('utf8').slice(0, 300)}`);
   const files = d.get('files');
-  const entry = files instanceof Map ? files.get(infoHash.toString('latin1')) : undefined;
+  // Some JS trackers (bittorrent-tracker) write the binary key as UTF-8 of its latin1 text:
+  // accept that form too, it cannot collide with another 20-byte hash's exact key
+  const mangled = Buffer.from(infoHash.toString('latin1'), 'utf8').toString('latin1');
+  const entry = files instanceof Map ? (files.get(infoHash.toString('latin1')) ?? files.get(mangled)) : undefined;
   if (!(entry instanceof Map)) throw new TrackerError('scrape reply has no entry for this torrent');
   const n = (k: string): number => {
     const v = entry.get(k);

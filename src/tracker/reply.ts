@@ -91,7 +91,7 @@ export function rawJson(v: BValue): unknown {
 export function parseAnnounceBody(body: Buffer, tracker: string): AnnounceReply {
   let d: BValue;
   try {
-    d = decode(body, { maxDepth: 8, allowUnsorted: true, maxValueSize: body.length });
+    d = decode(body, { maxDepth: 8, allowUnsorted: true }); // the body is already capped
   } catch (e) {
     throw new TrackerError(`reply is not bencode: ${(e as Error).message}`);
   }

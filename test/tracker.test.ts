@@ -1,0 +1,243 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { chmod, writeFile } from 'node:fs/promises';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { gzipSync } from 'node:zlib';
+import { after, test } from 'node:test';
+import Server from 'bittorrent-tracker/server';
+import { encode, type BValue } from '../src/bencode/index.js';
+import { parseAnnounceBody } from '../src/tracker/reply.js';
+import { CLI, runCli } from './helpers/cli.js';
+import { hasCommand, skipUnless } from './helpers/interop.js';
+import { tmpDir } from './helpers/torrent.js';
+
+const closers: Array<() => void> = [];
+after(() => closers.forEach((c) => c()));
+
+async function realTracker(host = '127.0.0.1'): Promise<{ http: string; udp: string; udp6: string; server: Server }> {
+  const server = new Server({ http: true, udp: true, ws: false, stats: false });
+  server.on('warning', () => {});
+  server.on('error', () => {});
+  await new Promise<void>((resolve) => server.listen({ http: 0, udp: 0 }, { http: host, udp: '127.0.0.1', udp6: '::1' }, () => resolve()));
+  closers.push(() => server.close());
+  const h = host.includes(':') ? `[${host}]` : host;
+  return {
+    http: `http://${h}:${(server.http!.address() as AddressInfo).port}/announce`,
+    udp: `udp://127.0.0.1:${server.udp4!.address().port}`,
+    udp6: `udp://[::1]:${server.udp6!.address().port}`,
+    server,
+  };
+}
+
+let serial = 0;
+async function torrentFile(trackers: string[]): Promise<string> {
+  const dir = await tmpDir('tt-trk-');
+  const f = join(dir, 'x.torrent');
+  // a distinct info hash per torrent: swarms of different tests never mix
+  const info = new Map<string, BValue>([['length', 1000], ['name', Buffer.from(`x${serial++}`)], ['piece length', 16384], ['pieces', Buffer.alloc(20, 7)]]);
+  const top = new Map<string, BValue>([['announce', Buffer.from(trackers[0] ?? 'http://127.0.0.1:1/announce')]]);
+  if (trackers.length > 1) top.set('announce-list', trackers.map((t) => [Buffer.from(t)]));
+  top.set('info', info);
+  await writeFile(f, encode(top));
+  return f;
+}
+
+const lines = (b: Buffer): Array<Record<string, unknown>> => b.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+test('announce over HTTP, UDP and HTTP on ::1 to the bittorrent-tracker server: two peers see each other', async () => {
+  const t = await realTracker();
+  const t6 = await realTracker('::1');
+  // (its UDP over IPv6 answers, but never lists IPv6 peers: checked separately below)
+  for (const url of [t.http, t.udp, t6.http]) {
+    const f = await torrentFile([url]);
+    const first = await runCli(['announce', f, '--port', '7001']);
+    assert.equal(first.code, 0, first.stderr);
+    const second = await runCli(['announce', f, '--port', '7002']);
+    assert.equal(second.code, 0, second.stderr);
+    const peers = lines(second.stdout);
+    assert.ok(peers.some((p) => p['port'] === 7001 && p['source'] === 'tracker' && p['tracker'] === url), `${url}: ${second.stdout}`);
+    const scrape = await runCli(['announce', '--scrape', f]);
+    assert.equal(scrape.code, 0, scrape.stderr);
+    const s = lines(scrape.stdout)[0]!;
+    assert.equal(s['tracker'], url);
+    assert.equal(Number(s['seeders']) + Number(s['leechers']), 2);
+    const raw = await runCli(['announce', '--raw', f, '--port', '7003']);
+    assert.equal(lines(raw.stdout)[0]!['tracker'], url);
+  }
+  const f6 = await torrentFile([t.udp6]);
+  await runCli(['announce', f6, '--port', '7004']);
+  const r6 = await runCli(['announce', '--raw', f6, '--port', '7005']);
+  assert.equal(r6.code, 0, r6.stderr);
+  assert.equal(lines(r6.stdout)[0]!['leechers'], 2);
+});
+
+test('tiers: a dead tracker in the first tier falls back to a live one; --all asks both', async () => {
+  const t = await realTracker();
+  const dead = createSocket('udp4');
+  await new Promise<void>((r) => dead.bind(0, '127.0.0.1', () => r()));
+  closers.push(() => dead.close());
+  const deadUrl = `udp://127.0.0.1:${dead.address().port}`;
+  const f = await torrentFile([deadUrl, t.http]);
+  const r = await runCli(['announce', f, '--timeout', '1', '--port', '7010']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`${deadUrl}: no reply within 1000 ms`));
+  const none = await runCli(['announce', f, '--timeout', '1', '--only', '--tracker', deadUrl]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /no tracker answered \(1 tried\)/);
+});
+
+test('--watch re-announces and sends stopped on SIGINT, exit 0', async () => {
+  const t = await realTracker();
+  const f = await torrentFile([t.http]);
+  const stopped = new Promise<void>((resolve) => t.server.on('stop', () => resolve()));
+  const child = spawn(process.execPath, [CLI, 'announce', '--watch', f, '--port', '7020'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const rl = createInterface({ input: child.stdout });
+  await new Promise<void>((resolve) => {
+    t.server.once('start', () => resolve());
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  rl.close();
+  assert.equal(code, 0);
+  await stopped;
+});
+
+interface Hostile {
+  url: string;
+  server: HttpServer;
+}
+
+async function hostileHttp(): Promise<Hostile> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    const peer = Buffer.from([127, 0, 0, 1, 0x1b, 0x58]);
+    const good = Buffer.concat([Buffer.from('d8:intervali0e5:peers6:'), peer, Buffer.from('e')]);
+    switch (path) {
+      case '/big':
+        res.end(Buffer.alloc(2 * 1024 * 1024, 0x61));
+        break;
+      case '/slow':
+        break; // never answers
+      case '/loop':
+        res.writeHead(302, { location: '/loop' }).end();
+        break;
+      case '/gzip':
+        res.writeHead(200, { 'content-encoding': 'gzip' }).end(gzipSync(good));
+        break;
+      case '/gzipbomb':
+        res.writeHead(200, { 'content-encoding': 'gzip' }).end(gzipSync(Buffer.alloc(8 * 1024 * 1024)));
+        break;
+      case '/garbage':
+        res.end('<html>nope</html>');
+        break;
+      case '/truncated':
+        res.end('d8:intervali60e5:peers6:ab');
+        break;
+      case '/ctrl':
+        res.end(encode(new Map<string, BValue>([['failure reason', Buffer.from('bad \x1b[31mred\x1b[0m\nline')]])));
+        break;
+      case '/oddpeers':
+        res.end(Buffer.concat([Buffer.from('d8:intervali60e5:peers5:'), Buffer.alloc(5), Buffer.from('e')]));
+        break;
+      default:
+        res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => server.closeAllConnections());
+  closers.push(() => server.close());
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+test('hostile HTTP trackers: one clear line each, never a crash or a hang', async () => {
+  const h = await hostileHttp();
+  const cases: Array<[string, RegExp | null]> = [
+    ['/big', /reply larger than 1048576 bytes/],
+    ['/slow', /no reply within 1000 ms/],
+    ['/loop', /more than 5 redirects/],
+    ['/gzipbomb', /reply larger than 1048576 bytes/],
+    ['/garbage', /reply is not bencode: byte 0/],
+    ['/truncated', /reply is not bencode: byte \d+: unexpected end of input/],
+    ['/ctrl', /failure: bad \\x1b\[31mred\\x1b\[0m\\x0aline/],
+    ['/oddpeers', /peers is 5 bytes, not a multiple of 6/],
+    ['/nothing', /HTTP 404/],
+    ['/gzip', null],
+  ];
+  for (const [path, re] of cases) {
+    const url = `${h.url}${path}`;
+    const f = await torrentFile([url]);
+    const r = await runCli(['announce', f, '--timeout', '1'], { timeoutMs: 20_000 });
+    if (re === null) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(lines(r.stdout).map((p) => p['port']), [0x1b58]);
+      continue;
+    }
+    assert.equal(r.code, 1, `${path}: ${r.stderr}`);
+    const errs = r.stderr.split('\n').filter(Boolean);
+    assert.equal(errs.length, 2, `${path}: ${r.stderr}`);
+    assert.ok(errs[0]!.startsWith(`torrent-tools announce: ${url}: `), errs[0]);
+    assert.match(errs[0]!, re, path);
+    assert.doesNotMatch(r.stderr, /\x1b/);
+  }
+  // an interval of 0 is floored, so --watch cannot spin
+  const reply = parseAnnounceBody(Buffer.from('d8:intervali0e5:peers0:e'), 'x');
+  assert.equal(reply.interval, 30);
+});
+
+test('hostile UDP trackers: wrong transaction ids are ignored until the deadline; short replies are errors', async () => {
+  const sock = createSocket('udp4');
+  let mode: 'wrongtid' | 'short' = 'wrongtid';
+  sock.on('message', (msg, rinfo) => {
+    const reply = Buffer.alloc(mode === 'short' ? 8 : 16);
+    reply.writeUInt32BE(0, 0);
+    reply.writeUInt32BE(mode === 'short' ? msg.readUInt32BE(12) : (msg.readUInt32BE(12) + 1) >>> 0, 4);
+    sock.send(reply, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  closers.push(() => sock.close());
+  const url = `udp://127.0.0.1:${sock.address().port}`;
+  const f = await torrentFile([url]);
+  const a = await runCli(['announce', f, '--timeout', '1']);
+  assert.equal(a.code, 1);
+  assert.match(a.stderr, /no reply within 1000 ms/);
+  mode = 'short';
+  const b = await runCli(['announce', f, '--timeout', '1']);
+  assert.equal(b.code, 1);
+  assert.match(b.stderr, /reply of 8 bytes, expected at least 16/);
+});
+
+test('interop: Debian opentracker (whitelist build) over HTTP and UDP', { skip: skipUnless(hasCommand('opentracker'), 'opentracker') }, async () => {
+  const f = await torrentFile(['http://127.0.0.1:1/announce']);
+  const info = await runCli(['info', f]);
+  const hash = (JSON.parse(info.stdout.toString()) as { infoHash: string }).infoHash;
+  const dir = await tmpDir('tt-ot-');
+  await writeFile(join(dir, 'whitelist'), hash + '\n');
+  // as root it drops to user nobody after chrooting here: mkdtemp's 0700 would lock it out
+  await chmod(dir, 0o755);
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  // as root opentracker chroots to -d: relative paths from its own directory
+  const ot = spawn('opentracker', ['-i', '127.0.0.1', '-p', String(port), '-P', String(port), '-d', '.', '-w', 'whitelist'], { cwd: dir, stdio: 'ignore' });
+  closers.push(() => ot.kill('SIGKILL'));
+  for (let i = 0; i < 50; i++) {
+    if (spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]).status === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const url of [`http://127.0.0.1:${port}/announce`, `udp://127.0.0.1:${port}`]) {
+    // opentracker loads its whitelist in the background after it starts listening
+    let a = await runCli(['announce', f, '--only', '--tracker', url, '--port', '7101']);
+    for (let i = 0; i < 30 && a.code !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      a = await runCli(['announce', f, '--only', '--tracker', url, '--port', '7101']);
+    }
+    assert.equal(a.code, 0, a.stderr);
+    const b = await runCli(['announce', f, '--only', '--tracker', url, '--port', '7102']);
+    assert.ok(lines(b.stdout).some((p) => p['port'] === 7101), `${url}: ${b.stdout}`);
+    const s = await runCli(['announce', '--scrape', f, '--only', '--tracker', url]);
+    assert.equal(s.code, 0, s.stderr);
+  }
+});
