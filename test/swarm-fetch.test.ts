@@ -36,7 +36,7 @@ async function setup(): Promise<void> {
 }
 
 async function seeds(n: number, dir = full, env?: Record<string, string>): Promise<SeedProc[]> {
-  const list = await Promise.all(Array.from({ length: n }, () => startSeed(tf, dir, { env, args: ['--skip-verify'] })));
+  const list = await Promise.all(Array.from({ length: n }, () => startSeed(tf, dir, { env, args: ['--skip-verify', '--no-announce'] })));
   running.push(...list);
   return list;
 }

@@ -241,3 +241,32 @@ test('interop: Debian opentracker (whitelist build) over HTTP and UDP', { skip: 
     assert.equal(s.code, 0, s.stderr);
   }
 });
+
+test('seed announces itself; announce | fetch-pieces | assemble downloads from it; stopped on exit', async () => {
+  const t = await realTracker();
+  const { makeTorrentBytes, writeFiles } = await import('./helpers/torrent.js');
+  const { startSeed } = await import('./helpers/swarm.js');
+  const { bytes, rng } = await import('./helpers/random.js');
+  const { runShell } = await import('./helpers/cli.js');
+  const { readFile } = await import('node:fs/promises');
+  const r = rng(3);
+  const files = [{ path: ['a.bin'], data: bytes(r, 200_000) }, { path: ['b.bin'], data: bytes(r, 70_000) }];
+  const dir = await tmpDir('tt-trk-seed-');
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, makeTorrentBytes('pipe', files, 32768, [['announce', Buffer.from(t.http)]]));
+  await writeFiles(join(dir, 'data'), 'pipe', files);
+  const stopped = new Promise<void>((resolve) => t.server.on('stop', () => resolve()));
+  const s = await startSeed(tf, join(dir, 'data'), { args: [] });
+  // wait for the seed's announce to land
+  for (let i = 0; i < 50; i++) {
+    const a = await runCli(['announce', tf, '--event', 'none', '--port', '9']);
+    if (lines(a.stdout).some((p) => p['port'] === s.port)) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  const out = join(dir, 'out');
+  const res = await runShell(`$TT announce "${tf}" --port 9 | $TT fetch-pieces "${tf}" --quiet | $TT assemble "${tf}" -o "${out}" --quiet > /dev/null; echo "\${PIPESTATUS[*]}"`, { timeoutMs: 60_000 });
+  assert.equal(res.stdout.toString().trim(), '0 0 0', res.stderr);
+  for (const f of files) assert.deepEqual(await readFile(join(out, 'pipe', ...f.path)), f.data);
+  await s.stop();
+  await stopped;
+});

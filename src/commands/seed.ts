@@ -10,6 +10,7 @@ import { verifyPieces } from '../storage/verify.js';
 import { Bitfield } from '../swarm/bitfield.js';
 import { Seeder } from '../swarm/seeder.js';
 import type { Fault } from '../swarm/uploader.js';
+import { AnnounceLoop } from '../tracker/loop.js';
 
 /** TORRENT_TOOLS_FAULT (test-only): corrupt | stall:N | disconnect:N — real bad bytes on a real socket. */
 function faultFromEnv(v: string | undefined): Fault | undefined {
@@ -23,18 +24,20 @@ function faultFromEnv(v: string | undefined): Fault | undefined {
 
 export const seed: Command = {
   name: 'seed',
-  synopsis: 'TORRENT DIR [--port N] [--host ADDR] [--skip-verify] [--max-peers N] [--slots N] [--stats FILE] [--quiet|--progress]',
+  synopsis: 'TORRENT DIR [--port N] [--host ADDR] [--skip-verify] [--tracker URL]... [--no-announce] [--max-peers N] [--slots N] [--stats FILE] [--quiet|--progress]',
   summary: 'serve a torrent from its files to other peers until interrupted',
   help: `usage: torrent-tools seed TORRENT DIR [options]
 
 Checks the torrent's files under DIR (or trusts them with --skip-verify), listens for peers
-on --port (TCP, IPv6 and IPv4) and serves the pieces it has, read from disk: BEP 3 choking
+on --port (TCP, IPv6 and IPv4), announces to the torrent's trackers (and --tracker) at their
+interval, and serves the pieces it has, read from disk: BEP 3 choking
 (the interested peers that take the most get the upload slots every 10 s, plus one
 optimistic unchoke rotating every 30 s), BEP 6 (have all, reject, allowed fast), at most
 --max-peers connections, bounded memory whatever the number of peers.
 
 stdout gets NDJSON events: {"event":"listening","port":P} once ready, then
-{"event":"stats",…} every --stats-interval seconds. Runs until SIGINT/SIGTERM, then exits 0.
+{"event":"stats",…} every --stats-interval seconds. Runs until SIGINT/SIGTERM, then tells the
+trackers 'stopped' and exits 0.
 
 options:
   --port N          TCP port to listen on (default 6881; 0 = any free port)
@@ -44,6 +47,8 @@ options:
   --slots N         regular upload slots (default 4)
   --stats FILE      also append the stats records to FILE
   --stats-interval S  seconds between stats records (default 10)
+  --tracker URL     also announce to this tracker (repeatable)
+  --no-announce     do not announce to any tracker
   --quiet           no progress line on a terminal
   --progress        progress as NDJSON on stderr
   --strict          refuse a torrent file with non-canonical bencode
@@ -54,8 +59,9 @@ example:
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['port', 'host', 'max-peers', 'slots', 'stats', 'stats-interval'],
-      boolean: ['skip-verify', 'quiet', 'progress', 'strict'],
+      string: ['port', 'host', 'max-peers', 'slots', 'stats', 'stats-interval', 'tracker'],
+      repeat: ['tracker'],
+      boolean: ['skip-verify', 'quiet', 'progress', 'strict', 'no-announce'],
     });
     if (a.positional.length !== 2) throw new UsageError('expected TORRENT and DIR');
     const port = a.int('port', 0, 65535) ?? 6881;
@@ -97,6 +103,15 @@ example:
       throw new CliError(`listen on port ${port}: ${(e as Error).message}`);
     }
     io.stdout.write(JSON.stringify({ event: 'listening', port: bound, infoHash: t.infoHashHex, pieces: have.size }) + '\n');
+    const tiers = a.bool('no-announce') ? [] : [...t.announce.map((x) => [...x]), ...a.list('tracker').map((u) => [u])];
+    const loop = tiers.length > 0
+      ? new AnnounceLoop({
+          tiers, infoHash: t.infoHash, peerId: seeder.peerId, port: bound,
+          stats: () => ({ uploaded: seeder.uploaded, downloaded: 0, left: (t.pieceCount - have.size) * t.pieceLength }),
+          onFailure: (f) => report(io, 'seed', `${f.tracker}: ${f.message}`),
+        })
+      : null;
+    loop?.start();
     const statsFile = a.has('stats') ? createWriteStream(a.str('stats')!, { flags: 'a' }) : null;
     const started = Date.now();
     const stats = (): string =>
@@ -114,6 +129,7 @@ example:
     clearInterval(statTimer);
     clearInterval(barTimer);
     progress.finish();
+    await loop?.stop();
     await seeder.close();
     await store.close();
     const last = stats();

@@ -11,7 +11,7 @@ export interface SeedProc {
 }
 
 export async function startSeed(torrent: string, dir: string, options: { env?: Record<string, string>; args?: string[] } = {}): Promise<SeedProc> {
-  const child = spawn(process.execPath, [CLI, 'seed', torrent, dir, '--port', '0', '--host', '127.0.0.1', '--quiet', ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [CLI, 'seed', torrent, dir, '--port', '0', '--host', '127.0.0.1', '--quiet', ...(options.args ?? ['--no-announce'])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });

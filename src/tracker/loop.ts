@@ -1,0 +1,78 @@
+/**
+ * Announcing for as long as a client runs (seed, download): started, then again at the
+ * trackers' interval, then stopped on the way out. Peers found go to `onPeers`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { PeerRecord } from '../peers/record.js';
+import { TrackerClient, type TrackerFailure } from './client.js';
+import type { AnnounceParams } from './reply.js';
+
+export interface AnnounceLoopOptions {
+  tiers: string[][];
+  infoHash: Buffer;
+  peerId: Buffer;
+  port: number;
+  /** current figures: called before every announce */
+  stats: () => { uploaded: number; downloaded: number; left: number };
+  onPeers?: (peers: PeerRecord[]) => void;
+  onFailure?: (f: TrackerFailure) => void;
+  timeoutMs?: number;
+}
+
+export class AnnounceLoop {
+  private readonly o: AnnounceLoopOptions;
+  private readonly client: TrackerClient;
+  private readonly controller = new AbortController();
+  private readonly key = randomBytes(4).readUInt32BE(0);
+  private timer: NodeJS.Timeout | null = null;
+  private answered = false;
+  private stopped = false;
+
+  constructor(options: AnnounceLoopOptions) {
+    this.o = options;
+    this.client = new TrackerClient(options.tiers, { timeoutMs: options.timeoutMs ?? 30_000, signal: this.controller.signal });
+  }
+
+  start(): void {
+    void this.round('started');
+  }
+
+  /** Tells the trackers we completed (download finished). */
+  completed(): void {
+    void this.round('completed', false);
+  }
+
+  private params(event: AnnounceParams['event']): AnnounceParams {
+    return { infoHash: this.o.infoHash, peerId: this.o.peerId, port: this.o.port, ...this.o.stats(), event, numwant: 50, key: this.key };
+  }
+
+  private async round(event: AnnounceParams['event'], reschedule = true): Promise<void> {
+    if (this.stopped) return;
+    let wait = 60;
+    try {
+      const replies = await this.client.announce(this.params(event), false, this.o.onFailure);
+      if (replies.length > 0) {
+        this.answered = true;
+        wait = Math.min(...replies.map((r) => Math.max(r.interval, r.minInterval ?? 0)));
+      }
+      for (const r of replies) this.o.onPeers?.(r.peers);
+    } catch {
+      return; // aborted: stopping
+    }
+    if (reschedule && !this.stopped) {
+      this.timer = setTimeout(() => void this.round('none'), wait * 1000);
+      this.timer.unref();
+    }
+  }
+
+  /** Stops announcing and says `stopped` to the trackers (bounded by a short deadline). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.controller.abort();
+    if (!this.answered) return;
+    const bye = new TrackerClient(this.client.tiers, { timeoutMs: 3000 });
+    await bye.announce(this.params('stopped'), false).catch(() => []);
+  }
+}
