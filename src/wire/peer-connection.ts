@@ -51,6 +51,8 @@ export interface ConnectionOptions {
 export interface PeerConnectionEvents {
   handshake: [Handshake];
   message: [WireMessage];
+  /** every message we send (for tracing) */
+  sent: [WireMessage];
   'extended-handshake': [BDict];
   close: [string | null];
   drain: [];
@@ -153,6 +155,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         break;
     }
     this.lastSend = Date.now();
+    if (this.listenerCount('sent') > 0) this.emit('sent', m);
     const bytes = encodeMessage(m);
     if (Array.isArray(bytes)) {
       this.socket.cork();

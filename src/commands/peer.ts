@@ -1,0 +1,142 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
+import { parseArgs, parseIntArg } from '../cli/args.js';
+import { CliError, UsageError } from '../cli/errors.js';
+import type { Command } from '../cli/io.js';
+import { loadTorrentArg } from '../cli/torrent-arg.js';
+import { blockRanges, pieceSize } from '../metainfo/pieces.js';
+import { parseHostPort } from '../peers/record.js';
+import type { WireLimits } from '../wire/frame-decoder.js';
+import { describeHandshake, describeMessage } from '../wire/describe.js';
+import { PeerConnection } from '../wire/peer-connection.js';
+import { makePeerId } from '../wire/protocol.js';
+
+export const peer: Command = {
+  name: 'peer',
+  synopsis: 'HOST:PORT TORRENT|INFOHASH [--request INDEX [--out FILE]] [--interested] [--timeout S]\n       torrent-tools peer --listen PORT TORRENT|INFOHASH [...]',
+  summary: 'talk to one peer and print every message both ways as NDJSON',
+  help: `usage: torrent-tools peer HOST:PORT TORRENT|INFOHASH [options]
+       torrent-tools peer --listen PORT TORRENT|INFOHASH [options]
+
+Connects to one peer (or waits for one with --listen), handshakes, and prints every message
+in both directions as NDJSON: {"dir":"in","type":"bitfield","pieces":…}, {"dir":"out",
+"type":"interested"}; payloads are summarised (piece messages give index, begin, length; the
+BEP 10 handshake is decoded). A protocol violation ends with {"event":"closed","reason":…}.
+With a TORRENT the messages are checked against it; with a bare INFOHASH only their framing.
+
+options:
+  --request INDEX   download piece INDEX (needs a TORRENT), check its SHA-1, print
+                    {"event":"piece","index":…,"valid":…} and exit (0 when valid)
+  --out FILE        with --request: write the piece's bytes to FILE
+  --interested      say we are interested (--request does)
+  --listen PORT     wait for one incoming peer on PORT instead of connecting
+  --timeout S       give up after S seconds without a message (default 30)
+  -h, --help        show this help
+
+examples:
+  torrent-tools peer 127.0.0.1:6881 x.torrent --request 0 --out piece0.bin | jq -c .
+  torrent-tools peer 127.0.0.1:6881 x.torrent --interested --timeout 5 | jq -r .type | sort | uniq -c
+`,
+  async run(argv, io) {
+    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout'], boolean: ['interested', 'strict'] });
+    const listen = a.int('listen', 0, 65535);
+    const need = listen === undefined ? 2 : 1;
+    if (a.positional.length !== need) throw new UsageError(listen === undefined ? 'expected HOST:PORT and TORRENT|INFOHASH' : 'expected TORRENT|INFOHASH');
+    const timeout = (a.int('timeout', 1, 86_400) ?? 30) * 1000;
+    const src = await loadTorrentArg(a.positional[need - 1]!, io, 'peer', { allowInfoHash: true, allowMagnet: true, strict: a.bool('strict') });
+    const t = src.torrent;
+    const request = a.has('request') ? parseIntArg('--request', a.str('request')!, 0, Number.MAX_SAFE_INTEGER) : undefined;
+    if (request !== undefined && !t) throw new UsageError('--request needs a .torrent (piece sizes and hashes)');
+    if (request !== undefined && request >= t!.pieceCount) throw new UsageError(`--request: the torrent has ${t!.pieceCount} pieces`);
+    if (a.has('out') && request === undefined) throw new UsageError('--out goes with --request');
+    const limits: WireLimits = t ? { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) } : {};
+    const print = (o: Record<string, unknown>): void => void io.stdout.write(JSON.stringify(o) + '\n');
+
+    let socket: Socket;
+    let outgoing = true;
+    if (listen !== undefined) {
+      outgoing = false;
+      socket = await new Promise<Socket>((resolve, reject) => {
+        const server = createServer((s) => {
+          server.close();
+          resolve(s);
+        });
+        server.once('error', (e) => reject(new CliError(`listen on ${listen}: ${e.message}`)));
+        server.listen(listen, () => print({ event: 'listening', port: (server.address() as { port: number }).port }));
+        io.signal.addEventListener('abort', () => server.close(), { once: true });
+      });
+    } else {
+      const hp = parseHostPort(a.positional[0]!);
+      if (!hp) throw new UsageError(`expected HOST:PORT, got ${JSON.stringify(a.positional[0])}`);
+      socket = await new Promise<Socket>((resolve, reject) => {
+        const s = connect({ host: hp.host, port: hp.port });
+        const timer = setTimeout(() => s.destroy(new Error(`no connection within ${timeout / 1000} s`)), timeout);
+        s.once('connect', () => {
+          clearTimeout(timer);
+          resolve(s);
+        });
+        s.once('error', (e: NodeJS.ErrnoException) => {
+          clearTimeout(timer);
+          reject(new CliError(`${a.positional[0]}: ${e.code ?? e.message}`));
+        });
+      });
+    }
+    const conn = new PeerConnection(socket, {
+      peerId: makePeerId(randomBytes),
+      infoHash: outgoing ? src.infoHash : undefined,
+      accept: (h) => (h.equals(src.infoHash) ? limits : null),
+      limits,
+      outgoing,
+      idleTimeoutMs: timeout,
+      extendedHandshake: { v: Buffer.from('torrent-tools 0.1.0'), reqq: 250 },
+    });
+    conn.on('handshake', (h) => print({ dir: 'in', ...describeHandshake(h) }));
+    conn.on('message', (m) => print({ dir: 'in', ...describeMessage(m) }));
+    conn.on('extended-handshake', (d) => void d);
+    conn.on('sent', (m) => print({ dir: 'out', ...describeMessage(m) }));
+
+    // with --request: interested, then the piece's blocks once unchoked (or allowed fast)
+    let piece: Buffer | null = null;
+    let got = 0;
+    let requested = false;
+    const blocks = request !== undefined ? blockRanges(pieceSize(t!, request)) : [];
+    const result = new Promise<number>((resolve) => {
+      const askAll = (): void => {
+        if (requested) return;
+        requested = true;
+        piece = Buffer.alloc(pieceSize(t!, request!));
+        for (const b of blocks) conn.send({ type: 'request', index: request!, begin: b.begin, length: b.length });
+      };
+      conn.on('handshake', () => {
+        if (request !== undefined || a.bool('interested')) conn.send({ type: 'interested' });
+      });
+      conn.on('message', (m) => {
+        if (request === undefined) return;
+        if (m.type === 'unchoke' || (m.type === 'allowed-fast' && m.index === request)) askAll();
+        else if (m.type === 'reject' && m.index === request) {
+          print({ event: 'rejected', index: m.index, begin: m.begin });
+          conn.close(null);
+        } else if (m.type === 'piece' && m.index === request && piece) {
+          m.block.copy(piece, m.begin);
+          if (++got === blocks.length) {
+            const valid = createHash('sha1').update(piece).digest().equals(t!.pieceHashes.subarray(request * 20, request * 20 + 20));
+            print({ event: 'piece', index: request, length: piece.length, valid, sha1: createHash('sha1').update(piece).digest('hex') });
+            const done = (): void => {
+              resolve(valid ? 0 : 1); // before close: its handler resolves too
+              conn.close(null);
+            };
+            if (a.has('out') && valid) writeFile(a.str('out')!, piece).then(done, (e: Error) => { print({ event: 'error', message: e.message }); done(); });
+            else done();
+          }
+        }
+      });
+      conn.on('close', (reason) => {
+        print({ event: 'closed', reason });
+        resolve(request === undefined ? (reason === null || reason === 'connection closed by peer' || reason.startsWith('nothing received') ? 0 : 1) : 1);
+      });
+      io.signal.addEventListener('abort', () => conn.close(null), { once: true });
+    });
+    return result;
+  },
+};
