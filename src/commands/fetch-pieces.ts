@@ -39,7 +39,7 @@ options:
                        index); repeatable
   --sequential         pick pieces in order (for assemble --stdout into a player)
   --max-peers N        connections at most (default 50)
-  --max-memory BYTES   pieces in flight at most, in bytes (default 33554432)
+  --max-memory BYTES   pieces in flight at most, in bytes (default 16777216)
   --timeout S          give up when no piece arrives for S seconds (default 120; 0 = never)
   --stats FILE         append NDJSON stats (rate, peers, pieces, per-peer figures) every second
   --port N             our listening port, advertised to peers

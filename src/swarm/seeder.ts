@@ -114,7 +114,8 @@ export class Seeder extends EventEmitter<SeederEvents> {
     conn.on('close', (reason) => {
       this.uploaders.delete(up);
       this.closedUploaded += conn.uploaded;
-      if (reason !== null && reason !== 'connection closed by peer') this.emit('log', `${conn.name}: ${reason}`);
+      // peers leaving (closed, reset, broken pipe) is the normal end of a download
+      if (reason !== null && !/^(connection closed by peer|ECONNRESET|EPIPE)$/.test(reason)) this.emit('log', `${conn.name}: ${reason}`);
     });
   }
 

@@ -10,17 +10,21 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { FileStore } from '../storage/file-store.js';
 import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { peerKey, type PeerRecord } from '../peers/record.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
 import { PeerConnection, type WireExtension } from '../wire/peer-connection.js';
+import type { BValue } from '../bencode/types.js';
 import { makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from './bitfield.js';
 import { Connector } from './connector.js';
+import { Choker } from './choker.js';
 import { BLOCK, PiecePicker, type Block, type PartialPiece } from './picker.js';
 import { RateMeter } from './rate.js';
+import { MAX_QUEUED_REQUESTS, Uploader } from './uploader.js';
 
 export interface SwarmOptions {
   torrent: Torrent;
@@ -32,7 +36,7 @@ export interface SwarmOptions {
   maxPeers?: number;
   halfOpen?: number;
   connectTimeoutMs?: number;
-  /** bytes of pieces being downloaded at once (default 32 MiB, at least 2 pieces) */
+  /** bytes of pieces being downloaded at once (default 16 MiB, at least 2 pieces) */
   maxInFlightBytes?: number;
   sequential?: boolean;
   /** seconds of data to keep requested from each peer (default 3) */
@@ -44,6 +48,11 @@ export interface SwarmOptions {
   /** extensions each connection gets (ut_metadata, ut_pex…) */
   extensions?: (conn: PeerConnection) => WireExtension[];
   random?: () => number;
+  /**
+   * Upload while downloading: serve pieces read back from this store (the output directory).
+   * A piece is offered only once markWritten() says it is on disk.
+   */
+  serve?: FileStore;
 }
 
 export interface PeerStats {
@@ -87,6 +96,7 @@ interface Peer {
   reqq: number;
   useful: boolean;
   allowedFast: Set<number>;
+  uploader: Uploader | null;
 }
 
 export interface SwarmEvents {
@@ -122,6 +132,12 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private timer: NodeJS.Timeout | null = null;
   private finished = false;
   destroyed = false;
+  /** pieces on disk that we offer (serve mode) */
+  readonly servable: Bitfield;
+  private readonly choker = new Choker();
+  private ticks = 0;
+  private server: Server | null = null;
+  private uploadedClosed = 0;
 
   constructor(options: SwarmOptions) {
     super();
@@ -131,10 +147,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.peerId = options.peerId ?? makePeerId(randomBytes);
     this.have = new Bitfield(t.pieceCount);
     for (const i of options.have ?? []) this.have.set(i);
+    this.servable = new Bitfield(t.pieceCount, this.have.bytes);
     const wanted = [...(options.wanted ?? Array.from({ length: t.pieceCount }, (_, i) => i))].filter((i) => !this.have.has(i));
     this.wantedTotal = wanted.length;
     this.picker = new PiecePicker(t, wanted, { sequential: options.sequential, random: options.random });
-    this.maxInFlight = Math.max(options.maxInFlightBytes ?? 32 * 1024 * 1024, 2 * t.pieceLength);
+    this.maxInFlight = Math.max(options.maxInFlightBytes ?? 16 * 1024 * 1024, 2 * t.pieceLength);
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
       (socket, rec) => this.onSocket(socket, rec),
@@ -210,6 +227,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.destroyed = true;
     if (this.timer) clearInterval(this.timer);
     this.connector.stop();
+    this.server?.close();
     for (const p of [...this.peers.values()]) p.conn.close(null);
     this.peers.clear();
   }
@@ -226,19 +244,58 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 
   private onSocket(socket: Socket, rec: PeerRecord): void {
-    const key = peerKey(rec);
     if (this.destroyed || this.finished) {
       socket.destroy();
       return;
     }
+    const key = peerKey(rec);
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,
       infoHash: this.torrent.infoHash,
       limits: this.limits(),
       outgoing: true,
       name: key,
-      extendedHandshake: { v: Buffer.from('torrent-tools 0.1.0'), reqq: 500, ...(this.o.port ? { p: this.o.port } : {}) },
+      extendedHandshake: this.extendedHandshake(),
     });
+    this.attach(conn, key, rec);
+  }
+
+  private extendedHandshake(): Record<string, BValue> {
+    return { v: Buffer.from('torrent-tools 0.1.0'), reqq: this.o.serve ? MAX_QUEUED_REQUESTS : 500, ...(this.o.port ? { p: this.o.port } : {}) };
+  }
+
+  /** Listens for incoming peers (serve mode); resolves with the port bound. */
+  async listen(port: number, host?: string): Promise<number> {
+    const server = createServer((s) => this.accept(s));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host }, () => resolve());
+    });
+    server.on('error', (e) => this.emit('log', `listen: ${e.message}`));
+    return (server.address() as { port: number }).port;
+  }
+
+  /** An incoming connection: the same peer handling as ours, once its handshake names our torrent. */
+  accept(socket: Socket): void {
+    const rec: PeerRecord = { ip: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0, source: 'incoming' };
+    const key = peerKey(rec);
+    if (this.destroyed || this.peers.size >= (this.o.maxPeers ?? 50) || !this.connector.claim(key)) {
+      socket.destroy();
+      return;
+    }
+    const t = this.torrent;
+    const conn = new PeerConnection(socket, {
+      peerId: this.peerId,
+      outgoing: false,
+      name: key,
+      accept: (h) => (h.equals(t.infoHash) ? this.limits() : null),
+      extendedHandshake: this.extendedHandshake(),
+    });
+    this.attach(conn, key, rec);
+  }
+
+  private attach(conn: PeerConnection, key: string, rec: PeerRecord): void {
     for (const ext of this.o.extensions?.(conn) ?? []) conn.use(ext);
     const peer: Peer = {
       key, rec, conn,
@@ -252,6 +309,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       reqq: 250,
       useful: false,
       allowedFast: new Set(),
+      uploader: this.o.serve ? new Uploader(conn, this.o.serve, this.servable) : null,
     };
     this.peers.set(key, peer);
     conn.on('handshake', () => this.onHandshake(peer));
@@ -263,11 +321,43 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     conn.on('close', (reason) => this.onClose(peer, reason));
   }
 
+  /** Serve mode: piece `index` is now on disk; offer it to everyone. */
+  markWritten(index: number): void {
+    if (!this.servable.set(index)) return;
+    for (const peer of this.peers.values()) if (peer.conn.remote) peer.conn.send({ type: 'have', index });
+  }
+
+  /** Bytes uploaded to peers (serve mode). */
+  get uploaded(): number {
+    let n = this.uploadedClosed;
+    for (const p of this.peers.values()) n += p.conn.uploaded;
+    return n;
+  }
+
+  uploadRate(): number {
+    let r = 0;
+    for (const p of this.peers.values()) r += p.uploader?.rate.rate() ?? 0;
+    return r;
+  }
+
+  /** BEP 3 choking for our uploads: tit-for-tat by what each peer gives us, one optimistic slot. */
+  private chokeRound(): void {
+    const list = [...this.peers.values()].filter((p) => p.uploader !== null && p.conn.remote !== null);
+    const now = Date.now();
+    const unchoke = this.choker.decide(
+      list.map((p) => ({ id: p.key, interested: p.conn.peerInterested, downloadRate: p.rate.rate(now), uploadRate: p.uploader!.rate.rate(now) })),
+      this.finished,
+    );
+    for (const p of list) (unchoke.has(p.key) ? p.uploader!.unchoke() : p.uploader!.choke());
+  }
+
   private onHandshake(peer: Peer): void {
     const c = peer.conn;
-    if (this.have.size > 0) {
-      if (c.fast && this.have.complete) c.send({ type: 'have-all' });
-      else c.send({ type: 'bitfield', bits: this.have.toBuffer() });
+    // in serve mode only what is on disk is offered
+    const bits = this.o.serve ? this.servable : this.have;
+    if (bits.size > 0) {
+      if (c.fast && bits.complete) c.send({ type: 'have-all' });
+      else c.send({ type: 'bitfield', bits: bits.toBuffer() });
     } else if (c.fast) {
       c.send({ type: 'have-none' });
     }
@@ -276,9 +366,14 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private onClose(peer: Peer, reason: string | null): void {
     if (this.peers.get(peer.key) !== peer) return;
     this.peers.delete(peer.key);
+    this.uploadedClosed += peer.conn.uploaded;
     for (const b of peer.requests.values()) this.picker.release(b);
     peer.requests.clear();
     this.picker.addBitfield((i) => peer.bits.has(i), -1);
+    if (reason === 'protocol violation: connected to ourselves') {
+      this.connector.ban(peer.key); // our own address, as a tracker lists us: not worth a line
+      reason = null;
+    }
     if (reason !== null && !this.finished && !this.destroyed) this.emit('log', `${peer.key}: ${reason}`);
     // a peer that gave us data may come back; one that never handshook gets fewer tries
     this.connector.release(peer.key, peer.rec, !this.finished && !this.destroyed && !this.connector.isBanned(peer.key) && reason !== null && !reason.startsWith('protocol violation'));
@@ -444,7 +539,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     }
     this.have.set(p.index);
     this.doneCount++;
-    for (const peer of this.peers.values()) if (peer.conn.remote) peer.conn.send({ type: 'have', index: p.index });
+    if (!this.o.serve) for (const peer of this.peers.values()) if (peer.conn.remote) peer.conn.send({ type: 'have', index: p.index });
     this.emit('piece', { index: p.index, piece: p.buf });
     if (this.picker.finished) this.finish();
   }
@@ -463,6 +558,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** Once a second: resize queues from measured rates, detect snubs, drop useless peers. */
   private tick(): void {
     const now = Date.now();
+    if (this.o.serve && this.ticks++ % 10 === 0) this.chokeRound();
     const qs = this.o.queueSeconds ?? 3;
     const snubMs = this.o.snubMs ?? 15_000;
     for (const p of this.peers.values()) {

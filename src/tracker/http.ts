@@ -50,7 +50,7 @@ function get(url: string, o: HttpOptions, redirects = 0): Promise<Buffer> {
     const timer = setTimeout(() => req.destroy(new TrackerError(`no reply within ${o.timeoutMs} ms`)), o.timeoutMs);
     req.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(e instanceof TrackerError ? e : new TrackerError(e.code ?? e.message));
+      reject(e instanceof TrackerError || e.name === 'AbortError' ? e : new TrackerError(e.code ?? e.message));
     });
     req.on('response', (res: IncomingMessage) => {
       const status = res.statusCode ?? 0;

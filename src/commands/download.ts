@@ -1,0 +1,195 @@
+import { stat } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from '../cli/args.js';
+import { CliError, UsageError } from '../cli/errors.js';
+import { report, type Command } from '../cli/io.js';
+import { parsePeerArgs } from '../cli/peer-args.js';
+import { Progress, progressMode } from '../cli/progress.js';
+import { resolveSelect } from '../cli/select.js';
+import { loadTorrentArg } from '../cli/torrent-arg.js';
+import { piecesForFiles } from '../metainfo/pieces.js';
+import { FileStore } from '../storage/file-store.js';
+import { UnsafePathError } from '../storage/safe-path.js';
+import { verifyPieces } from '../storage/verify.js';
+import { AssembleStream, type AssembleEvent } from '../streams/assemble.js';
+import { FetchError, FetchStream } from '../streams/fetch.js';
+import { Bitfield } from '../swarm/bitfield.js';
+import { Seeder } from '../swarm/seeder.js';
+import { AnnounceLoop } from '../tracker/loop.js';
+
+export const download: Command = {
+  name: 'download',
+  synopsis: 'TORRENT -o DIR [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
+  summary: 'download a torrent into DIR: announce, fetch, verify, assemble and upload, in one process',
+  help: `usage: torrent-tools download TORRENT -o DIR [options]
+
+The pipeline 'announce --watch | fetch-pieces | assemble' in one process, built from the very
+same stages: it asks the trackers (and --peer) for peers, downloads and verifies pieces from
+all of them, writes them under DIR, and meanwhile uploads the pieces it has to other peers
+(BEP 3 choking: tit-for-tat plus an optimistic unchoke), listening on --port.
+
+It resumes by itself: what is already in DIR is verified first (all cores) and only the rest
+is fetched. A progress bar on a terminal (pieces, rates down/up, peers, ETA); --json prints
+assemble's NDJSON events on stdout. Exit 0 once every wanted piece is on disk.
+
+options:
+  -o, --output DIR     where the files go
+  --peer HOST:PORT     also use this peer (repeatable)
+  --tracker URL        also announce to this tracker (repeatable)
+  --no-announce        use no tracker (only --peer)
+  --select FILE        only this file (repeatable; a path as 'info' shows it, or an index)
+  --port N             listen for peers on N (default 6881; 0 = any)
+  --max-peers N        connections at most (default 50)
+  --seed               keep seeding after the download, until SIGINT, --seed-ratio or --seed-time
+  --seed-ratio R       stop seeding once uploaded/size reaches R (e.g. 1.5)
+  --seed-time S        stop seeding after S seconds
+  --timeout S          give up when no piece arrives for S seconds (default 120)
+  --json               print the NDJSON events (piece, complete) on stdout
+  --quiet              no progress bar
+  --progress           progress as NDJSON on stderr
+  -h, --help           show this help
+
+examples:
+  torrent-tools download x.torrent -o out/
+  torrent-tools download x.torrent -o out/ --json | jq -c 'select(.event == "complete")'
+`,
+  async run(argv, io) {
+    const a = parseArgs(argv, {
+      string: ['output', 'peer', 'tracker', 'select', 'port', 'max-peers', 'seed-ratio', 'seed-time', 'timeout'],
+      repeat: ['peer', 'tracker', 'select'],
+      boolean: ['seed', 'json', 'quiet', 'progress', 'strict', 'no-announce'],
+      alias: { o: 'output' },
+    });
+    if (a.positional.length !== 1) throw new UsageError('expected one TORRENT');
+    const out = a.str('output');
+    if (out === undefined) throw new UsageError('-o DIR is required');
+    const peers = parsePeerArgs(a.list('peer'));
+    const port = a.int('port', 0, 65535) ?? 6881;
+    const maxPeers = a.int('max-peers', 1, 10_000) ?? 50;
+    const timeout = a.int('timeout', 0, 86_400) ?? 120;
+    const ratioText = a.str('seed-ratio');
+    if (ratioText !== undefined && !/^\d+(?:\.\d+)?$/.test(ratioText)) throw new UsageError('--seed-ratio: expected a number like 1.5');
+    const seedTime = a.int('seed-time', 1, 365 * 86_400);
+    const src = await loadTorrentArg(a.positional[0]!, io, 'download', { strict: a.bool('strict'), allowMagnet: true });
+    const t = src.torrent;
+    if (!t) throw new CliError('magnet links need the metadata first: fetch-metadata is not available yet in this version; use a .torrent');
+    const select = a.list('select').length > 0 ? resolveSelect(t, a.list('select')) : undefined;
+    const wanted = select ? new Set(piecesForFiles(t, [...select])) : null;
+
+    let writeStore: FileStore;
+    let readStore: FileStore;
+    try {
+      writeStore = await FileStore.open(t, out, { mode: 'write', select });
+      readStore = await FileStore.open(t, out, { mode: 'read', maxOpen: 64 });
+    } catch (e) {
+      if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
+      throw e;
+    }
+    const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'download');
+    // resume: whatever is already valid in DIR is kept
+    const have: number[] = [];
+    let checked = 0;
+    // nothing on disk yet: no need to start hashing threads
+    const anyFile = (await Promise.all(readStore.paths.map((p, i) => (t.files[i]!.pad ? false : stat(p).then(() => true, () => false))))).some(Boolean);
+    if (anyFile) {
+      for await (const [i, ok] of verifyPieces(t, out, { signal: io.signal })) {
+        if (ok) have.push(i);
+        progress.update({ done: ++checked, total: t.pieceCount, bytes: checked * t.pieceLength, extra: { valid: have.length } });
+      }
+      progress.finish();
+    }
+    const fetch = new FetchStream({
+      torrent: t, have, wanted: wanted ?? undefined, maxPeers, port, serve: readStore, stallTimeoutMs: timeout * 1000,
+    });
+    const swarm = fetch.swarm;
+    swarm.on('log', (m) => report(io, 'download', m));
+    let bound = port;
+    try {
+      bound = await swarm.listen(port);
+    } catch (e) {
+      report(io, 'download', `warning: cannot listen on port ${port} (${(e as Error).message}); downloading without incoming connections`);
+    }
+    for (const p of peers) fetch.peers.write(p);
+    const tiers = a.bool('no-announce') ? [] : [...src.trackers.map((x) => [...x]), ...a.list('tracker').map((u) => [u])];
+    const left = (): number => Math.max(0, (t.pieceCount - swarm.have.size) * t.pieceLength);
+    const loop = tiers.length > 0
+      ? new AnnounceLoop({
+          tiers, infoHash: t.infoHash, peerId: swarm.peerId, port: bound,
+          stats: () => ({ uploaded: swarm.uploaded, downloaded: swarm.stats().downloaded, left: left() }),
+          onPeers: (list) => list.forEach((p) => swarm.addPeer(p)),
+          onFailure: (f) => report(io, 'download', `${f.tracker}: ${f.message}`),
+        })
+      : null;
+    if (!loop && peers.length === 0) throw new UsageError('no way to find peers: the torrent has no trackers; give --peer or --tracker');
+    loop?.start();
+
+    const assembler = new AssembleStream(t, writeStore, { trust: true, wanted: wanted ?? undefined, have: new Set(have) });
+    const total = assembler.remaining;
+    let done = 0;
+    let bytes = 0;
+    const bar = setInterval(() => {
+      const s = swarm.stats();
+      progress.update({ done, total, bytes, extra: { peers: s.peers, up: `${(swarm.uploadRate() / 1048576).toFixed(1)}MiB/s` } });
+    }, 250);
+    const sink = new Writable({
+      objectMode: true,
+      write(ev: AssembleEvent, _enc, cb) {
+        if (ev.event === 'piece') {
+          done++;
+          bytes += ev.bytes;
+          swarm.markWritten(ev.index); // on disk: now we may serve it
+        }
+        if (a.bool('json')) io.stdout.write(JSON.stringify(ev) + '\n', () => cb());
+        else cb();
+      },
+    });
+    try {
+      await pipeline(fetch, assembler, sink, { signal: io.signal });
+    } catch (e) {
+      await loop?.stop();
+      if (e instanceof FetchError) throw new CliError(e.message);
+      throw e;
+    } finally {
+      clearInterval(bar);
+      progress.update({ done, total, bytes }, true);
+      progress.finish();
+      await writeStore.close();
+    }
+    loop?.completed();
+    if (assembler.remaining > 0) {
+      await loop?.stop();
+      throw new CliError(`${assembler.remaining} of ${total} wanted pieces missing`);
+    }
+    if (!a.bool('seed')) {
+      await loop?.stop();
+      await readStore.close();
+      return 0;
+    }
+    // seeding afterwards: the same port, a seeder over what is now on disk
+    const onDisk = new Bitfield(t.pieceCount);
+    for await (const [i, ok] of verifyPieces(t, out)) if (ok) onDisk.set(i);
+    const seeder = new Seeder({ torrent: t, store: readStore, have: onDisk, peerId: swarm.peerId });
+    seeder.on('log', (m) => report(io, 'download', m));
+    await seeder.listen(bound).catch(() => seeder.listen(0));
+    const ratio = ratioText === undefined ? Infinity : Number(ratioText);
+    const started = Date.now();
+    const uploadedBefore = swarm.uploaded;
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        const up = uploadedBefore + seeder.uploaded;
+        if (up / t.length >= ratio || (seedTime !== undefined && Date.now() - started >= seedTime * 1000)) finish();
+      }, 500);
+      function finish(): void {
+        clearInterval(check);
+        resolve();
+      }
+      if (io.signal.aborted) finish();
+      io.signal.addEventListener('abort', finish, { once: true });
+    });
+    await loop?.stop();
+    await seeder.close();
+    await readStore.close();
+    return 0;
+  },
+};
