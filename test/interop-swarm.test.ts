@@ -3,11 +3,10 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { runShell } from './helpers/cli.js';
-import { SYSTEM_PYTHON, hasCommand, hasLibtorrent, skipUnless } from './helpers/interop.js';
+import { SYSTEM_PYTHON, hasCommand, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
 import { bytes, rng } from './helpers/random.js';
 import { startSeed, type SeedProc } from './helpers/swarm.js';
 import { makeTorrent, makeTorrentBytes, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
@@ -45,23 +44,14 @@ async function sameFiles(out: string): Promise<void> {
 
 test('fetch-pieces | assemble from two python-libtorrent seeders', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') }, async () => {
   const { dir, tf, full } = await prepare();
-  const child = spawn(SYSTEM_PYTHON, [join(FIX, 'lt-seed.py'), tf, full, '2'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  procs.push(child);
-  const lines = createInterface({ input: child.stdout! });
-  const ports: number[] = [];
-  await new Promise<void>((resolve, reject) => {
-    lines.on('line', (l) => {
-      ports.push(Number(l));
-      if (ports.length === 2) resolve();
-    });
-    child.once('exit', (c) => reject(new Error(`lt-seed.py exited ${c}`)));
-  });
+  const lt = await startLtSeeds(tf, full, 2);
+  const ports = lt.ports;
   const out = join(dir, 'out');
   const peers = ports.map((p) => `--peer 127.0.0.1:${p}`).join(' ');
   const res = await runShell(`$TT fetch-pieces "${tf}" ${peers} --quiet < /dev/null | $TT assemble "${tf}" -o "${out}" --quiet > /dev/null; echo "\${PIPESTATUS[*]}"`, { timeoutMs: 60_000 });
   assert.equal(res.stdout.toString().trim(), '0 0', res.stderr);
   await sameFiles(out);
-  child.stdin!.end();
+  lt.stop();
 });
 
 test('a python-libtorrent leecher downloads a multi-file torrent from our seed', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') }, async () => {

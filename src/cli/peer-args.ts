@@ -1,5 +1,11 @@
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { PeerFeed } from '../peers/feed.js';
 import { parseHostPort, type PeerRecord } from '../peers/record.js';
+import { NdjsonParseStream } from '../streams/ndjson-parse.js';
+import { PeerRecordStream } from '../streams/peers.js';
 import { UsageError } from './errors.js';
+import { report, warnOnce, type Io } from './io.js';
 
 /** `--peer HOST:PORT` values as peer records (source "cli"). */
 export function parsePeerArgs(values: readonly string[]): PeerRecord[] {
@@ -8,4 +14,23 @@ export function parsePeerArgs(values: readonly string[]): PeerRecord[] {
     if (!hp) throw new UsageError(`--peer: expected HOST:PORT or [IPv6]:PORT, got ${JSON.stringify(v)}`);
     return { ip: hp.host, port: hp.port, source: 'cli' };
   });
+}
+
+/** Peers on stdin (unless it is a terminal) into a feed; the feed ends with stdin. */
+export function feedFromStdin(io: Io, cmd: string, feed: PeerFeed): void {
+  if (io.stdin.isTTY) {
+    feed.end();
+    return;
+  }
+  const warn = warnOnce(io, cmd);
+  const sink = new Writable({
+    objectMode: true,
+    write: (rec: PeerRecord, _enc, cb) => {
+      feed.add(rec);
+      cb();
+    },
+  });
+  pipeline(io.stdin, new NdjsonParseStream({ maxLineLength: 64 * 1024 }), new PeerRecordStream((line, why) => warn('peer', `stdin:${line}: not a peer, skipped: ${why}`)), sink)
+    .catch((e: Error) => report(io, cmd, `warning: stdin: ${e.message}; no more peers will be read`))
+    .finally(() => feed.end());
 }

@@ -1,10 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { report, type Command } from '../cli/io.js';
 import { parsePeerArgs } from '../cli/peer-args.js';
+import { resolveTorrent } from '../cli/metadata.js';
+import { PeerFeed } from '../peers/feed.js';
+import type { Torrent } from '../metainfo/torrent.js';
+import { makePeerId } from '../wire/protocol.js';
 import { Progress, progressMode } from '../cli/progress.js';
 import { resolveSelect } from '../cli/select.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
@@ -20,14 +26,20 @@ import { AnnounceLoop } from '../tracker/loop.js';
 
 export const download: Command = {
   name: 'download',
-  synopsis: 'TORRENT -o DIR [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET -o DIR [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
   summary: 'download a torrent into DIR: announce, fetch, verify, assemble and upload, in one process',
-  help: `usage: torrent-tools download TORRENT -o DIR [options]
+  help: `usage: torrent-tools download TORRENT|MAGNET -o DIR [options]
 
 The pipeline 'announce --watch | fetch-pieces | assemble' in one process, built from the very
 same stages: it asks the trackers (and --peer) for peers, downloads and verifies pieces from
 all of them, writes them under DIR, and meanwhile uploads the pieces it has to other peers
-(BEP 3 choking: tit-for-tat plus an optimistic unchoke), listening on --port.
+(BEP 3 choking: tit-for-tat plus an optimistic unchoke), listening on --port. Peers learnt by
+PEX (BEP 11) join in, and peers that ask get the torrent's metadata (BEP 9).
+
+A magnet URI (or a bare info hash) works in place of a .torrent: the metadata is fetched from
+the peers first (the magnet's tr= trackers and x.pe= peers, --peer, --tracker) as
+fetch-metadata does, and cached as DIR/.torrent-tools/HASH.torrent, so a resumed run needs no
+metadata again. A magnet's so= selects files (BEP 53) unless --select is given.
 
 It resumes by itself: what is already in DIR is verified first (all cores) and only the rest
 is fetched. A progress bar on a terminal (pieces, rates down/up, peers, ETA); --json prints
@@ -52,6 +64,7 @@ options:
 
 examples:
   torrent-tools download x.torrent -o out/
+  torrent-tools download 'magnet:?xt=urn:btih:…&x.pe=127.0.0.1:6881' -o out/
   torrent-tools download x.torrent -o out/ --json | jq -c 'select(.event == "complete")'
 `,
   async run(argv, io) {
@@ -71,10 +84,44 @@ examples:
     const ratioText = a.str('seed-ratio');
     if (ratioText !== undefined && !/^\d+(?:\.\d+)?$/.test(ratioText)) throw new UsageError('--seed-ratio: expected a number like 1.5');
     const seedTime = a.int('seed-time', 1, 365 * 86_400);
-    const src = await loadTorrentArg(a.positional[0]!, io, 'download', { strict: a.bool('strict'), allowMagnet: true });
-    const t = src.torrent;
-    if (!t) throw new CliError('magnet links need the metadata first: fetch-metadata is not available yet in this version; use a .torrent');
-    const select = a.list('select').length > 0 ? resolveSelect(t, a.list('select')) : undefined;
+    const src = await loadTorrentArg(a.positional[0]!, io, 'download', { strict: a.bool('strict'), allowMagnet: true, allowInfoHash: true });
+    const log = (m: string): void => report(io, 'download', m);
+    const peerId = makePeerId(randomBytes);
+    // every peer source feeds one place: first the metadata step (magnets), then the swarm
+    const feed = new PeerFeed();
+    for (const p of peers) feed.add(p);
+    let t: Torrent | undefined = src.torrent;
+    let haveCount = 0;
+    const tiers = a.bool('no-announce') ? [] : [...src.trackers.map((x) => [...x]), ...a.list('tracker').map((u) => [u])];
+    let swarmStats = (): { uploaded: number; downloaded: number } => ({ uploaded: 0, downloaded: 0 });
+    const loop = tiers.length > 0
+      ? new AnnounceLoop({
+          tiers, infoHash: src.infoHash, peerId, port: port || 6881,
+          // before the metadata is known the size is too; 'left' must not say we are a seed
+          stats: () => ({ ...swarmStats(), left: t ? Math.max(0, (t.pieceCount - haveCount) * t.pieceLength) : 1 }),
+          onPeers: (list) => list.forEach((p) => feed.add(p)),
+          onFailure: (f) => log(`${f.tracker}: ${f.message}`),
+        })
+      : null;
+    if (!loop && peers.length === 0 && (src.magnet?.peers.length ?? 0) === 0) {
+      throw new UsageError('no way to find peers: the torrent has no trackers; give --peer or --tracker');
+    }
+    loop?.start();
+    try {
+      if (!t) {
+        const got = await resolveTorrent(src, {
+          feed, cacheFile: join(out, '.torrent-tools', `${src.infoHash.toString('hex')}.torrent`), timeoutMs: timeout * 1000,
+          signal: io.signal, maxPeers, peerId, port: port || undefined, log,
+        });
+        t = got.torrent;
+        if (a.bool('json')) io.stdout.write(JSON.stringify({ event: 'metadata', source: got.source, infoHash: t.infoHashHex, name: t.name, bytes: t.infoRaw.length }) + '\n');
+      }
+    } catch (e) {
+      await loop?.stop();
+      throw e;
+    }
+    const selectArgs = a.list('select').length > 0 ? a.list('select') : src.magnet?.select?.map(String) ?? [];
+    const select = selectArgs.length > 0 ? resolveSelect(t, selectArgs) : undefined;
     const wanted = select ? new Set(piecesForFiles(t, [...select])) : null;
 
     let writeStore: FileStore;
@@ -99,30 +146,21 @@ examples:
       }
       progress.finish();
     }
+    haveCount = have.length;
     const fetch = new FetchStream({
-      torrent: t, have, wanted: wanted ?? undefined, maxPeers, port, serve: readStore, stallTimeoutMs: timeout * 1000,
+      torrent: t, have, wanted: wanted ?? undefined, maxPeers, port, serve: readStore, stallTimeoutMs: timeout * 1000, peerId,
     });
     const swarm = fetch.swarm;
-    swarm.on('log', (m) => report(io, 'download', m));
+    swarm.on('log', log);
+    swarmStats = () => ({ uploaded: swarm.uploaded, downloaded: swarm.stats().downloaded });
     let bound = port;
     try {
       bound = await swarm.listen(port);
+      loop?.setPort(bound);
     } catch (e) {
       report(io, 'download', `warning: cannot listen on port ${port} (${(e as Error).message}); downloading without incoming connections`);
     }
-    for (const p of peers) fetch.peers.write(p);
-    const tiers = a.bool('no-announce') ? [] : [...src.trackers.map((x) => [...x]), ...a.list('tracker').map((u) => [u])];
-    const left = (): number => Math.max(0, (t.pieceCount - swarm.have.size) * t.pieceLength);
-    const loop = tiers.length > 0
-      ? new AnnounceLoop({
-          tiers, infoHash: t.infoHash, peerId: swarm.peerId, port: bound,
-          stats: () => ({ uploaded: swarm.uploaded, downloaded: swarm.stats().downloaded, left: left() }),
-          onPeers: (list) => list.forEach((p) => swarm.addPeer(p)),
-          onFailure: (f) => report(io, 'download', `${f.tracker}: ${f.message}`),
-        })
-      : null;
-    if (!loop && peers.length === 0) throw new UsageError('no way to find peers: the torrent has no trackers; give --peer or --tracker');
-    loop?.start();
+    feed.switchTo((rec) => swarm.addPeer(rec));
 
     const assembler = new AssembleStream(t, writeStore, { trust: true, wanted: wanted ?? undefined, have: new Set(have) });
     const total = assembler.remaining;
@@ -137,6 +175,7 @@ examples:
       write(ev: AssembleEvent, _enc, cb) {
         if (ev.event === 'piece') {
           done++;
+          haveCount++;
           bytes += ev.bytes;
           swarm.markWritten(ev.index); // on disk: now we may serve it
         }

@@ -1,25 +1,29 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { piecesForFiles } from '../metainfo/pieces.js';
-import { parsePeerArgs } from '../cli/peer-args.js';
+import { feedFromStdin, parsePeerArgs } from '../cli/peer-args.js';
+import { resolveTorrent } from '../cli/metadata.js';
+import { PeerFeed } from '../peers/feed.js';
+import { peerKey, peerLine, type PeerRecord } from '../peers/record.js';
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
-import { report, warnOnce, type Command } from '../cli/io.js';
+import { report, type Command } from '../cli/io.js';
 import { parsePieceList } from '../cli/pieces-arg.js';
 import { Progress, progressMode } from '../cli/progress.js';
 import { resolveSelect } from '../cli/select.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { FetchError, FetchStream } from '../streams/fetch.js';
+import { FileStore } from '../storage/file-store.js';
+import { UnsafePathError } from '../storage/safe-path.js';
+import { DiskWatch } from '../swarm/disk-watch.js';
 import { readHaveSet } from '../streams/have-set.js';
-import { NdjsonParseStream } from '../streams/ndjson-parse.js';
-import { PeerRecordStream } from '../streams/peers.js';
 import { PieceFrameEncoder } from '../streams/piece-frames.js';
 
 export const fetchPieces: Command = {
   name: 'fetch-pieces',
-  synopsis: 'TORRENT [--peer HOST:PORT]... [--have FILE] [--pieces LIST | --select FILE...] [--sequential] [--max-peers N] [--timeout S] [--stats FILE] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET [--peer HOST:PORT]... [--have FILE] [--pieces LIST | --select FILE...] [--sequential] [--max-peers N] [--timeout S] [--stats FILE] [--print-peers FILE] [--save-torrent FILE] [--serve-from DIR] [--quiet|--progress]',
   summary: 'download and verify pieces from peers (NDJSON on stdin), write the piece stream',
-  help: `usage: torrent-tools fetch-pieces TORRENT [options] < peers.ndjson > pieces.bin
+  help: `usage: torrent-tools fetch-pieces TORRENT|MAGNET [options] < peers.ndjson > pieces.bin
 
 Reads peers as NDJSON on stdin ({"ip":…,"port":…} per line, as announce and dht print them;
 peers may keep arriving while it runs) and from --peer, downloads the wanted pieces from all
@@ -29,7 +33,11 @@ Exit 0 when every wanted piece was written; 1 with a summary of what is missing 
 
 Pieces are picked rarest first (random among equals), started pieces first; each peer gets
 about 3 s of its measured rate in requests (2..500 blocks of 16 KiB). A piece that fails its
-hash is fetched again, and the peer that sent the bad block is banned.
+hash is fetched again, and the peer that sent the bad block is banned. Peers learnt by PEX
+(BEP 11) are used too, and the torrent's metadata is served to peers that ask (BEP 9).
+
+Given a magnet, it first gets the metadata from the same peers (and the magnet's x.pe=) as
+fetch-metadata does; --save-torrent keeps it for the next run. A magnet's so= selects files.
 
 options:
   --peer HOST:PORT     a peer to use (repeatable); [v6]:port for IPv6
@@ -42,6 +50,13 @@ options:
   --max-memory BYTES   pieces in flight at most, in bytes (default 16777216)
   --timeout S          give up when no piece arrives for S seconds (default 120; 0 = never)
   --stats FILE         append NDJSON stats (rate, peers, pieces, per-peer figures) every second
+  --print-peers FILE   append every peer learnt (given, PEX) as NDJSON, as announce prints them
+  --save-torrent FILE  magnet: write the fetched .torrent here, or read it from here if it is
+                       already there and matches the info hash
+  --max-metadata BYTES magnet: believe a metadata_size up to this (default 8388608)
+  --serve-from DIR     upload while downloading: listen on --port (default 6881) and serve
+                       the pieces in DIR (where assemble writes): those in --have at once,
+                       the ones fetched now once they read back from DIR with a good hash
   --port N             our listening port, advertised to peers
   --quiet              no progress bar
   --progress           progress as NDJSON on stderr
@@ -54,7 +69,7 @@ examples:
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['peer', 'have', 'pieces', 'select', 'max-peers', 'max-memory', 'timeout', 'stats', 'port'],
+      string: ['peer', 'have', 'pieces', 'select', 'max-peers', 'max-memory', 'timeout', 'stats', 'port', 'print-peers', 'save-torrent', 'max-metadata', 'serve-from'],
       repeat: ['peer', 'select'],
       boolean: ['sequential', 'quiet', 'progress', 'strict'],
     });
@@ -66,37 +81,62 @@ examples:
     const maxMemory = a.int('max-memory', 1, Number.MAX_SAFE_INTEGER);
     const timeout = a.int('timeout', 0, 86_400) ?? 120;
     const port = a.int('port', 1, 65535);
-    const src = await loadTorrentArg(a.positional[0]!, io, 'fetch-pieces', { strict: a.bool('strict') });
-    const t = src.torrent;
-    if (!t) throw new UsageError('fetch-pieces needs a .torrent file here');
+    const src = await loadTorrentArg(a.positional[0]!, io, 'fetch-pieces', { strict: a.bool('strict'), allowMagnet: true });
+    if (peers.length === 0 && io.stdin.isTTY && (src.magnet?.peers.length ?? 0) === 0) {
+      throw new UsageError('no peers: give --peer HOST:PORT, or pipe peers in (announce, dht get-peers)');
+    }
+    const log = (m: string): void => report(io, 'fetch-pieces', m);
+    const printPeers = a.has('print-peers') ? createWriteStream(a.str('print-peers')!, { flags: 'a' }) : null;
+    const printed = new Set<string>();
+    const onPeer = (p: PeerRecord): void => {
+      if (printPeers && !printed.has(peerKey(p)) && printed.size < 100_000) {
+        printed.add(peerKey(p));
+        printPeers.write(peerLine(p));
+      }
+    };
+    const feed = new PeerFeed();
+    for (const p of peers) feed.add(p);
+    feedFromStdin(io, 'fetch-pieces', feed);
+    const { torrent: t } = await resolveTorrent(src, {
+      feed, cacheFile: a.str('save-torrent'), timeoutMs: timeout * 1000, signal: io.signal, maxPeers, port,
+      maxSize: a.int('max-metadata', 1, 1 << 30), log, onPeer,
+    });
     let wanted: number[] | undefined;
     if (a.has('pieces')) wanted = parsePieceList(a.str('pieces')!, t.pieceCount);
     else if (a.has('select')) wanted = piecesForFiles(t, [...resolveSelect(t, a.list('select'))]);
+    else if (src.magnet?.select) wanted = piecesForFiles(t, [...resolveSelect(t, src.magnet.select.map(String))]);
     const have = a.has('have')
       ? await readHaveSet(a.str('have')!, t.pieceCount).catch((e: Error) => {
           throw new CliError(`${a.str('have')}: ${e.message}`);
         })
       : undefined;
 
+    const serveDir = a.str('serve-from');
+    let serve: FileStore | undefined;
+    if (serveDir !== undefined) {
+      try {
+        serve = await FileStore.open(t, serveDir, { mode: 'read', maxOpen: 64 });
+      } catch (e) {
+        if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
+        throw e;
+      }
+    }
     const fetch = new FetchStream({
-      torrent: t, wanted, have, maxPeers, port, sequential: a.bool('sequential'),
-      maxInFlightBytes: maxMemory, stallTimeoutMs: timeout * 1000,
+      torrent: t, wanted, have, maxPeers, port: port ?? (serve ? 6881 : undefined), sequential: a.bool('sequential'),
+      maxInFlightBytes: maxMemory, stallTimeoutMs: timeout * 1000, serve,
     });
     const swarm = fetch.swarm;
-    const log = (m: string): void => report(io, 'fetch-pieces', m);
     swarm.on('log', log);
-    for (const p of peers) fetch.peers.write(p);
-    const warn = warnOnce(io, 'fetch-pieces');
-    // peers on stdin, unless it is a terminal (then only --peer)
-    if (!io.stdin.isTTY) {
-      pipeline(io.stdin, new NdjsonParseStream({ maxLineLength: 64 * 1024 }), new PeerRecordStream((line, why) => warn('peer', `stdin:${line}: not a peer, skipped: ${why}`)), fetch.peers).catch((e: Error) => {
-        if (!fetch.destroyed) log(`warning: stdin: ${e.message}; no more peers will be read`);
-        fetch.peers.end();
-      });
-    } else {
-      fetch.peers.end();
+    let watch: DiskWatch | null = null;
+    if (serve) {
+      await swarm.listen(port ?? 6881).catch((e: Error) => log(`warning: cannot listen on port ${port ?? 6881} (${e.message}); serving no one`));
+      const w = new DiskWatch(t, serve, (i) => swarm.markWritten(i));
+      swarm.on('piece', (p) => w.add(p.index));
+      watch = w;
     }
-    if (peers.length === 0 && io.stdin.isTTY) throw new UsageError('no peers: give --peer HOST:PORT, or pipe peers in (announce, dht get-peers)');
+    swarm.on('peer', onPeer);
+    feed.switchTo((rec) => swarm.addPeer(rec));
+    feed.onEnd(() => fetch.peers.end());
 
     const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'fetch');
     const statsOut = a.has('stats') ? createWriteStream(a.str('stats')!, { flags: 'a' }) : null;
@@ -112,11 +152,14 @@ examples:
       throw e;
     } finally {
       clearInterval(ticker);
-      const s = swarm.stats();
+      const s = fetch.finalStats ?? swarm.stats();
       progress.update({ done: s.done, total: s.wanted, bytes: s.downloaded, extra: { peers: s.peers } }, true);
       progress.finish();
       statsOut?.end(JSON.stringify({ event: 'stats', time: Date.now() / 1000, ...s }) + '\n');
+      printPeers?.end();
+      watch?.stop();
       fetch.destroy();
+      await serve?.close();
     }
     if (!swarm.complete) throw new CliError(fetch.missingSummary());
     return 0;

@@ -10,24 +10,32 @@ import { parseHostPort } from '../peers/record.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
 import { describeHandshake, describeMessage } from '../wire/describe.js';
 import { PeerConnection } from '../wire/peer-connection.js';
-import { makePeerId } from '../wire/protocol.js';
+import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
+import { UtMetadata } from '../wire/ut-metadata.js';
+import { MetadataFetcher } from '../swarm/metadata-fetcher.js';
+import { torrentFromInfo } from '../cli/metadata.js';
+import type { Torrent } from '../metainfo/torrent.js';
 
 export const peer: Command = {
   name: 'peer',
-  synopsis: 'HOST:PORT TORRENT|INFOHASH [--request INDEX [--out FILE]] [--interested] [--timeout S]\n       torrent-tools peer --listen PORT TORRENT|INFOHASH [...]',
+  synopsis: 'HOST:PORT TORRENT|MAGNET|INFOHASH [--request INDEX [--out FILE]] [--metadata] [--interested] [--timeout S]\n       torrent-tools peer --listen PORT TORRENT|MAGNET|INFOHASH [...]',
   summary: 'talk to one peer and print every message both ways as NDJSON',
-  help: `usage: torrent-tools peer HOST:PORT TORRENT|INFOHASH [options]
-       torrent-tools peer --listen PORT TORRENT|INFOHASH [options]
+  help: `usage: torrent-tools peer HOST:PORT TORRENT|MAGNET|INFOHASH [options]
+       torrent-tools peer --listen PORT TORRENT|MAGNET|INFOHASH [options]
 
 Connects to one peer (or waits for one with --listen), handshakes, and prints every message
 in both directions as NDJSON: {"dir":"in","type":"bitfield","pieces":…}, {"dir":"out",
 "type":"interested"}; payloads are summarised (piece messages give index, begin, length; the
 BEP 10 handshake is decoded). A protocol violation ends with {"event":"closed","reason":…}.
-With a TORRENT the messages are checked against it; with a bare INFOHASH only their framing.
+With a TORRENT the messages are checked against it; with a MAGNET or bare INFOHASH only
+their framing, until the metadata is fetched from the peer (BEP 9: --metadata, --request).
 
 options:
-  --request INDEX   download piece INDEX (needs a TORRENT), check its SHA-1, print
-                    {"event":"piece","index":…,"valid":…} and exit (0 when valid)
+  --request INDEX   download piece INDEX, check its SHA-1, print
+                    {"event":"piece","index":…,"valid":…} and exit (0 when valid); with a
+                    MAGNET or INFOHASH the metadata is fetched from the peer first
+  --metadata        MAGNET or INFOHASH: fetch the metadata from the peer, print
+                    {"event":"metadata",…} and exit (0 when it matches the info hash)
   --out FILE        with --request: write the piece's bytes to FILE
   --interested      say we are interested (--request does)
   --listen PORT     wait for one incoming peer on PORT instead of connecting
@@ -39,18 +47,19 @@ examples:
   torrent-tools peer 127.0.0.1:6881 x.torrent --interested --timeout 5 | jq -r .type | sort | uniq -c
 `,
   async run(argv, io) {
-    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout'], boolean: ['interested', 'strict'] });
+    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout'], boolean: ['interested', 'strict', 'metadata'] });
     const listen = a.int('listen', 0, 65535);
     const need = listen === undefined ? 2 : 1;
     if (a.positional.length !== need) throw new UsageError(listen === undefined ? 'expected HOST:PORT and TORRENT|INFOHASH' : 'expected TORRENT|INFOHASH');
     const timeout = (a.int('timeout', 1, 86_400) ?? 30) * 1000;
     const src = await loadTorrentArg(a.positional[need - 1]!, io, 'peer', { allowInfoHash: true, allowMagnet: true, strict: a.bool('strict') });
-    const t = src.torrent;
+    let t = src.torrent;
     const request = a.has('request') ? parseIntArg('--request', a.str('request')!, 0, Number.MAX_SAFE_INTEGER) : undefined;
-    if (request !== undefined && !t) throw new UsageError('--request needs a .torrent (piece sizes and hashes)');
-    if (request !== undefined && request >= t!.pieceCount) throw new UsageError(`--request: the torrent has ${t!.pieceCount} pieces`);
+    if (request !== undefined && t && request >= t.pieceCount) throw new UsageError(`--request: the torrent has ${t.pieceCount} pieces`);
     if (a.has('out') && request === undefined) throw new UsageError('--out goes with --request');
-    const limits: WireLimits = t ? { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) } : {};
+    if (a.bool('metadata') && t) throw new UsageError('--metadata goes with a MAGNET or INFOHASH (a .torrent has its metadata)');
+    const limitsOf = (tt: Torrent): WireLimits => ({ pieceCount: tt.pieceCount, pieceSize: (i) => pieceSize(tt, i) });
+    const limits: WireLimits = t ? limitsOf(t) : {};
     const print = (o: Record<string, unknown>): void => void io.stdout.write(JSON.stringify(o) + '\n');
 
     let socket: Socket;
@@ -89,38 +98,74 @@ examples:
       limits,
       outgoing,
       idleTimeoutMs: timeout,
-      extendedHandshake: { v: Buffer.from('torrent-tools 0.1.0'), reqq: 250 },
+      extendedHandshake: { v: Buffer.from(CLIENT_VERSION), reqq: 250 },
     });
+    // the metadata, from this peer, when we came with only a hash and need it
+    const fetcher = !t && (request !== undefined || a.bool('metadata')) ? new MetadataFetcher({ infoHash: src.infoHash, infoHashV2: src.magnet?.infoHashV2 }) : null;
+    conn.use(fetcher ? fetcher.extension(conn) : new UtMetadata({ info: () => t?.infoRaw ?? null }));
+    fetcher?.on('log', (m) => print({ event: 'metadata-error', message: m }));
     conn.on('handshake', (h) => print({ dir: 'in', ...describeHandshake(h) }));
-    conn.on('message', (m) => print({ dir: 'in', ...describeMessage(m) }));
+    const extName = (m: WireMessage, dir: 'in' | 'out'): string | undefined => (m.type === 'extended' && m.id > 0 ? conn.extensionName(m.id, dir) : undefined);
+    conn.on('message', (m) => print({ dir: 'in', ...describeMessage(m, extName(m, 'in')) }));
     conn.on('extended-handshake', (d) => void d);
-    conn.on('sent', (m) => print({ dir: 'out', ...describeMessage(m) }));
+    conn.on('sent', (m) => print({ dir: 'out', ...describeMessage(m, extName(m, 'out')) }));
 
     // with --request: interested, then the piece's blocks once unchoked (or allowed fast)
     let piece: Buffer | null = null;
     let got = 0;
     let requested = false;
-    const blocks = request !== undefined ? blockRanges(pieceSize(t!, request)) : [];
+    let mayRequest = false;
+    let blocks: Array<{ begin: number; length: number }> = [];
     const result = new Promise<number>((resolve) => {
       const askAll = (): void => {
-        if (requested) return;
+        if (requested || !t || !mayRequest) return;
         requested = true;
-        piece = Buffer.alloc(pieceSize(t!, request!));
+        blocks = blockRanges(pieceSize(t, request!));
+        piece = Buffer.alloc(pieceSize(t, request!));
         for (const b of blocks) conn.send({ type: 'request', index: request!, begin: b.begin, length: b.length });
       };
+      fetcher?.once('metadata', (info) => {
+        let got: Torrent;
+        try {
+          got = torrentFromInfo(src, info).torrent;
+        } catch (e) {
+          print({ event: 'metadata', infoHash: src.infoHash.toString('hex'), bytes: info.length, valid: false, message: (e as Error).message });
+          resolve(1);
+          conn.close(null);
+          return;
+        }
+        print({ event: 'metadata', infoHash: got.infoHashHex, bytes: info.length, valid: true, name: got.name, pieceCount: got.pieceCount });
+        if (request === undefined) {
+          resolve(0);
+          conn.close(null);
+          return;
+        }
+        if (request >= got.pieceCount) {
+          print({ event: 'error', message: `--request: the torrent has ${got.pieceCount} pieces` });
+          resolve(1);
+          conn.close(null);
+          return;
+        }
+        t = got;
+        conn.setLimits(limitsOf(got));
+        askAll();
+      });
       conn.on('handshake', () => {
         if (request !== undefined || a.bool('interested')) conn.send({ type: 'interested' });
       });
       conn.on('message', (m) => {
         if (request === undefined) return;
-        if (m.type === 'unchoke' || (m.type === 'allowed-fast' && m.index === request)) askAll();
+        if (m.type === 'unchoke' || (m.type === 'allowed-fast' && m.index === request)) {
+          mayRequest = true;
+          askAll();
+        }
         else if (m.type === 'reject' && m.index === request) {
           print({ event: 'rejected', index: m.index, begin: m.begin });
           conn.close(null);
         } else if (m.type === 'piece' && m.index === request && piece) {
           m.block.copy(piece, m.begin);
-          if (++got === blocks.length) {
-            const valid = createHash('sha1').update(piece).digest().equals(t!.pieceHashes.subarray(request * 20, request * 20 + 20));
+          if (++got === blocks.length && t) {
+            const valid = createHash('sha1').update(piece).digest().equals(t.pieceHashes.subarray(request * 20, request * 20 + 20));
             print({ event: 'piece', index: request, length: piece.length, valid, sha1: createHash('sha1').update(piece).digest('hex') });
             const done = (): void => {
               resolve(valid ? 0 : 1); // before close: its handler resolves too

@@ -5,7 +5,7 @@
  */
 import { Readable, Writable } from 'node:stream';
 import type { PeerRecord } from '../peers/record.js';
-import { Swarm, type SwarmOptions } from '../swarm/swarm.js';
+import { Swarm, type SwarmOptions, type SwarmStats } from '../swarm/swarm.js';
 import type { PieceFrame } from './piece-frames.js';
 
 export interface FetchOptions extends SwarmOptions {
@@ -25,6 +25,8 @@ export class FetchStream extends Readable {
   /** write PeerRecords here; ending it says no more peers will come */
   readonly peers: Writable;
   private inputEnded = false;
+  /** the swarm's figures at the moment the last piece arrived (its peers are gone after) */
+  finalStats: SwarmStats | null = null;
   private lastProgress = Date.now();
   private readonly watchdog: NodeJS.Timeout;
 
@@ -38,6 +40,7 @@ export class FetchStream extends Readable {
       if (!this.push({ index: p.index, piece: p.piece } satisfies PieceFrame)) this.swarm.pause();
     });
     this.swarm.on('done', () => {
+      this.finalStats = this.swarm.stats();
       this.push(null);
       this.swarm.destroy();
     });

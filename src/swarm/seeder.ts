@@ -11,7 +11,9 @@ import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { FileStore } from '../storage/file-store.js';
 import { PeerConnection, type WireExtension } from '../wire/peer-connection.js';
-import { makePeerId } from '../wire/protocol.js';
+import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
+import { UtMetadata } from '../wire/ut-metadata.js';
+import { PexExchange } from './pex.js';
 import type { Bitfield } from './bitfield.js';
 import { Choker } from './choker.js';
 import { MAX_QUEUED_REQUESTS, Uploader, type Fault } from './uploader.js';
@@ -26,6 +28,7 @@ export interface SeederOptions {
   slots?: number;
   /** seconds between choking rounds (default 10) */
   roundSeconds?: number;
+  /** extensions each connection gets besides ut_metadata (serving this torrent) and ut_pex */
   extensions?: (conn: PeerConnection) => WireExtension[];
   fault?: Fault;
 }
@@ -43,6 +46,7 @@ export class Seeder extends EventEmitter<SeederEvents> {
   private readonly servers: Server[] = [];
   private timer: NodeJS.Timeout | null = null;
   private connectedAt = new WeakMap<Uploader, number>();
+  private readonly pex: PexExchange | null;
 
   constructor(options: SeederOptions) {
     super();
@@ -51,6 +55,7 @@ export class Seeder extends EventEmitter<SeederEvents> {
     this.choker = new Choker({ slots: options.slots ?? 4 });
     this.timer = setInterval(() => this.round(), (options.roundSeconds ?? 10) * 1000);
     this.timer.unref();
+    this.pex = options.torrent.private ? null : new PexExchange({ onPeer: () => {}, isSeed: () => true });
   }
 
   get peers(): number {
@@ -95,8 +100,11 @@ export class Seeder extends EventEmitter<SeederEvents> {
       peerId: this.peerId,
       outgoing: false,
       accept: (h) => (h.equals(t.infoHash) ? { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) } : null),
-      extendedHandshake: { v: Buffer.from('torrent-tools 0.1.0'), reqq: MAX_QUEUED_REQUESTS },
+      extendedHandshake: { v: Buffer.from(CLIENT_VERSION), reqq: MAX_QUEUED_REQUESTS },
     });
+    conn.use(new UtMetadata({ info: () => t.infoRaw }));
+    // a seed dials nobody, but telling leechers of each other helps them (never for private torrents)
+    if (this.pex) conn.use(this.pex.extension(conn, null));
     for (const ext of this.o.extensions?.(conn) ?? []) conn.use(ext);
     const up = new Uploader(conn, this.o.store, this.o.have, this.o.fault);
     this.uploaders.add(up);
@@ -144,6 +152,7 @@ export class Seeder extends EventEmitter<SeederEvents> {
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.pex?.destroy();
     for (const u of this.uploaders) u.conn.close(null);
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }

@@ -14,11 +14,13 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { FileStore } from '../storage/file-store.js';
 import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
-import { peerKey, type PeerRecord } from '../peers/record.js';
+import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
 import { PeerConnection, type WireExtension } from '../wire/peer-connection.js';
+import { UtMetadata } from '../wire/ut-metadata.js';
+import { PexExchange } from './pex.js';
 import type { BValue } from '../bencode/types.js';
-import { makePeerId, type WireMessage } from '../wire/protocol.js';
+import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from './bitfield.js';
 import { Connector } from './connector.js';
 import { Choker } from './choker.js';
@@ -45,8 +47,10 @@ export interface SwarmOptions {
   snubMs?: number;
   /** our listening port, advertised in the extended handshake */
   port?: number;
-  /** extensions each connection gets (ut_metadata, ut_pex…) */
-  extensions?: (conn: PeerConnection) => WireExtension[];
+  /** extensions each connection gets besides ut_metadata (serving this torrent) and ut_pex */
+  extensions?: (conn: PeerConnection, rec: PeerRecord) => WireExtension[];
+  /** exchange peers with peers (BEP 11; default true, never for a private torrent) */
+  pex?: boolean;
   random?: () => number;
   /**
    * Upload while downloading: serve pieces read back from this store (the output directory).
@@ -138,6 +142,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private ticks = 0;
   private server: Server | null = null;
   private uploadedClosed = 0;
+  private readonly pex: PexExchange | null;
 
   constructor(options: SwarmOptions) {
     super();
@@ -157,6 +162,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       (socket, rec) => this.onSocket(socket, rec),
       (rec, reason) => this.emit('log', `${peerKey(rec)}: ${reason}`),
     );
+    this.pex = t.private || options.pex === false
+      ? null
+      : new PexExchange({ onPeer: (rec) => this.addPeer(rec), isSeed: () => this.finished, peerIsSeed: (c) => this.peers.get(c.name)?.bits.complete ?? false });
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
     if (this.wantedTotal === 0) queueMicrotask(() => this.finish());
@@ -228,6 +236,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (this.timer) clearInterval(this.timer);
     this.connector.stop();
     this.server?.close();
+    this.pex?.destroy();
     for (const p of [...this.peers.values()]) p.conn.close(null);
     this.peers.clear();
   }
@@ -261,7 +270,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 
   private extendedHandshake(): Record<string, BValue> {
-    return { v: Buffer.from('torrent-tools 0.1.0'), reqq: this.o.serve ? MAX_QUEUED_REQUESTS : 500, ...(this.o.port ? { p: this.o.port } : {}) };
+    return { v: Buffer.from(CLIENT_VERSION), reqq: this.o.serve ? MAX_QUEUED_REQUESTS : 500, ...(this.o.port ? { p: this.o.port } : {}) };
   }
 
   /** Listens for incoming peers (serve mode); resolves with the port bound. */
@@ -270,15 +279,19 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
+      // destroyed meanwhile (nothing left to fetch): closing must settle this too, or the
+      // process would find its event loop empty and quietly exit mid-command
+      server.once('close', () => resolve());
       server.listen({ port, host }, () => resolve());
     });
     server.on('error', (e) => this.emit('log', `listen: ${e.message}`));
-    return (server.address() as { port: number }).port;
+    const addr = server.address();
+    return typeof addr === 'object' && addr !== null ? addr.port : port;
   }
 
   /** An incoming connection: the same peer handling as ours, once its handshake names our torrent. */
   accept(socket: Socket): void {
-    const rec: PeerRecord = { ip: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0, source: 'incoming' };
+    const rec: PeerRecord = { ip: normalizeIp(socket.remoteAddress ?? '') ?? '?', port: socket.remotePort ?? 0, source: 'incoming' };
     const key = peerKey(rec);
     if (this.destroyed || this.peers.size >= (this.o.maxPeers ?? 50) || !this.connector.claim(key)) {
       socket.destroy();
@@ -296,7 +309,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 
   private attach(conn: PeerConnection, key: string, rec: PeerRecord): void {
-    for (const ext of this.o.extensions?.(conn) ?? []) conn.use(ext);
+    conn.use(new UtMetadata({ info: () => this.torrent.infoRaw }));
+    if (this.pex) conn.use(this.pex.extension(conn, rec));
+    for (const ext of this.o.extensions?.(conn, rec) ?? []) conn.use(ext);
     const peer: Peer = {
       key, rec, conn,
       bits: new Bitfield(this.torrent.pieceCount),

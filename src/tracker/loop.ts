@@ -27,10 +27,17 @@ export class AnnounceLoop {
   private timer: NodeJS.Timeout | null = null;
   private answered = false;
   private stopped = false;
+  private port: number;
 
   constructor(options: AnnounceLoopOptions) {
     this.o = options;
+    this.port = options.port;
     this.client = new TrackerClient(options.tiers, { timeoutMs: options.timeoutMs ?? 30_000, signal: this.controller.signal });
+  }
+
+  /** The port to announce from now on (once the listening socket is bound). */
+  setPort(port: number): void {
+    this.port = port;
   }
 
   start(): void {
@@ -43,7 +50,7 @@ export class AnnounceLoop {
   }
 
   private params(event: AnnounceParams['event']): AnnounceParams {
-    return { infoHash: this.o.infoHash, peerId: this.o.peerId, port: this.o.port, ...this.o.stats(), event, numwant: 50, key: this.key };
+    return { infoHash: this.o.infoHash, peerId: this.o.peerId, port: this.port, ...this.o.stats(), event, numwant: 50, key: this.key };
   }
 
   private async round(event: AnnounceParams['event'], reschedule = true): Promise<void> {

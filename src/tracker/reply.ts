@@ -2,6 +2,7 @@
  * Announce parameters and replies shared by the HTTP and UDP trackers, and the parsing of the
  * peer lists a tracker returns (BEP 3 dictionary form, BEP 23 compact, BEP 7 peers6).
  */
+import { decodeCompactPeers } from '../peers/compact.js';
 import { decode } from '../bencode/decoder.js';
 import type { BDict, BValue } from '../bencode/types.js';
 import { escapeLine } from '../cli/errors.js';
@@ -53,23 +54,9 @@ export class TrackerError extends Error {
 export const MIN_INTERVAL = 30;
 
 export function compactPeers(buf: Buffer, v6: boolean, tracker: string): PeerRecord[] {
-  const size = v6 ? 18 : 6;
-  if (buf.length % size !== 0) throw new TrackerError(`${v6 ? 'peers6' : 'peers'} is ${buf.length} bytes, not a multiple of ${size}`);
-  const out: PeerRecord[] = [];
-  for (let o = 0; o < buf.length; o += size) {
-    const port = buf.readUInt16BE(o + size - 2);
-    if (port === 0) continue;
-    let ip: string;
-    if (v6) {
-      const parts: string[] = [];
-      for (let k = 0; k < 16; k += 2) parts.push(buf.readUInt16BE(o + k).toString(16));
-      ip = new URL(`http://[${parts.join(':')}]/`).hostname.slice(1, -1);
-    } else {
-      ip = `${buf[o]}.${buf[o + 1]}.${buf[o + 2]}.${buf[o + 3]}`;
-    }
-    out.push({ ip, port, source: 'tracker', tracker });
-  }
-  return out;
+  const peers = decodeCompactPeers(buf, v6 ? 6 : 4);
+  if (peers === null) throw new TrackerError(`${v6 ? 'peers6' : 'peers'} is ${buf.length} bytes, not a multiple of ${v6 ? 18 : 6}`);
+  return peers.map((p) => ({ ip: p.ip, port: p.port, source: 'tracker', tracker }));
 }
 
 function num(v: BValue | undefined): number | undefined {

@@ -1,6 +1,8 @@
 /** One JSON-able summary per wire message, for `peer` traces: payloads summarised, never dumped. */
 import { decode } from '../bencode/decoder.js';
 import { rawJson } from '../tracker/reply.js';
+import { decodeMetadataMessage } from './ut-metadata.js';
+import { decodePex } from './ut-pex.js';
 import { DHT_BIT, EXTENSION_BIT, FAST_BIT, hasBit, type Handshake, type WireMessage } from './protocol.js';
 
 export function describeHandshake(h: Handshake): Record<string, unknown> {
@@ -24,7 +26,25 @@ function countBits(b: Buffer): number {
   return n;
 }
 
-export function describeMessage(m: WireMessage): Record<string, unknown> {
+/** What an extension message says, for the extensions we know; null when it cannot be read. */
+function describeExtension(name: string, payload: Buffer): Record<string, unknown> | null {
+  try {
+    if (name === 'ut_metadata') {
+      const m = decodeMetadataMessage(payload, Number.MAX_SAFE_INTEGER);
+      return m.type === 'data' ? { msg: 'data', piece: m.piece, totalSize: m.totalSize, length: m.data.length } : { msg: m.type, ...('piece' in m ? { piece: m.piece } : {}) };
+    }
+    if (name === 'ut_pex') {
+      const m = decodePex(payload);
+      return { added: m.added.map((p) => ({ ip: p.ip, port: p.port, flags: p.flags })), dropped: m.dropped.map((p) => ({ ip: p.ip, port: p.port })) };
+    }
+  } catch {
+    return { malformed: true };
+  }
+  return null;
+}
+
+/** `extension` names the BEP 10 extension of an extended message, when known. */
+export function describeMessage(m: WireMessage, extension?: string): Record<string, unknown> {
   switch (m.type) {
     case 'bitfield':
       return { type: m.type, pieces: countBits(m.bits), bytes: m.bits.length, ...(m.bits.length <= 32 ? { hex: m.bits.toString('hex') } : {}) };
@@ -38,7 +58,8 @@ export function describeMessage(m: WireMessage): Record<string, unknown> {
           return { type: m.type, id: 0, bytes: m.payload.length, malformed: true };
         }
       }
-      return { type: m.type, id: m.id, bytes: m.payload.length };
+      const detail = extension !== undefined ? describeExtension(extension, m.payload) : null;
+      return { type: m.type, id: m.id, ...(extension !== undefined ? { extension } : {}), bytes: m.payload.length, ...detail };
     }
     default:
       return { ...m };

@@ -11,6 +11,8 @@ import type { Socket } from 'node:net';
 import { decode } from '../bencode/decoder.js';
 import { encode } from '../bencode/encoder.js';
 import type { BDict, BValue } from '../bencode/types.js';
+import { ipBytes } from '../peers/compact.js';
+import { normalizeIp } from '../peers/record.js';
 import { FrameDecoder, WireViolation, type WireLimits } from './frame-decoder.js';
 import { EXTENSION_BIT, FAST_BIT, encodeHandshake, encodeMessage, hasBit, reservedBits, type Handshake, type WireMessage } from './protocol.js';
 
@@ -128,6 +130,13 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     return this.remoteIds.get(name);
   }
 
+  /** The extension name behind an extended message id: ours for messages in, theirs for out. */
+  extensionName(id: number, dir: 'in' | 'out'): string | undefined {
+    if (dir === 'in') return this.extensions[id - 1]?.name;
+    for (const [name, v] of this.remoteIds) if (v === id) return name;
+    return undefined;
+  }
+
   get writableLength(): number {
     return this.socket.writableLength;
   }
@@ -238,6 +247,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     const m = new Map<string, BValue>();
     this.extensions.forEach((ext, i) => m.set(ext.name, i + 1));
     const dict = new Map<string, BValue>(Object.entries(this.opts.extendedHandshake ?? {}));
+    // BEP 10 yourip: lets the peer learn its address as others see it
+    const ip = normalizeIp(this.socket.remoteAddress ?? '');
+    if (ip !== null) dict.set('yourip', ipBytes(ip));
     for (const ext of this.extensions) for (const [k, v] of Object.entries(ext.handshakeFields?.(this) ?? {})) dict.set(k, v);
     dict.set('m', m);
     this.send({ type: 'extended', id: 0, payload: encode(dict) });
@@ -270,6 +282,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         break;
       case 'extended':
         if (!this.extended) throw new WireViolation('extended message without BEP 10 negotiated');
+        // traced before it takes effect (the peer command prints the message, then its outcome)
+        this.emit('message', m);
         this.onExtended(m.id, m.payload);
         return;
       default:

@@ -171,6 +171,9 @@ export function encodeMessage(m: WireMessage): Buffer | [Buffer, Buffer] {
   }
 }
 
+/** `v` in our BEP 10 handshake */
+export const CLIENT_VERSION = 'torrent-tools 0.1.0';
+
 /** A BEP 20 style peer id: `-TT0001-` and 12 random bytes. */
 export function makePeerId(random: (n: number) => Buffer, prefix = '-TT0001-'): Buffer {
   return Buffer.concat([Buffer.from(prefix, 'latin1'), random(20 - prefix.length)]);

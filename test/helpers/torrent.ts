@@ -14,7 +14,7 @@ export interface TestFile {
 }
 
 /** A v1 torrent for `files` (single-file when `name` is given with one unnamed file). */
-export function makeTorrentBytes(name: string, files: TestFile[], pieceLength: number, extra: Array<[string, BValue]> = [], single = false): Buffer {
+export function makeTorrentBytes(name: string, files: TestFile[], pieceLength: number, extra: Array<[string, BValue]> = [], single = false, infoExtra: Array<[string, BValue]> = []): Buffer {
   const all = Buffer.concat(files.map((f) => f.data));
   const hashes: Buffer[] = [];
   for (let o = 0; o < all.length; o += pieceLength) hashes.push(createHash('sha1').update(all.subarray(o, o + pieceLength)).digest());
@@ -32,6 +32,7 @@ export function makeTorrentBytes(name: string, files: TestFile[], pieceLength: n
   info.set('name', Buffer.from(name));
   info.set('piece length', pieceLength);
   info.set('pieces', Buffer.concat(hashes));
+  for (const [k, v] of infoExtra) info.set(k, v);
   const top = new Map<string, BValue>([['announce', Buffer.from('http://127.0.0.1:1/announce')], ...extra, ['info', info]]);
   return encode(new Map([...top].sort((a, b) => (a[0] < b[0] ? -1 : 1))));
 }

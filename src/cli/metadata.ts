@@ -1,0 +1,117 @@
+/**
+ * The metadata step every command that takes a magnet shares: the peers we have (the feed)
+ * are asked for the info dict by BEP 9, and the result becomes a Torrent, cached in a file so
+ * that a resumed run needs no metadata again.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { torrentFileFromMetadata } from '../metainfo/from-metadata.js';
+import { MetainfoError, parseTorrent, type Torrent } from '../metainfo/torrent.js';
+import type { PeerFeed } from '../peers/feed.js';
+import type { PeerRecord } from '../peers/record.js';
+import { MetadataSwarm } from '../swarm/metadata-swarm.js';
+import { CliError } from './errors.js';
+import type { TorrentSource } from './torrent-arg.js';
+
+export interface MetadataStepOptions {
+  feed: PeerFeed;
+  /** give up after this long without the metadata (0 = never) */
+  timeoutMs: number;
+  signal: AbortSignal;
+  maxSize?: number;
+  maxPeers?: number;
+  port?: number;
+  peerId?: Buffer;
+  pex?: boolean;
+  log: (message: string) => void;
+  /** every peer the step adds as a candidate (for --print-peers) */
+  onPeer?: (rec: PeerRecord) => void;
+}
+
+/** A magnet's x.pe peers into the feed (the feed remembers each once). */
+export function addMagnetPeers(src: TorrentSource, feed: PeerFeed): void {
+  for (const p of src.magnet?.peers ?? []) feed.add({ ip: p.host, port: p.port, source: 'magnet' });
+}
+
+/** The verified raw info dict of `src` from its peers; CliError saying what was tried otherwise. */
+export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStepOptions): Promise<Buffer> {
+  const swarm = new MetadataSwarm({
+    infoHash: src.infoHash, infoHashV2: src.magnet?.infoHashV2, maxSize: o.maxSize, maxPeers: o.maxPeers,
+    port: o.port, peerId: o.peerId, pex: o.pex,
+  });
+  swarm.on('log', o.log);
+  if (o.onPeer) swarm.on('peer', o.onPeer);
+  addMagnetPeers(src, o.feed);
+  let watch: NodeJS.Timeout | undefined;
+  let abort: (() => void) | undefined;
+  try {
+    return await new Promise<Buffer>((resolve, reject) => {
+      const started = Date.now();
+      const fail = (why: string): void => reject(new CliError(`no metadata for ${src.infoHash.toString('hex')}: ${why}: ${swarm.summary()}`));
+      watch = setInterval(() => {
+        if (o.timeoutMs > 0 && Date.now() - started > o.timeoutMs) fail(`nothing within ${Math.round(o.timeoutMs / 1000)} s`);
+        // a moment's grace: peers on stdin may still be on their way into the connector
+        else if (o.feed.ended && !swarm.hasPeersLeft && Date.now() - started > 500) fail('no peers left to try');
+      }, 250);
+      abort = (): void => reject(new CliError('interrupted before the metadata arrived'));
+      if (o.signal.aborted) return abort();
+      o.signal.addEventListener('abort', abort, { once: true });
+      swarm.once('metadata', resolve);
+      o.feed.switchTo((rec) => swarm.addPeer(rec));
+    });
+  } finally {
+    clearInterval(watch);
+    if (abort) o.signal.removeEventListener('abort', abort);
+    o.feed.switchTo(null);
+    swarm.destroy();
+  }
+}
+
+/** Parses metadata bytes as a torrent file, with the magnet's trackers and web seeds. */
+export function torrentFromInfo(src: TorrentSource, info: Buffer): { torrent: Torrent; file: Buffer } {
+  const file = torrentFileFromMetadata(info, { trackers: src.magnet?.trackers ?? [], webSeeds: src.magnet?.webSeeds ?? [] });
+  try {
+    // the hash matched, but the content is still a stranger's: validate it like any torrent
+    return { torrent: parseTorrent(file, { onWarning: () => {} }), file };
+  } catch (e) {
+    if (e instanceof MetainfoError) throw new CliError(`metadata from peers: ${e.message}`);
+    throw e;
+  }
+}
+
+/** A cached torrent for this info hash, or null when there is none or it is not the right one. */
+export async function readCachedTorrent(file: string, infoHash: Buffer): Promise<Torrent | null> {
+  try {
+    const t = parseTorrent(await readFile(file), { onWarning: () => {} });
+    return t.infoHash.equals(infoHash) ? t : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function writeFileAtomic(file: string, bytes: Buffer): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, file);
+}
+
+/**
+ * The torrent behind a magnet or info hash: from `cacheFile` when it holds the right one, else
+ * fetched from peers and then written there.
+ */
+export async function resolveTorrent(src: TorrentSource, o: MetadataStepOptions & { cacheFile?: string }): Promise<{ torrent: Torrent; source: 'file' | 'cache' | 'peers' }> {
+  // the magnet's x.pe peers serve the download too, whether or not the metadata is cached
+  addMagnetPeers(src, o.feed);
+  if (src.torrent) return { torrent: src.torrent, source: 'file' };
+  if (o.cacheFile !== undefined) {
+    const cached = await readCachedTorrent(o.cacheFile, src.infoHash);
+    if (cached) return { torrent: cached, source: 'cache' };
+  }
+  const info = await fetchMetadataFromPeers(src, o);
+  const { torrent, file } = torrentFromInfo(src, info);
+  if (o.cacheFile !== undefined) {
+    await writeFileAtomic(o.cacheFile, file).catch((e: Error) => o.log(`warning: cannot cache the torrent in ${o.cacheFile}: ${e.message}`));
+  }
+  return { torrent, source: 'peers' };
+}

@@ -1,0 +1,76 @@
+import { parseArgs } from '../cli/args.js';
+import { CliError, UsageError } from '../cli/errors.js';
+import { report, type Command } from '../cli/io.js';
+import { fetchMetadataFromPeers, torrentFromInfo, writeFileAtomic } from '../cli/metadata.js';
+import { feedFromStdin, parsePeerArgs } from '../cli/peer-args.js';
+import { loadTorrentArg } from '../cli/torrent-arg.js';
+import { PeerFeed } from '../peers/feed.js';
+import { DEFAULT_MAX_METADATA } from '../wire/ut-metadata.js';
+
+export const fetchMetadata: Command = {
+  name: 'fetch-metadata',
+  synopsis: 'MAGNET|INFOHASH [--peer HOST:PORT]... [-o FILE] [--timeout S] [--max-size BYTES] [--max-peers N] [--no-pex]',
+  summary: "get a magnet's info dict from peers (BEP 9) and write it as a .torrent",
+  help: `usage: torrent-tools fetch-metadata MAGNET|INFOHASH [options] < peers.ndjson > x.torrent
+
+Reads peers as NDJSON on stdin (as announce and dht get-peers print them) and from --peer and
+the magnet's x.pe, asks every one that offers it for the torrent's info dict in 16 KiB pieces
+(BEP 9, several peers at once), checks that it hashes to the info hash (SHA-1; also SHA-256
+for a btmh hash), and writes a .torrent: the info dict as its raw bytes, announce and
+announce-list from the magnet's tr=, url-list from its ws=. Peers learnt by PEX are tried too.
+A peer that sends wrong, oversized, unasked-for or inconsistent pieces, or rejects, is dropped
+and its pieces asked of others. It refuses to write to a terminal.
+Exit 1, saying which peers were tried and what became of each, when no peer delivered.
+
+options:
+  --peer HOST:PORT    also ask this peer (repeatable); [v6]:port for IPv6
+  -o, --output FILE   write the .torrent here instead of stdout
+  --timeout S         give up after S seconds (default 60; 0 = never)
+  --max-size BYTES    believe a metadata_size up to this (default ${DEFAULT_MAX_METADATA})
+  --max-peers N       connections at most (default 50)
+  --no-pex            do not learn peers by PEX
+  -h, --help          show this help
+
+examples:
+  torrent-tools announce 'magnet:?xt=urn:btih:…&tr=…' | torrent-tools fetch-metadata 'magnet:?xt=urn:btih:…&tr=…' > x.torrent
+  torrent-tools fetch-metadata 'magnet:?xt=urn:btih:…&x.pe=127.0.0.1:6881' < /dev/null | torrent-tools info | jq .name
+`,
+  async run(argv, io) {
+    const a = parseArgs(argv, {
+      string: ['peer', 'output', 'timeout', 'max-size', 'max-peers'],
+      repeat: ['peer'],
+      boolean: ['no-pex'],
+      alias: { o: 'output' },
+    });
+    if (a.positional.length !== 1) throw new UsageError('expected one MAGNET or INFOHASH');
+    const out = a.str('output');
+    if (out === undefined && io.stdout.isTTY) throw new UsageError('refusing to write a .torrent to a terminal (redirect it, or give -o FILE)');
+    const peers = parsePeerArgs(a.list('peer'));
+    const timeout = a.int('timeout', 0, 86_400) ?? 60;
+    const maxSize = a.int('max-size', 1, 1 << 30) ?? DEFAULT_MAX_METADATA;
+    const maxPeers = a.int('max-peers', 1, 10_000) ?? 50;
+    const src = await loadTorrentArg(a.positional[0]!, io, 'fetch-metadata', { allowMagnet: true, allowInfoHash: true });
+    if (src.torrent) throw new UsageError('that is a .torrent already: fetch-metadata takes a magnet URI or an info hash');
+    if (peers.length === 0 && io.stdin.isTTY && (src.magnet?.peers.length ?? 0) === 0) {
+      throw new UsageError('no peers: give --peer HOST:PORT, x.pe= in the magnet, or pipe peers in (announce, dht get-peers)');
+    }
+    const feed = new PeerFeed();
+    for (const p of peers) feed.add(p);
+    feedFromStdin(io, 'fetch-metadata', feed);
+    const info = await fetchMetadataFromPeers(src, {
+      feed, timeoutMs: timeout * 1000, signal: io.signal, maxSize, maxPeers, pex: !a.bool('no-pex'),
+      log: (m) => report(io, 'fetch-metadata', m),
+    });
+    const { file } = torrentFromInfo(src, info);
+    if (out !== undefined) {
+      await writeFileAtomic(out, file).catch((e: Error) => {
+        throw new CliError(`${out}: ${e.message}`);
+      });
+    } else {
+      await new Promise<void>((resolve, reject) => io.stdout.write(file, (e) => (e ? reject(e) : resolve())));
+    }
+    // stdin may still be open (announce --watch upstream): we are done all the same
+    io.stdin.destroy();
+    return 0;
+  },
+};

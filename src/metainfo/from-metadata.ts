@@ -1,0 +1,22 @@
+/**
+ * A .torrent file from metadata fetched by BEP 9: the info dict exactly as its raw bytes came
+ * (so the file hashes to the magnet's info hash whatever the encoding), with the magnet's
+ * trackers as `announce`/`announce-list` and its web seeds as `url-list`.
+ */
+import { encode } from '../bencode/encoder.js';
+import type { Magnet } from './magnet.js';
+
+export function torrentFileFromMetadata(info: Buffer, magnet: Pick<Magnet, 'trackers' | 'webSeeds'>): Buffer {
+  // keys in byte order: announce, announce-list, info, url-list
+  const parts: Buffer[] = [Buffer.from('d')];
+  const put = (key: string, value: Buffer): void => void parts.push(encode(Buffer.from(key)), value);
+  if (magnet.trackers.length > 0) {
+    put('announce', encode(magnet.trackers[0]!));
+    // one tracker per tier: a magnet says nothing about tiers (BEP 12)
+    if (magnet.trackers.length > 1) put('announce-list', encode(magnet.trackers.map((u) => [u])));
+  }
+  put('info', info);
+  if (magnet.webSeeds.length > 0) put('url-list', encode(magnet.webSeeds));
+  parts.push(Buffer.from('e'));
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,133 @@
+/**
+ * Getting a magnet's metadata: dial the peers we are given (and those PEX tells of), speak
+ * ut_metadata to every one that offers it, and stop as soon as the MetadataFetcher has a copy
+ * that matches the info hash. Knows nothing of pieces: until the metadata is here the piece
+ * count is unknown, so wire messages are only checked for framing.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { peerKey, type PeerRecord } from '../peers/record.js';
+import { PeerConnection } from '../wire/peer-connection.js';
+import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
+import { Connector } from './connector.js';
+import { MetadataFetcher } from './metadata-fetcher.js';
+import { PexExchange } from './pex.js';
+
+export interface MetadataSwarmOptions {
+  infoHash: Buffer;
+  infoHashV2?: Buffer;
+  peerId?: Buffer;
+  maxPeers?: number;
+  /** largest metadata_size believed (default 8 MiB) */
+  maxSize?: number;
+  /** our listening port, advertised in the extended handshake */
+  port?: number;
+  /** learn peers by PEX meanwhile (default true) */
+  pex?: boolean;
+}
+
+export interface MetadataSwarmEvents {
+  metadata: [Buffer];
+  /** a peer added as a candidate (given, or learnt by PEX) */
+  peer: [PeerRecord];
+  log: [string];
+}
+
+export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
+  readonly peerId: Buffer;
+  private readonly o: MetadataSwarmOptions;
+  private readonly connector: Connector;
+  private readonly fetcher: MetadataFetcher;
+  private readonly pex: PexExchange | null;
+  private readonly conns = new Set<PeerConnection>();
+  /** peer → what became of it, for the summary when nobody delivered */
+  private readonly outcomes = new Map<string, string>();
+  destroyed = false;
+
+  constructor(options: MetadataSwarmOptions) {
+    super();
+    this.o = options;
+    this.peerId = options.peerId ?? makePeerId(randomBytes);
+    this.fetcher = new MetadataFetcher({ infoHash: options.infoHash, infoHashV2: options.infoHashV2, maxSize: options.maxSize });
+    this.fetcher.on('log', (m) => this.emit('log', m));
+    this.fetcher.once('metadata', (buf) => {
+      this.emit('metadata', buf);
+      this.destroy();
+    });
+    this.pex = options.pex === false ? null : new PexExchange({ onPeer: (rec) => this.addPeer(rec) });
+    this.connector = new Connector(
+      { maxPeers: options.maxPeers ?? 50, halfOpen: 16, connectTimeoutMs: 5000, maxAttempts: 2 },
+      (socket, rec) => this.onSocket(socket, rec),
+      (rec, reason) => this.outcomes.set(peerKey(rec), reason),
+    );
+  }
+
+  get metadata(): Buffer | null {
+    return this.fetcher.metadata;
+  }
+
+  /** Candidates queued, connections open or being opened. */
+  get hasPeersLeft(): boolean {
+    return this.conns.size > 0 || this.connector.pending > 0 || this.connector.connecting > 0;
+  }
+
+  addPeer(rec: PeerRecord): void {
+    if (this.destroyed) return;
+    if (this.connector.add(rec)) {
+      this.outcomes.set(peerKey(rec), 'not reached yet');
+      this.emit('peer', rec);
+    }
+  }
+
+  /** e.g. "3 peers tried: 127.0.0.1:6881: ECONNREFUSED; …" */
+  summary(): string {
+    if (this.outcomes.size === 0) return 'no peers were given';
+    const list = [...this.outcomes].slice(0, 8).map(([k, v]) => `${k}: ${v}`);
+    const more = this.outcomes.size > 8 ? `; and ${this.outcomes.size - 8} more` : '';
+    return `${this.outcomes.size} peer${this.outcomes.size === 1 ? '' : 's'} tried: ${list.join('; ')}${more}`;
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.connector.stop();
+    this.fetcher.destroy();
+    this.pex?.destroy();
+    for (const c of [...this.conns]) c.close(null);
+  }
+
+  private onSocket(socket: Socket, rec: PeerRecord): void {
+    const key = peerKey(rec);
+    if (this.destroyed) {
+      socket.destroy();
+      return;
+    }
+    const conn = new PeerConnection(socket, {
+      peerId: this.peerId,
+      infoHash: this.o.infoHash,
+      outgoing: true,
+      name: key,
+      extendedHandshake: { v: Buffer.from(CLIENT_VERSION), ...(this.o.port ? { p: this.o.port } : {}) },
+    });
+    this.conns.add(conn);
+    this.outcomes.set(key, 'connected');
+    conn.use(this.fetcher.extension(conn));
+    if (this.pex) conn.use(this.pex.extension(conn, rec));
+    conn.on('handshake', () => {
+      this.outcomes.set(key, 'handshake done');
+      if (!conn.extended) conn.close('does not support the extension protocol (BEP 10), so cannot send metadata');
+    });
+    conn.on('extended-handshake', (d) => {
+      const offers = conn.remoteExtensionId('ut_metadata') !== undefined && d.has('metadata_size');
+      this.outcomes.set(key, offers ? 'offered metadata' : 'has no metadata to offer');
+      // a peer without metadata may still tell us of others by PEX
+      if (!offers && (this.pex === null || conn.remoteExtensionId('ut_pex') === undefined)) conn.close(null);
+    });
+    conn.on('close', (reason) => {
+      this.conns.delete(conn);
+      if (reason !== null) this.outcomes.set(key, reason);
+      this.connector.release(key, rec, false);
+    });
+  }
+}
