@@ -3,6 +3,7 @@ import { benchBencode } from './bencode.js';
 import { benchMetainfo } from './metainfo.js';
 import { benchStorage } from './storage.js';
 import { benchSwarm } from './swarm.js';
+import { benchMetadata } from './metadata.js';
 
 const only = process.argv.slice(2);
 const suites: Array<[string, () => Promise<string[]>]> = [
@@ -10,6 +11,7 @@ const suites: Array<[string, () => Promise<string[]>]> = [
   ['metainfo', benchMetainfo],
   ['storage', benchStorage],
   ['swarm', benchSwarm],
+  ['metadata', () => benchMetadata()],
 ];
 
 for (const [name, run] of suites) {
