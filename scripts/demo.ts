@@ -84,7 +84,8 @@ async function main(): Promise<void> {
   say(`running: torrent-tools announce --watch sample.torrent | torrent-tools fetch-pieces sample.torrent | torrent-tools assemble sample.torrent -o ${out}`);
   const t0 = Date.now();
   const announce = run(['announce', '--watch', tf, '--port', '1']);
-  const fetch = run(['fetch-pieces', tf], { stdin: announce.stdout! }); // a progress bar on a terminal
+  // the demo's swarm is on loopback: no DHT (it would reach for the internet's routers)
+  const fetch = run(['fetch-pieces', tf, '--no-dht'], { stdin: announce.stdout! }); // a progress bar on a terminal
   const assemble = run(['assemble', tf, '-o', out, '--quiet'], { stdin: fetch.stdout! });
   let events = 0;
   createInterface({ input: assemble.stdout! }).on('line', () => events++);

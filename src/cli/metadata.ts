@@ -3,8 +3,8 @@
  * are asked for the info dict by BEP 9, and the result becomes a Torrent, cached in a file so
  * that a resumed run needs no metadata again.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../storage/write-atomic.js';
 import { torrentFileFromMetadata } from '../metainfo/from-metadata.js';
 import { MetainfoError, parseTorrent, type Torrent } from '../metainfo/torrent.js';
 import type { PeerFeed } from '../peers/feed.js';
@@ -26,6 +26,8 @@ export interface MetadataStepOptions {
   log: (message: string) => void;
   /** every peer the step adds as a candidate (for --print-peers) */
   onPeer?: (rec: PeerRecord) => void;
+  /** a source besides the feed's inputs may still bring peers (the DHT) */
+  morePeers?: () => boolean;
 }
 
 /** A magnet's x.pe peers into the feed (the feed remembers each once). */
@@ -51,7 +53,7 @@ export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStep
       watch = setInterval(() => {
         if (o.timeoutMs > 0 && Date.now() - started > o.timeoutMs) fail(`nothing within ${Math.round(o.timeoutMs / 1000)} s`);
         // a moment's grace: peers on stdin may still be on their way into the connector
-        else if (o.feed.ended && !swarm.hasPeersLeft && Date.now() - started > 500) fail('no peers left to try');
+        else if (o.feed.ended && !o.morePeers?.() && !swarm.hasPeersLeft && Date.now() - started > 500) fail('no peers left to try');
       }, 250);
       abort = (): void => reject(new CliError('interrupted before the metadata arrived'));
       if (o.signal.aborted) return abort();
@@ -87,13 +89,6 @@ export async function readCachedTorrent(file: string, infoHash: Buffer): Promise
   } catch {
     return null;
   }
-}
-
-export async function writeFileAtomic(file: string, bytes: Buffer): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, file);
 }
 
 /**

@@ -23,6 +23,8 @@ import { FetchError, FetchStream } from '../streams/fetch.js';
 import { Bitfield } from '../swarm/bitfield.js';
 import { Seeder } from '../swarm/seeder.js';
 import { AnnounceLoop } from '../tracker/loop.js';
+import { DHT_BOOLEAN_OPTIONS, DHT_HELP, DHT_STRING_OPTIONS, startClientDht } from '../cli/dht-args.js';
+import { DhtDiscovery } from '../dht/discovery.js';
 
 export const download: Command = {
   name: 'download',
@@ -34,7 +36,8 @@ The pipeline 'announce --watch | fetch-pieces | assemble' in one process, built 
 same stages: it asks the trackers (and --peer) for peers, downloads and verifies pieces from
 all of them, writes them under DIR, and meanwhile uploads the pieces it has to other peers
 (BEP 3 choking: tit-for-tat plus an optimistic unchoke), listening on --port. Peers learnt by
-PEX (BEP 11) join in, and peers that ask get the torrent's metadata (BEP 9).
+PEX (BEP 11) and the DHT (BEP 5, announced with our port; not for private torrents) join in,
+and peers that ask get the torrent's metadata (BEP 9).
 
 A magnet URI (or a bare info hash) works in place of a .torrent: the metadata is fetched from
 the peers first (the magnet's tr= trackers and x.pe= peers, --peer, --tracker) as
@@ -53,7 +56,7 @@ options:
   --select FILE        only this file (repeatable; a path as 'info' shows it, or an index)
   --port N             listen for peers on N (default 6881; 0 = any)
   --max-peers N        connections at most (default 50)
-  --seed               keep seeding after the download, until SIGINT, --seed-ratio or --seed-time
+${DHT_HELP}  --seed               keep seeding after the download, until SIGINT, --seed-ratio or --seed-time
   --seed-ratio R       stop seeding once uploaded/size reaches R (e.g. 1.5)
   --seed-time S        stop seeding after S seconds
   --timeout S          give up when no piece arrives for S seconds (default 120)
@@ -69,9 +72,9 @@ examples:
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['output', 'peer', 'tracker', 'select', 'port', 'max-peers', 'seed-ratio', 'seed-time', 'timeout'],
+      string: ['output', 'peer', 'tracker', 'select', 'port', 'max-peers', 'seed-ratio', 'seed-time', 'timeout', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'tracker', 'select'],
-      boolean: ['seed', 'json', 'quiet', 'progress', 'strict', 'no-announce'],
+      boolean: ['seed', 'json', 'quiet', 'progress', 'strict', 'no-announce', ...DHT_BOOLEAN_OPTIONS],
       alias: { o: 'output' },
     });
     if (a.positional.length !== 1) throw new UsageError('expected one TORRENT');
@@ -103,9 +106,18 @@ examples:
           onFailure: (f) => log(`${f.tracker}: ${f.message}`),
         })
       : null;
-    if (!loop && peers.length === 0 && (src.magnet?.peers.length ?? 0) === 0) {
-      throw new UsageError('no way to find peers: the torrent has no trackers; give --peer or --tracker');
+    // the DHT finds peers too (never for a private torrent: BEP 27)
+    let dht = await startClientDht(a, io, 'download', src.torrent?.private ?? false);
+    if (!loop && !dht && peers.length === 0 && (src.magnet?.peers.length ?? 0) === 0) {
+      throw new UsageError('no way to find peers: no trackers and no DHT; give --peer or --tracker');
     }
+    const discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port: null, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
+    discovery?.start();
+    const stopDht = async (): Promise<void> => {
+      discovery?.stop();
+      await dht?.close();
+      dht = null;
+    };
     loop?.start();
     try {
       if (!t) {
@@ -118,8 +130,10 @@ examples:
       }
     } catch (e) {
       await loop?.stop();
+      await stopDht();
       throw e;
     }
+    if (t.private) await stopDht();
     const selectArgs = a.list('select').length > 0 ? a.list('select') : src.magnet?.select?.map(String) ?? [];
     const select = selectArgs.length > 0 ? resolveSelect(t, selectArgs) : undefined;
     const wanted = select ? new Set(piecesForFiles(t, [...select])) : null;
@@ -149,6 +163,7 @@ examples:
     haveCount = have.length;
     const fetch = new FetchStream({
       torrent: t, have, wanted: wanted ?? undefined, maxPeers, port, serve: readStore, stallTimeoutMs: timeout * 1000, peerId,
+      dhtPort: dht?.address().port,
     });
     const swarm = fetch.swarm;
     swarm.on('log', log);
@@ -157,10 +172,12 @@ examples:
     try {
       bound = await swarm.listen(port);
       loop?.setPort(bound);
+      discovery?.setPort(bound);
     } catch (e) {
       report(io, 'download', `warning: cannot listen on port ${port} (${(e as Error).message}); downloading without incoming connections`);
     }
     feed.switchTo((rec) => swarm.addPeer(rec));
+    swarm.on('dht-node', (n) => dht?.addNode(n.ip, n.port));
 
     const assembler = new AssembleStream(t, writeStore, { trust: true, wanted: wanted ?? undefined, have: new Set(have) });
     const total = assembler.remaining;
@@ -187,6 +204,7 @@ examples:
       await pipeline(fetch, assembler, sink, { signal: io.signal });
     } catch (e) {
       await loop?.stop();
+      await stopDht();
       if (e instanceof FetchError) throw new CliError(e.message);
       throw e;
     } finally {
@@ -198,10 +216,12 @@ examples:
     loop?.completed();
     if (assembler.remaining > 0) {
       await loop?.stop();
+      await stopDht();
       throw new CliError(`${assembler.remaining} of ${total} wanted pieces missing`);
     }
     if (!a.bool('seed')) {
       await loop?.stop();
+      await stopDht();
       await readStore.close();
       return 0;
     }
@@ -227,6 +247,7 @@ examples:
       io.signal.addEventListener('abort', finish, { once: true });
     });
     await loop?.stop();
+    await stopDht();
     await seeder.close();
     await readStore.close();
     return 0;

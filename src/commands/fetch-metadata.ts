@@ -1,7 +1,8 @@
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { report, type Command } from '../cli/io.js';
-import { fetchMetadataFromPeers, torrentFromInfo, writeFileAtomic } from '../cli/metadata.js';
+import { fetchMetadataFromPeers, torrentFromInfo } from '../cli/metadata.js';
+import { writeFileAtomic } from '../storage/write-atomic.js';
 import { feedFromStdin, parsePeerArgs } from '../cli/peer-args.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { PeerFeed } from '../peers/feed.js';

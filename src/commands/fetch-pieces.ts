@@ -3,6 +3,8 @@ import { pipeline } from 'node:stream/promises';
 import { piecesForFiles } from '../metainfo/pieces.js';
 import { feedFromStdin, parsePeerArgs } from '../cli/peer-args.js';
 import { resolveTorrent } from '../cli/metadata.js';
+import { DHT_BOOLEAN_OPTIONS, DHT_HELP, DHT_STRING_OPTIONS, startClientDht } from '../cli/dht-args.js';
+import { DhtDiscovery } from '../dht/discovery.js';
 import { PeerFeed } from '../peers/feed.js';
 import { peerKey, peerLine, type PeerRecord } from '../peers/record.js';
 import { parseArgs } from '../cli/args.js';
@@ -34,7 +36,8 @@ Exit 0 when every wanted piece was written; 1 with a summary of what is missing 
 Pieces are picked rarest first (random among equals), started pieces first; each peer gets
 about 3 s of its measured rate in requests (2..500 blocks of 16 KiB). A piece that fails its
 hash is fetched again, and the peer that sent the bad block is banned. Peers learnt by PEX
-(BEP 11) are used too, and the torrent's metadata is served to peers that ask (BEP 9).
+(BEP 11) and the DHT (BEP 5; --no-dht turns it off) are used too, and the torrent's
+metadata is served to peers that ask (BEP 9).
 
 Given a magnet, it first gets the metadata from the same peers (and the magnet's x.pe=) as
 fetch-metadata does; --save-torrent keeps it for the next run. A magnet's so= selects files.
@@ -58,7 +61,7 @@ options:
                        the pieces in DIR (where assemble writes): those in --have at once,
                        the ones fetched now once they read back from DIR with a good hash
   --port N             our listening port, advertised to peers
-  --quiet              no progress bar
+${DHT_HELP}  --quiet              no progress bar
   --progress           progress as NDJSON on stderr
   --strict             refuse a torrent file with non-canonical bencode
   -h, --help           show this help
@@ -69,9 +72,9 @@ examples:
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['peer', 'have', 'pieces', 'select', 'max-peers', 'max-memory', 'timeout', 'stats', 'port', 'print-peers', 'save-torrent', 'max-metadata', 'serve-from'],
+      string: ['peer', 'have', 'pieces', 'select', 'max-peers', 'max-memory', 'timeout', 'stats', 'port', 'print-peers', 'save-torrent', 'max-metadata', 'serve-from', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'select'],
-      boolean: ['sequential', 'quiet', 'progress', 'strict'],
+      boolean: ['sequential', 'quiet', 'progress', 'strict', ...DHT_BOOLEAN_OPTIONS],
     });
     if (a.positional.length !== 1) throw new UsageError('expected one TORRENT');
     if (io.stdout.isTTY) throw new UsageError('refusing to write the binary piece stream to a terminal (pipe it into assemble, or redirect it)');
@@ -82,7 +85,7 @@ examples:
     const timeout = a.int('timeout', 0, 86_400) ?? 120;
     const port = a.int('port', 1, 65535);
     const src = await loadTorrentArg(a.positional[0]!, io, 'fetch-pieces', { strict: a.bool('strict'), allowMagnet: true });
-    if (peers.length === 0 && io.stdin.isTTY && (src.magnet?.peers.length ?? 0) === 0) {
+    if (peers.length === 0 && io.stdin.isTTY && (src.magnet?.peers.length ?? 0) === 0 && (a.bool('no-dht') || src.torrent?.private)) {
       throw new UsageError('no peers: give --peer HOST:PORT, or pipe peers in (announce, dht get-peers)');
     }
     const log = (m: string): void => report(io, 'fetch-pieces', m);
@@ -97,10 +100,25 @@ examples:
     const feed = new PeerFeed();
     for (const p of peers) feed.add(p);
     feedFromStdin(io, 'fetch-pieces', feed);
+    // the DHT finds peers too (not for private torrents: BEP 27); announced only when we serve
+    let dht = await startClientDht(a, io, 'fetch-pieces', src.torrent?.private ?? false);
+    const discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port: a.has('serve-from') ? port ?? 6881 : null, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
+    discovery?.start();
+    const dhtActive = (): boolean => dht !== null && dht.table.size > 0;
     const { torrent: t } = await resolveTorrent(src, {
       feed, cacheFile: a.str('save-torrent'), timeoutMs: timeout * 1000, signal: io.signal, maxPeers, port,
-      maxSize: a.int('max-metadata', 1, 1 << 30), log, onPeer,
+      maxSize: a.int('max-metadata', 1, 1 << 30), log, onPeer, morePeers: dhtActive,
+    }).catch(async (e: unknown) => {
+      discovery?.stop();
+      await dht?.close();
+      throw e;
     });
+    if (t.private && dht) {
+      // the metadata says private: no DHT for it after all
+      discovery?.stop();
+      await dht.close();
+      dht = null;
+    }
     let wanted: number[] | undefined;
     if (a.has('pieces')) wanted = parsePieceList(a.str('pieces')!, t.pieceCount);
     else if (a.has('select')) wanted = piecesForFiles(t, [...resolveSelect(t, a.list('select'))]);
@@ -123,7 +141,7 @@ examples:
     }
     const fetch = new FetchStream({
       torrent: t, wanted, have, maxPeers, port: port ?? (serve ? 6881 : undefined), sequential: a.bool('sequential'),
-      maxInFlightBytes: maxMemory, stallTimeoutMs: timeout * 1000, serve,
+      maxInFlightBytes: maxMemory, stallTimeoutMs: timeout * 1000, serve, dhtPort: dht?.address().port,
     });
     const swarm = fetch.swarm;
     swarm.on('log', log);
@@ -136,7 +154,9 @@ examples:
     }
     swarm.on('peer', onPeer);
     feed.switchTo((rec) => swarm.addPeer(rec));
-    feed.onEnd(() => fetch.peers.end());
+    swarm.on('dht-node', (n) => dht?.addNode(n.ip, n.port));
+    // the inputs are over when stdin is, unless the DHT (once bootstrapped) may bring more
+    feed.onEnd(() => void (dht ? dht.ready() : Promise.resolve()).then(() => !dhtActive() && fetch.peers.end()));
 
     const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'fetch');
     const statsOut = a.has('stats') ? createWriteStream(a.str('stats')!, { flags: 'a' }) : null;
@@ -159,6 +179,8 @@ examples:
       printPeers?.end();
       watch?.stop();
       fetch.destroy();
+      discovery?.stop();
+      await dht?.close();
       await serve?.close();
     }
     if (!swarm.complete) throw new CliError(fetch.missingSummary());

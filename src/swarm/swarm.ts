@@ -51,6 +51,8 @@ export interface SwarmOptions {
   extensions?: (conn: PeerConnection, rec: PeerRecord) => WireExtension[];
   /** exchange peers with peers (BEP 11; default true, never for a private torrent) */
   pex?: boolean;
+  /** our DHT node's port, sent to peers that support BEP 5 */
+  dhtPort?: number;
   random?: () => number;
   /**
    * Upload while downloading: serve pieces read back from this store (the output directory).
@@ -107,6 +109,8 @@ export interface SwarmEvents {
   /** a verified piece (call pause() when the consumer is full) */
   piece: [{ index: number; piece: Buffer }];
   peer: [PeerRecord];
+  /** a peer's DHT node (BEP 5 `port` message): worth a ping */
+  'dht-node': [{ ip: string; port: number }];
   /** one line for stderr: a peer error, a ban, a hash failure */
   log: [string];
   done: [];
@@ -265,6 +269,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       outgoing: true,
       name: key,
       extendedHandshake: this.extendedHandshake(),
+      dhtPort: this.o.dhtPort,
     });
     this.attach(conn, key, rec);
   }
@@ -304,6 +309,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       name: key,
       accept: (h) => (h.equals(t.infoHash) ? this.limits() : null),
       extendedHandshake: this.extendedHandshake(),
+      dhtPort: this.o.dhtPort,
     });
     this.attach(conn, key, rec);
   }
@@ -440,6 +446,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       }
       case 'allowed-fast':
         peer.allowedFast.add(m.index);
+        break;
+      case 'port':
+        if (m.port > 0) this.emit('dht-node', { ip: peer.conn.socket.remoteAddress ?? peer.rec.ip, port: m.port });
         break;
       case 'piece':
         this.onBlock(peer, m.index, m.begin, m.block);

@@ -14,7 +14,7 @@ import type { BDict, BValue } from '../bencode/types.js';
 import { ipBytes } from '../peers/compact.js';
 import { normalizeIp } from '../peers/record.js';
 import { FrameDecoder, WireViolation, type WireLimits } from './frame-decoder.js';
-import { EXTENSION_BIT, FAST_BIT, encodeHandshake, encodeMessage, hasBit, reservedBits, type Handshake, type WireMessage } from './protocol.js';
+import { DHT_BIT, EXTENSION_BIT, FAST_BIT, encodeHandshake, encodeMessage, hasBit, reservedBits, type Handshake, type WireMessage } from './protocol.js';
 
 export interface WireExtension {
   /** the BEP 10 name, e.g. 'ut_metadata' */
@@ -40,6 +40,8 @@ export interface ConnectionOptions {
   fast?: boolean;
   /** advertise BEP 10 (default true) */
   extended?: boolean;
+  /** our DHT node's UDP port: advertise BEP 5 and send a `port` message to peers that have it */
+  dhtPort?: number;
   /** fields for our extended handshake besides m (v, reqq, p, yourip…) */
   extendedHandshake?: Record<string, BValue>;
   handshakeTimeoutMs?: number;
@@ -210,7 +212,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   }
 
   private sendHandshake(infoHash: Buffer): void {
-    const reserved = reservedBits({ extended: this.opts.extended ?? true, fast: this.opts.fast ?? true });
+    const reserved = reservedBits({ extended: this.opts.extended ?? true, fast: this.opts.fast ?? true, dht: this.opts.dhtPort !== undefined });
     this.socket.write(encodeHandshake({ reserved, infoHash, peerId: this.opts.peerId }));
   }
 
@@ -241,6 +243,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.extended = (this.opts.extended ?? true) && hasBit(h.reserved, EXTENSION_BIT);
     this.emit('handshake', h);
     if (this.extended && !this.closed) this.sendExtendedHandshake();
+    if (this.opts.dhtPort !== undefined && hasBit(h.reserved, DHT_BIT) && !this.closed) this.send({ type: 'port', port: this.opts.dhtPort });
   }
 
   private sendExtendedHandshake(): void {

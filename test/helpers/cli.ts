@@ -1,8 +1,16 @@
 /** Runs the built CLI as a real process with real pipes. */
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+// Tests stay on loopback: the DHT nodes inside the commands they start get no bootstrap
+// routers (tests that test the DHT pass --bootstrap), and keep their state in a temporary dir.
+process.env['TORRENT_TOOLS_DHT_BOOTSTRAP'] ??= '';
+process.env['XDG_STATE_HOME'] ??= mkdtempSync(join(tmpdir(), 'tt-state-'));
 
 export interface RunResult {
   code: number | null;

@@ -1,0 +1,400 @@
+/**
+ * A DHT node (BEP 5): one UDP socket speaking KRPC both ways. As a client it bootstraps,
+ * looks up peers and announces; as a server it answers ping, find_node, get_peers and
+ * announce_peer for as long as it runs. Nothing a remote node sends is trusted: packets are
+ * parsed strictly, replies are matched to queries by transaction id and sender address,
+ * queries are rate-limited per source address, and every table and store is bounded.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import type { BDict, BValue } from '../bencode/types.js';
+import { acceptableFrom, addressScope, encodeCompactPeer } from '../peers/compact.js';
+import { normalizeIp } from '../peers/record.js';
+import { KRPC_ERROR, KrpcError, encodeError, encodeNodes, encodeQuery, encodeResponse, hashArg, parseKrpc, type KrpcMessage, type NodeInfo } from './krpc.js';
+import { lookup, type LookupResult } from './lookup.js';
+import { randomId, randomIdWithPrefix } from './node-id.js';
+import { PeerStore } from './peer-store.js';
+import { K, QUESTIONABLE_MS, RoutingTable } from './routing-table.js';
+import { loadState, saveState } from './state.js';
+import { Tokens } from './tokens.js';
+
+/** The routers most clients bootstrap from when nothing else is known. */
+export const DEFAULT_BOOTSTRAP = ['router.bittorrent.com:6881', 'dht.transmissionbt.com:6881', 'router.utorrent.com:6881'];
+
+export interface DhtNodeOptions {
+  port?: number;
+  host?: string;
+  /** nodes to start from (default: the well-known routers) */
+  bootstrap?: Array<{ host: string; port: number }>;
+  /** where the routing table is kept between runs; null for none */
+  stateFile?: string | null;
+  /** BEP 43: ask, never answer (and say so with ro=1) */
+  readOnly?: boolean;
+  /** every query and reply, for --trace */
+  trace?: (rec: Record<string, unknown>) => void;
+  /** ms before a query is retried once, then given up (default 2000) */
+  queryTimeoutMs?: number;
+  /** queries accepted per source address per second, with a burst of 4× (default 20) */
+  queriesPerSecond?: number;
+}
+
+export interface DhtStats {
+  id: string;
+  port: number;
+  nodes: number;
+  storedPeers: number;
+  storedHashes: number;
+  queriesSent: number;
+  queriesReceived: number;
+  responses: number;
+  timeouts: number;
+  errorsSent: number;
+  dropped: number;
+}
+
+interface Pending {
+  ip: string;
+  port: number;
+  resolve: (m: { id: Buffer; r: BDict }) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class DhtError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DhtError';
+  }
+}
+
+const MAX_PENDING = 2048;
+const MAX_RATE_SOURCES = 10_000;
+
+export class DhtNode extends EventEmitter<{ log: [string] }> {
+  id: Buffer;
+  table: RoutingTable;
+  private readonly o: DhtNodeOptions;
+  private socket: Socket | null = null;
+  private readonly pending = new Map<string, Pending>();
+  private nextT = Math.floor(Math.random() * 65536);
+  private readonly tokens = new Tokens();
+  readonly store = new PeerStore();
+  private readonly rate = new Map<string, { tokens: number; at: number }>();
+  private readonly counters = { queriesSent: 0, queriesReceived: 0, responses: 0, timeouts: 0, errorsSent: 0, dropped: 0 };
+  private bootstrapping: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private allowLocal: boolean;
+  private closed = false;
+
+  constructor(options: DhtNodeOptions = {}) {
+    super();
+    this.o = options;
+    this.id = randomId();
+    this.table = new RoutingTable(this.id);
+    // nodes on loopback or private networks only make sense when that is where we start from
+    // (an explicit bootstrap list of such addresses, or none at all: a standalone local node)
+    this.allowLocal = options.bootstrap !== undefined && options.bootstrap.every((b) => isIP(b.host) !== 0 && addressScope(b.host) < 3);
+  }
+
+  /** Binds the socket and starts bootstrapping in the background. */
+  async start(): Promise<void> {
+    const state = this.o.stateFile ? await loadState(this.o.stateFile) : null;
+    if (state) {
+      this.id = state.id;
+      this.table = new RoutingTable(this.id);
+    }
+    const socket = createSocket({ type: 'udp4' });
+    this.socket = socket;
+    socket.on('message', (buf, rinfo) => this.onPacket(buf, rinfo.address, rinfo.port));
+    socket.on('error', (e) => this.emit('log', `udp: ${e.message}`));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ port: this.o.port ?? 0, address: this.o.host }, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.timer = setInterval(() => this.maintain(), 60_000);
+    this.timer.unref();
+    const seeds = state?.nodes.filter((n) => this.acceptable(n.ip, n.port)) ?? [];
+    this.bootstrapping = this.bootstrap(seeds);
+  }
+
+  address(): { address: string; port: number } {
+    if (!this.socket) throw new DhtError('the node is not started');
+    const a = this.socket.address();
+    return { address: a.address, port: a.port };
+  }
+
+  stats(): DhtStats {
+    return {
+      id: this.id.toString('hex'),
+      port: this.socket ? this.socket.address().port : 0,
+      nodes: this.table.size,
+      storedPeers: this.store.peers,
+      storedHashes: this.store.hashes,
+      ...this.counters,
+    };
+  }
+
+  /** Whether an address learnt from a remote node is worth a query or a table slot. */
+  acceptable(ip: string, port: number): boolean {
+    if (port <= 0 || port > 65535 || isIP(ip) !== 4) return false;
+    const scope = addressScope(ip);
+    return scope === 3 || (scope > 0 && this.allowLocal);
+  }
+
+  /** Resolves once the first bootstrap lookup is over (at once if none runs). */
+  async ready(): Promise<void> {
+    await this.bootstrapping;
+  }
+
+  /** Finds peers for an info hash; calls onPeer for each new one as it arrives. */
+  async getPeers(infoHash: Buffer, onPeer: (p: { ip: string; port: number }) => void, opts: { signal?: AbortSignal } = {}): Promise<LookupResult> {
+    await this.ready();
+    return lookup(this, infoHash, 'get_peers', { seeds: this.seeds(infoHash), onPeer, signal: opts.signal });
+  }
+
+  /** get_peers, then announce_peer to the closest nodes that gave a token. Returns how many took it. */
+  async announce(infoHash: Buffer, port: number, opts: { impliedPort?: boolean; signal?: AbortSignal; onPeer?: (p: { ip: string; port: number }) => void } = {}): Promise<{ announced: number; lookup: LookupResult }> {
+    const res = await this.getPeers(infoHash, opts.onPeer ?? (() => {}), opts);
+    const results = await Promise.allSettled(
+      res.closest.filter((n) => n.token).map((n) =>
+        this.query(n, 'announce_peer', { info_hash: infoHash, port, token: n.token!, ...(opts.impliedPort ? { implied_port: 1 } : {}) }),
+      ),
+    );
+    return { announced: results.filter((r) => r.status === 'fulfilled').length, lookup: res };
+  }
+
+  /** find_node for an id; the closest nodes that answered. */
+  async findNode(target: Buffer, opts: { signal?: AbortSignal } = {}): Promise<LookupResult> {
+    await this.ready();
+    return lookup(this, target, 'find_node', { seeds: this.seeds(target), signal: opts.signal });
+  }
+
+  /** Pings an address; resolves with the node's id. */
+  async ping(ip: string, port: number): Promise<Buffer> {
+    return (await this.query({ ip, port }, 'ping', {})).id;
+  }
+
+  /** A peer told us its DHT port (BEP 5 `port` message): ping it, and keep it if it answers. */
+  addNode(ip: string, port: number): void {
+    const addr = normalizeIp(ip);
+    if (addr === null || !this.acceptable(addr, port)) return;
+    this.ping(addr, port).catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new DhtError('the node closed'));
+    }
+    this.pending.clear();
+    if (this.o.stateFile) await saveState(this.o.stateFile, this.id, this.table.all()).catch((e: Error) => this.emit('log', `state: ${e.message}`));
+    await new Promise<void>((resolve) => (this.socket ? this.socket.close(() => resolve()) : resolve()));
+  }
+
+  /** Sends a query; retried once after the timeout, then the node counts as failed. */
+  query(to: { ip: string; port: number }, q: string, args: Record<string, BValue>): Promise<{ id: Buffer; r: BDict }> {
+    const socket = this.socket;
+    if (!socket || this.closed) return Promise.reject(new DhtError('the node is not running'));
+    if (this.pending.size >= MAX_PENDING) return Promise.reject(new DhtError('too many queries in flight'));
+    let tn = this.nextT;
+    do tn = (tn + 1) & 0xffff;
+    while (this.pending.has(tn.toString(16)));
+    this.nextT = tn;
+    const t = Buffer.alloc(2);
+    t.writeUInt16BE(tn);
+    const key = t.toString('hex');
+    const packet = encodeQuery(t, q, { id: this.id, ...args }, this.o.readOnly);
+    const timeout = this.o.queryTimeoutMs ?? 2000;
+    return new Promise((resolve, reject) => {
+      let tries = 0;
+      const send = (): void => {
+        tries++;
+        this.counters.queriesSent++;
+        this.o.trace?.({ event: 'query', dir: 'out', to: `${to.ip}:${to.port}`, q, t: key, ...traceArgs(args) });
+        socket.send(packet, to.port, to.ip, (e) => e && this.emit('log', `send to ${to.ip}:${to.port}: ${e.message}`));
+        const timer = setTimeout(() => {
+          if (tries < 2) return send();
+          this.pending.delete(key);
+          this.counters.timeouts++;
+          this.table.failed(to);
+          this.o.trace?.({ event: 'timeout', to: `${to.ip}:${to.port}`, q, t: key });
+          reject(new DhtError(`${to.ip}:${to.port}: no answer to ${q}`));
+        }, timeout);
+        timer.unref();
+        this.pending.set(key, { ip: to.ip, port: to.port, resolve, reject, timer });
+      };
+      send();
+    });
+  }
+
+  private seeds(target: Buffer): Array<{ ip: string; port: number; id?: Buffer }> {
+    return this.table.closest(target, K * 2);
+  }
+
+  private async bootstrap(known: NodeInfo[]): Promise<void> {
+    const routers: Array<{ ip: string; port: number }> = [];
+    const list = this.o.bootstrap ?? DEFAULT_BOOTSTRAP.map((s) => ({ host: s.slice(0, s.lastIndexOf(':')), port: Number(s.slice(s.lastIndexOf(':') + 1)) }));
+    await Promise.all(list.map(async (b) => {
+      try {
+        const ip = isIP(b.host) === 4 ? b.host : (await dnsLookup(b.host, { family: 4 })).address;
+        routers.push({ ip, port: b.port });
+      } catch (e) {
+        this.emit('log', `bootstrap ${b.host}: ${(e as Error).message}`);
+      }
+    }));
+    if (routers.length === 0 && known.length === 0) return;
+    await lookup(this, this.id, 'find_node', { seeds: [...known, ...routers], maxQueries: 200 });
+  }
+
+  /** Once a minute: refresh buckets not changed for 15 minutes, expire stored peers, save state. */
+  private maintain(): void {
+    this.store.expire();
+    for (const bits of this.table.stale(QUESTIONABLE_MS).slice(0, 4)) {
+      void lookup(this, randomIdWithPrefix(this.id, bits), 'find_node', { seeds: this.seeds(this.id), maxQueries: 30 }).catch(() => {});
+    }
+    if (this.o.stateFile) void saveState(this.o.stateFile, this.id, this.table.all()).catch(() => {});
+  }
+
+  private allow(ip: string): boolean {
+    const qps = this.o.queriesPerSecond ?? 20;
+    const now = Date.now();
+    let b = this.rate.get(ip);
+    if (!b) {
+      if (this.rate.size >= MAX_RATE_SOURCES) this.rate.delete(this.rate.keys().next().value!);
+      b = { tokens: qps * 4, at: now };
+      this.rate.set(ip, b);
+    }
+    b.tokens = Math.min(qps * 4, b.tokens + ((now - b.at) / 1000) * qps);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
+  }
+
+  private send(buf: Buffer, ip: string, port: number): void {
+    this.socket?.send(buf, port, ip);
+  }
+
+  private onPacket(buf: Buffer, rawIp: string, port: number): void {
+    const ip = normalizeIp(rawIp) ?? rawIp;
+    let m: KrpcMessage;
+    try {
+      m = parseKrpc(buf);
+    } catch (e) {
+      const err = e as KrpcError;
+      this.counters.dropped++;
+      this.o.trace?.({ event: 'malformed', from: `${ip}:${port}`, error: err.message });
+      // a query we could not read gets a protocol error, if it is from someone we would answer
+      if (err.t && err.isQuery && !this.o.readOnly && this.allow(ip)) {
+        this.counters.errorsSent++;
+        this.send(encodeError(err.t, KRPC_ERROR.protocol, err.message), ip, port);
+      }
+      return;
+    }
+    if (m.y === 'q') return this.onQuery(m, ip, port);
+    const key = m.t.toString('hex');
+    const p = this.pending.get(key);
+    // replies to nothing we asked, or from another address than the one asked, are dropped
+    if (!p || p.ip !== ip || p.port !== port) {
+      this.counters.dropped++;
+      this.o.trace?.({ event: 'unexpected', from: `${ip}:${port}`, t: key });
+      return;
+    }
+    this.pending.delete(key);
+    clearTimeout(p.timer);
+    if (m.y === 'e') {
+      this.o.trace?.({ event: 'error', dir: 'in', from: `${ip}:${port}`, t: key, code: m.code, message: m.message });
+      p.reject(new DhtError(`${ip}:${port}: error ${m.code}: ${m.message}`));
+      return;
+    }
+    this.counters.responses++;
+    this.o.trace?.({ event: 'reply', dir: 'in', from: `${ip}:${port}`, t: key, id: m.id.toString('hex'), ...traceReply(m.r) });
+    if (this.acceptable(ip, port)) this.pingIfNeeded(this.table.heard({ id: m.id, ip, port }, true));
+    p.resolve({ id: m.id, r: m.r });
+  }
+
+  private pingIfNeeded(n: { ip: string; port: number } | null): void {
+    if (n) this.ping(n.ip, n.port).catch(() => {});
+  }
+
+  private onQuery(m: Extract<KrpcMessage, { y: 'q' }>, ip: string, port: number): void {
+    this.counters.queriesReceived++;
+    if (this.o.readOnly) return; // BEP 43: a read-only node does not answer
+    if (!this.allow(ip)) {
+      this.counters.dropped++;
+      return;
+    }
+    this.o.trace?.({ event: 'query', dir: 'in', from: `${ip}:${port}`, q: m.q, t: m.t.toString('hex') });
+    // BEP 43: nodes that say they are read-only never go into the table
+    if (!m.ro && this.acceptable(ip, port)) this.pingIfNeeded(this.table.heard({ id: m.id, ip, port }, false));
+    try {
+      const r = this.answer(m, ip, port);
+      if (r === null) {
+        this.counters.errorsSent++;
+        this.send(encodeError(m.t, KRPC_ERROR.method, 'method unknown'), ip, port);
+      } else {
+        this.send(encodeResponse(m.t, { id: this.id, ...r }, encodeCompactPeer({ ip, port })), ip, port);
+      }
+    } catch (e) {
+      if (!(e instanceof KrpcError)) throw e;
+      this.counters.errorsSent++;
+      this.send(encodeError(m.t, KRPC_ERROR.protocol, e.message), ip, port);
+    }
+  }
+
+  private answer(m: Extract<KrpcMessage, { y: 'q' }>, ip: string, port: number): Record<string, BValue> | null {
+    const nodesNear = (target: Buffer): Buffer => encodeNodes(this.table.closest(target, K).filter((n) => isIP(n.ip) === 4));
+    switch (m.q) {
+      case 'ping':
+        return {};
+      case 'find_node':
+        return { nodes: nodesNear(hashArg(m.a, 'target', m.t)) };
+      case 'get_peers': {
+        const h = hashArg(m.a, 'info_hash', m.t);
+        const peers = this.store.get(h, 50).filter((p) => acceptableFrom(p.ip, p.port, ip) || this.allowLocal);
+        const token = this.tokens.issue(ip);
+        return peers.length > 0 ? { token, values: peers.map((p) => encodeCompactPeer(p)) } : { token, nodes: nodesNear(h) };
+      }
+      case 'announce_peer': {
+        const h = hashArg(m.a, 'info_hash', m.t);
+        const token = m.a.get('token');
+        if (!Buffer.isBuffer(token) || !this.tokens.valid(ip, token)) throw new KrpcError('bad token', m.t, true);
+        const implied = m.a.get('implied_port') === 1;
+        const p = m.a.get('port');
+        const peerPort = implied ? port : p;
+        if (typeof peerPort !== 'number' || !Number.isInteger(peerPort) || peerPort < 1 || peerPort > 65535) throw new KrpcError('"port" must be 1..65535', m.t, true);
+        this.store.add(h, ip, peerPort);
+        return {};
+      }
+      default:
+        return null;
+    }
+  }
+}
+
+function hex(v: BValue | undefined): string | undefined {
+  return Buffer.isBuffer(v) ? v.toString('hex') : undefined;
+}
+
+function traceArgs(a: Record<string, BValue>): Record<string, unknown> {
+  return { target: hex(a['target']), infoHash: hex(a['info_hash']), port: a['port'] };
+}
+
+function traceReply(r: BDict): Record<string, unknown> {
+  const nodes = r.get('nodes');
+  const values = r.get('values');
+  return {
+    nodes: Buffer.isBuffer(nodes) ? Math.floor(nodes.length / 26) : undefined,
+    values: Array.isArray(values) ? values.length : undefined,
+    token: Buffer.isBuffer(r.get('token')) ? true : undefined,
+  };
+}
+

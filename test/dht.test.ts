@@ -1,0 +1,392 @@
+/** The DHT (BEP 5): a loopback DHT of our own nodes, hostile packets, the CLI, and interop. */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import DHT from 'bittorrent-dht';
+import { decode } from '../src/bencode/decoder.js';
+import { encode } from '../src/bencode/encoder.js';
+import type { BValue } from '../src/bencode/types.js';
+import { decodeNodes, encodeNodes, parseKrpc } from '../src/dht/krpc.js';
+import { DhtNode } from '../src/dht/node.js';
+import { compareDistance, randomId, randomIdWithPrefix, sharedPrefix } from '../src/dht/node-id.js';
+import { PeerStore, PEER_TTL_MS } from '../src/dht/peer-store.js';
+import { K, RoutingTable } from '../src/dht/routing-table.js';
+import { ROTATE_MS, Tokens } from '../src/dht/tokens.js';
+import { CLI, runCli } from './helpers/cli.js';
+import { LAB_DIR, SYSTEM_PYTHON, hasLibtorrent, skipUnless } from './helpers/interop.js';
+import { bytes, rng } from './helpers/random.js';
+import { startSeed, type SeedProc } from './helpers/swarm.js';
+import { makeTorrent, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
+
+const nodes: DhtNode[] = [];
+const procs: ChildProcess[] = [];
+const seeds: SeedProc[] = [];
+after(async () => {
+  procs.forEach((p) => p.kill('SIGKILL'));
+  await Promise.all([...nodes.map((n) => n.close()), ...seeds.map((s) => s.stop())]);
+});
+
+async function startNode(bootstrapPort: number | null, extra: ConstructorParameters<typeof DhtNode>[0] = {}): Promise<DhtNode> {
+  const n = new DhtNode({ host: '127.0.0.1', bootstrap: bootstrapPort === null ? [] : [{ host: '127.0.0.1', port: bootstrapPort }], stateFile: null, ...extra });
+  await n.start();
+  nodes.push(n);
+  return n;
+}
+
+/** A loopback DHT of `count` nodes, all bootstrapped off the first, tables settled. */
+async function startDht(count: number): Promise<DhtNode[]> {
+  const first = await startNode(null);
+  const port = first.address().port;
+  const rest: DhtNode[] = [];
+  for (let i = 1; i < count; i++) rest.push(await startNode(port));
+  await Promise.all(rest.map((n) => n.ready()));
+  // a second round: tables fill with the nodes that joined after each one bootstrapped
+  await Promise.all(rest.map((n) => n.findNode(n.id)));
+  return [first, ...rest];
+}
+
+let shared: Promise<DhtNode[]> | null = null;
+const dht50 = (): Promise<DhtNode[]> => (shared ??= startDht(50));
+
+test('node ids: distance order, shared prefixes, refresh ids in a bucket', () => {
+  const r = rng(5);
+  for (let i = 0; i < 200; i++) {
+    const self = bytes(r, 20);
+    const bits = Math.floor(r() * 160);
+    const id = randomIdWithPrefix(self, bits);
+    assert.equal(sharedPrefix(self, id), bits);
+  }
+  const t = Buffer.alloc(20);
+  assert.equal(compareDistance(t, Buffer.from('00'.repeat(19) + '01', 'hex'), Buffer.from('00'.repeat(19) + '02', 'hex')), -1);
+});
+
+test('routing table: bounded, k per bucket, closest() agrees with brute force, bad nodes replaced', () => {
+  const self = randomId();
+  const table = new RoutingTable(self);
+  const all: Array<{ id: Buffer; ip: string; port: number }> = [];
+  for (let i = 0; i < 5000; i++) {
+    const n = { id: randomId(), ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 1000 + (i % 50000) };
+    all.push(n);
+    table.heard(n, true);
+  }
+  assert.ok(table.size <= 161 * K, `size ${table.size}`);
+  // every node in the table is one of the K closest in its bucket's range that we offered first
+  const target = randomId();
+  const got = table.closest(target, 8);
+  const inTable = table.all().sort((a, b) => compareDistance(target, a.id, b.id)).slice(0, 8);
+  assert.deepEqual(got.map((n) => n.id.toString('hex')), inTable.map((n) => n.id.toString('hex')));
+  // the closest nodes to our own id are all kept: those buckets never fill
+  const near = all.filter((n) => sharedPrefix(self, n.id) >= 12);
+  for (const n of near) assert.ok(table.all().some((x) => x.id.equals(n.id)), 'a node near our id was dropped');
+  // a bucket full of nodes: one fails twice and the replacement takes its place
+  const victim = table.all().find((n) => sharedPrefix(self, n.id) === 0)!;
+  const spare = { id: Buffer.from(victim.id), ip: '10.200.0.1', port: 9 };
+  spare.id[19] ^= 1;
+  table.heard(spare, true);
+  table.failed(victim);
+  table.failed(victim);
+  assert.ok(!table.all().some((n) => n === victim));
+  assert.ok(table.all().some((n) => n.ip === '10.200.0.1'));
+});
+
+test('tokens: valid for the address they were given to, for 5 to 10 minutes', () => {
+  const t0 = 1_000_000;
+  const tokens = new Tokens(t0);
+  const tok = tokens.issue('1.2.3.4', t0);
+  assert.ok(tokens.valid('1.2.3.4', tok, t0 + 1000));
+  assert.ok(!tokens.valid('1.2.3.5', tok, t0 + 1000));
+  assert.ok(tokens.valid('1.2.3.4', tok, t0 + ROTATE_MS + 1000));
+  assert.ok(!tokens.valid('1.2.3.4', tok, t0 + 2 * ROTATE_MS + 1000));
+});
+
+test('peer store: bounded per hash and in hashes, entries expire after 30 minutes', () => {
+  const s = new PeerStore({ perHash: 10, hashes: 5 });
+  const h = randomId();
+  for (let i = 0; i < 50; i++) s.add(h, `10.0.0.${i}`, 1000 + i, 0);
+  assert.equal(s.get(h, 100, 1).length, 10);
+  for (let i = 0; i < 20; i++) s.add(randomId(), '10.0.0.1', 1, 0);
+  assert.ok(s.hashes <= 5);
+  const h2 = randomId();
+  s.add(h2, '10.9.9.9', 99, 0);
+  assert.equal(s.get(h2, 10, PEER_TTL_MS - 1).length, 1);
+  assert.equal(s.get(h2, 10, PEER_TTL_MS + 1).length, 0);
+});
+
+test('compact node info: 26-byte entries only', () => {
+  const ns = [{ id: randomId(), ip: '127.0.0.1', port: 6881 }, { id: randomId(), ip: '10.1.2.3', port: 1 }];
+  assert.deepEqual(decodeNodes(encodeNodes(ns)), ns);
+  assert.equal(decodeNodes(Buffer.alloc(27)), null);
+});
+
+test('a loopback DHT of 50 nodes: get_peers finds every peer that announce stored, in a bounded number of queries', { timeout: 60_000 }, async () => {
+  const dht = await dht50();
+  const ih = randomBytes(20);
+  const ports = [5001, 5002, 5003, 5004, 5005];
+  for (let i = 0; i < ports.length; i++) {
+    const r = await dht[1 + i * 7]!.announce(ih, ports[i]!);
+    assert.ok(r.announced >= 4, `announced to ${r.announced} nodes`);
+  }
+  for (const asker of [dht[45]!, dht[0]!, dht[30]!]) {
+    const found = new Set<number>();
+    const r = await asker.getPeers(ih, (p) => found.add(p.port));
+    assert.deepEqual([...found].sort(), ports, 'every announced peer found');
+    assert.ok(r.queries <= 60, `${r.queries} queries`);
+  }
+});
+
+/** A raw UDP socket for speaking (bad) KRPC at a node. */
+async function rawSocket(): Promise<{ s: Socket; send: (b: Buffer, port: number) => void; next: (ms?: number) => Promise<Buffer | null> }> {
+  const s = createSocket('udp4');
+  await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()));
+  const queue: Buffer[] = [];
+  let waiter: ((b: Buffer) => void) | null = null;
+  s.on('message', (m) => (waiter ? (waiter(m), (waiter = null)) : queue.push(m)));
+  return {
+    s,
+    send: (b, port) => s.send(b, port, '127.0.0.1'),
+    next: (ms = 500) =>
+      new Promise((resolve) => {
+        const q = queue.shift();
+        if (q) return resolve(q);
+        const t = setTimeout(() => {
+          waiter = null;
+          resolve(null);
+        }, ms);
+        waiter = (b) => {
+          clearTimeout(t);
+          resolve(b);
+        };
+      }),
+  };
+}
+
+const q = (method: string, a: Record<string, BValue>, t = 'aa'): Buffer => encode({ t: Buffer.from(t), y: 'q', q: method, a: new Map(Object.entries(a)) });
+
+test('hostile packets: each is answered with a KRPC error or dropped, and the node keeps working', { timeout: 30_000 }, async () => {
+  const node = await startNode(null);
+  const port = node.address().port;
+  const raw = await rawSocket();
+  const id = randomId();
+  const cases: Array<[string, Buffer, number | null]> = [
+    ['not bencode', Buffer.from('hello'), null],
+    ['a list', encode([1, 2]), null],
+    ['no transaction id', encode({ y: 'q', q: 'ping', a: { id } }), null],
+    ['query without arguments', encode({ t: Buffer.from('ab'), y: 'q', q: 'ping' }), 203],
+    ['id of 19 bytes', q('ping', { id: Buffer.alloc(19) }), 203],
+    ['id not a string', q('ping', { id: 5 }), 203],
+    ['unknown method', q('vote', { id }), 204],
+    ['find_node target of 3 bytes', q('find_node', { id, target: Buffer.from('abc') }), 203],
+    ['get_peers without info_hash', q('get_peers', { id }), 203],
+    ['announce_peer with a bogus token', q('announce_peer', { id, info_hash: randomId(), port: 1, token: Buffer.from('nope') }), 203],
+    ['announce_peer without a port', q('announce_peer', { id, info_hash: randomId(), token: Buffer.from('x') }), 203],
+    ['a response to a query never sent', encode({ t: Buffer.from('zz'), y: 'r', r: { id } }), null],
+    ['an error to a query never sent', encode({ t: Buffer.from('zz'), y: 'e', e: [201, 'x'] }), null],
+    ['y of another kind', encode({ t: Buffer.from('zz'), y: 'x' }), null],
+    ['oversized packet', Buffer.concat([Buffer.from('d1:t2:aa1:y1:q1:q4:ping1:ad2:id20:'), id, Buffer.from('5:paddi'), Buffer.alloc(3000, 0x31), Buffer.from('eee')]), null],
+    ['deep nesting', Buffer.from('l'.repeat(500) + 'e'.repeat(500)), null],
+  ];
+  for (const [what, packet, code] of cases) {
+    raw.send(packet, port);
+    const reply = await raw.next(code === null ? 300 : 2000);
+    if (code === null) assert.equal(reply, null, `${what}: expected no reply`);
+    else {
+      assert.ok(reply, `${what}: expected error ${code}`);
+      const m = parseKrpc(reply);
+      assert.equal(m.y, 'e', what);
+      assert.equal(m.y === 'e' && m.code, code, what);
+    }
+    // still alive and answering
+    raw.send(q('ping', { id }, 'pp'), port);
+    const pong = await raw.next(2000);
+    assert.ok(pong && parseKrpc(pong).y === 'r', `${what}: no pong afterwards`);
+  }
+  // a good announce with the token get_peers gave is stored and served back
+  raw.send(q('get_peers', { id, info_hash: Buffer.alloc(20, 7) }, 'g1'), port);
+  const gp = parseKrpc((await raw.next(2000))!);
+  assert.equal(gp.y, 'r');
+  const token = gp.y === 'r' ? (gp.r.get('token') as Buffer) : Buffer.alloc(0);
+  raw.send(q('announce_peer', { id, info_hash: Buffer.alloc(20, 7), port: 4242, token }, 'a1'), port);
+  assert.equal(parseKrpc((await raw.next(2000))!).y, 'r');
+  raw.send(q('get_peers', { id, info_hash: Buffer.alloc(20, 7) }, 'g2'), port);
+  const gp2 = parseKrpc((await raw.next(2000))!);
+  const values = gp2.y === 'r' ? (gp2.r.get('values') as Buffer[]) : [];
+  assert.equal(values[0]!.readUInt16BE(4), 4242);
+  raw.s.close();
+});
+
+test('replies from an address that was not asked are dropped; nodes strings of the wrong length are ignored', { timeout: 30_000 }, async () => {
+  const node = await startNode(null, { queryTimeoutMs: 400 });
+  const asked = await rawSocket();
+  const other = await rawSocket();
+  const askedPort = asked.s.address().port;
+  const ping = node.ping('127.0.0.1', askedPort);
+  const query = decode((await asked.next(2000))!) as Map<string, BValue>;
+  const t = query.get('t') as Buffer;
+  // the right transaction id, from the wrong socket: not taken
+  other.send(encode({ t, y: 'r', r: { id: randomId() } }), node.address().port);
+  await new Promise((r) => setTimeout(r, 100));
+  const rid = randomId();
+  asked.send(encode({ t, y: 'r', r: { id: rid } }), node.address().port);
+  assert.deepEqual(await ping, rid);
+  assert.ok(node.stats().dropped >= 1);
+  // a find_node answered with 27 bytes of "nodes": the lookup ends cleanly, nothing learnt
+  const before = node.table.size;
+  const lookup = node.findNode(randomId());
+  const fq = decode((await asked.next(2000))!) as Map<string, BValue>;
+  asked.send(encode({ t: fq.get('t') as Buffer, y: 'r', r: { id: randomId(), nodes: Buffer.alloc(27, 1) } }), node.address().port);
+  await lookup;
+  assert.ok(node.table.size <= before + 1);
+  asked.s.close();
+  other.s.close();
+});
+
+test('a flood of queries from one address is cut off; another address is still served', { timeout: 30_000 }, async () => {
+  const node = await startNode(null);
+  const port = node.address().port;
+  const flood = await rawSocket();
+  let replies = 0;
+  flood.s.on('message', () => replies++);
+  const id = randomId();
+  for (let i = 0; i < 1000; i++) flood.send(q('ping', { id }, `f${i}`), port);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(replies < 150, `${replies} replies to 1000 queries`);
+  const polite = await startNode(null);
+  assert.ok((await polite.ping('127.0.0.1', port)).equals(node.id));
+  flood.s.close();
+});
+
+test('read-only nodes (BEP 43) query but never answer, and are kept out of routing tables', { timeout: 30_000 }, async () => {
+  const dht = await dht50();
+  const ro = await startNode(dht[0]!.address().port, { readOnly: true });
+  await ro.ready();
+  assert.ok(ro.table.size > 0);
+  const raw = await rawSocket();
+  raw.send(q('ping', { id: randomId() }), ro.address().port);
+  assert.equal(await raw.next(400), null);
+  for (const n of dht) assert.ok(!n.table.all().some((x) => x.port === ro.address().port), 'a read-only node in a table');
+  raw.s.close();
+});
+
+test('the dht command: ping, find-node, announce and get-peers (with --trace) against the loopback DHT', { timeout: 60_000 }, async () => {
+  const dht = await dht50();
+  const boot = `127.0.0.1:${dht[0]!.address().port}`;
+  const ping = await runCli(['dht', 'ping', boot, '--no-state']);
+  assert.equal(ping.code, 0, ping.stderr);
+  assert.equal((JSON.parse(ping.stdout.toString()) as { id: string }).id, dht[0]!.id.toString('hex'));
+  const ih = randomBytes(20).toString('hex');
+  const ann = await runCli(['dht', 'announce', ih, '--port', '7777', '--bootstrap', boot, '--no-state']);
+  assert.equal(ann.code, 0, ann.stderr);
+  assert.ok((JSON.parse(ann.stdout.toString().trim().split('\n').at(-1)!) as { nodes: number }).nodes >= 4);
+  const gp = await runCli(['dht', 'get-peers', `magnet:?xt=urn:btih:${ih}`, '--bootstrap', boot, '--no-state', '--trace']);
+  assert.equal(gp.code, 0, gp.stderr);
+  const lines = gp.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(lines.some((l) => l['port'] === 7777 && l['source'] === 'dht' && l['ip'] === '127.0.0.1'), gp.stdout.toString());
+  assert.ok(lines.some((l) => l['event'] === 'query' && l['q'] === 'get_peers'));
+  assert.ok(lines.some((l) => l['event'] === 'reply'));
+  const fn = await runCli(['dht', 'find-node', dht[17]!.id.toString('hex'), '--bootstrap', boot, '--no-state']);
+  assert.equal(fn.code, 0, fn.stderr);
+  assert.equal((JSON.parse(fn.stdout.toString().split('\n')[0]!) as { id: string }).id, dht[17]!.id.toString('hex'));
+  // the state file: written at exit, reused (same id) at the next start
+  const dir = await tmpDir('tt-dht-state-');
+  const state = join(dir, 'dht.json');
+  await runCli(['dht', 'find-node', randomId().toString('hex'), '--bootstrap', boot, '--state', state]);
+  const saved = JSON.parse(await readFile(state, 'utf8')) as { id: string; nodes: unknown[] };
+  assert.ok(saved.nodes.length >= 8);
+  const again = await runCli(['dht', 'get-peers', ih, '--state', state, '--trace'], { env: { TORRENT_TOOLS_DHT_BOOTSTRAP: boot } });
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout.toString(), /"port":7777/);
+  for (const bad of [['dht'], ['dht', 'frobnicate'], ['dht', 'get-peers'], ['dht', 'ping', 'nohostport'], ['dht', 'find-node', 'xyz'], ['dht', 'announce', ih], ['dht', 'get-peers', ih, '--bootstrap', 'x']]) {
+    assert.equal((await runCli(bad)).code, 2, bad.join(' '));
+  }
+});
+
+test('dht get-peers | fetch-pieces | assemble, and download of a bare magnet, find a swarm through the DHT alone', { timeout: 90_000 }, async () => {
+  const dht = await dht50();
+  const boot = `127.0.0.1:${dht[0]!.address().port}`;
+  const r = rng(3);
+  const files: TestFile[] = [{ path: ['a.bin'], data: bytes(r, 300_000) }, { path: ['b.bin'], data: bytes(r, 70_000) }];
+  const { bytes: tb, torrent: t } = makeTorrent('viadht', files, 32 * 1024);
+  const dir = await tmpDir('tt-dht-swarm-');
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, tb);
+  await writeFiles(join(dir, 'data'), 'viadht', files);
+  const s = await Promise.all([startSeed(tf, join(dir, 'data')), startSeed(tf, join(dir, 'data'))]);
+  seeds.push(...s);
+  // the seeders announce themselves with the dht stage
+  for (const x of s) assert.equal((await runCli(['dht', 'announce', t.infoHashHex, '--port', String(x.port), '--bootstrap', boot, '--no-state'])).code, 0);
+  const out = join(dir, 'out');
+  const res = await new Promise<{ code: number | null; err: string }>((resolve) => {
+    const c = spawn('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" dht get-peers ${t.infoHashHex} --bootstrap ${boot} --no-state | "${process.execPath}" "${CLI}" fetch-pieces "${tf}" --no-dht --quiet | "${process.execPath}" "${CLI}" assemble "${tf}" -o "${out}" --quiet > /dev/null`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    c.on('close', (code) => resolve({ code, err }));
+  });
+  assert.equal(res.code, 0, res.err);
+  for (const f of files) assert.deepEqual(await readFile(join(out, 'viadht', ...f.path)), f.data);
+  const out2 = join(dir, 'out2');
+  const dl = await runCli(['download', `magnet:?xt=urn:btih:${t.infoHashHex}`, '-o', out2, '--port', '0', '--bootstrap', boot, '--quiet', '--json'], { timeoutMs: 60_000 });
+  assert.equal(dl.code, 0, dl.stderr);
+  assert.match(dl.stdout.toString(), /"event":"metadata","source":"peers"/);
+  for (const f of files) assert.deepEqual(await readFile(join(out2, 'viadht', ...f.path)), f.data);
+});
+
+test('interop: our node and an npm bittorrent-dht node find each other\'s announced peers', { timeout: 60_000 }, async () => {
+  const dht = await dht50();
+  const bootPort = dht[0]!.address().port;
+  const js = new DHT({ bootstrap: [`127.0.0.1:${bootPort}`], host: '127.0.0.1' });
+  js.on('error', () => {});
+  js.on('warning', () => {});
+  await new Promise<void>((res) => js.listen(0, '127.0.0.1', () => res()));
+  await new Promise<void>((res) => js.once('ready', () => res()));
+  const ihJs = randomBytes(20);
+  await new Promise<void>((res, rej) => js.announce(ihJs, 6011, (e) => (e ? rej(e) : res())));
+  const found = new Set<number>();
+  await dht[33]!.getPeers(ihJs, (p) => found.add(p.port));
+  assert.ok(found.has(6011), `ours found the js announce: ${[...found]}`);
+  const ihOurs = randomBytes(20);
+  await dht[12]!.announce(ihOurs, 6012);
+  const jsFound = await new Promise<number[]>((resolve) => {
+    const ports: number[] = [];
+    js.on('peer', (p, ih) => Buffer.from(ih).equals(ihOurs) && ports.push(p.port));
+    js.lookup(ihOurs, () => resolve(ports));
+  });
+  assert.ok(jsFound.includes(6012), `js found ours: ${jsFound}`);
+  await new Promise<void>((res) => js.destroy(() => res()));
+});
+
+test('interop: our dht get-peers finds a python-libtorrent seeder through its DHT, and download fetches the bare magnet from it', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent'), timeout: 120_000 }, async () => {
+  const r = rng(8);
+  const files: TestFile[] = [{ path: ['lt.bin'], data: bytes(r, 200_000) }];
+  const dir = await tmpDir('tt-dht-lt-');
+  const { bytes: tb, torrent: t } = makeTorrent('ltdht', files, 16 * 1024);
+  const tf = join(dir, 'lt.torrent');
+  await writeFile(tf, tb);
+  await writeFiles(join(dir, 'data'), 'ltdht', files);
+  const base = 21_000 + Math.floor(Math.random() * 20_000);
+  const py = spawn(SYSTEM_PYTHON, [fileURLToPath(new URL('dht-magnet-test.py', LAB_DIR)), tf, join(dir, 'data'), join(dir, 'lt-out'), '--nodes', '2', '--relaxed', '--timeout', '30', '--hold', '40', '--base-port', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(py);
+  let log = '';
+  py.stdout!.on('data', (b: Buffer) => (log += b.toString()));
+  py.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+  // its leecher completing means the seeder is announced in that DHT
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dht-magnet-test.py gave no result: ${log}`)), 60_000);
+    py.stdout!.on('data', () => log.includes('RESULT') && (clearTimeout(timer), resolve()));
+    py.once('exit', () => (clearTimeout(timer), log.includes('RESULT') ? resolve() : reject(new Error(log))));
+  });
+  assert.match(log, /RESULT dht_magnet=ok/);
+  const boot = `127.0.0.1:${base}`;
+  const gp = await runCli(['dht', 'get-peers', t.infoHashHex, '--bootstrap', boot, '--no-state', '--timeout', '20'], { timeoutMs: 30_000 });
+  assert.equal(gp.code, 0, gp.stderr);
+  assert.match(gp.stdout.toString(), new RegExp(`"port":${base}`), gp.stdout.toString());
+  const out = join(dir, 'ours');
+  const dl = await runCli(['download', `magnet:?xt=urn:btih:${t.infoHashHex}`, '-o', out, '--port', '0', '--bootstrap', boot, '--quiet'], { timeoutMs: 60_000 });
+  assert.equal(dl.code, 0, dl.stderr);
+  assert.deepEqual(await readFile(join(out, 'ltdht', 'lt.bin')), files[0]!.data);
+  py.kill('SIGKILL');
+});
