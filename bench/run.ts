@@ -4,6 +4,7 @@ import { benchMetainfo } from './metainfo.js';
 import { benchStorage } from './storage.js';
 import { benchSwarm } from './swarm.js';
 import { benchMetadata } from './metadata.js';
+import { benchDht } from './dht.js';
 
 const only = process.argv.slice(2);
 const suites: Array<[string, () => Promise<string[]>]> = [
@@ -12,6 +13,7 @@ const suites: Array<[string, () => Promise<string[]>]> = [
   ['storage', benchStorage],
   ['swarm', benchSwarm],
   ['metadata', () => benchMetadata()],
+  ['dht', () => benchDht()],
 ];
 
 for (const [name, run] of suites) {
