@@ -18,7 +18,7 @@ import { PeerStore, PEER_TTL_MS } from '../src/dht/peer-store.js';
 import { K, RoutingTable } from '../src/dht/routing-table.js';
 import { ROTATE_MS, Tokens } from '../src/dht/tokens.js';
 import { CLI, runCli } from './helpers/cli.js';
-import { LAB_DIR, SYSTEM_PYTHON, hasLibtorrent, skipUnless } from './helpers/interop.js';
+import { FIXTURES, SYSTEM_PYTHON, hasLibtorrent, skipUnless } from './helpers/interop.js';
 import { bytes, rng } from './helpers/random.js';
 import { startSeed, type SeedProc } from './helpers/swarm.js';
 import { makeTorrent, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
@@ -368,7 +368,7 @@ test('interop: our dht get-peers finds a python-libtorrent seeder through its DH
   await writeFile(tf, tb);
   await writeFiles(join(dir, 'data'), 'ltdht', files);
   const base = 21_000 + Math.floor(Math.random() * 20_000);
-  const py = spawn(SYSTEM_PYTHON, [fileURLToPath(new URL('dht-magnet-test.py', LAB_DIR)), tf, join(dir, 'data'), join(dir, 'lt-out'), '--nodes', '2', '--relaxed', '--timeout', '30', '--hold', '40', '--base-port', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const py = spawn(SYSTEM_PYTHON, [fileURLToPath(new URL('dht-magnet-test.py', FIXTURES)), tf, join(dir, 'data'), join(dir, 'lt-out'), '--nodes', '2', '--relaxed', '--timeout', '30', '--hold', '40', '--base-port', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.push(py);
   let log = '';
   py.stdout!.on('data', (b: Buffer) => (log += b.toString()));
