@@ -390,3 +390,50 @@ test('interop: our dht get-peers finds a python-libtorrent seeder through its DH
   assert.deepEqual(await readFile(join(out, 'ltdht', 'lt.bin')), files[0]!.data);
   py.kill('SIGKILL');
 });
+
+test('dht serve: a long-lived node that answers, prints NDJSON stats, and ends on SIGINT', { timeout: 30_000 }, async () => {
+  const c = spawn(process.execPath, [CLI, 'dht', 'serve', '--port', '0', '--bind', '127.0.0.1', '--no-state', '--stats-interval', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TORRENT_TOOLS_DHT_BOOTSTRAP: '' } });
+  procs.push(c);
+  let out = '';
+  const first = await new Promise<{ port: number; id: string }>((resolve) => {
+    c.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!) as { port: number; id: string });
+    });
+  });
+  const asker = await startNode(null);
+  assert.equal((await asker.ping('127.0.0.1', first.port)).toString('hex'), first.id);
+  await new Promise((r) => setTimeout(r, 1200));
+  c.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => c.on('close', resolve));
+  assert.equal(code, 0);
+  const last = JSON.parse(out.trim().split('\n').at(-1)!) as { event: string; queriesReceived: number };
+  assert.equal(last.event, 'stats');
+  assert.ok(last.queriesReceived >= 1);
+});
+
+test('BEP 5 port message: download tells a DHT-capable peer its DHT port', { timeout: 30_000 }, async () => {
+  const r = rng(12);
+  const files: TestFile[] = [{ path: ['p.bin'], data: bytes(r, 40_000) }];
+  const { bytes: tb } = makeTorrent('port', files, 16 * 1024);
+  const dir = await tmpDir('tt-dht-port-');
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, tb);
+  // the peer inspector listens, says it runs a DHT node, and traces what download sends
+  const listenPort = 22_000 + Math.floor(Math.random() * 20_000);
+  const insp = spawn(process.execPath, [CLI, 'peer', '--listen', String(listenPort), tf, '--dht-port', '4321', '--timeout', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(insp);
+  let trace = '';
+  insp.stdout!.on('data', (b: Buffer) => (trace += b.toString()));
+  await new Promise<void>((resolve) => insp.stdout!.once('data', () => resolve()));
+  const dl = spawn(process.execPath, [CLI, 'download', tf, '-o', join(dir, 'out'), '--port', '0', '--peer', `127.0.0.1:${listenPort}`, '--dht-port', '0', '--quiet', '--timeout', '10'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  procs.push(dl);
+  await new Promise<void>((resolve) => insp.on('close', () => resolve()));
+  dl.kill('SIGINT');
+  const lines = trace.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const hs = lines.find((l) => l['type'] === 'handshake')!;
+  assert.ok((hs['extensions'] as string[]).includes('dht'), JSON.stringify(hs));
+  const port = lines.find((l) => l['dir'] === 'in' && l['type'] === 'port');
+  assert.ok(port && typeof port['port'] === 'number' && port['port'] > 0, trace);
+  assert.ok(lines.some((l) => l['dir'] === 'out' && l['type'] === 'port' && l['port'] === 4321));
+});

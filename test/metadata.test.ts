@@ -11,7 +11,8 @@ import { encode } from '../src/bencode/encoder.js';
 import { torrentFileFromMetadata } from '../src/metainfo/from-metadata.js';
 import { parseTorrent } from '../src/metainfo/torrent.js';
 import { WireViolation } from '../src/wire/frame-decoder.js';
-import { decodeMetadataMessage, encodeMetadataMessage, METADATA_PIECE, metadataPieceLength } from '../src/wire/ut-metadata.js';
+import { decodeMetadataMessage, encodeMetadataMessage, METADATA_PIECE, metadataPieceLength, UtMetadata } from '../src/wire/ut-metadata.js';
+import type { PeerConnection } from '../src/wire/peer-connection.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { startHostilePeer, type HostilePeer } from './helpers/hostile-peer.js';
 import { FIXTURES, SYSTEM_PYTHON, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
@@ -214,7 +215,25 @@ for (const liar of liars) {
   });
 }
 
-test('our seed answers metadata requests within a per-peer budget, and rejects pieces it has not got', async () => {
+test('serving metadata: a request budget per connection, rejects for pieces beyond the metadata or when we have none', () => {
+  const sent: Buffer[] = [];
+  const conn = { sendExtended: (_n: string, p: Buffer) => sent.push(p), writableLength: 0 } as unknown as PeerConnection;
+  const served = (ext: UtMetadata, piece: number): string => {
+    ext.onMessage(conn, encodeMetadataMessage({ type: 'request', piece }));
+    return decodeMetadataMessage(sent.at(-1)!, 1 << 20).type;
+  };
+  const ext = new UtMetadata({ info: () => t.infoRaw });
+  assert.equal(served(ext, 3), 'reject'); // only 3 pieces: 0..2
+  const budget = 3 * 3 + 8;
+  let data = 0;
+  for (let i = 0; i < 40; i++) if (served(ext, i % 3) === 'data') data++;
+  assert.equal(data, budget - 0);
+  assert.equal(served(new UtMetadata({}), 0), 'reject');
+  // unasked data or rejects to a server that fetches nothing cost the connection
+  assert.throws(() => ext.onMessage(conn, encodeMetadataMessage({ type: 'data', piece: 0, totalSize: 5, data: Buffer.alloc(5) })), /never requested/);
+});
+
+test('our seed serves its metadata over ut_metadata, traced by name', async () => {
   const { seed } = await withSeed();
   // the peer command fetches metadata over one connection and traces ut_metadata by name
   const res = await runCli(['peer', `127.0.0.1:${seed.port}`, `magnet:?xt=urn:btih:${hash}`, '--metadata', '--timeout', '10']);

@@ -39,6 +39,7 @@ options:
   --out FILE        with --request: write the piece's bytes to FILE
   --interested      say we are interested (--request does)
   --listen PORT     wait for one incoming peer on PORT instead of connecting
+  --dht-port N      say we run a DHT node (BEP 5 reserved bit) and send a port message with N
   --timeout S       give up after S seconds without a message (default 30)
   -h, --help        show this help
 
@@ -47,7 +48,7 @@ examples:
   torrent-tools peer 127.0.0.1:6881 x.torrent --interested --timeout 5 | jq -r .type | sort | uniq -c
 `,
   async run(argv, io) {
-    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout'], boolean: ['interested', 'strict', 'metadata'] });
+    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout', 'dht-port'], boolean: ['interested', 'strict', 'metadata'] });
     const listen = a.int('listen', 0, 65535);
     const need = listen === undefined ? 2 : 1;
     if (a.positional.length !== need) throw new UsageError(listen === undefined ? 'expected HOST:PORT and TORRENT|INFOHASH' : 'expected TORRENT|INFOHASH');
@@ -99,6 +100,7 @@ examples:
       outgoing,
       idleTimeoutMs: timeout,
       extendedHandshake: { v: Buffer.from(CLIENT_VERSION), reqq: 250 },
+      dhtPort: a.int('dht-port', 1, 65535),
     });
     // the metadata, from this peer, when we came with only a hash and need it
     const fetcher = !t && (request !== undefined || a.bool('metadata')) ? new MetadataFetcher({ infoHash: src.infoHash, infoHashV2: src.magnet?.infoHashV2 }) : null;
