@@ -437,3 +437,15 @@ test('BEP 5 port message: download tells a DHT-capable peer its DHT port', { tim
   assert.ok(port && typeof port['port'] === 'number' && port['port'] > 0, trace);
   assert.ok(lines.some((l) => l['dir'] === 'out' && l['type'] === 'port' && l['port'] === 4321));
 });
+
+test('nodes on loopback or private networks are used only when every bootstrap node is on one', () => {
+  const pub = new DhtNode({ bootstrap: [{ host: '192.0.2.1', port: 6881 }], stateFile: null });
+  assert.equal(pub.acceptable('127.0.0.1', 6881), false);
+  assert.equal(pub.acceptable('10.0.0.1', 6881), false);
+  assert.equal(pub.acceptable('198.51.100.7', 6881), true);
+  assert.equal(new DhtNode({ stateFile: null }).acceptable('127.0.0.1', 6881), false); // the routers
+  const local = new DhtNode({ bootstrap: [{ host: '127.0.0.1', port: 6881 }], stateFile: null });
+  assert.equal(local.acceptable('127.0.0.2', 6881), true);
+  assert.equal(local.acceptable('224.0.0.1', 6881), false);
+  assert.equal(local.acceptable('127.0.0.2', 0), false);
+});
