@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
-import { runShell } from './helpers/cli.js';
+import { CLI, runShell } from './helpers/cli.js';
 import { SYSTEM_PYTHON, hasCommand, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
 import { bytes, rng } from './helpers/random.js';
 import { startSeed, type SeedProc } from './helpers/swarm.js';
@@ -95,4 +95,34 @@ test('aria2c downloads a multi-file torrent from our seed', { skip: skipUnless(h
   );
   assert.equal(res.code, 0, res.stdout.toString() + res.stderr + s.stderr());
   await sameFiles(out);
+});
+
+test('a python-libtorrent leecher downloads from our download while it is still downloading', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent'), timeout: 90_000 }, async () => {
+  const { dir, tf } = await prepare();
+  // the only seeder has the first file and nothing else: our download gets those pieces and
+  // stays incomplete, so whatever the leecher gets, it gets from a peer still downloading
+  const partial = join(dir, 'partial');
+  await writeFiles(partial, 'interop', files.slice(0, 1));
+  const s = await startSeed(tf, partial);
+  seeds.push(s);
+  const port = 31_000 + Math.floor(Math.random() * 20_000);
+  const dl = spawn(process.execPath, [CLI, 'download', tf, '-o', join(dir, 'dl'), '--port', String(port), '--peer', `127.0.0.1:${s.port}`, '--no-announce', '--no-dht', '--json', '--quiet', '--timeout', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(dl);
+  let events = '';
+  dl.stdout!.on('data', (b: Buffer) => (events += b.toString()));
+  await new Promise<void>((resolve) => dl.stdout!.on('data', () => events.split('"event":"piece"').length > 10 && resolve()));
+  const res = await new Promise<{ code: number | null; err: string }>((resolve) => {
+    const c = spawn(SYSTEM_PYTHON, [join(FIX, 'lt-leech.py'), tf, join(dir, 'lt-from-dl'), `127.0.0.1:${port}`, '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(c);
+    let err = '';
+    c.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    c.on('close', (code) => resolve({ code, err }));
+  });
+  // it cannot finish (nobody has the other files), but it got what our download had
+  assert.equal(res.code, 1, res.err);
+  const progress = Number(/progress=([\d.]+)/.exec(res.err)?.[1] ?? 0);
+  assert.ok(progress > 0.5, `the leecher got ${progress} of the torrent from our download: ${res.err}`);
+  assert.equal(dl.exitCode, null, 'our download was still running (incomplete)');
+  assert.ok(!events.includes('"event":"complete"'));
+  dl.kill('SIGINT');
 });
