@@ -5,13 +5,15 @@ import { benchStorage } from './storage.js';
 import { benchSwarm } from './swarm.js';
 import { benchMetadata } from './metadata.js';
 import { benchDht } from './dht.js';
+import { benchSeed } from './seed.js';
 
 const only = process.argv.slice(2);
 const suites: Array<[string, () => Promise<string[]>]> = [
   ['bencode', benchBencode],
   ['metainfo', benchMetainfo],
   ['storage', benchStorage],
-  ['swarm', benchSwarm],
+  ['seed', () => benchSeed()],
+  ['swarm', () => benchSwarm()],
   ['metadata', () => benchMetadata()],
   ['dht', () => benchDht()],
 ];

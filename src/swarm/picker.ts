@@ -73,16 +73,27 @@ export class PiecePicker {
   readonly partials = new Map<number, PartialPiece>();
   private readonly sequential: boolean;
   private readonly random: () => number;
+  /**
+   * Wanted pieces grouped by availability (bucket[a]: the wanted pieces a peers have), with
+   * each piece's position in its bucket, so picking the rarest is O(1) for a peer that has
+   * most pieces instead of a scan of the whole torrent per pick.
+   */
+  private readonly buckets: number[][] = [];
+  private readonly slot: Int32Array;
+  /** sequential mode: no wanted piece below this index */
+  private cursor = 0;
 
   constructor(torrent: { length: number; pieceLength: number; pieceCount: number }, wanted: Iterable<number>, options: PickerOptions = {}) {
     this.torrent = torrent;
     this.pieceCount = torrent.pieceCount;
     this.availability = new Uint16Array(torrent.pieceCount);
     this.wanted = new Uint8Array(torrent.pieceCount);
+    this.slot = new Int32Array(torrent.pieceCount).fill(-1);
     for (const i of wanted) {
       if (!this.wanted[i]) {
         this.wanted[i] = 1;
         this.wantedCount++;
+        this.bucketIn(i);
       }
     }
     this.sequential = options.sequential ?? false;
@@ -101,12 +112,31 @@ export class PiecePicker {
 
   /** A peer's bitfield arrived (or it left: sign -1). */
   addBitfield(has: (i: number) => boolean, sign: 1 | -1): void {
-    const a = this.availability;
-    for (let i = 0; i < this.pieceCount; i++) if (has(i)) a[i] = Math.max(0, a[i]! + sign);
+    for (let i = 0; i < this.pieceCount; i++) if (has(i)) this.addHave(i, sign);
   }
 
   addHave(index: number, sign: 1 | -1 = 1): void {
+    const inBucket = this.slot[index]! >= 0;
+    if (inBucket) this.bucketOut(index);
     this.availability[index] = Math.max(0, this.availability[index]! + sign);
+    if (inBucket) this.bucketIn(index);
+  }
+
+  private bucketIn(i: number): void {
+    const b = (this.buckets[this.availability[i]!] ??= []);
+    this.slot[i] = b.length;
+    b.push(i);
+  }
+
+  private bucketOut(i: number): void {
+    const b = this.buckets[this.availability[i]!]!;
+    const at = this.slot[i]!;
+    const last = b.pop()!;
+    if (last !== i) {
+      b[at] = last;
+      this.slot[last] = at;
+    }
+    this.slot[i] = -1;
   }
 
   availabilityOf(index: number): number {
@@ -168,28 +198,26 @@ export class PiecePicker {
   private choose(has: (i: number) => boolean): number {
     const n = this.pieceCount;
     if (this.sequential) {
-      for (let i = 0; i < n; i++) if (this.wanted[i] && has(i)) return i;
+      while (this.cursor < n && !this.wanted[this.cursor]) this.cursor++;
+      for (let i = this.cursor; i < n; i++) if (this.wanted[i] && has(i)) return i;
       return -1;
     }
-    let best = -1;
-    let bestAvail = Infinity;
-    let ties = 0;
-    // reservoir sampling among the rarest: a fair random tie-break in one pass
-    for (let i = 0; i < n; i++) {
-      if (!this.wanted[i] || !has(i)) continue;
-      const av = this.availability[i]!;
-      if (av < bestAvail) {
-        bestAvail = av;
-        best = i;
-        ties = 1;
-      } else if (av === bestAvail && this.random() * ++ties < 1) {
-        best = i;
+    // the rarest bucket holding a piece this peer has, from a random place in it so that peers
+    // spread out; bucket 0 (pieces no known bitfield has) last: normally the peer lacks them too
+    for (let k = 1; k <= this.buckets.length; k++) {
+      const b = this.buckets[k % this.buckets.length];
+      if (b === undefined || b.length === 0) continue;
+      const start = Math.floor(this.random() * b.length);
+      for (let k = 0; k < b.length; k++) {
+        const i = b[(start + k) % b.length]!;
+        if (has(i)) return i;
       }
     }
-    return best;
+    return -1;
   }
 
   private start(i: number): PartialPiece {
+    this.bucketOut(i);
     this.wanted[i] = 0;
     this.wantedCount--;
     const p = new PartialPiece(i, pieceSize(this.torrent, i));
@@ -235,6 +263,8 @@ export class PiecePicker {
     this.partials.delete(p.index);
     this.wanted[p.index] = 1;
     this.wantedCount++;
+    this.bucketIn(p.index);
+    this.cursor = Math.min(this.cursor, p.index);
   }
 
   /** Blocks of a piece, for callers that need the layout. */

@@ -103,6 +103,7 @@ interface Peer {
   useful: boolean;
   allowedFast: Set<number>;
   uploader: Uploader | null;
+  fillQueued: boolean;
 }
 
 export interface SwarmEvents {
@@ -331,6 +332,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       useful: false,
       allowedFast: new Set(),
       uploader: this.o.serve ? new Uploader(conn, this.o.serve, this.servable) : null,
+      fillQueued: false,
     };
     this.peers.set(key, peer);
     conn.on('handshake', () => this.onHandshake(peer));
@@ -345,7 +347,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** Serve mode: piece `index` is now on disk; offer it to everyone. */
   markWritten(index: number): void {
     if (!this.servable.set(index)) return;
-    for (const peer of this.peers.values()) if (peer.conn.remote) peer.conn.send({ type: 'have', index });
+    for (const peer of this.peers.values()) if (peer.conn.remote && !peer.bits.has(index)) peer.conn.send({ type: 'have', index });
   }
 
   /** Bytes uploaded to peers (serve mode). */
@@ -523,7 +525,20 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     const r = this.picker.receive(index, begin, block, peer.key);
     if (r !== 'dup' && r !== 'unrequested') this.cancelDuplicates(peer, index, begin, mine.length);
     if (r !== null && typeof r === 'object') this.onPieceComplete(r);
-    this.fill(peer);
+    this.fillSoon(peer);
+  }
+
+  /**
+   * Tops up once the bytes at hand are all handled: the blocks that came in one read are
+   * answered with one batch of requests (one write), not one request (one syscall) per block.
+   */
+  private fillSoon(peer: Peer): void {
+    if (peer.fillQueued) return;
+    peer.fillQueued = true;
+    queueMicrotask(() => {
+      peer.fillQueued = false;
+      this.fill(peer);
+    });
   }
 
   /** End-game: the block arrived, so other peers asked for it are told to forget it. */
@@ -563,7 +578,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     }
     this.have.set(p.index);
     this.doneCount++;
-    if (!this.o.serve) for (const peer of this.peers.values()) if (peer.conn.remote) peer.conn.send({ type: 'have', index: p.index });
+    // no `have` to a peer that has the piece (libtorrent's default too): to seeds it is only a
+    // syscall per piece per peer
+    if (!this.o.serve) for (const peer of this.peers.values()) if (peer.conn.remote && !peer.bits.has(p.index)) peer.conn.send({ type: 'have', index: p.index });
     this.emit('piece', { index: p.index, piece: p.buf });
     if (this.picker.finished) this.finish();
   }
