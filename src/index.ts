@@ -34,6 +34,7 @@ export { MetadataFetcher } from './swarm/metadata-fetcher.js';
 export { MetadataSwarm } from './swarm/metadata-swarm.js';
 export { PexExchange } from './swarm/pex.js';
 export { DhtNode } from './dht/node.js';
-export type { DhtNodeOptions, DhtStats } from './dht/node.js';
+export type { DhtNodeOptions, DhtStats, DhtLookupOptions, DhtAnnounceOptions } from './dht/node.js';
+export type { LookupResult, Responder } from './dht/lookup.js';
 export { DhtDiscovery } from './dht/discovery.js';
 export { parseKrpc, encodeQuery, encodeResponse, encodeError, KrpcError } from './dht/krpc.js';

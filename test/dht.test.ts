@@ -17,7 +17,7 @@ import { compareDistance, randomId, randomIdWithPrefix, sharedPrefix } from '../
 import { PeerStore, PEER_TTL_MS } from '../src/dht/peer-store.js';
 import { K, RoutingTable } from '../src/dht/routing-table.js';
 import { ROTATE_MS, Tokens } from '../src/dht/tokens.js';
-import { CLI, runCli } from './helpers/cli.js';
+import { CLI, runCli, runShell } from './helpers/cli.js';
 import { FIXTURES, SYSTEM_PYTHON, hasLibtorrent, skipUnless } from './helpers/interop.js';
 import { bytes, rng } from './helpers/random.js';
 import { startSeed, type SeedProc } from './helpers/swarm.js';
@@ -45,8 +45,10 @@ async function startDht(count: number): Promise<DhtNode[]> {
   const rest: DhtNode[] = [];
   for (let i = 1; i < count; i++) rest.push(await startNode(port));
   await Promise.all(rest.map((n) => n.ready()));
-  // a second round: tables fill with the nodes that joined after each one bootstrapped
+  // a second round: tables fill with the nodes that joined after each one bootstrapped, and
+  // the buckets with room are refreshed (each node does that after its bootstrap by itself)
   await Promise.all(rest.map((n) => n.findNode(n.id)));
+  await Promise.all([first, ...rest].map((n) => n.refresh()));
   return [first, ...rest];
 }
 
@@ -104,6 +106,19 @@ test('tokens: valid for the address they were given to, for 5 to 10 minutes', ()
   assert.ok(!tokens.valid('1.2.3.4', tok, t0 + 2 * ROTATE_MS + 1000));
 });
 
+test('peer store: bounded in total too, the oldest info hash giving way first', () => {
+  const s = new PeerStore({ perHash: 100, hashes: 100, total: 250 });
+  const hs = [randomId(), randomId(), randomId(), randomId()];
+  for (const h of hs) for (let i = 0; i < 100; i++) s.add(h, `10.1.0.${i}`, 2000 + i, 0);
+  assert.equal(s.peers, 250);
+  assert.equal(s.get(hs[3]!, 1000, 1).length, 100, 'the newest info hash is whole');
+  assert.equal(s.get(hs[0]!, 1000, 1).length, 0, 'the oldest gave way');
+  const one = new PeerStore({ perHash: 1000, total: 10 });
+  for (let i = 0; i < 50; i++) one.add(hs[0]!, '10.2.0.1', 3000 + i, 0);
+  assert.equal(one.peers, 10);
+  assert.deepEqual(one.get(hs[0]!, 100, 1).map((p) => p.port).sort(), Array.from({ length: 10 }, (_, i) => 3040 + i));
+});
+
 test('peer store: bounded per hash and in hashes, entries expire after 30 minutes', () => {
   const s = new PeerStore({ perHash: 10, hashes: 5 });
   const h = randomId();
@@ -128,8 +143,8 @@ test('a loopback DHT of 50 nodes: get_peers finds every peer that announce store
   const ih = randomBytes(20);
   const ports = [5001, 5002, 5003, 5004, 5005];
   for (let i = 0; i < ports.length; i++) {
-    const r = await dht[1 + i * 7]!.announce(ih, ports[i]!);
-    assert.ok(r.announced >= 4, `announced to ${r.announced} nodes`);
+    const took = await dht[1 + i * 7]!.announce(ih, ports[i]!);
+    assert.ok(took >= 4, `announced to ${took} nodes`);
   }
   for (const asker of [dht[45]!, dht[0]!, dht[30]!]) {
     const found = new Set<number>();
@@ -139,13 +154,29 @@ test('a loopback DHT of 50 nodes: get_peers finds every peer that announce store
   }
 });
 
-/** A raw UDP socket for speaking (bad) KRPC at a node. */
-async function rawSocket(): Promise<{ s: Socket; send: (b: Buffer, port: number) => void; next: (ms?: number) => Promise<Buffer | null> }> {
+/**
+ * A raw UDP socket for speaking (bad) KRPC at a node; with `skipQueries`, the node's own queries
+ * to it (the ping that confirms a node that queried) are not handed to `next`.
+ */
+async function rawSocket(host = '127.0.0.1', skipQueries = false): Promise<{ s: Socket; send: (b: Buffer, port: number) => void; next: (ms?: number) => Promise<Buffer | null> }> {
   const s = createSocket('udp4');
-  await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()));
+  await new Promise<void>((res) => s.bind(0, host, () => res()));
   const queue: Buffer[] = [];
   let waiter: ((b: Buffer) => void) | null = null;
-  s.on('message', (m) => (waiter ? (waiter(m), (waiter = null)) : queue.push(m)));
+  const isQuery = (m: Buffer): boolean => {
+    try {
+      return parseKrpc(m).y === 'q';
+    } catch {
+      return false;
+    }
+  };
+  s.on('message', (m) => {
+    if (skipQueries && isQuery(m)) return;
+    if (waiter) {
+      waiter(m);
+      waiter = null;
+    } else queue.push(m);
+  });
   return {
     s,
     send: (b, port) => s.send(b, port, '127.0.0.1'),
@@ -170,7 +201,7 @@ const q = (method: string, a: Record<string, BValue>, t = 'aa'): Buffer => encod
 test('hostile packets: each is answered with a KRPC error or dropped, and the node keeps working', { timeout: 30_000 }, async () => {
   const node = await startNode(null);
   const port = node.address().port;
-  const raw = await rawSocket();
+  const raw = await rawSocket('127.0.0.1', true);
   const id = randomId();
   const cases: Array<[string, Buffer, number | null]> = [
     ['not bencode', Buffer.from('hello'), null],
@@ -187,6 +218,16 @@ test('hostile packets: each is answered with a KRPC error or dropped, and the no
     ['a response to a query never sent', encode({ t: Buffer.from('zz'), y: 'r', r: { id } }), null],
     ['an error to a query never sent', encode({ t: Buffer.from('zz'), y: 'e', e: [201, 'x'] }), null],
     ['y of another kind', encode({ t: Buffer.from('zz'), y: 'x' }), null],
+    ['empty datagram', Buffer.alloc(0), null],
+    ['no "y"', encode({ t: Buffer.from('ab'), q: 'ping', a: { id } }), null],
+    ['transaction id an integer', encode({ t: 5, y: 'q', q: 'ping', a: { id } }), null],
+    ['transaction id of 17 bytes', encode({ t: Buffer.alloc(17, 0x61), y: 'q', q: 'ping', a: { id } }), null],
+    ['arguments a list', encode({ t: Buffer.from('ab'), y: 'q', q: 'ping', a: [id] }), 203],
+    ['method an integer', encode({ t: Buffer.from('ab'), y: 'q', q: 7, a: { id } }), 203],
+    ['id of 21 bytes', q('ping', { id: Buffer.alloc(21) }), 203],
+    ['get_peers info_hash of 21 bytes', q('get_peers', { id, info_hash: Buffer.alloc(21) }), 203],
+    ['announce_peer token an integer', q('announce_peer', { id, info_hash: randomId(), port: 1, token: 5 }), 203],
+    ['announce_peer without a token', q('announce_peer', { id, info_hash: randomId(), port: 1 }), 203],
     ['oversized packet', Buffer.concat([Buffer.from('d1:t2:aa1:y1:q1:q4:ping1:ad2:id20:'), id, Buffer.from('5:paddi'), Buffer.alloc(3000, 0x31), Buffer.from('eee')]), null],
     ['deep nesting', Buffer.from('l'.repeat(500) + 'e'.repeat(500)), null],
   ];
@@ -216,7 +257,21 @@ test('hostile packets: each is answered with a KRPC error or dropped, and the no
   const gp2 = parseKrpc((await raw.next(2000))!);
   const values = gp2.y === 'r' ? (gp2.r.get('values') as Buffer[]) : [];
   assert.equal(values[0]!.readUInt16BE(4), 4242);
+  // a good token, but a port out of range: 203, nothing stored
+  const token2 = gp2.y === 'r' ? (gp2.r.get('token') as Buffer) : Buffer.alloc(0);
+  for (const bad of [0, 70_000, -1]) {
+    raw.send(q('announce_peer', { id, info_hash: Buffer.alloc(20, 8), port: bad, token: token2 }, 'a2'), port);
+    const e = parseKrpc((await raw.next(2000))!);
+    assert.ok(e.y === 'e' && e.code === 203, `port ${bad}`);
+  }
+  // a token given to another address (127.0.0.2 is loopback too) is refused
+  const other = await rawSocket('127.0.0.2', true);
+  other.send(q('announce_peer', { id: randomId(), info_hash: Buffer.alloc(20, 7), port: 4343, token: token2 }, 'a3'), port);
+  const stolen = parseKrpc((await other.next(2000))!);
+  assert.ok(stolen.y === 'e' && stolen.code === 203, 'a token from another address');
+  assert.equal(node.store.peers, 1, 'only the good announce is stored');
   raw.s.close();
+  other.s.close();
 });
 
 test('replies from an address that was not asked are dropped; nodes strings of the wrong length are ignored', { timeout: 30_000 }, async () => {
@@ -243,6 +298,106 @@ test('replies from an address that was not asked are dropped; nodes strings of t
   assert.ok(node.table.size <= before + 1);
   asked.s.close();
   other.s.close();
+});
+
+/** Reads datagrams from a raw socket until it is quiet for `ms` (retries of earlier queries). */
+async function drain(raw: { next: (ms?: number) => Promise<Buffer | null> }, ms = 50): Promise<void> {
+  while ((await raw.next(ms)) !== null);
+}
+
+test('hostile responses: a lookup through a node that answers garbage ends cleanly, learns nothing from it, and the node keeps working', { timeout: 30_000 }, async () => {
+  const fake = await rawSocket();
+  const fakeId = randomId();
+  const fakePort = fake.s.address().port;
+  const node = await startNode(fakePort, { queryTimeoutMs: 150 });
+  const reply = (query: Buffer, r: Record<string, BValue> | null, e?: BValue[]): void => {
+    const m = decode(query) as Map<string, BValue>;
+    const t = m.get('t') as Buffer;
+    fake.send(e ? encode({ t, y: 'e', e }) : encode({ t, y: 'r', r: new Map(Object.entries(r!)) }), node.address().port);
+  };
+  // the bootstrap find_node: a proper answer, so the fake is a known node
+  reply((await fake.next(2000))!, { id: fakeId, nodes: Buffer.alloc(0) });
+  await node.ready();
+  await drain(fake);
+  const peerEntry = (ip: number[], p: number): Buffer => Buffer.from([...ip, p >> 8, p & 255]);
+  const cases: Array<[string, Record<string, BValue> | null, BValue[] | undefined]> = [
+    ['no id', { nodes: Buffer.alloc(0) }, undefined],
+    ['id of 19 bytes', { id: Buffer.alloc(19) }, undefined],
+    ['nodes an integer', { id: fakeId, nodes: 5 }, undefined],
+    ['nodes of 27 bytes', { id: fakeId, nodes: Buffer.alloc(27, 1) }, undefined],
+    ['nodes a list', { id: fakeId, nodes: [Buffer.alloc(26)] }, undefined],
+    ['values a string', { id: fakeId, token: Buffer.from('tk'), values: Buffer.alloc(6, 1) }, undefined],
+    ['values of the wrong sizes and types', { id: fakeId, token: Buffer.from('tk'), values: [Buffer.alloc(5, 1), 7, new Map(), Buffer.alloc(7, 1)] }, undefined],
+    ['values with port 0 and multicast', { id: fakeId, values: [peerEntry([127, 0, 0, 1], 0), peerEntry([224, 0, 0, 1], 80)] }, undefined],
+    ['token a dict', { id: fakeId, token: new Map([['x', 1]]) }, undefined],
+    ['an error reply', null, [201, Buffer.from('go away')]],
+    ['an error with a garbage body', null, [Buffer.from('x'), Buffer.from('y'), Buffer.from('z')]],
+    ['nodes naming the asker itself and an unspecified address', { id: fakeId, nodes: encodeNodes([{ id: node.id, ip: '127.0.0.1', port: node.address().port }, { id: randomId(), ip: '0.0.0.0', port: 9 }]) }, undefined],
+  ];
+  for (const [what, r, e] of cases) {
+    const ih = randomBytes(20);
+    const found: string[] = [];
+    const lookupDone = node.getPeers(ih, (p) => found.push(`${p.ip}:${p.port}`));
+    const query = await fake.next(2000);
+    assert.ok(query, `${what}: no query reached the fake node`);
+    reply(query, r, e);
+    const res = await lookupDone;
+    assert.deepEqual(found, [], `${what}: peers from garbage`);
+    assert.ok(res.queries <= 3, `${what}: ${res.queries} queries`);
+    await drain(fake);
+    // still answering
+    const raw = await rawSocket();
+    raw.send(q('ping', { id: randomId() }, 'pp'), node.address().port);
+    assert.ok(await raw.next(1000), `${what}: no pong afterwards`);
+    raw.s.close();
+  }
+  // and a good reply still works
+  const ih = randomBytes(20);
+  const found: string[] = [];
+  const done = node.getPeers(ih, (p) => found.push(`${p.ip}:${p.port}`));
+  reply((await fake.next(2000))!, { id: fakeId, token: Buffer.from('tk'), values: [peerEntry([127, 0, 0, 9], 6999)] });
+  await done;
+  assert.deepEqual(found, ['127.0.0.9:6999']);
+  fake.s.close();
+});
+
+test('a node that only sent us queries is handed out to others after it answered our ping, not before', { timeout: 30_000 }, async () => {
+  const node = await startNode(null);
+  const port = node.address().port;
+  const quiet = await rawSocket();
+  const quietId = randomId();
+  // it asks something: we ping it back to confirm it, and it does not answer
+  quiet.send(q('find_node', { id: quietId, target: randomId() }, 'q1'), port);
+  assert.ok(await quiet.next(1000), 'no find_node reply');
+  const ping = decode((await quiet.next(1000))!) as Map<string, BValue>;
+  assert.equal((ping.get('q') as Buffer).toString(), 'ping', 'no confirming ping');
+  const asker = await rawSocket('127.0.0.1', true);
+  const nodesFor = async (): Promise<string[]> => {
+    asker.send(q('find_node', { id: randomId(), target: quietId }, 'q2'), port);
+    const m = parseKrpc((await asker.next(1000))!);
+    assert.equal(m.y, 'r');
+    return (decodeNodes((m.y === 'r' ? m.r.get('nodes') : Buffer.alloc(0)) as Buffer) ?? []).map((n) => n.id.toString('hex'));
+  };
+  assert.ok(!(await nodesFor()).includes(quietId.toString('hex')), 'an unconfirmed node was handed out');
+  // a second one answers the ping: from then on it is handed out
+  const polite = await rawSocket();
+  const politeId = randomId();
+  polite.send(q('ping', { id: politeId }, 'q3'), port);
+  await polite.next(1000); // our pong
+  const ping2 = decode((await polite.next(1000))!) as Map<string, BValue>;
+  polite.send(encode({ t: ping2.get('t') as Buffer, y: 'r', r: { id: politeId } }), port);
+  await new Promise((r) => setTimeout(r, 100));
+  asker.send(q('find_node', { id: randomId(), target: politeId }, 'q4'), port);
+  const m = parseKrpc((await asker.next(1000))!);
+  const ids = (decodeNodes((m.y === 'r' ? m.r.get('nodes') : Buffer.alloc(0)) as Buffer) ?? []).map((n) => n.id.toString('hex'));
+  assert.ok(ids.includes(politeId.toString('hex')), 'a confirmed node was not handed out');
+  // a query with ro=1 (BEP 43) neither enters the table nor gets a confirming ping
+  const ro = await rawSocket();
+  ro.send(encode({ t: Buffer.from('r1'), y: 'q', q: 'ping', ro: 1, a: { id: randomId() } }), port);
+  assert.ok(await ro.next(1000), 'a read-only node is still answered');
+  assert.equal(await ro.next(300), null, 'a read-only node was pinged');
+  assert.ok(!node.table.all().some((n) => n.port === ro.s.address().port));
+  for (const x of [quiet, asker, polite, ro]) x.s.close();
 });
 
 test('a flood of queries from one address is cut off; another address is still served', { timeout: 30_000 }, async () => {
@@ -286,8 +441,18 @@ test('the dht command: ping, find-node, announce and get-peers (with --trace) ag
   assert.equal(gp.code, 0, gp.stderr);
   const lines = gp.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.ok(lines.some((l) => l['port'] === 7777 && l['source'] === 'dht' && l['ip'] === '127.0.0.1'), gp.stdout.toString());
-  assert.ok(lines.some((l) => l['event'] === 'query' && l['q'] === 'get_peers'));
-  assert.ok(lines.some((l) => l['event'] === 'reply'));
+  assert.ok(lines.some((l) => l['event'] === 'query' && l['dir'] === 'out' && l['q'] === 'get_peers' && typeof l['addr'] === 'string' && typeof l['t'] === 'string'));
+  assert.ok(lines.some((l) => l['event'] === 'reply' && l['dir'] === 'in' && l['q'] === 'get_peers' && /^127\.0\.0\.1:\d+$/.test(String(l['addr']))));
+  // every line is either a peer or a trace record
+  for (const l of lines) assert.ok(typeof l['event'] === 'string' || (typeof l['ip'] === 'string' && typeof l['port'] === 'number'), JSON.stringify(l));
+  // | head -1: the reader going away is a normal end, at once
+  const head = await runShell(`set -o pipefail; $TT dht get-peers ${ih} --bootstrap ${boot} --no-state --trace | head -1`, { timeoutMs: 20_000 });
+  assert.equal(head.code, 0, head.stderr);
+  assert.equal(head.stdout.toString().trim().split('\n').length, 1);
+  // --watch ends at --timeout when one is given, having printed each peer once
+  const watch = await runCli(['dht', 'get-peers', ih, '--bootstrap', boot, '--no-state', '--watch', '--timeout', '2'], { timeoutMs: 20_000 });
+  assert.equal(watch.code, 0, watch.stderr);
+  assert.deepEqual(watch.stdout.toString().trim().split('\n').map((l) => (JSON.parse(l) as { port: number }).port), [7777]);
   const fn = await runCli(['dht', 'find-node', dht[17]!.id.toString('hex'), '--bootstrap', boot, '--no-state']);
   assert.equal(fn.code, 0, fn.stderr);
   assert.equal((JSON.parse(fn.stdout.toString().split('\n')[0]!) as { id: string }).id, dht[17]!.id.toString('hex'));
@@ -300,7 +465,7 @@ test('the dht command: ping, find-node, announce and get-peers (with --trace) ag
   const again = await runCli(['dht', 'get-peers', ih, '--state', state, '--trace'], { env: { TORRENT_TOOLS_DHT_BOOTSTRAP: boot } });
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout.toString(), /"port":7777/);
-  for (const bad of [['dht'], ['dht', 'frobnicate'], ['dht', 'get-peers'], ['dht', 'ping', 'nohostport'], ['dht', 'find-node', 'xyz'], ['dht', 'announce', ih], ['dht', 'get-peers', ih, '--bootstrap', 'x']]) {
+  for (const bad of [['dht'], ['dht', 'frobnicate'], ['dht', 'get-peers'], ['dht', 'ping', 'nohostport'], ['dht', 'find-node', 'xyz'], ['dht', 'announce', ih], ['dht', 'get-peers', ih, '--bootstrap', 'x'], ['dht', 'ping', boot, '--watch'], ['dht', 'get-peers', ih, '--bind', 'nowhere'], ['dht', 'get-peers', ih, '--frob'], ['dht', 'get-peers', ih, '--timeout', '0'], ['dht', 'find-node', ih, '--stats-interval', '3']]) {
     assert.equal((await runCli(bad)).code, 2, bad.join(' '));
   }
 });

@@ -10,12 +10,14 @@ import { defaultStateFile } from '../dht/state.js';
 import { peerLine, parseHostPort } from '../peers/record.js';
 
 const SUBCOMMANDS = ['get-peers', 'announce', 'find-node', 'ping', 'serve'];
+/** options that belong to one subcommand */
+const ONLY_FOR: ReadonlyArray<[string, string]> = [['watch', 'get-peers'], ['implied-port', 'announce'], ['stats-interval', 'serve'], ['read-only', 'serve']];
 
-const HELP = `usage: torrent-tools dht get-peers INFOHASH|MAGNET [--watch] [options]
-       torrent-tools dht announce INFOHASH|MAGNET --port P [--implied-port] [options]
+const HELP = `usage: torrent-tools dht get-peers INFOHASH|MAGNET|TORRENT [--watch] [options]
+       torrent-tools dht announce INFOHASH|MAGNET|TORRENT (--port P | --implied-port) [options]
        torrent-tools dht find-node ID [options]
        torrent-tools dht ping HOST:PORT [options]
-       torrent-tools dht serve [--port P] [--stats-interval S] [options]
+       torrent-tools dht serve [--port P] [--stats-interval S] [--read-only] [options]
 
 A node of the BitTorrent DHT (BEP 5, Kademlia over UDP). Every subcommand starts a node,
 bootstraps from --bootstrap (or the well-known routers, or the routing table saved by the
@@ -23,28 +25,49 @@ last run), does its job, and saves the routing table. The one-shot subcommands r
 read-only nodes (they query, and leave no dead entry in others' tables); serve answers
 ping, find_node, get_peers and announce_peer.
 
-  get-peers   prints peers as NDJSON ({"ip","port","source":"dht"}) as they are found; ends
-              when the lookup converges (--watch: looks again every minute until SIGINT)
-  announce    get_peers, then announce_peer with the tokens received to the closest nodes;
-              prints {"event":"announced","nodes":N} (and the peers found, as NDJSON)
-  find-node   prints the closest nodes to ID as NDJSON {"id","ip","port"}
-  ping        prints {"event":"pong","id":…,"ms":…}; exit 1 when no answer
-  serve       runs a node until SIGINT; prints NDJSON stats every --stats-interval seconds
+dht get-peers INFOHASH|MAGNET|TORRENT
+  Prints peers as NDJSON ({"ip","port","source":"dht"}) as they are found; ends when the
+  lookup converges (exit 1 when no node answered).
+  --watch                look again every minute, printing only new peers, until SIGINT
+                         (or --timeout, when given)
 
-options:
+dht announce INFOHASH|MAGNET|TORRENT --port P
+  get_peers, then announce_peer with the tokens received to the closest nodes; prints the
+  peers found, then {"event":"announced","nodes":N,…} (exit 1 when no node took it).
+  --port P               the peer port to announce (our UDP port is then any)
+  --implied-port         ask the nodes to take our UDP source port as the peer port (BEP 5);
+                         with --port P, that UDP port is P
+
+dht find-node ID
+  Prints the nodes closest to the 40-hex ID as NDJSON {"id","ip","port"}, closest first.
+
+dht ping HOST:PORT
+  Prints {"event":"pong","id":…,"ms":…}; exit 1 when no answer (two tries of 2 s).
+
+dht serve
+  Runs a node until SIGINT; prints {"event":"listening",…} then NDJSON stats every
+  --stats-interval seconds (default 10).
+  --port N               UDP port (default 6881)
+  --read-only            BEP 43: query but never answer
+  --stats-interval S     seconds between stats records
+
+options (all subcommands):
   --bootstrap HOST:PORT  start from this node (repeatable; default: router.bittorrent.com,
                          dht.transmissionbt.com, router.utorrent.com, or
                          $TORRENT_TOOLS_DHT_BOOTSTRAP, a comma-separated list, '' for none).
                          Nodes on loopback or private networks are used only when every
                          bootstrap node is on one.
-  --port N               UDP port (default: any; serve: 6881)
+  --port N               UDP port (default: any; serve: 6881; announce: see above)
   --bind ADDR            address to bind (default 0.0.0.0)
-  --state FILE           routing table file (default $XDG_STATE_HOME/torrent-tools/dht.json)
+  --state FILE           routing table file (default $XDG_STATE_HOME/torrent-tools/dht.json,
+                         ~/.local/state/torrent-tools/dht.json without XDG_STATE_HOME)
   --no-state             neither read nor write a routing table file
-  --read-only            serve: BEP 43, query but never answer
-  --timeout S            give up after S seconds (default 30)
-  --trace                also print every query, reply, error and timeout as NDJSON
-                         ({"event":"query",…}) on stdout, beside the results
+  --timeout S            give up after S seconds (default 30; --watch and serve: none)
+  --trace                also print every query, reply, error and timeout, both ways, as
+                         NDJSON on stdout beside the results: {"event":"query"|"reply"|
+                         "error"|"timeout"|"malformed"|"unexpected"|"dropped","dir":"in"|"out",
+                         "addr":"IP:PORT","q":METHOD,"t":TXID,…}; results have no "event"
+                         (peers) or an event of their own
   -h, --help             show this help
 
 examples:
@@ -53,11 +76,11 @@ examples:
   torrent-tools dht serve --port 6881 | jq -c '{nodes, storedPeers}'
 `;
 
-function node(a: Args, io: Io, serving: boolean): DhtNode {
+function node(a: Args, io: Io, serving: boolean, port: number): DhtNode {
   const bootstrap = a.has('bootstrap') ? parseBootstrap(a.list('bootstrap')) : dhtBootstrapFromEnv(io.env);
   const print = (o: Record<string, unknown>): void => void io.stdout.write(JSON.stringify(o) + '\n');
   const n = new DhtNode({
-    port: a.int('port', 0, 65535) ?? (serving ? 6881 : 0),
+    port,
     host: a.str('bind'),
     bootstrap,
     stateFile: a.bool('no-state') ? null : a.str('state') ?? defaultStateFile(io.env),
@@ -77,9 +100,23 @@ async function hashArg(arg: string | undefined, io: Io, what: string): Promise<B
   return src.infoHash;
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 export const dht: Command = {
   name: 'dht',
-  synopsis: 'get-peers|announce|find-node|ping|serve ARG [--bootstrap HOST:PORT]... [--port N] [--state FILE | --no-state] [--trace] [--timeout S]',
+  synopsis: 'get-peers|announce|find-node|ping|serve [ARG] [--bootstrap HOST:PORT]... [--port N] [--state FILE | --no-state] [--trace] [--timeout S]',
   summary: 'the BitTorrent DHT (BEP 5): find and announce peers, inspect nodes, run a node',
   help: HELP,
   async run(argv, io) {
@@ -106,14 +143,32 @@ export const dht: Command = {
     }
     if (sub === 'announce' && !a.has('port') && !a.bool('implied-port')) throw new UsageError('announce: --port P (the peer port to announce) is required');
     if (a.positional.length > (sub === 'serve' ? 0 : 1)) throw new UsageError('too many arguments');
+    for (const [opt, only] of ONLY_FOR) if ((a.has(opt) || a.bool(opt)) && only !== sub) throw new UsageError(`--${opt} is an option of dht ${only}`);
+    const bind = a.str('bind');
+    if (bind !== undefined && isIP(bind) !== 4) throw new UsageError(`--bind: expected an IPv4 address, got ${JSON.stringify(bind)}`);
+    // announce --port is the peer port announced; the UDP port is any, unless --implied-port
+    // asks the nodes to take our UDP source port as the peer port: then it is that port
+    const udpPort = sub === 'announce' ? (a.bool('implied-port') ? a.int('port', 1, 65535) ?? 0 : 0) : a.int('port', 0, 65535) ?? (sub === 'serve' ? 6881 : 0);
 
-    const n = node(a, io, sub === 'serve');
+    const n = node(a, io, sub === 'serve', udpPort);
     try {
       await n.start();
     } catch (e) {
-      throw new CliError(`cannot bind UDP port ${a.str('port') ?? 0}: ${(e as Error).message}`);
+      throw new CliError(`cannot bind UDP port ${udpPort}: ${(e as Error).message}`);
     }
-    const deadline = AbortSignal.any([io.signal, AbortSignal.timeout(sub === 'serve' || a.bool('watch') ? 2 ** 31 - 1 : timeout)]);
+    // stdout gone (| head): stop at once, a normal end
+    const gone = new AbortController();
+    const onStdoutError = (e: NodeJS.ErrnoException): void => void (e.code === 'EPIPE' && gone.abort());
+    io.stdout.on('error', onStdoutError);
+    const endless = sub === 'serve' || a.bool('watch');
+    const bounds = [io.signal, gone.signal];
+    if (!endless || a.has('timeout')) bounds.push(AbortSignal.timeout(timeout));
+    const deadline = AbortSignal.any(bounds);
+    const silent = (): string => {
+      const st = n.stats();
+      return `no DHT node answered (${st.queriesSent} queries sent, ${st.timeouts} timed out${deadline.aborted ? `, stopped after ${timeout / 1000} s` : ''})`;
+    };
+    const stopped = (): number | null => (gone.signal.aborted ? 0 : io.signal.aborted ? 130 : null);
     try {
       switch (sub) {
         case 'ping': {
@@ -124,40 +179,52 @@ export const dht: Command = {
           const id = await n.ping(ip, pingTo!.port).catch((e: Error) => {
             throw new CliError(e.message);
           });
-          print({ event: 'pong', id: id.toString('hex'), ms: Date.now() - t0 });
+          print({ event: 'pong', id: id.toString('hex'), ip, port: pingTo!.port, ms: Date.now() - t0 });
           return 0;
         }
         case 'find-node': {
           const r = await n.findNode(target!, { signal: deadline });
           for (const x of r.closest) print({ id: x.id.toString('hex'), ip: x.ip, port: x.port });
-          if (r.closest.length === 0) throw new CliError('no node answered');
+          if (stopped() !== null) return stopped()!;
+          if (r.closest.length === 0) throw new CliError(silent());
           return 0;
         }
         case 'get-peers': {
-          let found = 0;
+          // across --watch rounds only new peers are printed (a bounded memory of them)
+          const seen = new Set<string>();
           const onPeer = (p: { ip: string; port: number }): void => {
-            found++;
+            const k = `${p.ip}|${p.port}`;
+            if (seen.has(k)) return;
+            if (seen.size >= 100_000) seen.clear();
+            seen.add(k);
             io.stdout.write(peerLine({ ip: p.ip, port: p.port, source: 'dht' }));
           };
+          let answered = false;
           for (;;) {
             const r = await n.getPeers(target!, onPeer, { signal: deadline });
+            answered ||= r.responses > 0;
             if (!a.bool('watch')) {
-              if (r.responses === 0) throw new CliError(`no DHT node answered (${r.queries} queries)`);
-              report(io, 'dht', `${found} peers from ${r.responses} nodes (${r.queries} queries)`);
+              if (stopped() !== null) return stopped()!;
+              if (r.responses === 0) throw new CliError(silent());
+              report(io, 'dht', `${seen.size} peers from ${r.responses} nodes (${r.queries} queries)`);
               return 0;
             }
-            await new Promise<void>((resolve) => {
-              const t = setTimeout(resolve, 60_000);
-              io.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-            });
-            if (io.signal.aborted) return 0;
+            await sleep(60_000, deadline);
+            if (deadline.aborted) {
+              if (gone.signal.aborted || io.signal.aborted) return 0; // --watch ends on SIGINT
+              if (!answered) throw new CliError(silent());
+              return 0;
+            }
           }
         }
         case 'announce': {
           const port = a.int('port', 1, 65535) ?? 1;
-          const r = await n.announce(target!, port, { impliedPort: a.bool('implied-port'), signal: deadline, onPeer: (p) => io.stdout.write(peerLine({ ip: p.ip, port: p.port, source: 'dht' })) });
-          print({ event: 'announced', infoHash: target!.toString('hex'), port, nodes: r.announced, queries: r.lookup.queries });
-          if (r.announced === 0) throw new CliError('no node took the announce');
+          const onPeer = (p: { ip: string; port: number }): void => void io.stdout.write(peerLine({ ip: p.ip, port: p.port, source: 'dht' }));
+          const r = await n.getPeers(target!, onPeer, { signal: deadline });
+          if (stopped() !== null) return stopped()!;
+          const nodes = await n.announceTo(r.closest, target!, port, { impliedPort: a.bool('implied-port') });
+          print({ event: 'announced', infoHash: target!.toString('hex'), port, ...(a.bool('implied-port') ? { impliedPort: true } : {}), nodes, queries: r.queries });
+          if (nodes === 0) throw new CliError(r.responses === 0 ? silent() : `no node took the announce (${r.closest.length} asked)`);
           return 0;
         }
         default: {
@@ -165,16 +232,14 @@ export const dht: Command = {
           print({ event: 'listening', ...n.stats() });
           const every = (a.int('stats-interval', 1, 3600) ?? 10) * 1000;
           const timer = setInterval(() => print({ event: 'stats', ...n.stats() }), every);
-          await new Promise<void>((resolve) => {
-            if (io.signal.aborted) resolve();
-            io.signal.addEventListener('abort', () => resolve(), { once: true });
-          });
+          await sleep(2 ** 31 - 1, deadline);
           clearInterval(timer);
           print({ event: 'stats', ...n.stats() });
           return 0;
         }
       }
     } finally {
+      io.stdout.off('error', onStdoutError);
       await n.close();
     }
   },

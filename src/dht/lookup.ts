@@ -1,7 +1,9 @@
 /**
  * Where a DHT search converges: the iterative lookup of BEP 5 (Kademlia). Up to α = 3 queries in
  * flight, always to the closest nodes not yet asked, until the k = 8 closest nodes that answered
- * have all been asked and nothing closer is left. Bounded in queries and by an abort signal.
+ * have all been asked and nothing closer is left. A query unanswered for `slowMs` gives its slot
+ * to the next node (its answer is still used while the lookup runs). Bounded in queries, in
+ * time (every query times out) and by an abort signal.
  */
 import type { BDict } from '../bencode/types.js';
 import { decodeCompactPeers } from '../peers/compact.js';
@@ -106,6 +108,7 @@ export async function lookup(host: LookupHost, target: Buffer, method: 'find_nod
         const args: Record<string, Buffer | number> = method === 'get_peers' ? { info_hash: target } : { target };
         host.query(c, method, args).then(
           ({ id, r }) => {
+            if (settled) return; // a late answer: the lookup is over, onPeer is not called again
             responses++;
             c.state = 'answered';
             c.id = id;
@@ -136,7 +139,10 @@ export async function lookup(host: LookupHost, target: Buffer, method: 'find_nod
           pump();
         });
       }
-      if (inFlight === 0) finish(); // converged: nothing closer left to ask (or out of queries)
+      // converged: nothing closer left to ask (or out of queries), and no slow query still out
+      // to a node that could make the k closest (with fewer than k answers, any could)
+      const waiting = [...cands.values()].some((c) => c.state === 'pending' && (kth === null || (c.id !== undefined && order(c, kth) < 0)));
+      if (inFlight === 0 && !waiting) finish();
     };
     pump();
   });

@@ -13,7 +13,7 @@ import type { BDict, BValue } from '../bencode/types.js';
 import { acceptableFrom, addressScope, encodeCompactPeer } from '../peers/compact.js';
 import { normalizeIp } from '../peers/record.js';
 import { KRPC_ERROR, KrpcError, encodeError, encodeNodes, encodeQuery, encodeResponse, hashArg, parseKrpc, type KrpcMessage, type NodeInfo } from './krpc.js';
-import { lookup, type LookupResult } from './lookup.js';
+import { lookup, type LookupResult, type Responder } from './lookup.js';
 import { randomId, randomIdWithPrefix } from './node-id.js';
 import { PeerStore } from './peer-store.js';
 import { K, QUESTIONABLE_MS, RoutingTable } from './routing-table.js';
@@ -32,7 +32,11 @@ export interface DhtNodeOptions {
   stateFile?: string | null;
   /** BEP 43: ask, never answer (and say so with ro=1) */
   readOnly?: boolean;
-  /** every query and reply, for --trace */
+  /**
+   * Every query and reply both ways, and every packet dropped, for --trace: records
+   * `{event: "query"|"reply"|"error"|"timeout"|"malformed"|"unexpected"|"dropped", dir: "in"|"out",
+   * addr: "ip:port", q, t, …}`.
+   */
   trace?: (rec: Record<string, unknown>) => void;
   /** ms before a query is retried once, then given up (default 2000) */
   queryTimeoutMs?: number;
@@ -57,6 +61,7 @@ export interface DhtStats {
 interface Pending {
   ip: string;
   port: number;
+  q: string;
   resolve: (m: { id: Buffer; r: BDict }) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
@@ -71,6 +76,20 @@ export class DhtError extends Error {
 
 const MAX_PENDING = 2048;
 const MAX_RATE_SOURCES = 10_000;
+/** pings in flight to confirm nodes that queried us before they are handed out */
+const MAX_CONFIRMING = 32;
+
+/** Options of a lookup made through the node. */
+export interface DhtLookupOptions {
+  signal?: AbortSignal;
+}
+
+export interface DhtAnnounceOptions extends DhtLookupOptions {
+  /** BEP 5 implied_port: the receiving nodes use our UDP source port instead of `port` */
+  impliedPort?: boolean;
+  /** peers the get_peers lookup before the announce finds */
+  onPeer?: (p: { ip: string; port: number }) => void;
+}
 
 export class DhtNode extends EventEmitter<{ log: [string] }> {
   id: Buffer;
@@ -87,6 +106,10 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
   private timer: NodeJS.Timeout | null = null;
   private allowLocal: boolean;
   private closed = false;
+  /** the bootstrap routers, resolved: lookups fall back on them while the table is thin */
+  private routers: Array<{ ip: string; port: number }> = [];
+  private readonly confirming = new Set<string>();
+  private refreshing: Promise<void> | null = null;
 
   constructor(options: DhtNodeOptions = {}) {
     super();
@@ -100,6 +123,7 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
 
   /** Binds the socket and starts bootstrapping in the background. */
   async start(): Promise<void> {
+    if (this.socket || this.closed) throw new DhtError('the node is already started');
     const state = this.o.stateFile ? await loadState(this.o.stateFile) : null;
     if (state) {
       this.id = state.id;
@@ -120,6 +144,8 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
     this.timer.unref();
     const seeds = state?.nodes.filter((n) => this.acceptable(n.ip, n.port)) ?? [];
     this.bootstrapping = this.bootstrap(seeds);
+    // a node that answers others fills its table beyond its own neighbourhood, in the background
+    if (!this.o.readOnly) void this.bootstrapping.then(() => this.refresh()).catch(() => {});
   }
 
   address(): { address: string; port: number } {
@@ -131,7 +157,7 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
   stats(): DhtStats {
     return {
       id: this.id.toString('hex'),
-      port: this.socket ? this.socket.address().port : 0,
+      port: this.socket && !this.closed ? this.socket.address().port : 0,
       nodes: this.table.size,
       storedPeers: this.store.peers,
       storedHashes: this.store.hashes,
@@ -146,31 +172,47 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
     return scope === 3 || (scope > 0 && this.allowLocal);
   }
 
-  /** Resolves once the first bootstrap lookup is over (at once if none runs). */
-  async ready(): Promise<void> {
-    await this.bootstrapping;
+  /** Resolves once the first bootstrap lookup is over (at once if none runs, or on abort). */
+  async ready(signal?: AbortSignal): Promise<void> {
+    if (!this.bootstrapping || !signal) return void (await this.bootstrapping);
+    if (signal.aborted) return;
+    let onAbort: () => void = () => {};
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = () => resolve();
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    await Promise.race([this.bootstrapping, aborted]);
+    signal.removeEventListener('abort', onAbort);
   }
 
-  /** Finds peers for an info hash; calls onPeer for each new one as it arrives. */
-  async getPeers(infoHash: Buffer, onPeer: (p: { ip: string; port: number }) => void, opts: { signal?: AbortSignal } = {}): Promise<LookupResult> {
-    await this.ready();
+  /**
+   * Finds peers for an info hash: calls onPeer for each new one as it arrives; resolves when
+   * the lookup converges (or on abort) with the closest nodes that answered and their tokens.
+   */
+  async getPeers(infoHash: Buffer, onPeer: (p: { ip: string; port: number }) => void, opts: DhtLookupOptions = {}): Promise<LookupResult> {
+    await this.ready(opts.signal);
     return lookup(this, infoHash, 'get_peers', { seeds: this.seeds(infoHash), onPeer, signal: opts.signal });
   }
 
-  /** get_peers, then announce_peer to the closest nodes that gave a token. Returns how many took it. */
-  async announce(infoHash: Buffer, port: number, opts: { impliedPort?: boolean; signal?: AbortSignal; onPeer?: (p: { ip: string; port: number }) => void } = {}): Promise<{ announced: number; lookup: LookupResult }> {
+  /** get_peers, then announce_peer to the closest nodes that gave a token. Resolves with how many took it. */
+  async announce(infoHash: Buffer, port: number, opts: DhtAnnounceOptions = {}): Promise<number> {
     const res = await this.getPeers(infoHash, opts.onPeer ?? (() => {}), opts);
+    return this.announceTo(res.closest, infoHash, port, opts);
+  }
+
+  /** announce_peer to nodes a get_peers lookup returned (those with a token). Resolves with how many took it. */
+  async announceTo(nodes: readonly Responder[], infoHash: Buffer, port: number, opts: { impliedPort?: boolean } = {}): Promise<number> {
     const results = await Promise.allSettled(
-      res.closest.filter((n) => n.token).map((n) =>
+      nodes.filter((n) => n.token).map((n) =>
         this.query(n, 'announce_peer', { info_hash: infoHash, port, token: n.token!, ...(opts.impliedPort ? { implied_port: 1 } : {}) }),
       ),
     );
-    return { announced: results.filter((r) => r.status === 'fulfilled').length, lookup: res };
+    return results.filter((r) => r.status === 'fulfilled').length;
   }
 
   /** find_node for an id; the closest nodes that answered. */
-  async findNode(target: Buffer, opts: { signal?: AbortSignal } = {}): Promise<LookupResult> {
-    await this.ready();
+  async findNode(target: Buffer, opts: DhtLookupOptions = {}): Promise<LookupResult> {
+    await this.ready(opts.signal);
     return lookup(this, target, 'find_node', { seeds: this.seeds(target), signal: opts.signal });
   }
 
@@ -213,30 +255,33 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
     const key = t.toString('hex');
     const packet = encodeQuery(t, q, { id: this.id, ...args }, this.o.readOnly);
     const timeout = this.o.queryTimeoutMs ?? 2000;
+    const addr = `${to.ip}:${to.port}`;
     return new Promise((resolve, reject) => {
       let tries = 0;
       const send = (): void => {
         tries++;
         this.counters.queriesSent++;
-        this.o.trace?.({ event: 'query', dir: 'out', to: `${to.ip}:${to.port}`, q, t: key, ...traceArgs(args) });
-        socket.send(packet, to.port, to.ip, (e) => e && this.emit('log', `send to ${to.ip}:${to.port}: ${e.message}`));
+        this.o.trace?.({ event: 'query', dir: 'out', addr, q, t: key, ...traceArgs(args), ...(tries > 1 ? { retry: true } : {}) });
+        socket.send(packet, to.port, to.ip, (e) => e && this.emit('log', `send to ${addr}: ${e.message}`));
         const timer = setTimeout(() => {
-          if (tries < 2) return send();
+          if (tries < 2 && !this.closed) return send();
           this.pending.delete(key);
           this.counters.timeouts++;
           this.table.failed(to);
-          this.o.trace?.({ event: 'timeout', to: `${to.ip}:${to.port}`, q, t: key });
-          reject(new DhtError(`${to.ip}:${to.port}: no answer to ${q}`));
+          this.o.trace?.({ event: 'timeout', dir: 'out', addr, q, t: key });
+          reject(new DhtError(`${addr}: no answer to ${q}`));
         }, timeout);
         timer.unref();
-        this.pending.set(key, { ip: to.ip, port: to.port, resolve, reject, timer });
+        this.pending.set(key, { ip: to.ip, port: to.port, q, resolve, reject, timer });
       };
       send();
     });
   }
 
+  /** Where a lookup starts: the closest nodes we know, and the routers while we know few. */
   private seeds(target: Buffer): Array<{ ip: string; port: number; id?: Buffer }> {
-    return this.table.closest(target, K * 2);
+    const near: Array<{ ip: string; port: number; id?: Buffer }> = this.table.closest(target, K * 2);
+    return near.length >= K ? near : [...near, ...this.routers];
   }
 
   private async bootstrap(known: NodeInfo[]): Promise<void> {
@@ -250,27 +295,53 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
         this.emit('log', `bootstrap ${b.host}: ${(e as Error).message}`);
       }
     }));
+    this.routers = routers;
     if (routers.length === 0 && known.length === 0) return;
     await lookup(this, this.id, 'find_node', { seeds: [...known, ...routers], maxQueries: 200 });
+  }
+
+  /**
+   * Fills buckets: a find_node for a random id in each (by default the buckets with room, after
+   * the bootstrap: without them a node knows little beyond its own neighbourhood, and lookups
+   * from it can stall short of the closest nodes). At most 16 buckets, 3 lookups at a time, 16
+   * queries each. A call while one runs joins it.
+   */
+  refresh(buckets?: readonly number[]): Promise<void> {
+    if (this.refreshing) return this.refreshing;
+    const list = (buckets ?? this.table.thin()).slice(0, 16);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < list.length && !this.closed) {
+        const target = randomIdWithPrefix(this.id, list[next++]!);
+        await lookup(this, target, 'find_node', { seeds: this.seeds(target), maxQueries: 16 }).catch(() => {});
+      }
+    };
+    this.refreshing = Promise.all([worker(), worker(), worker()]).then(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
   }
 
   /** Once a minute: refresh buckets not changed for 15 minutes, expire stored peers, save state. */
   private maintain(): void {
     this.store.expire();
-    for (const bits of this.table.stale(QUESTIONABLE_MS).slice(0, 4)) {
-      void lookup(this, randomIdWithPrefix(this.id, bits), 'find_node', { seeds: this.seeds(this.id), maxQueries: 30 }).catch(() => {});
-    }
+    void this.refresh(this.table.stale(QUESTIONABLE_MS).slice(0, 4));
     if (this.o.stateFile) void saveState(this.o.stateFile, this.id, this.table.all()).catch(() => {});
   }
 
-  private allow(ip: string): boolean {
+  /**
+   * The per-source rate limit: a token bucket per IP address (per IP and port on loopback,
+   * where every local process shares one address). False when the source is over its rate.
+   */
+  private allow(ip: string, port: number): boolean {
     const qps = this.o.queriesPerSecond ?? 20;
     const now = Date.now();
-    let b = this.rate.get(ip);
+    const key = addressScope(ip) === 1 ? `${ip}|${port}` : ip;
+    let b = this.rate.get(key);
     if (!b) {
       if (this.rate.size >= MAX_RATE_SOURCES) this.rate.delete(this.rate.keys().next().value!);
       b = { tokens: qps * 4, at: now };
-      this.rate.set(ip, b);
+      this.rate.set(key, b);
     }
     b.tokens = Math.min(qps * 4, b.tokens + ((now - b.at) / 1000) * qps);
     b.at = now;
@@ -285,18 +356,16 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
 
   private onPacket(buf: Buffer, rawIp: string, port: number): void {
     const ip = normalizeIp(rawIp) ?? rawIp;
+    const addr = `${ip}:${port}`;
     let m: KrpcMessage;
     try {
       m = parseKrpc(buf);
     } catch (e) {
       const err = e as KrpcError;
       this.counters.dropped++;
-      this.o.trace?.({ event: 'malformed', from: `${ip}:${port}`, error: err.message });
+      this.o.trace?.({ event: 'malformed', dir: 'in', addr, error: err.message });
       // a query we could not read gets a protocol error, if it is from someone we would answer
-      if (err.t && err.isQuery && !this.o.readOnly && this.allow(ip)) {
-        this.counters.errorsSent++;
-        this.send(encodeError(err.t, KRPC_ERROR.protocol, err.message), ip, port);
-      }
+      if (err.t && err.isQuery && !this.o.readOnly && this.allow(ip, port)) this.sendError(err.t, KRPC_ERROR.protocol, err.message, ip, port, undefined);
       return;
     }
     if (m.y === 'q') return this.onQuery(m, ip, port);
@@ -305,18 +374,18 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
     // replies to nothing we asked, or from another address than the one asked, are dropped
     if (!p || p.ip !== ip || p.port !== port) {
       this.counters.dropped++;
-      this.o.trace?.({ event: 'unexpected', from: `${ip}:${port}`, t: key });
+      this.o.trace?.({ event: 'unexpected', dir: 'in', addr, t: key, y: m.y });
       return;
     }
     this.pending.delete(key);
     clearTimeout(p.timer);
     if (m.y === 'e') {
-      this.o.trace?.({ event: 'error', dir: 'in', from: `${ip}:${port}`, t: key, code: m.code, message: m.message });
-      p.reject(new DhtError(`${ip}:${port}: error ${m.code}: ${m.message}`));
+      this.o.trace?.({ event: 'error', dir: 'in', addr, q: p.q, t: key, code: m.code, message: m.message });
+      p.reject(new DhtError(`${addr}: error ${m.code}: ${m.message}`));
       return;
     }
     this.counters.responses++;
-    this.o.trace?.({ event: 'reply', dir: 'in', from: `${ip}:${port}`, t: key, id: m.id.toString('hex'), ...traceReply(m.r) });
+    this.o.trace?.({ event: 'reply', dir: 'in', addr, q: p.q, t: key, id: m.id.toString('hex'), ...traceReply(m.r) });
     if (this.acceptable(ip, port)) this.pingIfNeeded(this.table.heard({ id: m.id, ip, port }, true));
     p.resolve({ id: m.id, r: m.r });
   }
@@ -325,33 +394,60 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
     if (n) this.ping(n.ip, n.port).catch(() => {});
   }
 
+  /**
+   * A node that queried us goes into the table unconfirmed; one ping makes it a node we hand
+   * out to others (or takes it out again when it does not answer). Bounded in flight.
+   */
+  private confirm(ip: string, port: number): void {
+    const key = `${ip}|${port}`;
+    const n = this.table.get({ ip, port });
+    if (!n || n.answered || this.confirming.has(key) || this.confirming.size >= MAX_CONFIRMING) return;
+    this.confirming.add(key);
+    this.ping(ip, port)
+      .catch(() => {})
+      .finally(() => this.confirming.delete(key));
+  }
+
+  private sendError(t: Buffer, code: number, message: string, ip: string, port: number, q: string | undefined): void {
+    this.counters.errorsSent++;
+    this.o.trace?.({ event: 'error', dir: 'out', addr: `${ip}:${port}`, q, t: t.toString('hex'), code, message });
+    this.send(encodeError(t, code, message), ip, port);
+  }
+
   private onQuery(m: Extract<KrpcMessage, { y: 'q' }>, ip: string, port: number): void {
     this.counters.queriesReceived++;
+    const addr = `${ip}:${port}`;
+    const t = m.t.toString('hex');
     if (this.o.readOnly) return; // BEP 43: a read-only node does not answer
-    if (!this.allow(ip)) {
+    if (!this.allow(ip, port)) {
       this.counters.dropped++;
+      this.o.trace?.({ event: 'dropped', dir: 'in', addr, q: m.q, t, reason: 'rate' });
       return;
     }
-    this.o.trace?.({ event: 'query', dir: 'in', from: `${ip}:${port}`, q: m.q, t: m.t.toString('hex') });
-    // BEP 43: nodes that say they are read-only never go into the table
-    if (!m.ro && this.acceptable(ip, port)) this.pingIfNeeded(this.table.heard({ id: m.id, ip, port }, false));
+    this.o.trace?.({ event: 'query', dir: 'in', addr, q: m.q, t, id: m.id.toString('hex'), ...(m.ro ? { ro: true } : {}) });
+    let r: Record<string, BValue> | null = null;
     try {
-      const r = this.answer(m, ip, port);
-      if (r === null) {
-        this.counters.errorsSent++;
-        this.send(encodeError(m.t, KRPC_ERROR.method, 'method unknown'), ip, port);
-      } else {
-        this.send(encodeResponse(m.t, { id: this.id, ...r }, encodeCompactPeer({ ip, port })), ip, port);
-      }
+      r = this.answer(m, ip, port);
+      if (r === null) this.sendError(m.t, KRPC_ERROR.method, 'method unknown', ip, port, m.q);
     } catch (e) {
       if (!(e instanceof KrpcError)) throw e;
-      this.counters.errorsSent++;
-      this.send(encodeError(m.t, KRPC_ERROR.protocol, e.message), ip, port);
+      this.sendError(m.t, KRPC_ERROR.protocol, e.message, ip, port, m.q);
+    }
+    if (r !== null) {
+      this.o.trace?.({ event: 'reply', dir: 'out', addr, q: m.q, t, ...traceReply(new Map(Object.entries(r))) });
+      this.send(encodeResponse(m.t, { id: this.id, ...r }, encodeCompactPeer({ ip, port })), ip, port);
+    }
+    // after the answer: BEP 43 nodes that say they are read-only never go into the table; others
+    // go in unconfirmed, and get one ping to confirm them
+    if (!m.ro && this.acceptable(ip, port)) {
+      this.pingIfNeeded(this.table.heard({ id: m.id, ip, port }, false));
+      this.confirm(ip, port);
     }
   }
 
   private answer(m: Extract<KrpcMessage, { y: 'q' }>, ip: string, port: number): Record<string, BValue> | null {
-    const nodesNear = (target: Buffer): Buffer => encodeNodes(this.table.closest(target, K).filter((n) => isIP(n.ip) === 4));
+    // only nodes that have answered us are handed out
+    const nodesNear = (target: Buffer): Buffer => encodeNodes(this.table.closest(target, K, true).filter((n) => isIP(n.ip) === 4));
     switch (m.q) {
       case 'ping':
         return {};

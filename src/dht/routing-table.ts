@@ -94,16 +94,25 @@ export class RoutingTable {
     return oldest;
   }
 
-  /** A query to the node at this address timed out. */
+  /** The entry at this address, if any. */
+  get(addr: { ip: string; port: number }): TableNode | undefined {
+    return this.byAddr.get(addrKey(addr));
+  }
+
+  /**
+   * A query to the node at this address timed out. A node that never answered us (it only sent
+   * queries) goes at once; one that did goes after BAD_AFTER failures in a row, for a
+   * replacement when there is one.
+   */
   failed(addr: { ip: string; port: number }): void {
     const n = this.byAddr.get(addrKey(addr));
     if (!n) return;
     n.failures++;
-    if (n.failures < BAD_AFTER) return;
+    if (n.answered && n.failures < BAD_AFTER) return;
     const b = this.bucketOf(n.id);
     const rep = b.replacements.pop();
+    if (rep || !n.answered) this.remove(n);
     if (rep) {
-      this.remove(n);
       b.nodes.push(rep);
       b.lastChanged = Date.now();
       this.byAddr.set(addrKey(rep), rep);
@@ -116,16 +125,32 @@ export class RoutingTable {
     this.byAddr.delete(addrKey(n));
   }
 
-  /** The `count` known nodes closest to `target` (good ones first among equals). */
-  closest(target: Buffer, count = K): TableNode[] {
+  /**
+   * The `count` known nodes closest to `target`, bad ones left out; with `confirmed`, only nodes
+   * that have answered a query of ours (what we hand out to others: a node that only sent us
+   * queries may be behind a NAT, or its address spoofed).
+   */
+  closest(target: Buffer, count = K, confirmed = false): TableNode[] {
     const all: TableNode[] = [];
-    for (const b of this.buckets) for (const n of b.nodes) if (n.failures < BAD_AFTER) all.push(n);
+    for (const b of this.buckets) for (const n of b.nodes) if (n.failures < BAD_AFTER && (n.answered || !confirmed)) all.push(n);
     all.sort((a, b) => compareDistance(target, a.id, b.id));
     return all.slice(0, count);
   }
 
   all(): TableNode[] {
     return this.buckets.flatMap((b) => b.nodes);
+  }
+
+  /**
+   * Shared-prefix lengths of the buckets with room for more nodes, short of the deepest one in
+   * use (our own neighbourhood, which a lookup of our own id fills): what a refresh after the
+   * bootstrap fills, so that lookups for any target find a way in.
+   */
+  thin(): number[] {
+    const deepest = this.buckets.reduce((m, b, i) => (b.nodes.length > 0 ? i : m), -1);
+    const out: number[] = [];
+    for (let i = 0; i < deepest; i++) if (this.buckets[i]!.nodes.length < K) out.push(i);
+    return out;
   }
 
   /** Shared-prefix lengths of the buckets not changed for `ms` (to refresh), among those in use. */

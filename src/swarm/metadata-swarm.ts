@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { peerKey, type PeerRecord } from '../peers/record.js';
-import { PeerConnection } from '../wire/peer-connection.js';
+import { PeerConnection, type ReadFeed } from '../wire/peer-connection.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { Connector } from './connector.js';
 import { MetadataFetcher } from './metadata-fetcher.js';
@@ -58,7 +58,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     this.pex = options.pex === false ? null : new PexExchange({ onPeer: (rec) => this.addPeer(rec) });
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: 16, connectTimeoutMs: 5000, maxAttempts: 2 },
-      (socket, rec) => this.onSocket(socket, rec),
+      (socket, rec, reads) => this.onSocket(socket, rec, reads),
       (rec, reason) => this.outcomes.set(peerKey(rec), reason),
     );
   }
@@ -97,7 +97,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     for (const c of [...this.conns]) c.close(null);
   }
 
-  private onSocket(socket: Socket, rec: PeerRecord): void {
+  private onSocket(socket: Socket, rec: PeerRecord, reads: ReadFeed): void {
     const key = peerKey(rec);
     if (this.destroyed) {
       socket.destroy();
@@ -106,6 +106,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,
       infoHash: this.o.infoHash,
+      reads,
       outgoing: true,
       name: key,
       extendedHandshake: { v: Buffer.from(CLIENT_VERSION), ...(this.o.port ? { p: this.o.port } : {}) },

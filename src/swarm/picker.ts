@@ -22,7 +22,8 @@ export interface Block {
 export class PartialPiece {
   readonly index: number;
   readonly size: number;
-  readonly buf: Buffer;
+  /** its bytes (replaced when the buffer comes back from hashing on another thread) */
+  buf: Buffer;
   /** per block: number of outstanding requests */
   readonly requested: Uint8Array;
   /** per block: received */

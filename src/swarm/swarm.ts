@@ -8,7 +8,7 @@
  * Memory is bounded: pieces in flight are capped in bytes, and when the consumer is slow no new
  * piece starts until it catches up.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { FileStore } from '../storage/file-store.js';
@@ -16,9 +16,10 @@ import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
-import { PeerConnection, type WireExtension } from '../wire/peer-connection.js';
+import { PeerConnection, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
 import { PexExchange } from './pex.js';
+import { HashPool } from '../storage/hash-pool.js';
 import type { BValue } from '../bencode/types.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from './bitfield.js';
@@ -148,6 +149,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private server: Server | null = null;
   private uploadedClosed = 0;
   private readonly pex: PexExchange | null;
+  private readonly hasher = new HashPool();
 
   constructor(options: SwarmOptions) {
     super();
@@ -164,7 +166,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.maxInFlight = Math.max(options.maxInFlightBytes ?? 16 * 1024 * 1024, 2 * t.pieceLength);
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
-      (socket, rec) => this.onSocket(socket, rec),
+      (socket, rec, reads) => this.onSocket(socket, rec, reads),
       (rec, reason) => this.emit('log', `${peerKey(rec)}: ${reason}`),
     );
     this.pex = t.private || options.pex === false
@@ -242,6 +244,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.connector.stop();
     this.server?.close();
     this.pex?.destroy();
+    void this.hasher.close();
     for (const p of [...this.peers.values()]) p.conn.close(null);
     this.peers.clear();
   }
@@ -257,7 +260,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     return { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) };
   }
 
-  private onSocket(socket: Socket, rec: PeerRecord): void {
+  private onSocket(socket: Socket, rec: PeerRecord, reads: ReadFeed): void {
     if (this.destroyed || this.finished) {
       socket.destroy();
       return;
@@ -267,6 +270,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       peerId: this.peerId,
       infoHash: this.torrent.infoHash,
       limits: this.limits(),
+      reads,
       outgoing: true,
       name: key,
       extendedHandshake: this.extendedHandshake(),
@@ -553,9 +557,26 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     }
   }
 
+  /** The last block is in: hash the piece on the hashing thread, then judge it. */
   private onPieceComplete(p: PartialPiece): void {
+    this.hasher.sha1(p.buf).then(
+      ({ digest, data }) => {
+        p.buf = data;
+        if (!this.destroyed) this.onPieceHashed(p, digest);
+      },
+      (e: Error) => {
+        // the hashing thread died with the bytes: fetch the piece again
+        if (this.destroyed) return;
+        this.emit('log', `hashing thread: ${e.message}; fetching piece ${p.index} again`);
+        this.picker.reset(p);
+        for (const peer of this.peers.values()) this.fill(peer);
+      },
+    );
+  }
+
+  private onPieceHashed(p: PartialPiece, digest: Buffer): void {
     const want = this.torrent.pieceHashes.subarray(p.index * 20, p.index * 20 + 20);
-    const ok = createHash('sha1').update(p.buf).digest().equals(want);
+    const ok = digest.equals(want);
     if (!ok) {
       this.hashFailures++;
       this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].join(', ')}); fetching it again`);
@@ -563,6 +584,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       if (senders.size === 1) this.strike([...senders][0]!, 2);
       else if (!this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
       this.picker.reset(p);
+      for (const peer of this.peers.values()) this.fill(peer);
       return;
     }
     this.picker.finish(p);

@@ -27,7 +27,18 @@ export interface WireExtension {
   onMessage(conn: PeerConnection, payload: Buffer): void;
 }
 
+/**
+ * Where a socket created with `onread` (one reused read buffer, no allocation per read) hands
+ * its bytes: the connection sets `onChunk`. A chunk is only valid during the call, so the wire
+ * code consumes it synchronously (pieces are copied into their piece, everything else parsed).
+ */
+export interface ReadFeed {
+  onChunk: ((chunk: Buffer) => void) | null;
+}
+
 export interface ConnectionOptions {
+  /** the socket reads into a reused buffer and delivers here instead of 'data' events */
+  reads?: ReadFeed;
   peerId: Buffer;
   /** outgoing: the torrent we want; incoming: leave undefined and pass `accept` */
   infoHash?: Buffer;
@@ -102,7 +113,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.name = opts.name ?? `${socket.remoteAddress}:${socket.remotePort}`;
     this.decoder = new FrameDecoder(opts.limits ?? {});
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (opts.reads) opts.reads.onChunk = (chunk) => this.onData(chunk);
+    else socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e: NodeJS.ErrnoException) => this.close(e.code ?? e.message));
     socket.on('close', () => this.close('connection closed by peer'));
     socket.on('end', () => this.close('connection closed by peer'));
@@ -299,7 +311,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (id === 0) {
       let d: BValue;
       try {
-        d = decode(payload, { maxDepth: 16, maxValueSize: payload.length, allowUnsorted: true });
+        // a copy: the handshake is kept, and its bytes may live in a reused read buffer
+        d = decode(Buffer.from(payload), { maxDepth: 16, maxValueSize: payload.length, allowUnsorted: true });
       } catch (e) {
         throw new WireViolation(`malformed extended handshake: ${(e as Error).message}`);
       }

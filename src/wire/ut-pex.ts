@@ -116,7 +116,8 @@ export class UtPex implements WireExtension {
     const first = this.received === 0;
     this.received++;
     this.lastReceived = now;
-    if (m.added.length === 0 && m.dropped.length === 0) throw new WireViolation('ut_pex: a message with no added or dropped peers');
+    // BEP 11 wants at least one list, but libtorrent sends empty ones: nothing to do, no harm
+    if (m.added.length === 0 && m.dropped.length === 0) return;
     if (!first && (m.added.length > PEX_MAX_ENTRIES || m.dropped.length > PEX_MAX_ENTRIES)) {
       throw new WireViolation(`ut_pex: ${m.added.length} added and ${m.dropped.length} dropped peers in one message (at most ${PEX_MAX_ENTRIES} each)`);
     }

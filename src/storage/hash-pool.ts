@@ -1,0 +1,63 @@
+/**
+ * SHA-1 of pieces on another core: a worker thread that piece buffers are handed to
+ * (transferred, not copied, when the buffer owns its memory) and handed back with the digest.
+ * The download engine keeps reading sockets on its own thread meanwhile instead of spending
+ * a second per GiB hashing there.
+ */
+import { Worker } from 'node:worker_threads';
+
+interface Job {
+  resolve: (r: { digest: Buffer; data: Buffer }) => void;
+  reject: (e: Error) => void;
+}
+
+export class HashPool {
+  private worker: Worker | null = null;
+  private readonly jobs = new Map<number, Job>();
+  private nextId = 0;
+  private failure: Error | null = null;
+
+  private start(): Worker {
+    const w = new Worker(new URL('./hash-worker.js', import.meta.url));
+    w.on('message', (m: { id: number; digest: Uint8Array; buf: ArrayBuffer; offset: number; length: number }) => {
+      const job = this.jobs.get(m.id);
+      if (!job) return;
+      this.jobs.delete(m.id);
+      // an idle worker must not keep the process alive; a busy one must
+      if (this.jobs.size === 0) w.unref();
+      job.resolve({ digest: Buffer.from(m.digest), data: Buffer.from(m.buf, m.offset, m.length) });
+    });
+    w.on('error', (e) => {
+      this.failure = e;
+      for (const j of this.jobs.values()) j.reject(e);
+      this.jobs.clear();
+    });
+    w.unref();
+    return w;
+  }
+
+  /** The SHA-1 of `data`. `data` is given up (its memory moves) and comes back as `data`. */
+  sha1(data: Buffer): Promise<{ digest: Buffer; data: Buffer }> {
+    if (this.failure) return Promise.reject(this.failure);
+    this.worker ??= this.start();
+    const id = this.nextId++;
+    // a buffer that is the whole of its memory moves; a slice of shared memory (Node's small
+    // buffer pool, a read chunk) is copied first, so the rest of that memory stays usable here
+    let moved = data;
+    if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength || data.buffer instanceof SharedArrayBuffer) {
+      moved = Buffer.from(new ArrayBuffer(data.length));
+      data.copy(moved);
+    }
+    return new Promise((resolve, reject) => {
+      if (this.jobs.size === 0) this.worker!.ref();
+      this.jobs.set(id, { resolve, reject });
+      this.worker!.postMessage({ id, buf: moved.buffer, offset: moved.byteOffset, length: moved.byteLength }, [moved.buffer as ArrayBuffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.terminate();
+  }
+}
