@@ -43,7 +43,6 @@ export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStep
   });
   swarm.on('log', o.log);
   if (o.onPeer) swarm.on('peer', o.onPeer);
-  addMagnetPeers(src, o.feed);
   let watch: NodeJS.Timeout | undefined;
   let abort: (() => void) | undefined;
   try {

@@ -1,7 +1,7 @@
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { report, type Command } from '../cli/io.js';
-import { fetchMetadataFromPeers, torrentFromInfo } from '../cli/metadata.js';
+import { addMagnetPeers, fetchMetadataFromPeers, torrentFromInfo } from '../cli/metadata.js';
 import { writeFileAtomic } from '../storage/write-atomic.js';
 import { feedFromStdin, parsePeerArgs } from '../cli/peer-args.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
@@ -57,6 +57,7 @@ examples:
     }
     const feed = new PeerFeed();
     for (const p of peers) feed.add(p);
+    addMagnetPeers(src, feed);
     feedFromStdin(io, 'fetch-metadata', feed);
     const info = await fetchMetadataFromPeers(src, {
       feed, timeoutMs: timeout * 1000, signal: io.signal, maxSize, maxPeers, pex: !a.bool('no-pex'),

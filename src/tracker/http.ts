@@ -5,6 +5,7 @@
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { pipeline } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import { decode } from '../bencode/decoder.js';
 import type { BValue } from '../bencode/types.js';
@@ -62,7 +63,10 @@ function get(url: string, o: HttpOptions, redirects = 0): Promise<Buffer> {
         return;
       }
       const enc = (res.headers['content-encoding'] ?? '').toLowerCase();
-      const body = enc === 'gzip' ? res.pipe(createGunzip()) : enc === 'deflate' ? res.pipe(createInflate()) : res;
+      // pipeline, not pipe: a connection that breaks mid-body must fail the inflater too, or
+      // the reply would only end at the timeout
+      const inflate = enc === 'gzip' ? createGunzip() : enc === 'deflate' ? createInflate() : null;
+      const body = inflate ? pipeline(res, inflate, () => {}) : res;
       const parts: Buffer[] = [];
       let n = 0;
       let settled = false;
