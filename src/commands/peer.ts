@@ -9,6 +9,7 @@ import { blockRanges, pieceSize } from '../metainfo/pieces.js';
 import { parseHostPort } from '../peers/record.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
 import { describeHandshake, describeMessage } from '../wire/describe.js';
+import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { PeerConnection } from '../wire/peer-connection.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
@@ -38,7 +39,11 @@ options:
                     {"event":"metadata",…} and exit (0 when it matches the info hash)
   --out FILE        with --request: write the piece's bytes to FILE
   --interested      say we are interested (--request does)
-  --listen PORT     wait for one incoming peer on PORT instead of connecting
+  --listen PORT     wait for one incoming peer on PORT instead of connecting (it may use
+                    plaintext or the MSE encrypted handshake)
+  --encrypt METHOD  start with the MSE encrypted handshake, offering METHOD for the rest of
+                    the stream: rc4, plaintext, or both (the peer picks); the incoming
+                    handshake record then says "encryption":"mse-rc4"|"mse-plaintext"
   --dht-port N      say we run a DHT node (BEP 5 reserved bit) and send a port message with N
   --timeout S       give up after S seconds without a message (default 30)
   -h, --help        show this help
@@ -48,7 +53,7 @@ examples:
   torrent-tools peer 127.0.0.1:6881 x.torrent --interested --timeout 5 | jq -r .type | sort | uniq -c
 `,
   async run(argv, io) {
-    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout', 'dht-port'], boolean: ['interested', 'strict', 'metadata'] });
+    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout', 'dht-port', 'encrypt'], boolean: ['interested', 'strict', 'metadata'] });
     const listen = a.int('listen', 0, 65535);
     const need = listen === undefined ? 2 : 1;
     if (a.positional.length !== need) throw new UsageError(listen === undefined ? 'expected HOST:PORT and TORRENT|INFOHASH' : 'expected TORRENT|INFOHASH');
@@ -59,6 +64,10 @@ examples:
     if (request !== undefined && t && request >= t.pieceCount) throw new UsageError(`--request: the torrent has ${t.pieceCount} pieces`);
     if (a.has('out') && request === undefined) throw new UsageError('--out goes with --request');
     if (a.bool('metadata') && t) throw new UsageError('--metadata goes with a MAGNET or INFOHASH (a .torrent has its metadata)');
+    const methods = { plaintext: CRYPTO_PLAINTEXT, rc4: CRYPTO_RC4, both: CRYPTO_PLAINTEXT | CRYPTO_RC4 } as const;
+    const encryptArg = a.str('encrypt');
+    if (encryptArg !== undefined && !(encryptArg in methods)) throw new UsageError('--encrypt: expected rc4, plaintext or both');
+    if (encryptArg !== undefined && listen !== undefined) throw new UsageError('--encrypt is for outgoing connections (--listen accepts either handshake)');
     const limitsOf = (tt: Torrent): WireLimits => ({ pieceCount: tt.pieceCount, pieceSize: (i) => pieceSize(tt, i) });
     const limits: WireLimits = t ? limitsOf(t) : {};
     const print = (o: Record<string, unknown>): void => void io.stdout.write(JSON.stringify(o) + '\n');
@@ -98,6 +107,8 @@ examples:
       accept: (h) => (h.equals(src.infoHash) ? limits : null),
       limits,
       outgoing,
+      skeys: [src.infoHash],
+      encrypt: encryptArg === undefined ? undefined : methods[encryptArg as keyof typeof methods],
       idleTimeoutMs: timeout,
       extendedHandshake: { v: Buffer.from(CLIENT_VERSION), reqq: 250 },
       dhtPort: a.int('dht-port', 1, 65535),
@@ -106,7 +117,7 @@ examples:
     const fetcher = !t && (request !== undefined || a.bool('metadata')) ? new MetadataFetcher({ infoHash: src.infoHash, infoHashV2: src.magnet?.infoHashV2 }) : null;
     conn.use(fetcher ? fetcher.extension(conn) : new UtMetadata({ info: () => t?.infoRaw ?? null }));
     fetcher?.on('log', (m) => print({ event: 'metadata-error', message: m }));
-    conn.on('handshake', (h) => print({ dir: 'in', ...describeHandshake(h) }));
+    conn.on('handshake', (h) => print({ dir: 'in', ...describeHandshake(h), ...(conn.encryption === 'none' ? {} : { encryption: conn.encryption }) }));
     const extName = (m: WireMessage, dir: 'in' | 'out'): string | undefined => (m.type === 'extended' && m.id > 0 ? conn.extensionName(m.id, dir) : undefined);
     conn.on('message', (m) => print({ dir: 'in', ...describeMessage(m, extName(m, 'in')) }));
     conn.on('extended-handshake', (d) => void d);

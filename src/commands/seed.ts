@@ -33,7 +33,9 @@ on --port (TCP, IPv6 and IPv4), announces to the torrent's trackers (and --track
 interval, and serves the pieces it has, read from disk: BEP 3 choking
 (the interested peers that take the most get the upload slots every 10 s, plus one
 optimistic unchoke rotating every 30 s), BEP 6 (have all, reject, allowed fast), at most
---max-peers connections, bounded memory whatever the number of peers.
+--max-peers connections, bounded memory whatever the number of peers. Peers may connect
+with the plaintext handshake or the MSE encrypted one (libtorrent and qBittorrent try it
+first).
 
 stdout gets NDJSON events: {"event":"listening","port":P} once ready, then
 {"event":"stats",…} every --stats-interval seconds. Runs until SIGINT/SIGTERM, then tells the

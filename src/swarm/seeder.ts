@@ -10,6 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { FileStore } from '../storage/file-store.js';
+import { ReadCache } from '../storage/read-cache.js';
 import { PeerConnection, type WireExtension } from '../wire/peer-connection.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
@@ -47,12 +48,14 @@ export class Seeder extends EventEmitter<SeederEvents> {
   private timer: NodeJS.Timeout | null = null;
   private connectedAt = new WeakMap<Uploader, number>();
   private readonly pex: PexExchange | null;
+  private readonly reads: ReadCache;
 
   constructor(options: SeederOptions) {
     super();
     this.o = options;
     this.peerId = options.peerId ?? makePeerId(randomBytes);
     this.choker = new Choker({ slots: options.slots ?? 4 });
+    this.reads = new ReadCache(options.store);
     this.timer = setInterval(() => this.round(), (options.roundSeconds ?? 10) * 1000);
     this.timer.unref();
     this.pex = options.torrent.private ? null : new PexExchange({ onPeer: () => {}, isSeed: () => true });
@@ -99,6 +102,7 @@ export class Seeder extends EventEmitter<SeederEvents> {
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,
       outgoing: false,
+      skeys: [t.infoHash],
       accept: (h) => (h.equals(t.infoHash) ? { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) } : null),
       extendedHandshake: { v: Buffer.from(CLIENT_VERSION), reqq: MAX_QUEUED_REQUESTS },
     });
@@ -106,7 +110,7 @@ export class Seeder extends EventEmitter<SeederEvents> {
     // a seed dials nobody, but telling leechers of each other helps them (never for private torrents)
     if (this.pex) conn.use(this.pex.extension(conn, null));
     for (const ext of this.o.extensions?.(conn) ?? []) conn.use(ext);
-    const up = new Uploader(conn, this.o.store, this.o.have, this.o.fault);
+    const up = new Uploader(conn, this.reads, this.o.have, this.o.fault);
     this.uploaders.add(up);
     this.connectedAt.set(up, Date.now());
     conn.on('handshake', () => {

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { FileStore } from '../storage/file-store.js';
+import { ReadCache } from '../storage/read-cache.js';
 import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
@@ -150,6 +151,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private uploadedClosed = 0;
   private readonly pex: PexExchange | null;
   private readonly hasher = new HashPool();
+  /** serve mode: blocks read back from the output directory (small: uploading is secondary here) */
+  private readonly reads: ReadCache | null;
 
   constructor(options: SwarmOptions) {
     super();
@@ -160,6 +163,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.have = new Bitfield(t.pieceCount);
     for (const i of options.have ?? []) this.have.set(i);
     this.servable = new Bitfield(t.pieceCount, this.have.bytes);
+    this.reads = options.serve ? new ReadCache(options.serve, 8 * 1024 * 1024) : null;
     const wanted = [...(options.wanted ?? Array.from({ length: t.pieceCount }, (_, i) => i))].filter((i) => !this.have.has(i));
     this.wantedTotal = wanted.length;
     this.picker = new PiecePicker(t, wanted, { sequential: options.sequential, random: options.random });
@@ -311,6 +315,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,
       outgoing: false,
+      skeys: [t.infoHash],
       name: key,
       accept: (h) => (h.equals(t.infoHash) ? this.limits() : null),
       extendedHandshake: this.extendedHandshake(),
@@ -335,7 +340,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       reqq: 250,
       useful: false,
       allowedFast: new Set(),
-      uploader: this.o.serve ? new Uploader(conn, this.o.serve, this.servable) : null,
+      uploader: this.reads ? new Uploader(conn, this.reads, this.servable) : null,
       fillQueued: false,
     };
     this.peers.set(key, peer);

@@ -1,9 +1,9 @@
 /**
- * Serving pieces to one peer: requests are checked, queued (capped), read back from the file
- * store and sent, a few blocks ahead while the socket keeps up. Choked peers get BEP 6 rejects
- * (or silence without BEP 6); pieces we do not have are always rejected.
+ * Serving pieces to one peer: requests are checked, queued (capped), read back through the
+ * shared read cache and sent, a few blocks ahead while the socket keeps up. Choked peers get
+ * BEP 6 rejects (or silence without BEP 6); pieces we do not have are always rejected.
  */
-import type { FileStore } from '../storage/file-store.js';
+import type { Lease, ReadCache } from '../storage/read-cache.js';
 import type { PeerConnection } from '../wire/peer-connection.js';
 import type { WireMessage } from '../wire/protocol.js';
 import type { Bitfield } from './bitfield.js';
@@ -13,6 +13,8 @@ import { RateMeter } from './rate.js';
 export const MAX_QUEUED_REQUESTS = 500;
 /** Stop reading ahead while this much is waiting in the socket. */
 const SOCKET_HIGH_WATER = 1024 * 1024;
+/** Blocks being read for one peer at once: most are slices of a cached stripe, so cheap. */
+const READ_AHEAD = 16;
 
 export interface Fault {
   /** flip a byte in every block (test-only fault switch) */
@@ -32,14 +34,14 @@ interface Req {
 export class Uploader {
   readonly conn: PeerConnection;
   readonly rate = new RateMeter(10);
-  private readonly store: FileStore;
+  private readonly store: ReadCache;
   private readonly have: Bitfield;
   private readonly queue: Req[] = [];
   private reading = 0;
   private sentBlocks = 0;
   private readonly fault: Fault;
 
-  constructor(conn: PeerConnection, store: FileStore, have: Bitfield, fault: Fault = {}) {
+  constructor(conn: PeerConnection, store: ReadCache, have: Bitfield, fault: Fault = {}) {
     this.conn = conn;
     this.store = store;
     this.have = have;
@@ -83,9 +85,14 @@ export class Uploader {
   }
 
   private pump(): void {
-    while (this.queue.length > 0 && this.reading < 4 && this.conn.writableLength < SOCKET_HIGH_WATER && !this.conn.closed) {
+    while (this.queue.length > 0 && this.reading < READ_AHEAD && this.conn.writableLength < SOCKET_HIGH_WATER && !this.conn.closed) {
       if (this.fault.stallAfter !== undefined && this.sentBlocks >= this.fault.stallAfter) return;
       const r = this.queue.shift()!;
+      const cached = this.store.peek(r.index, r.begin, r.length);
+      if (cached !== undefined) {
+        if (!this.sendBlock(r, cached)) return;
+        continue;
+      }
       this.reading++;
       this.store.read(r.index, r.begin, r.length).then(
         (block) => {
@@ -95,15 +102,7 @@ export class Uploader {
             this.conn.close(`piece ${r.index} is not readable on disk`);
             return;
           }
-          if (this.fault.corrupt) block[0] ^= 0xff;
-          this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block });
-          this.rate.add(block.length);
-          this.sentBlocks++;
-          if (this.fault.disconnectAfter !== undefined && this.sentBlocks >= this.fault.disconnectAfter) {
-            this.conn.close('fault switch: disconnect');
-            return;
-          }
-          this.pump();
+          if (this.sendBlock(r, block)) this.pump();
         },
         (e: Error) => {
           this.reading--;
@@ -111,5 +110,23 @@ export class Uploader {
         },
       );
     }
+  }
+
+  /** Sends one block; false when the connection was closed (fault switch). */
+  private sendBlock(r: Req, lease: Lease): boolean {
+    let block = lease.block;
+    if (this.fault.corrupt) {
+      block = Buffer.from(block); // the cached stripe stays intact
+      block[0]! ^= 0xff;
+    }
+    // the stripe may be reused once the socket has taken the bytes
+    this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block }, () => this.store.release(lease));
+    this.rate.add(block.length);
+    this.sentBlocks++;
+    if (this.fault.disconnectAfter !== undefined && this.sentBlocks >= this.fault.disconnectAfter) {
+      this.conn.close('fault switch: disconnect');
+      return false;
+    }
+    return true;
   }
 }

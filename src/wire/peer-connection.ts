@@ -14,6 +14,8 @@ import type { BDict, BValue } from '../bencode/types.js';
 import { ipBytes } from '../peers/compact.js';
 import { normalizeIp } from '../peers/record.js';
 import { FrameDecoder, WireViolation, type WireLimits } from './frame-decoder.js';
+import { MseInitiator, MseResponder, PLAIN_PREFIX, type MseResult } from './mse.js';
+import type { Rc4 } from './rc4.js';
 import { DHT_BIT, EXTENSION_BIT, FAST_BIT, encodeHandshake, encodeMessage, hasBit, reservedBits, type Handshake, type WireMessage } from './protocol.js';
 
 export interface WireExtension {
@@ -47,6 +49,13 @@ export interface ConnectionOptions {
   limits?: WireLimits;
   /** we initiated the connection (we send the handshake first) */
   outgoing: boolean;
+  /**
+   * incoming: the info hashes an encrypted (MSE) handshake may be for; without them only the
+   * plaintext handshake is understood
+   */
+  skeys?: readonly Buffer[];
+  /** outgoing: start with an MSE handshake offering these methods (CRYPTO_PLAINTEXT | CRYPTO_RC4 bits) */
+  encrypt?: number;
   /** advertise and use BEP 6 (default true) */
   fast?: boolean;
   /** advertise BEP 10 (default true) */
@@ -100,6 +109,15 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   uploaded = 0;
   closed = false;
   closeReason: string | null = null;
+  /** how the stream is carried: MSE (with plaintext or RC4 after it) or the plain protocol */
+  encryption: 'none' | 'mse-plaintext' | 'mse-rc4' = 'none';
+  /** incoming with skeys: the first bytes, until they show which handshake this is */
+  private sniff: Buffer | null = null;
+  private mse: MseResponder | MseInitiator | null = null;
+  /** our writes while the MSE handshake runs; they go out once the method is chosen */
+  private held: Buffer[] | null = null;
+  private rc4Out: Rc4 | null = null;
+  private rc4In: Rc4 | null = null;
   private lastRecv = Date.now();
   private lastSend = Date.now();
   private timer: NodeJS.Timeout | null = null;
@@ -123,8 +141,13 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     const started = Date.now();
     this.timer = setInterval(() => this.tick(started, hsTimeout), Math.min(1000, hsTimeout));
     this.timer.unref();
+    if (!opts.outgoing && opts.skeys !== undefined && opts.skeys.length > 0) this.sniff = Buffer.alloc(0);
     if (opts.outgoing) {
       if (!opts.infoHash) throw new Error('an outgoing connection needs the info hash');
+      if (opts.encrypt !== undefined) {
+        this.held = [];
+        this.mse = new MseInitiator({ infoHash: opts.infoHash, provide: opts.encrypt, send: (b) => this.socket.write(b) });
+      }
       this.sendHandshake(opts.infoHash);
     }
   }
@@ -155,8 +178,18 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     return this.socket.writableLength;
   }
 
-  /** Sends a message; returns false when the socket buffer is full (wait for 'drain'). */
-  send(m: WireMessage): boolean {
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  /**
+   * Sends a message; returns false when the socket buffer is full (wait for 'drain').
+   * `flushed` is called once the socket no longer needs the message's buffers (not at all if
+   * the connection dies first).
+   */
+  send(m: WireMessage, flushed?: () => void): boolean {
     if (this.closed) return false;
     switch (m.type) {
       case 'choke':
@@ -179,15 +212,36 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }
     this.lastSend = Date.now();
     if (this.listenerCount('sent') > 0) this.emit('sent', m);
+    // everything sent in one tick leaves in one writev: a seed answering a burst of requests
+    // would otherwise make two syscalls per 16 KiB block
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     const bytes = encodeMessage(m);
     if (Array.isArray(bytes)) {
-      this.socket.cork();
-      this.socket.write(bytes[0]);
-      const ok = this.socket.write(bytes[1]);
-      this.socket.uncork();
+      this.write(bytes[0]);
+      return this.write(bytes[1], flushed);
+    }
+    return this.write(bytes, flushed);
+  }
+
+  /** The one place bytes of the BitTorrent stream go to the socket. */
+  private write(b: Buffer, flushed?: () => void): boolean {
+    if (this.held !== null) {
+      // only handshakes are sent before the MSE handshake ends: copy so `flushed` can run now
+      this.held.push(Buffer.from(b));
+      flushed?.();
+      return true;
+    }
+    // never encrypt in place: blocks we send are slices of shared read buffers
+    if (this.rc4Out) {
+      const ok = this.socket.write(this.rc4Out.update(b));
+      flushed?.();
       return ok;
     }
-    return this.socket.write(bytes);
+    return flushed ? this.socket.write(b, () => flushed()) : this.socket.write(b);
   }
 
   /** Sends an extension message by extension name; false when the peer does not support it. */
@@ -225,24 +279,62 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   private sendHandshake(infoHash: Buffer): void {
     const reserved = reservedBits({ extended: this.opts.extended ?? true, fast: this.opts.fast ?? true, dht: this.opts.dhtPort !== undefined });
-    this.socket.write(encodeHandshake({ reserved, infoHash, peerId: this.opts.peerId }));
+    this.write(encodeHandshake({ reserved, infoHash, peerId: this.opts.peerId }));
   }
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastRecv = Date.now();
     try {
-      this.decoder.write(chunk, (h) => this.onHandshake(h), (m) => this.onMessage(m));
+      let bytes: Buffer | null = chunk;
+      // received chunks are ours (or valid only during this call): decrypting in place is fine
+      if (this.rc4In) bytes = this.rc4In.update(chunk, chunk);
+      else if (this.sniff !== null) bytes = this.sniffHandshake(chunk);
+      else if (this.mse !== null) bytes = this.mseStep(this.mse.push(chunk));
+      if (bytes === null || bytes.length === 0) return;
+      this.decoder.write(bytes, (h) => this.onHandshake(h), (m) => this.onMessage(m));
     } catch (e) {
       if (e instanceof WireViolation) this.close(`protocol violation: ${e.message}`);
       else this.close(`internal error: ${(e as Error).message}`);
     }
   }
 
+  /** Incoming: a plaintext handshake starts with PLAIN_PREFIX; anything else is taken for MSE. */
+  private sniffHandshake(chunk: Buffer): Buffer | null {
+    const buf = Buffer.concat([this.sniff!, chunk]);
+    const n = Math.min(buf.length, PLAIN_PREFIX.length);
+    if (buf.subarray(0, n).equals(PLAIN_PREFIX.subarray(0, n))) {
+      if (n < PLAIN_PREFIX.length) {
+        this.sniff = buf;
+        return null;
+      }
+      this.sniff = null;
+      return buf;
+    }
+    this.sniff = null;
+    this.held = [];
+    this.mse = new MseResponder({ skeys: this.opts.skeys!, send: (b) => this.socket.write(b) });
+    return this.mseStep(this.mse.push(buf));
+  }
+
+  private mseStep(r: MseResult | null): Buffer | null {
+    if (r === null) return null;
+    this.mse = null;
+    this.rc4Out = r.encrypt;
+    this.rc4In = r.decrypt;
+    this.encryption = r.encrypt ? 'mse-rc4' : 'mse-plaintext';
+    if (!this.outgoing) this.infoHash = r.infoHash;
+    const held = this.held ?? [];
+    this.held = null;
+    for (const b of held) this.write(b);
+    return r.rest;
+  }
+
   private onHandshake(h: Handshake): void {
     if (this.outgoing) {
       if (!h.infoHash.equals(this.infoHash!)) throw new WireViolation(`handshake for another torrent (${h.infoHash.toString('hex')})`);
     } else {
+      if (this.infoHash !== undefined && !h.infoHash.equals(this.infoHash)) throw new WireViolation('handshake for another torrent than the encrypted handshake named');
       const limits = this.opts.accept?.(h.infoHash) ?? null;
       if (limits === null) throw new WireViolation(`handshake for a torrent we do not serve (${h.infoHash.toString('hex')})`);
       this.infoHash = h.infoHash;
