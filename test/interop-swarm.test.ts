@@ -54,6 +54,17 @@ test('fetch-pieces | assemble from two python-libtorrent seeders', { skip: skipU
   lt.stop();
 });
 
+test('fetch-pieces | assemble from python-libtorrent seeders that refuse plaintext (MSE retry)', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') }, async () => {
+  const { dir, tf, full } = await prepare();
+  const lt = await startLtSeeds(tf, full, 2, { LT_ENCRYPTION: 'rc4' });
+  const out = join(dir, 'out-mse');
+  const peers = lt.ports.map((p) => `--peer 127.0.0.1:${p}`).join(' ');
+  const res = await runShell(`$TT fetch-pieces "${tf}" ${peers} --quiet --no-dht --timeout 30 < /dev/null | $TT assemble "${tf}" -o "${out}" --quiet > /dev/null; echo "\${PIPESTATUS[*]}"`, { timeoutMs: 60_000 });
+  lt.stop();
+  assert.equal(res.stdout.toString().trim(), '0 0', res.stderr);
+  for (const f of files) assert.deepEqual(await readFile(join(out, 'interop', ...f.path)), f.data, f.path.join('/'));
+});
+
 test('a python-libtorrent leecher downloads a multi-file torrent from our seed', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') }, async () => {
   const { dir, tf, full } = await prepare();
   const s = await startSeed(tf, full);

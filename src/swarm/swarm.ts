@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
+import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
@@ -153,6 +154,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly hasher = new HashPool();
   /** serve mode: blocks read back from the output directory (small: uploading is secondary here) */
   private readonly reads: ReadCache | null;
+  /**
+   * Peers to dial with the MSE encrypted handshake: those that hung up on a plaintext one
+   * (clients set to require encryption do). Each failed attempt before a handshake switches.
+   */
+  private readonly encryptTo = new Set<string>();
 
   constructor(options: SwarmOptions) {
     super();
@@ -277,6 +283,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       reads,
       outgoing: true,
       name: key,
+      encrypt: this.encryptTo.has(key) ? CRYPTO_PLAINTEXT | CRYPTO_RC4 : undefined,
       extendedHandshake: this.extendedHandshake(),
       dhtPort: this.o.dhtPort,
     });
@@ -398,6 +405,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private onClose(peer: Peer, reason: string | null): void {
     if (this.peers.get(peer.key) !== peer) return;
     this.peers.delete(peer.key);
+    if (peer.conn.outgoing && peer.conn.remote === null && reason !== null && /^(connection closed by peer|ECONNRESET|EPIPE)$/.test(reason)) {
+      if (this.encryptTo.has(peer.key)) this.encryptTo.delete(peer.key);
+      else this.encryptTo.add(peer.key);
+    }
     this.uploadedClosed += peer.conn.uploaded;
     for (const b of peer.requests.values()) this.picker.release(b);
     peer.requests.clear();

@@ -38,8 +38,8 @@ export const LAB_DIR = new URL('../../../../shared/lab/', import.meta.url);
 export const FIXTURES = new URL('../../../test/fixtures/', import.meta.url);
 
 /** N python-libtorrent seeders of `torrent` from `dir` (test/fixtures/lt-seed.py); their ports, and a stop. */
-export async function startLtSeeds(torrent: string, dir: string, n: number): Promise<{ ports: number[]; stop: () => void }> {
-  const child = spawn(SYSTEM_PYTHON, [fileURLToPath(new URL('lt-seed.py', FIXTURES)), torrent, dir, String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
+export async function startLtSeeds(torrent: string, dir: string, n: number, env: Record<string, string> = {}): Promise<{ ports: number[]; stop: () => void }> {
+  const child = spawn(SYSTEM_PYTHON, [fileURLToPath(new URL('lt-seed.py', FIXTURES)), torrent, dir, String(n)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const lines = createInterface({ input: child.stdout! });
   const ports: number[] = [];
   await new Promise<void>((resolve, reject) => {
