@@ -11,7 +11,7 @@ import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
-import { PeerConnection, type WireExtension } from '../wire/peer-connection.js';
+import { PeerConnection, isHangUp, type WireExtension } from '../wire/peer-connection.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
 import { PexExchange } from './pex.js';
@@ -127,7 +127,7 @@ export class Seeder extends EventEmitter<SeederEvents> {
       this.uploaders.delete(up);
       this.closedUploaded += conn.uploaded;
       // peers leaving (closed, reset, broken pipe) is the normal end of a download
-      if (reason !== null && !/^(connection closed by peer|ECONNRESET|EPIPE)$/.test(reason)) this.emit('log', `${conn.name}: ${reason}`);
+      if (reason !== null && !isHangUp(reason)) this.emit('log', `${conn.name}: ${reason}`);
     });
   }
 

@@ -18,7 +18,7 @@ import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
-import { PeerConnection, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
+import { PeerConnection, isHangUp, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
 import { PexExchange } from './pex.js';
 import { HashPool } from '../storage/hash-pool.js';
@@ -405,7 +405,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private onClose(peer: Peer, reason: string | null): void {
     if (this.peers.get(peer.key) !== peer) return;
     this.peers.delete(peer.key);
-    if (peer.conn.outgoing && peer.conn.remote === null && reason !== null && /^(connection closed by peer|ECONNRESET|EPIPE)$/.test(reason)) {
+    if (peer.conn.outgoing && peer.conn.remote === null && isHangUp(reason)) {
       if (this.encryptTo.has(peer.key)) this.encryptTo.delete(peer.key);
       else this.encryptTo.add(peer.key);
     }

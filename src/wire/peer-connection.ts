@@ -18,6 +18,11 @@ import { MseInitiator, MseResponder, PLAIN_PREFIX, type MseResult } from './mse.
 import type { Rc4 } from './rc4.js';
 import { DHT_BIT, EXTENSION_BIT, FAST_BIT, encodeHandshake, encodeMessage, hasBit, reservedBits, type Handshake, type WireMessage } from './protocol.js';
 
+/** Close reasons that mean the peer went away (closed, reset, broken pipe), not that anything was wrong. */
+export function isHangUp(reason: string | null): boolean {
+  return reason !== null && /^(connection closed by peer|ECONNRESET|EPIPE)$/.test(reason);
+}
+
 export interface WireExtension {
   /** the BEP 10 name, e.g. 'ut_metadata' */
   readonly name: string;
