@@ -178,8 +178,9 @@ examples:
         } else if (m.type === 'piece' && m.index === request && piece) {
           m.block.copy(piece, m.begin);
           if (++got === blocks.length && t) {
-            const valid = createHash('sha1').update(piece).digest().equals(t.pieceHashes.subarray(request * 20, request * 20 + 20));
-            print({ event: 'piece', index: request, length: piece.length, valid, sha1: createHash('sha1').update(piece).digest('hex') });
+            const sha1 = createHash('sha1').update(piece).digest();
+            const valid = sha1.equals(t.pieceHashes.subarray(request * 20, request * 20 + 20));
+            print({ event: 'piece', index: request, length: piece.length, valid, sha1: sha1.toString('hex') });
             const done = (): void => {
               resolve(valid ? 0 : 1); // before close: its handler resolves too
               conn.close(null);
