@@ -48,25 +48,17 @@ export class ReadCache {
   peek(index: number, begin: number, length: number): Lease | undefined {
     const start = begin - (begin % STRIPE);
     if (begin + length > start + STRIPE) return undefined;
-    const key = index * KEY_STRIDE + start / STRIPE;
-    const stripe = this.ready.get(key);
-    if (stripe === undefined) return undefined;
-    this.ready.delete(key);
-    this.ready.set(key, stripe);
-    return this.lease(stripe, begin - start, length);
+    return this.hit(index * KEY_STRIDE + start / STRIPE, begin - start, length);
   }
 
   /** `length` bytes at `begin` of piece `index`, or null when the data is not on disk. */
   async read(index: number, begin: number, length: number): Promise<Lease | null> {
-    const hit = this.peek(index, begin, length);
-    if (hit !== undefined) return hit;
     const start = begin - (begin % STRIPE);
     // a block crossing a stripe boundary (odd block sizes) is read on its own
-    if (begin + length > start + STRIPE) {
-      const block = await this.store.read(index, begin, length);
-      return block === null ? null : { block, stripe: null };
-    }
+    if (begin + length > start + STRIPE) return this.direct(index, begin, length);
     const key = index * KEY_STRIDE + start / STRIPE;
+    const hit = this.hit(key, begin - start, length);
+    if (hit !== undefined) return hit;
     let p = this.reading.get(key);
     if (p === undefined) {
       p = this.load(key, index, start);
@@ -76,10 +68,7 @@ export class ReadCache {
     if (stripe === null) return null;
     // waiters resume in the microtasks right after the load, before any other load can evict
     // it; should that ever change, a recycled buffer must not be handed out
-    if (!stripe.cached && stripe.leases === 0) {
-      const block = await this.store.read(index, begin, length);
-      return block === null ? null : { block, stripe: null };
-    }
+    if (!stripe.cached && stripe.leases === 0) return this.direct(index, begin, length);
     return this.lease(stripe, begin - start, length);
   }
 
@@ -89,6 +78,21 @@ export class ReadCache {
     lease.stripe = null;
     s.leases--;
     if (s.leases === 0 && !s.cached) this.recycle(s);
+  }
+
+  /** A cached stripe's block, marking the stripe most recently used. */
+  private hit(key: number, offset: number, length: number): Lease | undefined {
+    const stripe = this.ready.get(key);
+    if (stripe === undefined) return undefined;
+    this.ready.delete(key);
+    this.ready.set(key, stripe);
+    return this.lease(stripe, offset, length);
+  }
+
+  /** A block read on its own, outside the cache. */
+  private async direct(index: number, begin: number, length: number): Promise<Lease | null> {
+    const block = await this.store.read(index, begin, length);
+    return block === null ? null : { block, stripe: null };
   }
 
   private lease(stripe: Stripe, offset: number, length: number): Lease {

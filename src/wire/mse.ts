@@ -229,8 +229,8 @@ export class MseInitiator {
           // no PadC and no initial payload: the BitTorrent handshake follows once the method is known
           const body = this.c.enc.update(Buffer.concat([head, Buffer.alloc(2)]));
           this.send(Buffer.concat([sha1('req1', s), xor(sha1('req2', this.infoHash), sha1('req3', s)), body]));
-          // the responder's reply starts with ENCRYPT(VC) after PadB: find it with a copy of its cipher
-          this.marker = ciphers(s, this.infoHash, false).enc.update(VC);
+          // the responder's reply starts with ENCRYPT(VC) after PadB: find it with a fresh copy of its cipher
+          this.marker = new Rc4(sha1('keyB', s, this.infoHash)).update(VC);
           this.state = 'sync';
           break;
         }
