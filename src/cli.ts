@@ -96,21 +96,22 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (first === 'help') {
-    const c = findCommand(rest[0]!);
-    if (!c) {
+    const entry = findCommand(rest[0]!);
+    if (!entry) {
       process.stderr.write(`torrent-tools: unknown command ${JSON.stringify(rest[0])}\n`);
       return 2;
     }
+    const c = await entry.load();
     process.stdout.write(c.help.endsWith('\n') ? c.help : c.help + '\n');
     return 0;
   }
-  const cmd = findCommand(first);
-  if (!cmd) {
+  const entry = findCommand(first);
+  if (!entry) {
     process.stderr.write(`torrent-tools: unknown command ${escapeLine(JSON.stringify(first))}\n${mainHelp()}`);
     return 2;
   }
   // a command that ends normally after SIGINT (seed: stop and exit 0) chooses its own status
-  return runCommand(cmd, rest, io);
+  return runCommand(await entry.load(), rest, io);
 }
 
 let stdin: (Readable & { isTTY?: boolean }) | null = null;

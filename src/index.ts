@@ -6,7 +6,7 @@ export { JsonLinesStream } from './streams/json-lines.js';
 export { FromJsonStream } from './streams/from-json.js';
 export { NdjsonParseStream, NdjsonError, DEFAULT_MAX_LINE } from './streams/ndjson-parse.js';
 export type { NdjsonLine } from './streams/ndjson-parse.js';
-export { PieceFrameEncoder, PieceFrameDecoder, PieceStreamError, frameHeader } from './streams/piece-frames.js';
+export { PieceFrameEncoder, PieceFrameDecoder, PieceStreamError, frameHeader, writeFrames } from './streams/piece-frames.js';
 export type { PieceFrame } from './streams/piece-frames.js';
 export { FetchStream, FetchError } from './streams/fetch.js';
 export { AssembleStream } from './streams/assemble.js';

@@ -10,8 +10,10 @@ const root = new URL('../../', import.meta.url);
 const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { man: string[] };
 const readme = readFileSync(new URL('README.md', root), 'utf8');
 
-test('every command has a registered man page and a README section with a piped example', () => {
-  for (const c of commands) {
+test('every command has a registered man page and a README section with a piped example', async () => {
+  for (const entry of commands) {
+    const c = await entry.load();
+    assert.equal(c.name, entry.name, `commands/index.ts lists ${entry.name} but loads ${c.name}`);
     const page = `man/torrent-tools-${c.name}.1`;
     assert.ok(pkg.man.includes(page), `${page} is not in package.json "man"`);
     const heading = new RegExp(`^## ${c.name}\\b[^\\n]*\\n([\\s\\S]*?)(?=^## |$(?![\\s\\S]))`, 'm').exec(readme);

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { decodeAll } from '../src/bencode/index.js';
 import { readHaveSet } from '../src/streams/have-set.js';
-import { PieceFrameDecoder, PieceFrameEncoder, type PieceFrame } from '../src/streams/piece-frames.js';
+import { PieceFrameDecoder, PieceFrameEncoder, writeFrames, type PieceFrame } from '../src/streams/piece-frames.js';
 import { bytes, randomChunks, rng, seedFromEnv } from './helpers/random.js';
 
 async function collect<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
@@ -76,4 +77,39 @@ test('have-sets: verify output and assemble events both count; later lines win',
   assert.deepEqual([...(await readHaveSet(f, 10))].sort(), [0, 2]);
   await writeFile(f, '{"index":0}\n{"index":12}\n');
   await assert.rejects(readHaveSet(f, 10), /^NdjsonError: 2: "index" must be an integer 0..9/);
+});
+
+test('writeFrames writes what the encoder does and releases each piece only once out has its bytes', async () => {
+  const r = rng(seedFromEnv());
+  const frames = Array.from({ length: 6 }, (_, i) => ({ index: i, piece: bytes(r, 100 + i * 500) }));
+  const chunks: Buffer[] = [];
+  const events: string[] = [];
+  // a slow sink: each write completes a tick later, so a release before that would show
+  const out = new Writable({
+    highWaterMark: 1,
+    write(chunk: Buffer, _enc, cb) {
+      setImmediate(() => {
+        chunks.push(Buffer.from(chunk));
+        events.push(`wrote ${chunks.length}`);
+        cb();
+      });
+    },
+  });
+  let released = 0;
+  const withRelease = frames.map((f) => ({ ...f, release: () => events.push(`release ${f.index} after ${chunks.length} chunks`) && released++ }));
+  await pipeline(Readable.from(withRelease), writeFrames(out));
+  assert.equal(released, 6);
+  assert.deepEqual(Buffer.concat(chunks), await encodeFrames(frames));
+  // three chunks per frame (header, piece, trailer): piece i is released once all 3(i+1) are written
+  for (let i = 0; i < 6; i++) assert.ok(events.includes(`release ${i} after ${3 * (i + 1)} chunks`), events.join(', '));
+  assert.ok(out.writableFinished, 'out is ended');
+});
+
+test('writeFrames stops with the error of a sink that fails, releasing nothing it did not write', async () => {
+  const out = new Writable({ write: (_c, _e, cb) => cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })) });
+  out.on('error', () => {});
+  let released = 0;
+  const frames = [{ index: 0, piece: Buffer.from('ab'), release: () => released++ }];
+  await assert.rejects(pipeline(Readable.from(frames), writeFrames(out)), /EPIPE/);
+  assert.equal(released, 0);
 });

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { lstat, mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import type { Torrent } from '../src/metainfo/torrent.js';
+import { BufferPool } from '../src/storage/buffer-pool.js';
 import { FileStore } from '../src/storage/file-store.js';
+import { AssembleStream } from '../src/streams/assemble.js';
 import { UnsafePathError, safeJoin } from '../src/storage/safe-path.js';
 import { verifyPieces } from '../src/storage/verify.js';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
@@ -149,4 +153,63 @@ test('verify: valid, damaged, short and missing files, on several workers, in in
   const eOff = t.files[6]!.offset;
   assert.deepEqual(bad, [1, Math.floor((eOff + PL + 5) / PL)]);
   assert.deepEqual(got.map(([i]) => i), Array.from({ length: t.pieceCount }, (_, i) => i));
+});
+
+test('blocking and pooled reads return the same bytes, pad files as zeros, short files as null', async () => {
+  const r = rng(seedFromEnv());
+  const files = layout(r);
+  const { torrent: t, content } = makeTorrent('multi', files, PL);
+  const dir = await tmpDir();
+  await writeFiles(dir, 'multi', files);
+  for (const blockingReads of [false, true]) {
+    const store = await FileStore.open(t, dir, { mode: 'read', blockingReads });
+    for (let i = 0; i < t.pieceCount; i++) {
+      assert.deepEqual(await store.readPiece(i), content.subarray(i * PL, (i + 1) * PL), `piece ${i}, blockingReads ${blockingReads}`);
+    }
+    assert.deepEqual(await store.read(1, 10, 300), content.subarray(PL + 10, PL + 310));
+    await store.close();
+  }
+  await truncate(join(dir, 'multi', 'e.bin'), 10);
+  const store = await FileStore.open(t, dir, { mode: 'read', blockingReads: true });
+  assert.equal(await store.readPiece(t.pieceCount - 1), null);
+  await store.close();
+});
+
+test('BufferPool hands back what was given, keeps at most max of its size, refuses a double give', () => {
+  const pool = new BufferPool(1024, 2);
+  const a = pool.take();
+  const b = pool.take();
+  const c = pool.take();
+  assert.equal(a.length, 1024);
+  assert.notEqual(a.buffer, b.buffer);
+  pool.give(a);
+  assert.throws(() => pool.give(a), /given back twice/);
+  pool.give(Buffer.alloc(10)); // another size: not kept
+  pool.give(b);
+  pool.give(c); // beyond max: left to the collector
+  const got = [pool.take(), pool.take()];
+  assert.deepEqual(new Set(got), new Set([a, b]));
+  assert.notEqual(pool.take(), c);
+});
+
+test('assemble releases each piece once it is on disk, also a bad one, never before', async () => {
+  const r = rng(seedFromEnv());
+  const files = layout(r);
+  const { torrent: t, content } = makeTorrent('multi', files, PL);
+  const dir = await tmpDir();
+  const store = await FileStore.open(t, dir, { mode: 'write' });
+  const log: string[] = [];
+  const frames = Array.from({ length: t.pieceCount }, (_, i) => ({
+    index: i,
+    piece: i === 1 ? Buffer.alloc(PL) : Buffer.from(content.subarray(i * PL, (i + 1) * PL)),
+    release: () => log.push(`release ${i}`),
+  }));
+  const asm = new AssembleStream(t, store);
+  const events: string[] = [];
+  asm.on('data', (e: { event: string; index?: number }) => events.push(`${e.event} ${e.index ?? ''}`.trim()));
+  await pipeline(Readable.from(frames), asm);
+  await store.close();
+  assert.deepEqual(log, frames.map((f) => `release ${f.index}`));
+  assert.ok(events.includes('bad-piece 1'));
+  assert.equal(events.filter((e) => e.startsWith('piece ')).length, t.pieceCount - 1);
 });

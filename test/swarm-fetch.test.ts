@@ -101,6 +101,17 @@ test('seeders that each hold only part of the pieces complete the download toget
   await b.stop();
 });
 
+test('piece buffers are reused with 2 pieces in flight: fetch-pieces | assemble stays byte-identical, past a corrupting seeder too', async () => {
+  await setup();
+  const s = [...(await seeds(1, full, { TORRENT_TOOLS_FAULT: 'corrupt' })), ...(await seeds(2))];
+  const out = join(base, 'out-reuse');
+  // 2 pieces in flight for 42 pieces: each buffer is taken, released by the sink and taken again
+  const res = await runShell(`$TT fetch-pieces "${tf}" ${peerArgs(s).join(' ')} --max-memory ${2 * PL} --quiet < /dev/null | $TT assemble "${tf}" -o "${out}" --quiet > /dev/null; echo "\${PIPESTATUS[*]}"`, { timeoutMs: 60_000 });
+  assert.equal(res.stdout.toString().trim(), '0 0', res.stderr);
+  for (const f of files) assert.deepEqual(await readFile(join(out, 'swarm', ...f.path)), f.data);
+  await Promise.all(s.map((x) => x.stop()));
+});
+
 test('a corrupting seeder is banned; the honest one supplies every piece', async () => {
   await setup();
   const [bad] = await seeds(1, full, { TORRENT_TOOLS_FAULT: 'corrupt' });

@@ -26,6 +26,7 @@ const every: WireMessage[] = [
   { type: 'keep-alive' }, { type: 'choke' }, { type: 'unchoke' }, { type: 'interested' }, { type: 'not-interested' },
   { type: 'have', index: 9 }, { type: 'bitfield', bits: Buffer.from([0xff, 0xc0]) },
   { type: 'request', index: 1, begin: 16384, length: 16384 }, { type: 'piece', index: 9, begin: 0, block: Buffer.alloc(5000, 3) },
+  { type: 'piece', index: 1, begin: 0, block: Buffer.alloc(16384, 4) }, { type: 'piece', index: 1, begin: 16384, block: Buffer.alloc(300, 5) },
   { type: 'cancel', index: 2, begin: 0, length: 100 }, { type: 'port', port: 6881 }, { type: 'suggest', index: 3 },
   { type: 'have-all' }, { type: 'have-none' }, { type: 'reject', index: 4, begin: 0, length: 16384 }, { type: 'allowed-fast', index: 5 },
   { type: 'extended', id: 3, payload: Buffer.from('d1:xi1ee') },
@@ -35,7 +36,8 @@ function decodeAllChunks(chunks: Buffer[], lim = limits): { h: Handshake[]; m: W
   const d = new FrameDecoder(lim);
   const h: Handshake[] = [];
   const m: WireMessage[] = [];
-  for (const c of chunks) d.write(c, (x) => h.push(x), (x) => m.push(x));
+  // a piece block is valid only during the callback (split frames share one scratch buffer)
+  for (const c of chunks) d.write(c, (x) => h.push(x), (x) => m.push(x.type === 'piece' ? { ...x, block: Buffer.from(x.block) } : x));
   return { h, m };
 }
 

@@ -15,8 +15,6 @@ export interface Command {
   name: string;
   /** one line: the arguments */
   synopsis: string;
-  /** one line: what it does */
-  summary: string;
   /** the whole --help text (synopsis and options) */
   help: string;
   /** returns the exit status; throws CliError/UsageError for failures */

@@ -34,7 +34,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export const announce: Command = {
   name: 'announce',
   synopsis: 'TORRENT|MAGNET [--tracker URL]... [--only] [--all] [--watch] [--raw | --scrape] [--event E] [--port N] [--peer-id ID] [--numwant N] [--uploaded N] [--downloaded N] [--left N] [--timeout S]',
-  summary: 'ask the trackers for peers; print them as NDJSON',
   help: `usage: torrent-tools announce TORRENT|MAGNET [options]
 
 Announces to the torrent's trackers (HTTP, HTTPS and UDP; BEP 12 tiers: shuffled within a

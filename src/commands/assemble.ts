@@ -19,7 +19,6 @@ import { PieceFrameDecoder, PieceStreamError } from '../streams/piece-frames.js'
 export const assemble: Command = {
   name: 'assemble',
   synopsis: 'TORRENT (-o DIR | --stdout) [--select FILE]... [--have FILE] [--trust] [--max-buffer BYTES] [--quiet|--progress]',
-  summary: 'write a piece stream into the torrent\'s files (or its content to stdout)',
   help: `usage: torrent-tools assemble TORRENT -o DIR [options]
        torrent-tools assemble TORRENT --stdout [options]
 

@@ -17,7 +17,6 @@ const LENIENT_TEXT = {
 export const bdecode: Command = {
   name: 'bdecode',
   synopsis: '[FILE|-] [--pretty|--compact] [--lenient] [--max-depth N] [--max-string BYTES] [--max-value BYTES]',
-  summary: 'bencode to NDJSON, one line per top-level value',
   help: `usage: torrent-tools bdecode [FILE|-] [options]
 
 Reads bencode from FILE (or stdin) and writes each top-level value as one line of JSON,

@@ -10,7 +10,6 @@ import { DEFAULT_MAX_LINE, NdjsonError, NdjsonParseStream } from '../streams/ndj
 export const bencode: Command = {
   name: 'bencode',
   synopsis: '[FILE|-] [--force] [--max-depth N] [--max-line BYTES]',
-  summary: 'NDJSON to canonical bencode (the inverse of bdecode)',
   help: `usage: torrent-tools bencode [FILE|-] [options]
 
 Reads JSON values, one per line, from FILE (or stdin) and writes each as canonical bencode

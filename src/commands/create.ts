@@ -12,7 +12,6 @@ const URL_RE = /^(?:https?|udp|wss?):\/\/\S+$/i;
 export const create: Command = {
   name: 'create',
   synopsis: 'PATH [-o FILE] [--announce URL[,URL]]... [--piece-length N] [--private] [--comment TEXT] [--web-seed URL]... [--source TEXT] [--pad] [--no-date] [--name NAME]',
-  summary: 'make a .torrent from a file or directory',
   help: `usage: torrent-tools create PATH [options] > x.torrent
 
 Hashes PATH (a file, or a directory and everything in it) on all cores and writes a .torrent

@@ -117,7 +117,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export const dht: Command = {
   name: 'dht',
   synopsis: 'get-peers|announce|find-node|ping|serve [ARG] [--bootstrap HOST:PORT]... [--port N] [--state FILE | --no-state] [--trace] [--timeout S]',
-  summary: 'the BitTorrent DHT (BEP 5): find and announce peers, inspect nodes, run a node',
   help: HELP,
   async run(argv, io) {
     const [sub, ...rest] = argv;

@@ -29,7 +29,6 @@ import { DhtDiscovery } from '../dht/discovery.js';
 export const download: Command = {
   name: 'download',
   synopsis: 'TORRENT|MAGNET -o DIR [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
-  summary: 'download a torrent into DIR: announce, fetch, verify, assemble and upload, in one process',
   help: `usage: torrent-tools download TORRENT|MAGNET -o DIR [options]
 
 The pipeline 'announce --watch | fetch-pieces | assemble' in one process, built from the very

@@ -11,7 +11,6 @@ import { DEFAULT_MAX_METADATA } from '../wire/ut-metadata.js';
 export const fetchMetadata: Command = {
   name: 'fetch-metadata',
   synopsis: 'MAGNET|INFOHASH [--peer HOST:PORT]... [-o FILE] [--timeout S] [--max-size BYTES] [--max-peers N] [--no-pex]',
-  summary: "get a magnet's info dict from peers (BEP 9) and write it as a .torrent",
   help: `usage: torrent-tools fetch-metadata MAGNET|INFOHASH [options] < peers.ndjson > x.torrent
 
 Reads peers as NDJSON on stdin (as announce and dht get-peers print them) and from --peer and

@@ -19,12 +19,11 @@ import { FileStore } from '../storage/file-store.js';
 import { UnsafePathError } from '../storage/safe-path.js';
 import { DiskWatch } from '../swarm/disk-watch.js';
 import { readHaveSet } from '../streams/have-set.js';
-import { PieceFrameEncoder } from '../streams/piece-frames.js';
+import { writeFrames } from '../streams/piece-frames.js';
 
 export const fetchPieces: Command = {
   name: 'fetch-pieces',
   synopsis: 'TORRENT|MAGNET [--peer HOST:PORT]... [--have FILE] [--pieces LIST | --select FILE...] [--sequential] [--max-peers N] [--timeout S] [--stats FILE] [--print-peers FILE] [--save-torrent FILE] [--serve-from DIR] [--quiet|--progress]',
-  summary: 'download and verify pieces from peers (NDJSON on stdin), write the piece stream',
   help: `usage: torrent-tools fetch-pieces TORRENT|MAGNET [options] < peers.ndjson > pieces.bin
 
 Reads peers as NDJSON on stdin ({"ip":…,"port":…} per line, as announce and dht print them;
@@ -166,7 +165,7 @@ examples:
       statsOut?.write(JSON.stringify({ event: 'stats', time: Date.now() / 1000, ...s }) + '\n');
     }, 1000);
     try {
-      await pipeline(fetch, new PieceFrameEncoder(), io.stdout, { signal: io.signal });
+      await pipeline(fetch, writeFrames(io.stdout), { signal: io.signal });
     } catch (e) {
       if (e instanceof FetchError) throw new CliError(e.message);
       throw e;

@@ -60,7 +60,6 @@ function readable(t: Torrent): string {
 export const info: Command = {
   name: 'info',
   synopsis: '[FILE|-] [--pieces] [--json] [--strict]',
-  summary: 'summarise a .torrent file as one JSON object',
   help: `usage: torrent-tools info [FILE|-] [options]
 
 Reads a .torrent file (or stdin) and prints one compact JSON object: infoHash (the SHA-1 of

@@ -7,7 +7,6 @@ import { MagnetError, magnetFromTorrent, parseMagnet } from '../metainfo/magnet.
 export const magnet: Command = {
   name: 'magnet',
   synopsis: '[FILE|-|URI]',
-  summary: 'a torrent\'s magnet URI, or a magnet URI\'s fields as JSON',
   help: `usage: torrent-tools magnet [FILE|-|URI]
 
 Given a .torrent file (or stdin), prints its magnet URI (xt=urn:btih, plus btmh for hybrid

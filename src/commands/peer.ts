@@ -20,7 +20,6 @@ import type { Torrent } from '../metainfo/torrent.js';
 export const peer: Command = {
   name: 'peer',
   synopsis: 'HOST:PORT TORRENT|MAGNET|INFOHASH [--request INDEX [--out FILE]] [--metadata] [--interested] [--timeout S]\n       torrent-tools peer --listen PORT TORRENT|MAGNET|INFOHASH [...]',
-  summary: 'talk to one peer and print every message both ways as NDJSON',
   help: `usage: torrent-tools peer HOST:PORT TORRENT|MAGNET|INFOHASH [options]
        torrent-tools peer --listen PORT TORRENT|MAGNET|INFOHASH [options]
 

@@ -25,7 +25,6 @@ function faultFromEnv(v: string | undefined): Fault | undefined {
 export const seed: Command = {
   name: 'seed',
   synopsis: 'TORRENT DIR [--port N] [--host ADDR] [--skip-verify] [--tracker URL]... [--no-announce] [--max-peers N] [--slots N] [--stats FILE] [--quiet|--progress]',
-  summary: 'serve a torrent from its files to other peers until interrupted',
   help: `usage: torrent-tools seed TORRENT DIR [options]
 
 Checks the torrent's files under DIR (or trusts them with --skip-verify), listens for peers

@@ -16,7 +16,6 @@ import { verifyPieces } from '../storage/verify.js';
 export const verify: Command = {
   name: 'verify',
   synopsis: 'TORRENT DIR [--summary] [--select FILE]... [--workers N] [--quiet|--progress]',
-  summary: 'hash the files on disk and print which pieces are valid (a have-set)',
   help: `usage: torrent-tools verify TORRENT DIR [options]
 
 Reads the torrent's files under DIR, checks every piece's SHA-1 on all cores, and prints one

@@ -6,14 +6,15 @@
  * promise. The cache is bounded in bytes and shared by every connection, so memory does not
  * grow with the number of peers; concurrent requests for one stripe share a single read.
  *
- * Stripe buffers are reused: a block is a lease on its stripe, released once the socket has
- * taken the bytes, and a stripe that is both evicted and unleased goes back to a free list.
- * Without that every 256 KiB read is a fresh external allocation, and at hundreds of MiB/s the
- * garbage (tens of MiB between collections) dominated the seed's RSS and cost ~10% of its CPU.
- * A lease that is never released only means its stripe is left to the garbage collector.
+ * Stripe buffers are reused (buffer-pool.ts): a block is a lease on its stripe, released once
+ * the socket has taken the bytes, and a stripe that is both evicted and unleased goes back to
+ * the pool. Fresh stripes cost the seed ~10% of its CPU besides the RSS. A lease that is never
+ * released only means its stripe is left to the garbage collector.
  */
 import { pieceSize } from '../metainfo/pieces.js';
 import type { FileStore } from './file-store.js';
+import { BufferPool } from './buffer-pool.js';
+import { allocReadBuffer } from './io-buffer.js';
 
 const STRIPE = 256 * 1024;
 /** stripes per piece at most (a piece is at most 2 GiB): keys are index * this + stripe */
@@ -37,11 +38,12 @@ export class ReadCache {
   /** Map order is recency order (oldest first): a hit is re-inserted. */
   private readonly ready = new Map<number, Stripe>();
   private readonly reading = new Map<number, Promise<Stripe | null>>();
-  private readonly free: Buffer[] = [];
+  private readonly pool: BufferPool;
 
   constructor(store: FileStore, maxBytes = 4 * 1024 * 1024) {
     this.store = store;
     this.maxStripes = Math.max(1, Math.floor(maxBytes / STRIPE));
+    this.pool = new BufferPool(STRIPE, this.maxStripes, allocReadBuffer);
   }
 
   /** The block when its stripe is cached, else undefined (then use `read`). */
@@ -102,7 +104,7 @@ export class ReadCache {
 
   private async load(key: number, index: number, start: number): Promise<Stripe | null> {
     const length = Math.min(STRIPE, pieceSize(this.store.torrent, index) - start);
-    const buf = this.free.pop() ?? Buffer.allocUnsafe(STRIPE);
+    const buf = this.pool.take();
     try {
       // a failed or short read is not kept: the next request tries the disk again
       if ((await this.store.read(index, start, length, buf)) === null) return null;
@@ -122,6 +124,6 @@ export class ReadCache {
   }
 
   private recycle(s: Stripe): void {
-    if (this.free.length < this.maxStripes) this.free.push(s.buf);
+    this.pool.give(s.buf);
   }
 }

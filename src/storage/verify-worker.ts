@@ -3,13 +3,14 @@ import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Torrent } from '../metainfo/torrent.js';
 import { FileStore } from './file-store.js';
+import { allocReadBuffer } from './io-buffer.js';
 import type { VerifyJob } from './verify.js';
 
 const job = workerData as VerifyJob;
 // the store only reads the layout fields; hashes are compared by the caller
 const torrent = job.torrent as Torrent;
-const store = await FileStore.open(torrent, job.root, { mode: 'read', maxOpen: 32 });
-const buf = Buffer.allocUnsafe(torrent.pieceLength);
+const store = await FileStore.open(torrent, job.root, { mode: 'read', maxOpen: 32, blockingReads: true });
+const buf = allocReadBuffer(torrent.pieceLength);
 
 parentPort!.on('message', (msg: { block: number; pieces: number[] } | null) => {
   if (msg === null) {

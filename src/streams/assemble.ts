@@ -52,7 +52,13 @@ export class AssembleStream extends Transform {
   }
 
   override _transform(f: PieceFrame, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.write1(f).then(() => cb(), cb);
+    this.write1(f).then(
+      () => {
+        f.release?.();
+        cb();
+      },
+      cb,
+    );
   }
 
   private async write1(f: PieceFrame): Promise<void> {

@@ -37,7 +37,7 @@ export class FetchStream extends Readable {
     const stall = options.stallTimeoutMs ?? 120_000;
     this.swarm.on('piece', (p) => {
       this.lastProgress = Date.now();
-      if (!this.push({ index: p.index, piece: p.piece } satisfies PieceFrame)) this.swarm.pause();
+      if (!this.push({ index: p.index, piece: p.piece, release: p.release } satisfies PieceFrame)) this.swarm.pause();
     });
     this.swarm.on('done', () => {
       this.finalStats = this.swarm.stats();

@@ -4,7 +4,7 @@
  * reader slices pieces out without scanning them, and `| torrent-tools bdecode` still reads it.
  * More keys may be added later; readers ignore keys they don't know.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { BencodeDecoder } from '../bencode/decoder.js';
 import { BencodeError } from '../bencode/errors.js';
 import type { BValue } from '../bencode/types.js';
@@ -12,6 +12,11 @@ import type { BValue } from '../bencode/types.js';
 export interface PieceFrame {
   index: number;
   piece: Buffer;
+  /**
+   * From the fetch stage: gives `piece`'s buffer back for reuse. A consumer that is done with
+   * the bytes (assemble, once they are on disk) calls it; one that hands them on does not.
+   */
+  release?: () => void;
 }
 
 /** A piece stream that is well-formed bencode but not a valid frame, or not bencode at all. */
@@ -34,6 +39,8 @@ const TRAILER = Buffer.from('e', 'latin1');
 /**
  * `{index, piece}` objects in, frames out. The piece bytes are pushed as they are, never
  * copied into a bigger buffer: a frame costs two small allocations whatever the piece size.
+ * Pieces are not released (a Transform cannot know when the next stage is done with them):
+ * where frames go straight to a file or pipe, `writeFrames` is the stage that recycles.
  */
 export class PieceFrameEncoder extends Transform {
   constructor(options: { highWaterMark?: number } = {}) {
@@ -45,6 +52,25 @@ export class PieceFrameEncoder extends Transform {
     this.push(f.piece);
     cb(null, TRAILER);
   }
+}
+
+/**
+ * The last stage of a pipeline that writes the piece stream to `out` (stdout): like
+ * PieceFrameEncoder piped into `out`, and each piece is released once `out` has handed its bytes
+ * to the kernel, so its buffer goes back to the fetch stage instead of to the garbage
+ * collector. Waiting for each frame's write is also the backpressure. Ends `out` at the end.
+ */
+export function writeFrames(out: Writable): (frames: AsyncIterable<PieceFrame>) => Promise<void> {
+  const written = (chunk: Buffer): Promise<void> => new Promise((resolve, reject) => out.write(chunk, (e) => (e ? reject(e) : resolve())));
+  return async (frames) => {
+    for await (const f of frames) {
+      out.write(frameHeader(f.index, f.piece.length));
+      out.write(f.piece);
+      await written(TRAILER); // a stream writes in order: the piece is out too
+      f.release?.();
+    }
+    await new Promise<void>((resolve) => out.end(resolve));
+  };
 }
 
 export interface PieceFrameDecoderOptions {

@@ -34,10 +34,10 @@ export class PartialPiece {
   /** blocks never requested yet: requested[b] === 0 && !received[b] */
   unrequested: number;
 
-  constructor(index: number, size: number) {
+  constructor(index: number, size: number, buf: Buffer = Buffer.allocUnsafe(size)) {
     this.index = index;
     this.size = size;
-    this.buf = Buffer.allocUnsafe(size);
+    this.buf = buf;
     const n = Math.ceil(size / BLOCK);
     this.requested = new Uint8Array(n);
     this.received = new Uint8Array(n);
@@ -61,6 +61,8 @@ export class PartialPiece {
 export interface PickerOptions {
   sequential?: boolean;
   random?: () => number;
+  /** where a started piece's buffer comes from (the swarm's pool); default: a new one */
+  allocate?: (size: number) => Buffer;
 }
 
 export class PiecePicker {
@@ -73,6 +75,7 @@ export class PiecePicker {
   private wantedCount = 0;
   readonly partials = new Map<number, PartialPiece>();
   private readonly sequential: boolean;
+  private readonly allocate: ((size: number) => Buffer) | undefined;
   private readonly random: () => number;
   /**
    * Wanted pieces grouped by availability (bucket[a]: the wanted pieces a peers have), with
@@ -98,6 +101,7 @@ export class PiecePicker {
       }
     }
     this.sequential = options.sequential ?? false;
+    this.allocate = options.allocate;
     this.random = options.random ?? Math.random;
   }
 
@@ -221,7 +225,8 @@ export class PiecePicker {
     this.bucketOut(i);
     this.wanted[i] = 0;
     this.wantedCount--;
-    const p = new PartialPiece(i, pieceSize(this.torrent, i));
+    const size = pieceSize(this.torrent, i);
+    const p = new PartialPiece(i, size, this.allocate?.(size));
     this.partials.set(i, p);
     return p;
   }

@@ -21,6 +21,7 @@ import type { WireLimits } from '../wire/frame-decoder.js';
 import { PeerConnection, isHangUp, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
 import { PexExchange } from './pex.js';
+import { BufferPool } from '../storage/buffer-pool.js';
 import { HashPool } from '../storage/hash-pool.js';
 import type { BValue } from '../bencode/types.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
@@ -110,8 +111,11 @@ interface Peer {
 }
 
 export interface SwarmEvents {
-  /** a verified piece (call pause() when the consumer is full) */
-  piece: [{ index: number; piece: Buffer }];
+  /**
+   * a verified piece (call pause() when the consumer is full); call `release` once done with
+   * the bytes and its buffer is reused for a later piece
+   */
+  piece: [{ index: number; piece: Buffer; release: () => void }];
   peer: [PeerRecord];
   /** a peer's DHT node (BEP 5 `port` message): worth a ping */
   'dht-node': [{ ip: string; port: number }];
@@ -152,6 +156,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private uploadedClosed = 0;
   private readonly pex: PexExchange | null;
   private readonly hasher = new HashPool();
+  /** piece buffers: back here when a failed copy is dropped or a piece's consumer releases it */
+  private readonly buffers: BufferPool;
   /** serve mode: blocks read back from the output directory (small: uploading is secondary here) */
   private readonly reads: ReadCache | null;
   /**
@@ -172,8 +178,14 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.reads = options.serve ? new ReadCache(options.serve, 8 * 1024 * 1024) : null;
     const wanted = [...(options.wanted ?? Array.from({ length: t.pieceCount }, (_, i) => i))].filter((i) => !this.have.has(i));
     this.wantedTotal = wanted.length;
-    this.picker = new PiecePicker(t, wanted, { sequential: options.sequential, random: options.random });
     this.maxInFlight = Math.max(options.maxInFlightBytes ?? 16 * 1024 * 1024, 2 * t.pieceLength);
+    // in flight, plus a few verified pieces on their way to the disk
+    this.buffers = new BufferPool(t.pieceLength, Math.ceil(this.maxInFlight / t.pieceLength) + 8);
+    this.picker = new PiecePicker(t, wanted, {
+      sequential: options.sequential,
+      random: options.random,
+      allocate: (size) => (size === this.buffers.size ? this.buffers.take() : Buffer.allocUnsafeSlow(size)),
+    });
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
       (socket, rec, reads) => this.onSocket(socket, rec, reads),
@@ -598,7 +610,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].join(', ')}); fetching it again`);
       const senders = new Set(p.from.filter((x): x is string => x !== undefined));
       if (senders.size === 1) this.strike([...senders][0]!, 2);
-      else if (!this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
+      if (senders.size > 1 && !this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
+      else this.buffers.give(p.buf);
       this.picker.reset(p);
       for (const peer of this.peers.values()) this.fill(peer);
       return;
@@ -613,13 +626,21 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         const end = Math.min(a + BLOCK, p.size);
         if (!failed.buf.subarray(a, end).equals(p.buf.subarray(a, end)) && failed.from[b]) this.strike(failed.from[b]!, 2);
       }
+      this.buffers.give(failed.buf);
     }
     this.have.set(p.index);
     this.doneCount++;
     // no `have` to a peer that has the piece (libtorrent's default too): to seeds it is only a
     // syscall per piece per peer
     if (!this.o.serve) for (const peer of this.peers.values()) if (peer.conn.remote && !peer.bits.has(p.index)) peer.conn.send({ type: 'have', index: p.index });
-    this.emit('piece', { index: p.index, piece: p.buf });
+    const buf = p.buf;
+    let given = false;
+    const release = (): void => {
+      if (given) return;
+      given = true;
+      this.buffers.give(buf);
+    };
+    this.emit('piece', { index: p.index, piece: buf, release });
     if (this.picker.finished) this.finish();
   }
 

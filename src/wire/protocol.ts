@@ -36,6 +36,7 @@ export type WireMessage =
   | { type: 'have'; index: number }
   | { type: 'bitfield'; bits: Buffer }
   | { type: 'request'; index: number; begin: number; length: number }
+  /** received: `block` is valid only while the message is being handled (copy it to keep it) */
   | { type: 'piece'; index: number; begin: number; block: Buffer }
   | { type: 'cancel'; index: number; begin: number; length: number }
   | { type: 'port'; port: number }
