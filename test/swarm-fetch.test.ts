@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { FetchStream } from '../src/streams/fetch.js';
 import { PieceFrameDecoder, type PieceFrame } from '../src/streams/piece-frames.js';
 import { Readable } from 'node:stream';
 import { runCli, runShell } from './helpers/cli.js';
@@ -109,6 +110,28 @@ test('piece buffers are reused with 2 pieces in flight: fetch-pieces | assemble 
   const res = await runShell(`$TT fetch-pieces "${tf}" ${peerArgs(s).join(' ')} --max-memory ${2 * PL} --quiet < /dev/null | $TT assemble "${tf}" -o "${out}" --quiet > /dev/null; echo "\${PIPESTATUS[*]}"`, { timeoutMs: 60_000 });
   assert.equal(res.stdout.toString().trim(), '0 0', res.stderr);
   for (const f of files) assert.deepEqual(await readFile(join(out, 'swarm', ...f.path)), f.data);
+  await Promise.all(s.map((x) => x.stop()));
+});
+
+test('requests never wait for the periodic tick: with 2 pieces in flight and no tick, every piece comes', async () => {
+  await setup();
+  const s = await seeds(2);
+  // each piece that passes its hash frees room for the next at once: were that left to the
+  // tick, the fetch would stop once both started pieces were complete and hashing
+  const fetch = new FetchStream({ torrent: t, maxInFlightBytes: 2 * PL, tickMs: 3_600_000, pex: false, stallTimeoutMs: 0 });
+  for (const x of s) fetch.peers.write({ ip: '127.0.0.1', port: x.port, source: 'cli' });
+  const got: PieceFrame[] = [];
+  const timer = setTimeout(() => fetch.destroy(new Error(`stalled with ${got.length} of ${t.pieceCount} pieces`)), 30_000);
+  try {
+    for await (const f of fetch) {
+      const frame = f as PieceFrame;
+      got.push({ index: frame.index, piece: Buffer.from(frame.piece) });
+      frame.release?.();
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  checkPieces(got, allPieces);
   await Promise.all(s.map((x) => x.stop()));
 });
 

@@ -17,10 +17,10 @@ test('rarest first, ties broken at random, partial pieces first', () => {
   const p = new PiecePicker(t, all(10), { random: rng(seed) });
   // availability: piece 7 has 1 peer, others 3
   for (let k = 0; k < 3; k++) p.addBitfield((i) => i !== 7 || k === 0, 1);
-  const got = p.pick(() => true, 2, true, none);
+  const got = p.pick(() => true, 2, Infinity, none);
   assert.deepEqual(got.map((b) => [b.index, b.begin]), [[7, 0], [7, BLOCK]], `seed ${seed}`);
   // the started piece is finished before another starts
-  const more = p.pick(() => true, 3, true, none);
+  const more = p.pick(() => true, 3, Infinity, none);
   assert.deepEqual(more.slice(0, 2).map((b) => [b.index, b.begin]), [[7, 2 * BLOCK], [7, 3 * BLOCK]]);
   assert.notEqual(more[2]!.index, 7);
   // ties: over many pickers, every equally rare piece gets chosen first sometimes
@@ -28,7 +28,7 @@ test('rarest first, ties broken at random, partial pieces first', () => {
   const r = rng(seed);
   for (let k = 0; k < 200; k++) {
     const q = new PiecePicker(t, all(10), { random: r });
-    firsts.add(q.pick(() => true, 1, true, none)[0]!.index);
+    firsts.add(q.pick(() => true, 1, Infinity, none)[0]!.index);
   }
   assert.equal(firsts.size, 10, `seed ${seed}`);
 });
@@ -36,22 +36,27 @@ test('rarest first, ties broken at random, partial pieces first', () => {
 test('only pieces the peer has; sequential mode picks in order', () => {
   const t = torrent(6);
   const p = new PiecePicker(t, [1, 3, 5], { sequential: true });
-  assert.deepEqual(p.pick((i) => i === 5 || i === 3, 5, true, none).map((b) => b.index), [3, 3, 3, 3, 5]);
-  assert.deepEqual(p.pick((i) => i === 0, 5, true, none), []);
+  assert.deepEqual(p.pick((i) => i === 5 || i === 3, 5, Infinity, none).map((b) => b.index), [3, 3, 3, 3, 5]);
+  assert.deepEqual(p.pick((i) => i === 0, 5, Infinity, none), []);
 });
 
 test('no new piece starts when the memory bound says so', () => {
   const p = new PiecePicker(torrent(4), all(4));
-  assert.deepEqual(p.pick(() => true, 8, false, none), []);
-  assert.equal(p.pick(() => true, 2, true, none).length, 2);
+  assert.deepEqual(p.pick(() => true, 8, 0, none), []);
+  assert.equal(p.pick(() => true, 2, Infinity, none).length, 2);
   // the started piece can still be continued
-  assert.equal(p.pick(() => true, 8, false, none).length, 2);
+  assert.equal(p.pick(() => true, 8, 0, none).length, 2);
+  // room for one more piece: one starts, however many blocks the peer could take
+  const one = p.pick(() => true, 100, 1, none);
+  assert.equal(one.length, 4);
+  assert.equal(new Set(one.map((b) => b.index)).size, 1);
+  assert.equal(p.partials.size, 2);
 });
 
 test('blocks complete a piece; a short last piece has a short last block', () => {
   const t = torrent(2, 2 * BLOCK, BLOCK / 2);
   const p = new PiecePicker(t, all(2), { sequential: true });
-  const blocks = p.pick(() => true, 10, true, none);
+  const blocks = p.pick(() => true, 10, Infinity, none);
   assert.deepEqual(blocks.map((b) => [b.index, b.begin, b.length]), [[0, 0, BLOCK], [0, BLOCK, BLOCK], [1, 0, BLOCK], [1, BLOCK, BLOCK / 2]]);
   assert.equal(p.receive(1, BLOCK, Buffer.alloc(BLOCK), 'a'), 'unrequested', 'wrong length');
   assert.equal(p.receive(1, 0, Buffer.alloc(BLOCK, 1), 'a'), null);
@@ -67,11 +72,11 @@ test('blocks complete a piece; a short last piece has a short last block', () =>
 
 test('released blocks are asked again; a failed piece starts over', () => {
   const p = new PiecePicker(torrent(1), [0]);
-  const [a, b] = p.pick(() => true, 2, true, none) as [Block, Block];
+  const [a, b] = p.pick(() => true, 2, Infinity, none) as [Block, Block];
   p.release(a);
-  assert.deepEqual(p.pick(() => true, 1, true, none), [a]);
+  assert.deepEqual(p.pick(() => true, 1, Infinity, none), [a]);
   void b;
-  const rest = p.pick(() => true, 2, true, none);
+  const rest = p.pick(() => true, 2, Infinity, none);
   assert.equal(rest.length, 2);
   assert.ok(rest.every((r) => r.begin !== a.begin && r.begin !== b.begin));
   let piece = null;
@@ -79,17 +84,17 @@ test('released blocks are asked again; a failed piece starts over', () => {
   assert.ok(piece && typeof piece === 'object');
   p.reset(piece);
   assert.equal(p.pending, 1);
-  assert.equal(p.pick(() => true, 10, true, none).length, 4);
+  assert.equal(p.pick(() => true, 10, Infinity, none).length, 4);
 });
 
 test('end-game: outstanding blocks are requested from a second peer, never twice from one', () => {
   const p = new PiecePicker(torrent(1), [0]);
-  const first = p.pick(() => true, 10, true, none);
+  const first = p.pick(() => true, 10, Infinity, none);
   assert.equal(first.length, 4);
   assert.ok(p.endgame);
   const mineA = (b: Block) => first.some((x) => x.begin === b.begin);
-  assert.deepEqual(p.pick(() => true, 10, true, mineA), [], 'peer A already has them all');
-  const second = p.pick(() => true, 10, true, none);
+  assert.deepEqual(p.pick(() => true, 10, Infinity, mineA), [], 'peer A already has them all');
+  const second = p.pick(() => true, 10, Infinity, none);
   assert.equal(second.length, 4, 'peer B duplicates them');
-  assert.deepEqual(p.pick(() => true, 10, true, none), [], 'at most two copies of a block');
+  assert.deepEqual(p.pick(() => true, 10, Infinity, none), [], 'at most two copies of a block');
 });

@@ -35,6 +35,11 @@ export interface DecodeOptions extends DecodeLimits {
   spans?: WeakMap<object, Span>;
   /** Only record spans of values nested at most this deep (0 = top-level values). Default: all. */
   spanDepth?: number;
+  /**
+   * Where a byte string that arrives split across chunks is gathered (default: a new buffer);
+   * one that lies inside a chunk is a slice of it. The piece stream reuses piece buffers so.
+   */
+  allocString?: (length: number) => Buffer;
 }
 
 export const DEFAULT_LIMITS: Required<DecodeLimits> = {
@@ -398,7 +403,7 @@ export class BencodeDecoder {
             this.done(s, this.tokStart, base + i, emit);
             break;
           }
-          if (this.strBuf === null) this.strBuf = Buffer.allocUnsafe(this.strLen);
+          if (this.strBuf === null) this.strBuf = this.o.allocString?.(this.strLen) ?? Buffer.allocUnsafe(this.strLen);
           const take = Math.min(avail, need);
           chunk.copy(this.strBuf, this.strFill, i, i + take);
           this.strFill += take;

@@ -103,16 +103,21 @@ function dict(v: BValue | undefined, where: string): BDict {
   return v;
 }
 
-function pathComponents(v: BValue | undefined, where: string): string[] {
-  if (!Array.isArray(v)) fail(where, 'expected a list of path components');
-  if (v.length === 0) fail(where, 'empty path');
-  if (v.length > LIMITS.pathDepth) fail(where, `path deeper than ${LIMITS.pathDepth} components`);
-  return v.map((c, i) => {
-    const s = text(c, `${where}[${i}]`);
+/** `where` is a function: the file-list loop would otherwise build its strings for every file. */
+function pathComponents(v: BValue | undefined, where: () => string): string[] {
+  if (!Array.isArray(v)) fail(where(), 'expected a list of path components');
+  if (v.length === 0) fail(where(), 'empty path');
+  if (v.length > LIMITS.pathDepth) fail(where(), `path deeper than ${LIMITS.pathDepth} components`);
+  const out = new Array<string>(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const c = v[i];
+    if (!Buffer.isBuffer(c)) fail(`${where()}[${i}]`, 'expected a byte string');
+    const s = c.toString('utf8');
     const p = componentProblem(s);
-    if (p !== null) fail(`${where}[${i}]`, `path component ${JSON.stringify(s)} ${p}`);
-    return s;
-  });
+    if (p !== null) fail(`${where()}[${i}]`, `path component ${JSON.stringify(s)} ${p}`);
+    out[i] = s;
+  }
+  return out;
 }
 
 function tiers(top: BDict, warn: (m: string) => void): string[][] {
@@ -193,24 +198,26 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
     if (!Array.isArray(list)) fail('info.files', 'expected a list');
     if (list.length === 0) fail('info.files', 'the file list is empty');
     if (list.length > LIMITS.files) fail('info.files', `more than ${LIMITS.files} files`);
-    const seen = new Set<string>();
-    const dirs = new Set<string>();
+    // every path and every directory above one: a file may not share its path with either
+    const taken = new Map<string, 'file' | 'dir'>();
     for (let i = 0; i < list.length; i++) {
-      const where = `info.files[${i}]`;
-      const f = dict(list[i], where);
-      const len = int(f.get('length'), `${where}.length`, 0, Number.MAX_SAFE_INTEGER);
-      const path = pathComponents(f.get('path.utf-8') ?? f.get('path'), `${where}.path`);
+      const where = (): string => `info.files[${i}]`;
+      const f = list[i];
+      if (!(f instanceof Map)) fail(where(), 'expected a dict');
+      const l = f.get('length');
+      const len = typeof l === 'number' && l >= 0 ? l : int(l, `${where()}.length`, 0, Number.MAX_SAFE_INTEGER);
+      const path = pathComponents(f.get('path.utf-8') ?? f.get('path'), () => `${where()}.path`);
       const attr = f.get('attr');
       const pad = Buffer.isBuffer(attr) && attr.includes(0x70); // 'p'
-      const key = path.join('/');
       if (!pad) {
-        if (seen.has(key) || dirs.has(key)) fail(`${where}.path`, `duplicate path ${JSON.stringify(key)}`);
+        let d = path[0]!;
         for (let k = 1; k < path.length; k++) {
-          const d = path.slice(0, k).join('/');
-          if (seen.has(d)) fail(`${where}.path`, `${JSON.stringify(key)} is inside ${JSON.stringify(d)}, which is a file`);
-          dirs.add(d);
+          if (taken.get(d) === 'file') fail(`${where()}.path`, `${JSON.stringify(path.join('/'))} is inside ${JSON.stringify(d)}, which is a file`);
+          taken.set(d, 'dir');
+          d += '/' + path[k]!;
         }
-        seen.add(key);
+        if (taken.has(d)) fail(`${where()}.path`, `duplicate path ${JSON.stringify(d)}`);
+        taken.set(d, 'file');
       }
       files.push({ path, length: len, offset: length, pad });
       length += len;

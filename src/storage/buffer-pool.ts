@@ -30,4 +30,14 @@ export class BufferPool {
     if (this.free.includes(buf)) throw new Error('BufferPool: buffer given back twice');
     this.free.push(buf);
   }
+
+  /** A `release` for whoever ends up with `buf`: gives it back once, however often called. */
+  releaser(buf: Buffer): () => void {
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.give(buf);
+    };
+  }
 }

@@ -2,12 +2,15 @@
  * The assemble stage: verified-piece frames in, each written to disk, one event out per piece
  * once its bytes are on disk. Events are a have-set (design.md §2), so the stage's output is
  * also the resume journal.
+ *
+ * Pieces are re-verified on a hashing thread while the ones before them are written, so SHA-1
+ * and the disk overlap instead of taking turns on one core; events still come in input order.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { FileStore } from '../storage/file-store.js';
-import { hashMatches } from '../storage/verify.js';
+import { HashPool } from '../storage/hash-pool.js';
 import type { PieceFrame } from './piece-frames.js';
 
 export type AssembleEvent =
@@ -24,22 +27,32 @@ export interface AssembleOptions {
   have?: ReadonlySet<number>;
 }
 
+/** Pieces accepted and not yet on disk, at most: one being written while the next hash. */
+const DEPTH = 3;
+
 export class AssembleStream extends Transform {
   private readonly torrent: Torrent;
   private readonly store: FileStore;
-  private readonly trust: boolean;
+  private readonly hasher: HashPool | null;
   private readonly wanted: ReadonlySet<number> | null;
   /** wanted pieces not yet on disk */
   private readonly missing = new Set<number>();
   private readonly started = Date.now();
   private bytes = 0;
   private completed = false;
+  /** settles when every accepted piece is written or refused, in input order */
+  private tail: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  /** the input's callback, held while DEPTH pieces are in flight */
+  private blocked: TransformCallback | null = null;
+  /** a failed write: nothing is written after it */
+  private failure: Error | null = null;
 
   constructor(torrent: Torrent, store: FileStore, options: AssembleOptions = {}) {
     super({ objectMode: true, writableHighWaterMark: 1, readableHighWaterMark: 64 });
     this.torrent = torrent;
     this.store = store;
-    this.trust = options.trust ?? false;
+    this.hasher = options.trust === true ? null : new HashPool();
     this.wanted = options.wanted ?? null;
     for (let i = 0; i < torrent.pieceCount; i++) {
       if ((this.wanted === null || this.wanted.has(i)) && !options.have?.has(i)) this.missing.add(i);
@@ -52,39 +65,71 @@ export class AssembleStream extends Transform {
   }
 
   override _transform(f: PieceFrame, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.write1(f).then(
-      () => {
+    if (this.failure) {
+      cb(this.failure);
+      return;
+    }
+    const verdict = this.check(f); // hashing starts now, beside the writes queued before it
+    this.inFlight++;
+    this.tail = this.tail.then(async () => {
+      try {
+        const v = await verdict;
+        if (this.failure !== null) return;
+        if (typeof v === 'string') this.push({ event: 'bad-piece', index: f.index, reason: v } satisfies AssembleEvent);
+        else await this.put(f.index, v);
+      } catch (e) {
+        this.failure ??= e as Error;
+      } finally {
         f.release?.();
-        cb();
-      },
-      cb,
-    );
+        this.inFlight--;
+        this.unblock();
+      }
+    });
+    if (this.inFlight < DEPTH) cb();
+    else this.blocked = cb;
   }
 
-  private async write1(f: PieceFrame): Promise<void> {
-    if (f.index >= this.torrent.pieceCount) {
-      this.push({ event: 'bad-piece', index: f.index, reason: 'index beyond the torrent' } satisfies AssembleEvent);
-      return;
-    }
-    if (f.piece.length !== pieceSize(this.torrent, f.index)) {
-      this.push({ event: 'bad-piece', index: f.index, reason: `${f.piece.length} bytes, expected ${pieceSize(this.torrent, f.index)}` } satisfies AssembleEvent);
-      return;
-    }
-    if (!this.trust && !hashMatches(this.torrent, f.index, f.piece)) {
-      this.push({ event: 'bad-piece', index: f.index, reason: 'SHA-1 mismatch' } satisfies AssembleEvent);
-      return;
-    }
+  /** The bytes to write, or why the piece is refused. */
+  private async check(f: PieceFrame): Promise<Buffer | string> {
+    if (f.index >= this.torrent.pieceCount) return 'index beyond the torrent';
+    const size = pieceSize(this.torrent, f.index);
+    if (f.piece.length !== size) return `${f.piece.length} bytes, expected ${size}`;
+    if (this.hasher === null) return f.piece;
+    const { digest, data } = await this.hasher.sha1(f.piece);
+    return digest.equals(this.torrent.pieceHashes.subarray(f.index * 20, f.index * 20 + 20)) ? data : 'SHA-1 mismatch';
+  }
+
+  private async put(index: number, piece: Buffer): Promise<void> {
     // a piece outside --select still spans selected files at its edges: write what it covers
-    await this.store.writePiece(f.index, f.piece);
-    this.missing.delete(f.index);
-    this.bytes += f.piece.length;
-    this.push({ event: 'piece', index: f.index, bytes: f.piece.length } satisfies AssembleEvent);
+    await this.store.writePiece(index, piece);
+    this.missing.delete(index);
+    this.bytes += piece.length;
+    this.push({ event: 'piece', index, bytes: piece.length } satisfies AssembleEvent);
     if (this.missing.size === 0 && !this.completed) this.complete();
+  }
+
+  private unblock(): void {
+    const cb = this.blocked;
+    if (cb === null || (this.inFlight >= DEPTH && this.failure === null)) return;
+    this.blocked = null;
+    cb(this.failure);
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.missing.size === 0 && !this.completed) this.complete();
-    cb();
+    void this.tail.then(() => {
+      void this.hasher?.close();
+      if (this.failure) {
+        cb(this.failure);
+        return;
+      }
+      if (this.missing.size === 0 && !this.completed) this.complete();
+      cb();
+    });
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    void this.hasher?.close();
+    cb(err);
   }
 
   private complete(): void {

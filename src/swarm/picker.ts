@@ -155,9 +155,9 @@ export class PiecePicker {
   /**
    * Up to `max` blocks to request from a peer that has the pieces `has` says, never asking it
    * twice for the same block (`mine` says which blocks it already has outstanding).
-   * `startNew` is false when no new piece may start (the in-flight memory bound is reached).
+   * At most `startNew` new pieces are started (the room left in the in-flight memory bound).
    */
-  pick(has: (i: number) => boolean, max: number, startNew: boolean, mine: (b: Block) => boolean): Block[] {
+  pick(has: (i: number) => boolean, max: number, startNew: number, mine: (b: Block) => boolean): Block[] {
     const out: Block[] = [];
     // 1. blocks never requested in pieces already started
     for (const p of this.partials.values()) {
@@ -165,7 +165,7 @@ export class PiecePicker {
       if (p.unrequested > 0 && has(p.index)) this.takeFrom(p, out, max, false, mine);
     }
     // 2. new pieces, rarest first (or in order)
-    while (out.length < max && startNew && this.wantedCount > 0) {
+    for (let started = 0; out.length < max && started < startNew && this.wantedCount > 0; started++) {
       const i = this.choose(has);
       if (i < 0) break;
       const p = this.start(i);

@@ -22,7 +22,7 @@ import { PeerConnection, isHangUp, type ReadFeed, type WireExtension } from '../
 import { UtMetadata } from '../wire/ut-metadata.js';
 import { PexExchange } from './pex.js';
 import { BufferPool } from '../storage/buffer-pool.js';
-import { HashPool } from '../storage/hash-pool.js';
+import { HashPool, allocShared } from '../storage/hash-pool.js';
 import type { BValue } from '../bencode/types.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from './bitfield.js';
@@ -49,6 +49,11 @@ export interface SwarmOptions {
   queueSeconds?: number;
   /** a peer with requests outstanding and no block for this long is snubbed (default 15 s) */
   snubMs?: number;
+  /**
+   * How often queues are resized from rates, snubs found and useless peers dropped (default
+   * 1000 ms). Requests never wait for it: tests set it to hours to show so.
+   */
+  tickMs?: number;
   /** our listening port, advertised in the extended handshake */
   port?: number;
   /** extensions each connection gets besides ut_metadata (serving this torrent) and ut_pex */
@@ -179,12 +184,13 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     const wanted = [...(options.wanted ?? Array.from({ length: t.pieceCount }, (_, i) => i))].filter((i) => !this.have.has(i));
     this.wantedTotal = wanted.length;
     this.maxInFlight = Math.max(options.maxInFlightBytes ?? 16 * 1024 * 1024, 2 * t.pieceLength);
-    // in flight, plus a few verified pieces on their way to the disk
-    this.buffers = new BufferPool(t.pieceLength, Math.ceil(this.maxInFlight / t.pieceLength) + 8);
+    // in flight, plus a few verified pieces on their way to the disk; shared memory, so the
+    // hashing thread reads a piece where it is
+    this.buffers = new BufferPool(t.pieceLength, Math.ceil(this.maxInFlight / t.pieceLength) + 8, allocShared);
     this.picker = new PiecePicker(t, wanted, {
       sequential: options.sequential,
       random: options.random,
-      allocate: (size) => (size === this.buffers.size ? this.buffers.take() : Buffer.allocUnsafeSlow(size)),
+      allocate: (size) => (size === this.buffers.size ? this.buffers.take() : allocShared(size)),
     });
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
@@ -194,7 +200,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.pex = t.private || options.pex === false
       ? null
       : new PexExchange({ onPeer: (rec) => this.addPeer(rec), isSeed: () => this.finished, peerIsSeed: (c) => this.peers.get(c.name)?.bits.complete ?? false });
-    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer = setInterval(() => this.tick(), options.tickMs ?? 1000);
     this.timer.unref();
     if (this.wantedTotal === 0) queueMicrotask(() => this.finish());
   }
@@ -520,7 +526,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     const want = target - peer.requests.size;
     if (want <= 0) return;
     const inFlight = this.picker.partials.size * this.torrent.pieceLength;
-    const startNew = !this.paused && inFlight < this.maxInFlight;
+    // whole pieces only: the budget is a bound on piece buffers, not a hint
+    const startNew = this.paused ? 0 : Math.max(0, Math.floor((this.maxInFlight - inFlight) / this.torrent.pieceLength));
     const has = canRequest ? (i: number) => peer.bits.has(i) : (i: number) => peer.bits.has(i) && peer.allowedFast.has(i);
     const blocks = this.picker.pick(has, want, startNew, (b) => peer.requests.has(bkey(b.index, b.begin)));
     if (blocks.length === 0) return;
@@ -617,6 +624,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       return;
     }
     this.picker.finish(p);
+    // its buffer no longer counts against the in-flight bound: a new piece may start now, not
+    // at the next block or tick (with every started piece complete and hashing, none comes)
+    if (!this.picker.finished) for (const peer of this.peers.values()) this.fillSoon(peer);
     const failed = this.failedCopies.get(p.index);
     if (failed) {
       // the good copy is here: whoever sent a block that differs sent bad data
@@ -633,14 +643,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     // no `have` to a peer that has the piece (libtorrent's default too): to seeds it is only a
     // syscall per piece per peer
     if (!this.o.serve) for (const peer of this.peers.values()) if (peer.conn.remote && !peer.bits.has(p.index)) peer.conn.send({ type: 'have', index: p.index });
-    const buf = p.buf;
-    let given = false;
-    const release = (): void => {
-      if (given) return;
-      given = true;
-      this.buffers.give(buf);
-    };
-    this.emit('piece', { index: p.index, piece: buf, release });
+    this.emit('piece', { index: p.index, piece: p.buf, release: this.buffers.releaser(p.buf) });
     if (this.picker.finished) this.finish();
   }
 
