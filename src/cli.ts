@@ -85,7 +85,16 @@ async function main(argv: string[]): Promise<number> {
   // stage); a later EPIPE must not become an uncaught 'error' event either
   for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
 
-  const io: Io = { stdin: openStdin(), stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal };
+  const io: Io = {
+    get stdin() {
+      return openStdin();
+    },
+    stdinFd: 0,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    signal: controller.signal,
+  };
   const [first, ...rest] = argv;
   if (first === undefined || first === '-h' || first === '--help' || first === 'help' && rest.length === 0) {
     (first === undefined ? process.stderr : process.stdout).write(mainHelp());
@@ -122,6 +131,7 @@ let stdin: (Readable & { isTTY?: boolean }) | null = null;
  * pipes, terminals and sockets are process.stdin.
  */
 function openStdin(): Readable & { isTTY?: boolean } {
+  if (stdin !== null) return stdin;
   try {
     if (fstatSync(0).isFile()) return (stdin = createReadStream('', { fd: 0, highWaterMark: 256 * 1024, autoClose: false }));
   } catch {

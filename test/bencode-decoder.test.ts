@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BencodeDecoder, BencodeError, decode, decodeAll, decodeFirst, encode, type BValue, type DecodeOptions, type Span } from '../src/bencode/index.js';
-import { randomChunks, rng, seedFromEnv } from './helpers/random.js';
+import { randomChunks, randomValue, rng, seedFromEnv } from './helpers/random.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -197,4 +197,26 @@ test('decoding a string never copies when it lies inside one chunk', () => {
   const v = decode(input) as Buffer;
   assert.equal(v.buffer, input.buffer);
   assert.deepEqual(encode(v), Buffer.from('5:hello'));
+});
+
+test('copyStrings: a caller that overwrites its chunk after each write still gets every value intact', () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  for (let k = 0; k < 200; k++) {
+    const values = Array.from({ length: 1 + Math.floor(r() * 4) }, () => randomValue(r));
+    const input = Buffer.concat(values.map((v) => encode(v)));
+    for (const chunks of [oneByte(input), randomChunks(r, input, 7), [input]]) {
+      // one reused chunk buffer, scribbled over after every write, as a reader into reused memory does
+      const scratch = Buffer.alloc(input.length);
+      const d = new BencodeDecoder({ copyStrings: true });
+      const out: BValue[] = [];
+      for (const c of chunks) {
+        c.copy(scratch);
+        d.write(scratch.subarray(0, c.length), (v) => out.push(v));
+        scratch.fill(0xaa);
+      }
+      d.end();
+      assert.deepEqual(out, values, `seed ${seed}`);
+    }
+  }
 });

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, open, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -7,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { decodeAll } from '../src/bencode/index.js';
 import { readHaveSet } from '../src/streams/have-set.js';
+import { PieceFrameReader } from '../src/streams/piece-frame-reader.js';
 import { PieceFrameDecoder, PieceFrameEncoder, writeFrames, type PieceFrame } from '../src/streams/piece-frames.js';
 import { bytes, randomChunks, rng, seedFromEnv } from './helpers/random.js';
 
@@ -112,4 +115,50 @@ test('writeFrames stops with the error of a sink that fails, releasing nothing i
   const frames = [{ index: 0, piece: Buffer.from('ab'), release: () => released++ }];
   await assert.rejects(pipeline(Readable.from(frames), writeFrames(out)), /EPIPE/);
   assert.equal(released, 0);
+});
+
+test('PieceFrameReader reads a pipe and a file into reused memory: every frame intact, pooled pieces released', async () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  const PL = 3000;
+  // full-size pieces and a short last one, an unknown key, split so that pieces complete in one
+  // read and their frame in a later one (a slice of the reused buffer would be overwritten)
+  const frames = Array.from({ length: 30 }, (_, i) => ({ index: i, piece: bytes(r, i === 29 ? 123 : PL) }));
+  const wire = Buffer.concat([await encodeFrames(frames), Buffer.from('d5:extrai1e5:indexi1e5:piece2:hie')]);
+  const want = [...frames, { index: 1, piece: Buffer.from('hi') }];
+  const dir = await mkdtemp(join(tmpdir(), 'tt-frames-'));
+  const file = join(dir, 'pieces.bin');
+  await writeFile(file, wire);
+  const fifo = join(dir, 'pipe');
+  execFileSync('mkfifo', [fifo]);
+  for (const path of [file, fifo]) {
+    if (path === fifo) {
+      // a writer that stops at every frame's last piece byte for a moment
+      void (async () => {
+        const w = await open(fifo, 'w');
+        let at = 0;
+        for (const c of randomChunks(r, wire, 4000)) {
+          await w.write(c);
+          at += c.length;
+          if (r() < 0.3) await new Promise((res) => setTimeout(res, 2));
+        }
+        assert.equal(at, wire.length);
+        await w.close();
+      })();
+    }
+    const fd = openSync(path, 'r');
+    const reader = new PieceFrameReader(fd, { maxPieceLength: PL, pieceCount: 100 });
+    const got: PieceFrame[] = [];
+    let released = 0;
+    for await (const f of reader as AsyncIterable<PieceFrame>) {
+      got.push({ index: f.index, piece: Buffer.from(f.piece) });
+      if (f.release) {
+        released++;
+        f.release();
+      }
+    }
+    assert.throws(() => closeSync(fd), /EBADF/, 'the reader closes its descriptor');
+    assert.deepEqual(got, want, `${path}, seed ${seed}`);
+    assert.equal(released, 29, 'every full-size piece came from the pool');
+  }
 });

@@ -40,6 +40,12 @@ export interface DecodeOptions extends DecodeLimits {
    * one that lies inside a chunk is a slice of it. The piece stream reuses piece buffers so.
    */
   allocString?: (length: number) => Buffer;
+  /**
+   * Copy every byte string out of the input (into `allocString`'s buffers) instead of slicing
+   * it: for a caller that overwrites its chunk buffer after each write(). A value may be
+   * emitted chunks after its strings were read, so a slice would point at later bytes.
+   */
+  copyStrings?: boolean;
 }
 
 export const DEFAULT_LIMITS: Required<DecodeLimits> = {
@@ -119,6 +125,15 @@ export class BencodeDecoder {
     this.spans = options.spans;
     this.spanDepth = options.spanDepth ?? Infinity;
     if (!(this.o.maxDepth >= 1)) throw new RangeError('maxDepth must be at least 1');
+  }
+
+  /** A byte string value: a slice of the chunk, or a copy when the caller reuses chunks. */
+  private bytes(chunk: Buffer, start: number, end: number): Buffer {
+    const s = chunk.subarray(start, end);
+    if (this.o.copyStrings !== true) return s;
+    const out = this.o.allocString?.(s.length) ?? Buffer.allocUnsafe(s.length);
+    s.copy(out);
+    return out;
   }
 
   /** Absolute offset of the next byte the decoder expects. */
@@ -218,11 +233,11 @@ export class BencodeDecoder {
               const e = s0 + len;
               if (j < n && d === C_COLON && len <= maxStr && e <= n && base + e - this.valueStart <= maxVal) {
                 i = e;
-                if (top === null || !inline) this.done(chunk.subarray(s0, e), at, base + e, emit);
-                else if (top.list !== null) top.list.push(chunk.subarray(s0, e));
+                if (top === null || !inline) this.done(this.bytes(chunk, s0, e), at, base + e, emit);
+                else if (top.list !== null) top.list.push(this.bytes(chunk, s0, e));
                 else if (top.key === null) this.key(top, binaryString(chunk, s0, e), at);
                 else {
-                  top.dict!.set(top.key, chunk.subarray(s0, e));
+                  top.dict!.set(top.key, this.bytes(chunk, s0, e));
                   top.key = null;
                 }
                 break;
@@ -395,7 +410,7 @@ export class BencodeDecoder {
         case S_STR_BODY: {
           const need = this.strLen - this.strFill;
           const avail = n - i;
-          if (this.strBuf === null && avail >= need) {
+          if (this.strBuf === null && avail >= need && this.o.copyStrings !== true) {
             const s = chunk.subarray(i, i + need);
             i += need;
             this.pos = base + i;

@@ -4,6 +4,12 @@ import { escapeLine } from './errors.js';
 /** What a command may touch of the outside world: given by cli.ts, replaced in tests. */
 export interface Io {
   stdin: Readable & { isTTY?: boolean };
+  /**
+   * The descriptor behind `stdin` (the CLI's fd 0, absent in tests): a command may read it
+   * itself instead (assemble, into reused memory), and then never touches `stdin`, whose
+   * stream is only made when first asked for (making it puts a pipe in non-blocking mode).
+   */
+  stdinFd?: number;
   stdout: Writable & { isTTY?: boolean };
   stderr: Writable & { isTTY?: boolean };
   env: Readonly<Record<string, string | undefined>>;

@@ -1,4 +1,4 @@
-import type { Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { objectTransform } from 'through2';
 import { pipeline } from 'node:stream/promises';
 import ndjson from 'ndjson';
@@ -14,6 +14,7 @@ import { UnsafePathError } from '../storage/safe-path.js';
 import { AssembleStream, type AssembleEvent } from '../streams/assemble.js';
 import { readHaveSet } from '../streams/have-set.js';
 import { InOrderContentStream } from '../streams/in-order.js';
+import { PieceFrameReader } from '../streams/piece-frame-reader.js';
 import { PieceFrameDecoder, PieceStreamError } from '../streams/piece-frames.js';
 
 export const assemble: Command = {
@@ -69,7 +70,10 @@ examples:
     const t = src.torrent;
     if (!t) throw new UsageError('assemble needs a .torrent file (fetch-metadata turns a magnet into one)');
     const select = a.list('select').length > 0 ? resolveSelect(t, a.list('select')) : undefined;
-    const frames = new PieceFrameDecoder({ maxPieceLength: t.pieceLength, pieceCount: t.pieceCount });
+    // stdin's own descriptor when it is a file, pipe or socket: read into reused memory
+    const frameOptions = { maxPieceLength: t.pieceLength, pieceCount: t.pieceCount };
+    const frames = (): Readable[] =>
+      io.stdinFd !== undefined && PieceFrameReader.canRead(io.stdinFd) ? [new PieceFrameReader(io.stdinFd, frameOptions)] : [io.stdin, new PieceFrameDecoder(frameOptions)];
     const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'assemble');
 
     if (toStdout) {
@@ -78,7 +82,7 @@ examples:
       const file = select === undefined ? undefined : [...select][0]!;
       const content = new InOrderContentStream(t, { maxBuffer, file, trust: a.bool('trust') });
       try {
-        await pipeline(io.stdin, frames, content, io.stdout, { signal: io.signal });
+        await pipeline([...frames(), content, io.stdout], { signal: io.signal });
       } catch (e) {
         throw explain(e);
       }
@@ -112,7 +116,7 @@ examples:
     }) as unknown as Transform;
     try {
       // events go to stdout as NDJSON (ndjson.stringify fits here: one small object per piece)
-      await pipeline(io.stdin, frames, stage, watch, ndjson.stringify(), io.stdout, { signal: io.signal });
+      await pipeline([...frames(), stage, watch, ndjson.stringify(), io.stdout], { signal: io.signal });
     } catch (e) {
       throw explain(e);
     } finally {

@@ -83,33 +83,37 @@ export interface PieceFrameDecoderOptions {
 }
 
 /**
- * Piece stream bytes in, `{index, piece}` out. Built on the streaming bencode decoder, so a
- * frame split across any chunk boundaries is fine and unknown keys are skipped. Limits come
- * from the torrent: nothing larger than one piece plus a little room for keys is buffered.
+ * Where piece stream bytes become frames, for the stream decoder below and the fd reader
+ * (piece-frame-reader.ts). Built on the streaming bencode decoder, so a frame split across
+ * any chunk boundaries is fine and unknown keys are skipped. Limits come from the torrent:
+ * nothing larger than one piece plus a little room for keys is buffered.
  *
  * A piece gathered from several chunks (every full-size piece bigger than a read) lands in a
  * buffer from a pool, in shared memory so a hashing thread reads it in place; the frame's
  * `release` gives it back. A fresh buffer per piece was 1 GiB of garbage per GiB, which let
  * `assemble`'s RSS climb to ~100 MiB before the collector caught up.
  */
-export class PieceFrameDecoder extends Transform {
+export class FrameParser {
   private readonly decoder: BencodeDecoder;
   private readonly pieceCount: number | undefined;
   private readonly pool: BufferPool;
   /** the pool buffer the decoder is gathering into, until its frame is out */
   private gathering: Buffer | null = null;
 
-  constructor(options: PieceFrameDecoderOptions) {
-    // each frame is one piece: a readable buffer of 2 frames bounds memory to ~3 pieces
-    super({ writableObjectMode: false, readableObjectMode: true, writableHighWaterMark: 256 * 1024, readableHighWaterMark: 2 });
+  /**
+   * `reusesInput`: the caller overwrites each chunk once write() returns, so every string is
+   * copied out (a full-size piece into the pool) instead of sliced from the chunk.
+   */
+  constructor(options: PieceFrameDecoderOptions & { reusesInput?: boolean }) {
     this.pieceCount = options.pieceCount;
-    // enough for the frames in the readable buffer, those a consumer holds (assemble: 3) and
-    // the one gathering; a consumer that keeps more only costs fresh buffers
+    // enough for the frames a reader buffers, those a consumer holds (assemble: 3) and the
+    // one gathering; a consumer that keeps more only costs fresh buffers
     this.pool = new BufferPool(options.maxPieceLength, 8, allocShared);
     this.decoder = new BencodeDecoder({
       maxDepth: 8,
       maxStringLength: options.maxPieceLength,
       maxValueSize: options.maxPieceLength + 64 * 1024,
+      copyStrings: options.reusesInput === true,
       allocString: (n) => {
         if (n !== this.pool.size) return Buffer.allocUnsafe(n);
         this.gathering = this.pool.take();
@@ -118,24 +122,22 @@ export class PieceFrameDecoder extends Transform {
     });
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  /** Feeds bytes; calls `onFrame` for each frame they complete. Throws PieceStreamError. */
+  write(chunk: Buffer, onFrame: (f: PieceFrame) => void): void {
     try {
-      this.decoder.write(chunk, (v, start) => this.push(this.frame(v, start)));
+      this.decoder.write(chunk, (v, start) => onFrame(this.frame(v, start)));
     } catch (e) {
-      cb(e instanceof BencodeError ? new PieceStreamError(e.offset, e.reason) : (e as Error));
-      return;
+      throw e instanceof BencodeError ? new PieceStreamError(e.offset, e.reason) : e;
     }
-    cb();
   }
 
-  override _flush(cb: TransformCallback): void {
+  /** The input ended: throws PieceStreamError inside a frame. */
+  end(): void {
     try {
       this.decoder.end();
     } catch (e) {
-      cb(e instanceof BencodeError ? new PieceStreamError(e.offset, `truncated piece stream: ${e.reason}`) : (e as Error));
-      return;
+      throw e instanceof BencodeError ? new PieceStreamError(e.offset, `truncated piece stream: ${e.reason}`) : e;
     }
-    cb();
   }
 
   private frame(v: BValue, start: number): PieceFrame {
@@ -150,5 +152,36 @@ export class PieceFrameDecoder extends Transform {
     if (piece !== this.gathering) return { index, piece };
     this.gathering = null;
     return { index, piece, release: this.pool.releaser(piece) };
+  }
+}
+
+/** Piece stream bytes in, `{index, piece}` out (see FrameParser). */
+export class PieceFrameDecoder extends Transform {
+  private readonly parser: FrameParser;
+
+  constructor(options: PieceFrameDecoderOptions) {
+    // each frame is one piece: a readable buffer of 2 frames bounds memory to ~3 pieces
+    super({ writableObjectMode: false, readableObjectMode: true, writableHighWaterMark: 256 * 1024, readableHighWaterMark: 2 });
+    this.parser = new FrameParser(options);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.parser.write(chunk, (f) => this.push(f));
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.parser.end();
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
+    cb();
   }
 }

@@ -1,0 +1,124 @@
+/**
+ * The piece stream read straight from a file descriptor (assemble's stdin) into one reused
+ * buffer, frames out. A stream over fd 0 hands out a fresh buffer per read: 1 GiB of them per
+ * GiB, garbage that held ~35 MiB of assemble's RSS until the collector came round. Here the
+ * parser copies out what it keeps (FrameParser `reusesInput`), so the next read may overwrite
+ * the buffer at once. A regular file is read with positional-less fs.read (from wherever the
+ * shell left the offset); a pipe or socket through net.Socket's `onread`, which reads into a
+ * buffer of ours and pauses when the consumer is full.
+ */
+import { close, fstatSync, read } from 'node:fs';
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
+import { Readable } from 'node:stream';
+import { FrameParser, type PieceFrame, type PieceFrameDecoderOptions } from './piece-frames.js';
+
+const CHUNK = 256 * 1024;
+
+export class PieceFrameReader extends Readable {
+  private readonly fd: number;
+  private readonly parser: FrameParser;
+  private readonly buf = Buffer.allocUnsafeSlow(CHUNK);
+  private readonly isFile: boolean;
+  private socket: Socket | null = null;
+  private reading = false;
+  private ended = false;
+  /** destroyed during a read: what to do once it returns */
+  private afterRead: (() => void) | null = null;
+
+  /** True when `fd` can be read so (a regular file, a pipe or a socket). */
+  static canRead(fd: number): boolean {
+    try {
+      const st = fstatSync(fd);
+      return st.isFile() || st.isFIFO() || st.isSocket();
+    } catch {
+      return false;
+    }
+  }
+
+  constructor(fd: number, options: PieceFrameDecoderOptions) {
+    // a few frames between the reader and the consumer: bounded whatever the stream's length
+    super({ objectMode: true, highWaterMark: 2 });
+    this.fd = fd;
+    this.parser = new FrameParser({ ...options, reusesInput: true });
+    this.isFile = fstatSync(fd).isFile();
+  }
+
+  override _read(): void {
+    if (this.isFile) this.readFile();
+    else if (this.socket === null) this.openSocket();
+    else this.socket.resume();
+  }
+
+  /** Feeds `n` bytes of the buffer; false when the consumer is full or the stream failed. */
+  private feed(n: number): boolean {
+    let more = true;
+    try {
+      this.parser.write(this.buf.subarray(0, n), (f: PieceFrame) => {
+        more = this.push(f) && more;
+      });
+    } catch (e) {
+      this.destroy(e as Error);
+      return false;
+    }
+    return more;
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    try {
+      this.parser.end();
+    } catch (e) {
+      this.destroy(e as Error);
+      return;
+    }
+    this.push(null);
+  }
+
+  private readFile(): void {
+    if (this.reading || this.ended || this.destroyed) return;
+    this.reading = true;
+    read(this.fd, this.buf, 0, CHUNK, null, (err, n) => {
+      this.reading = false;
+      if (this.destroyed) {
+        this.afterRead?.();
+        return;
+      }
+      if (err) this.destroy(err);
+      else if (n === 0) this.finish();
+      else if (this.feed(n)) this.readFile();
+    });
+  }
+
+  private openSocket(): void {
+    // Node's Socket constructor takes `onread` as connect() does; @types/node lists it for connect only
+    const options: SocketConstructorOpts & { onread: OnReadOpts } = {
+      fd: this.fd,
+      readable: true,
+      writable: false,
+      onread: {
+        buffer: this.buf,
+        // returning false pauses the socket until _read resumes it
+        callback: (n: number) => !this.destroyed && this.feed(n),
+      },
+    };
+    this.socket = new Socket(options);
+    this.socket.on('end', () => this.finish());
+    this.socket.on('error', (e) => this.destroy(e));
+  }
+
+  /** The descriptor is closed at the end (a socket over it closes it anyway). */
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (this.socket !== null) {
+      this.socket.destroy();
+      cb(err);
+    } else if (this.isFile) {
+      // a read still running owns the fd until its callback: close after it
+      const closeFd = (): void => close(this.fd, () => cb(err));
+      if (this.reading) this.afterRead = closeFd;
+      else closeFd();
+    } else {
+      cb(err);
+    }
+  }
+}
