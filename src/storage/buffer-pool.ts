@@ -31,13 +31,16 @@ export class BufferPool {
     this.free.push(buf);
   }
 
-  /** A `release` for whoever ends up with `buf`: gives it back once, however often called. */
-  releaser(buf: Buffer): () => void {
+  /**
+   * A `release` for whoever ends up with `buf`: gives it back once, however often called. A
+   * holder that moved the memory to a worker and back (HashPool) passes the buffer it came back in.
+   */
+  releaser(buf: Buffer): (moved?: Buffer) => void {
     let given = false;
-    return () => {
+    return (moved) => {
       if (given) return;
       given = true;
-      this.give(buf);
+      this.give(moved ?? buf);
     };
   }
 }

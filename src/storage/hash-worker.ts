@@ -2,9 +2,7 @@
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 
-parentPort!.on('message', (m: { id: number; buf: ArrayBuffer | SharedArrayBuffer; offset: number; length: number }) => {
+parentPort!.on('message', (m: { id: number; buf: ArrayBuffer; offset: number; length: number }) => {
   const digest = createHash('sha1').update(new Uint8Array(m.buf, m.offset, m.length)).digest();
-  // shared memory stays where it is (both threads see it); owned memory moves back
-  if (m.buf instanceof SharedArrayBuffer) parentPort!.postMessage({ id: m.id, digest });
-  else parentPort!.postMessage({ id: m.id, digest, buf: m.buf, offset: m.offset, length: m.length }, [m.buf]);
+  parentPort!.postMessage({ id: m.id, digest, buf: m.buf, offset: m.offset, length: m.length }, [m.buf]);
 });

@@ -72,15 +72,17 @@ export class AssembleStream extends Transform {
     const verdict = this.check(f); // hashing starts now, beside the writes queued before it
     this.inFlight++;
     this.tail = this.tail.then(async () => {
+      let bytes: Buffer | undefined;
       try {
         const v = await verdict;
+        bytes = v.bytes;
         if (this.failure !== null) return;
-        if (typeof v === 'string') this.push({ event: 'bad-piece', index: f.index, reason: v } satisfies AssembleEvent);
-        else await this.put(f.index, v);
+        if (v.refused !== undefined) this.push({ event: 'bad-piece', index: f.index, reason: v.refused } satisfies AssembleEvent);
+        else await this.put(f.index, v.bytes);
       } catch (e) {
         this.failure ??= e as Error;
       } finally {
-        f.release?.();
+        f.release?.(bytes);
         this.inFlight--;
         this.unblock();
       }
@@ -89,14 +91,17 @@ export class AssembleStream extends Transform {
     else this.blocked = cb;
   }
 
-  /** The bytes to write, or why the piece is refused. */
-  private async check(f: PieceFrame): Promise<Buffer | string> {
-    if (f.index >= this.torrent.pieceCount) return 'index beyond the torrent';
+  /**
+   * Why the piece is refused, if it is, and the buffer its bytes are in now (hashing moves
+   * them to the hashing thread and back).
+   */
+  private async check(f: PieceFrame): Promise<{ bytes: Buffer; refused?: string }> {
+    if (f.index >= this.torrent.pieceCount) return { bytes: f.piece, refused: 'index beyond the torrent' };
     const size = pieceSize(this.torrent, f.index);
-    if (f.piece.length !== size) return `${f.piece.length} bytes, expected ${size}`;
-    if (this.hasher === null) return f.piece;
+    if (f.piece.length !== size) return { bytes: f.piece, refused: `${f.piece.length} bytes, expected ${size}` };
+    if (this.hasher === null) return { bytes: f.piece };
     const { digest, data } = await this.hasher.sha1(f.piece);
-    return digest.equals(this.torrent.pieceHashes.subarray(f.index * 20, f.index * 20 + 20)) ? data : 'SHA-1 mismatch';
+    return digest.equals(this.torrent.pieceHashes.subarray(f.index * 20, f.index * 20 + 20)) ? { bytes: data } : { bytes: data, refused: 'SHA-1 mismatch' };
   }
 
   private async put(index: number, piece: Buffer): Promise<void> {

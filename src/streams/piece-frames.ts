@@ -9,16 +9,16 @@ import { BencodeDecoder } from '../bencode/decoder.js';
 import { BencodeError } from '../bencode/errors.js';
 import type { BValue } from '../bencode/types.js';
 import { BufferPool } from '../storage/buffer-pool.js';
-import { allocShared } from '../storage/hash-pool.js';
 
 export interface PieceFrame {
   index: number;
   piece: Buffer;
   /**
-   * From the fetch stage: gives `piece`'s buffer back for reuse. A consumer that is done with
-   * the bytes (assemble, once they are on disk) calls it; one that hands them on does not.
+   * Gives `piece`'s buffer back for reuse (the fetch stage's and the frame parser's pieces). A
+   * consumer that is done with the bytes (assemble, once they are on disk) calls it; one that
+   * hands them on does not. One that moved the memory (HashPool) passes the buffer it is in now.
    */
-  release?: () => void;
+  release?: (moved?: Buffer) => void;
 }
 
 /** A piece stream that is well-formed bencode but not a valid frame, or not bencode at all. */
@@ -89,8 +89,7 @@ export interface PieceFrameDecoderOptions {
  * nothing larger than one piece plus a little room for keys is buffered.
  *
  * A piece gathered from several chunks (every full-size piece bigger than a read) lands in a
- * buffer from a pool, in shared memory so a hashing thread reads it in place; the frame's
- * `release` gives it back. A fresh buffer per piece was 1 GiB of garbage per GiB, which let
+ * buffer from a pool; the frame's `release` gives it back. A fresh buffer per piece was 1 GiB of garbage per GiB, which let
  * `assemble`'s RSS climb to ~100 MiB before the collector caught up.
  */
 export class FrameParser {
@@ -108,7 +107,7 @@ export class FrameParser {
     this.pieceCount = options.pieceCount;
     // enough for the frames a reader buffers, those a consumer holds (assemble: 3) and the
     // one gathering; a consumer that keeps more only costs fresh buffers
-    this.pool = new BufferPool(options.maxPieceLength, 8, allocShared);
+    this.pool = new BufferPool(options.maxPieceLength, 8);
     this.decoder = new BencodeDecoder({
       maxDepth: 8,
       maxStringLength: options.maxPieceLength,
