@@ -533,7 +533,7 @@ test('interop: our dht get-peers finds a python-libtorrent seeder through its DH
   await writeFile(tf, tb);
   await writeFiles(join(dir, 'data'), 'ltdht', files);
   const base = 21_000 + Math.floor(Math.random() * 20_000);
-  const py = spawn(SYSTEM_PYTHON, [fileURLToPath(new URL('dht-magnet-test.py', FIXTURES)), tf, join(dir, 'data'), join(dir, 'lt-out'), '--nodes', '2', '--relaxed', '--timeout', '30', '--hold', '40', '--base-port', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const py = spawn(SYSTEM_PYTHON, [fileURLToPath(new URL('dht-magnet-test.py', FIXTURES)), tf, join(dir, 'data'), join(dir, 'lt-out'), '--nodes', '2', '--relaxed', '--timeout', '30', '--hold', '110', '--base-port', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.push(py);
   let log = '';
   py.stdout!.on('data', (b: Buffer) => (log += b.toString()));

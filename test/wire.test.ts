@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { FrameDecoder, WireViolation, type WireLimits } from '../src/wire/frame-decoder.js';
 import { PeerConnection } from '../src/wire/peer-connection.js';
-import { encodeHandshake, encodeMessage, reservedBits, type Handshake, type WireMessage } from '../src/wire/protocol.js';
+import { encodeHandshake, encodeMessage, encodeRequests, reservedBits, type Handshake, type WireMessage } from '../src/wire/protocol.js';
 import { runCli } from './helpers/cli.js';
 import { SYSTEM_PYTHON, hasLibtorrent, skipUnless } from './helpers/interop.js';
 import { bytes, randomChunks, rng, seedFromEnv } from './helpers/random.js';
@@ -179,4 +179,11 @@ test('peer talks to a python-libtorrent seeder and fetches a piece', { skip: ski
   lt.kill('SIGKILL');
   assert.equal(res.code, 0, res.stderr + res.stdout.toString());
   assert.match(res.stdout.toString(), /"event":"piece","index":2,"length":65536,"valid":true/);
+});
+
+test('encodeRequests is the request messages back to back', () => {
+  const blocks = [{ index: 0, begin: 0, length: 16384 }, { index: 7, begin: 16384, length: 100 }, { index: 0xfffff, begin: 0, length: 1 }];
+  const want = Buffer.concat(blocks.map((b) => encodeMessage({ type: 'request', ...b }) as Buffer));
+  assert.deepEqual(encodeRequests(blocks), want);
+  assert.equal(encodeRequests([]).length, 0);
 });

@@ -101,6 +101,21 @@ const NOT_INTERESTED = bare(ID.notInterested);
 const HAVE_ALL = bare(ID.haveAll);
 const HAVE_NONE = bare(ID.haveNone);
 
+/** Request messages for `blocks`, back to back in one buffer. */
+export function encodeRequests(blocks: ReadonlyArray<{ index: number; begin: number; length: number }>): Buffer {
+  const b = Buffer.allocUnsafe(17 * blocks.length);
+  let at = 0;
+  for (const r of blocks) {
+    b.writeUInt32BE(13, at);
+    b[at + 4] = ID.request;
+    b.writeUInt32BE(r.index, at + 5);
+    b.writeUInt32BE(r.begin, at + 9);
+    b.writeUInt32BE(r.length, at + 13);
+    at += 17;
+  }
+  return b;
+}
+
 function triple(id: number, index: number, begin: number, length: number): Buffer {
   const b = header(13, id, 12);
   b.writeUInt32BE(index, 5);
