@@ -9,6 +9,7 @@ import { BencodeDecoder } from '../bencode/decoder.js';
 import { BencodeError } from '../bencode/errors.js';
 import type { BValue } from '../bencode/types.js';
 import { BufferPool } from '../storage/buffer-pool.js';
+import { ChunkParserStream, type ChunkParser } from './chunk-parser.js';
 
 export interface PieceFrame {
   index: number;
@@ -92,7 +93,7 @@ export interface PieceFrameDecoderOptions {
  * buffer from a pool; the frame's `release` gives it back. A fresh buffer per piece was 1 GiB of garbage per GiB, which let
  * `assemble`'s RSS climb to ~100 MiB before the collector caught up.
  */
-export class FrameParser {
+export class FrameParser implements ChunkParser<PieceFrame> {
   private readonly decoder: BencodeDecoder;
   private readonly pieceCount: number | undefined;
   private readonly pool: BufferPool;
@@ -155,32 +156,9 @@ export class FrameParser {
 }
 
 /** Piece stream bytes in, `{index, piece}` out (see FrameParser). */
-export class PieceFrameDecoder extends Transform {
-  private readonly parser: FrameParser;
-
+export class PieceFrameDecoder extends ChunkParserStream<PieceFrame> {
   constructor(options: PieceFrameDecoderOptions) {
     // each frame is one piece: a readable buffer of 2 frames bounds memory to ~3 pieces
-    super({ writableObjectMode: false, readableObjectMode: true, writableHighWaterMark: 256 * 1024, readableHighWaterMark: 2 });
-    this.parser = new FrameParser(options);
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      this.parser.write(chunk, (f) => this.push(f));
-    } catch (e) {
-      cb(e as Error);
-      return;
-    }
-    cb();
-  }
-
-  override _flush(cb: TransformCallback): void {
-    try {
-      this.parser.end();
-    } catch (e) {
-      cb(e as Error);
-      return;
-    }
-    cb();
+    super(new FrameParser(options), { writable: 256 * 1024, readable: 2 });
   }
 }
