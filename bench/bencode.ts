@@ -3,12 +3,10 @@
  * structure-heavy one, plus the bdecode CLI's peak RSS on a 1 GiB stream of values.
  */
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import ref from 'bencode';
 import { decode, encode, type BValue } from '../src/bencode/index.js';
-import { fmt, measureCommand, ms, timeIt } from './harness.js';
+import { CLI, fmt, measureCommand, ms, timeIt } from './harness.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 
 function typicalTorrent(): Buffer {
   // ~1,400 pieces of 256 KiB (a ~350 MiB file) with an announce-list
@@ -70,7 +68,7 @@ export async function benchBencode(): Promise<string[]> {
     const theirsE = timeIt(() => ref.encode(rv));
     out.push(`| ${name} | encode | ${ms(oursE)} | ${ms(theirsE)} | ${fmt(theirsE / oursE)}× |`);
   }
-  const m = await measureCommand(process.execPath, [CLI, 'bdecode'], feedGiB);
+  const m = await measureCommand(CLI, ['bdecode'], feedGiB);
   out.push('', `bdecode CLI on a 1 GiB stream of ~1 KiB values: ${fmt(m.wallS)} s wall (${fmt(1024 / m.wallS, 0)} MiB/s), ` +
     `peak RSS ${m.maxRssMiB === null ? 'n/a (no /usr/bin/time)' : fmt(m.maxRssMiB, 1) + ' MiB'}, exit ${m.code}`);
   return out;

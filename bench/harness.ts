@@ -1,6 +1,13 @@
 /** Timing helpers for `npm run bench`: figures are ratios against a reference measured in the same run. */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The built command, to be executed itself as an installed `torrent-tools` is (not as
+ * `node cli.js`), so that the node flags on its first line apply to what is measured.
+ */
+export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 
 /** Median seconds per call of `fn`, over `rounds` rounds of enough calls to last ~`minMs`. */
 export function timeIt(fn: () => unknown, rounds = 7, minMs = 200): number {

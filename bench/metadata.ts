@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { fmt } from './harness.js';
+import { CLI, fmt } from './harness.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const LT = fileURLToPath(new URL('../../bench/lt-metadata.py', import.meta.url));
 const PY = '/usr/bin/python3';
 
@@ -29,10 +28,10 @@ export async function benchMetadata(rounds = 9): Promise<string[]> {
   await mkdir(join(data, 'set'), { recursive: true });
   for (let i = 0; i < 3000; i++) await writeFile(join(data, 'set', `file-${String(i).padStart(5, '0')}-with-a-longish-name.dat`), Buffer.alloc(100 + (i % 50), i & 0xff));
   const tf = join(dir, 'x.torrent');
-  spawnSync(process.execPath, [CLI, 'create', join(data, 'set'), '-o', tf, '--piece-length', '16384']);
-  const info = JSON.parse(spawnSync(process.execPath, [CLI, 'info', tf], { encoding: 'utf8' }).stdout) as { infoHash: string };
+  spawnSync(CLI, ['create', join(data, 'set'), '-o', tf, '--piece-length', '16384']);
+  const info = JSON.parse(spawnSync(CLI, ['info', tf], { encoding: 'utf8' }).stdout) as { infoHash: string };
   const seeds = await Promise.all([0, 1].map(async () => {
-    const c = spawn(process.execPath, [CLI, 'seed', tf, data, '--port', '0', '--host', '127.0.0.1', '--no-announce', '--quiet'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const c = spawn(CLI, ['seed', tf, data, '--port', '0', '--host', '127.0.0.1', '--no-announce', '--quiet'], { stdio: ['ignore', 'pipe', 'ignore'] });
     const line = await new Promise<string>((res) => createInterface({ input: c.stdout }).once('line', res));
     return { c, port: (JSON.parse(line) as { port: number }).port };
   }));
@@ -43,7 +42,7 @@ export async function benchMetadata(rounds = 9): Promise<string[]> {
   const theirsSession: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(process.execPath, [CLI, 'fetch-metadata', magnet, ...peers.flatMap((p) => ['--peer', p])], { input: '', maxBuffer: 1 << 24 });
+    const r = spawnSync(CLI, ['fetch-metadata', magnet, ...peers.flatMap((p) => ['--peer', p])], { input: '', maxBuffer: 1 << 24 });
     if (r.status !== 0) throw new Error(`fetch-metadata failed: ${r.stderr.toString()}`);
     ours.push(Number(process.hrtime.bigint() - t0) / 1e9);
     const l = spawnSync(PY, [LT, magnet, ...peers], { encoding: 'utf8' });

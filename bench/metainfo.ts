@@ -7,13 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import parseTorrentRef from 'parse-torrent';
 import { encode, type BValue } from '../src/bencode/index.js';
 import { parseTorrent } from '../src/metainfo/torrent.js';
-import { fmt, ms, timeIt } from './harness.js';
+import { CLI, fmt, ms, timeIt } from './harness.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 
 function manyFiles(): Buffer {
   const files: BValue[] = [];
@@ -76,7 +74,7 @@ export async function benchMetainfo(): Promise<string[]> {
     const a: number[] = [];
     const b: number[] = [];
     for (let i = 0; i < runs; i++) {
-      a.push(wall(process.execPath, [CLI, 'create', f, '--no-date', '--quiet', '--piece-length', '262144', '-o', join(dir, 'a.torrent')]));
+      a.push(wall(CLI, ['create', f, '--no-date', '--quiet', '--piece-length', '262144', '-o', join(dir, 'a.torrent')]));
       b.push(wall('mktorrent', ['-t', '2', '-l', '18', '-o', join(dir, `b${i}.torrent`), f]));
     }
     const med = (x: number[]): number => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)]!;

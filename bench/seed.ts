@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { fmt } from './harness.js';
+import { CLI, fmt } from './harness.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const FIX = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const PY = '/usr/bin/python3';
 
@@ -40,12 +39,12 @@ export async function benchSeed(sizeMiB = Number(process.env['BENCH_SEED_MIB'] ?
     await writeFile(data, Buffer.concat(parts));
     parts.length = 0;
     const tf = join(dir, 'x.torrent');
-    spawnSync(process.execPath, [CLI, 'create', data, '-o', tf, '--piece-length', String(1 << 20), '--quiet']);
+    spawnSync(CLI, ['create', data, '-o', tf, '--piece-length', String(1 << 20), '--quiet']);
     const ours: number[] = [];
     const theirs: number[] = [];
     let rss = 0;
     const oursLeg = async (r: number): Promise<void> => {
-      const s = spawn(process.execPath, [CLI, 'seed', tf, dir, '--port', '0', '--host', '127.0.0.1', '--no-announce', '--quiet', '--skip-verify'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const s = spawn(CLI, ['seed', tf, dir, '--port', '0', '--host', '127.0.0.1', '--no-announce', '--quiet', '--skip-verify'], { stdio: ['ignore', 'pipe', 'ignore'] });
       const line = await new Promise<string>((res) => createInterface({ input: s.stdout }).once('line', res));
       ours.push(leech(tf, join(dir, `ours-${r}`), (JSON.parse(line) as { port: number }).port));
       rss = Math.max(rss, await peakRssMiB(s.pid!));

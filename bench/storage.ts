@@ -8,12 +8,10 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { encode, type BValue } from '../src/bencode/index.js';
 import { frameHeader } from '../src/streams/piece-frames.js';
-import { fmt } from './harness.js';
+import { CLI, fmt } from './harness.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const GIB = 1 << 30;
 const PL = 1 << 20;
 
@@ -54,7 +52,7 @@ export async function benchStorage(): Promise<string[]> {
     const oursLeg = (): void => {
       spawnSync('rm', ['-rf', join(dir, 'out')]);
       spawnSync('sync');
-      const a = timed(`node "${CLI}" assemble "${dir}/x.torrent" -o "${dir}/out" --quiet < "${dir}/pieces.bin" > /dev/null`);
+      const a = timed(`"${CLI}" assemble "${dir}/x.torrent" -o "${dir}/out" --quiet < "${dir}/pieces.bin" > /dev/null`);
       ours.push(a.wall);
       rss = Math.max(rss, a.rss ?? 0);
     };
@@ -75,7 +73,7 @@ export async function benchStorage(): Promise<string[]> {
     const s: number[] = [];
     let vr = 0;
     for (let i = 0; i < runs; i++) {
-      const x = timed(`node "${CLI}" verify "${dir}/x.torrent" "${dir}/out" --quiet > /dev/null`);
+      const x = timed(`"${CLI}" verify "${dir}/x.torrent" "${dir}/out" --quiet > /dev/null`);
       v.push(x.wall);
       vr = Math.max(vr, x.rss ?? 0);
       s.push(timed(`sha1sum "${dir}/out/data.bin" > /dev/null`).wall);

@@ -6,18 +6,17 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { CLI } from './harness.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const LAB = fileURLToPath(new URL('../../../shared/lab/', import.meta.url));
 
-export async function benchSwarm(sizeMiB = Number(process.env['BENCH_SWARM_MIB'] ?? 1024), runs = Number(process.env['BENCH_SWARM_RUNS'] ?? 2)): Promise<string[]> {
+export async function benchSwarm(sizeMiB = Number(process.env['BENCH_SWARM_MIB'] ?? 1024), runs = Number(process.env['BENCH_SWARM_RUNS'] ?? 4)): Promise<string[]> {
   if (!existsSync(`${LAB}bench.sh`)) return ['## swarm', '', 'skipped: ../shared/lab/bench.sh not found'];
-  const tt = `node ${CLI}`;
   const peers = '$(sed "s/^/--peer 127.0.0.1:/" "$LAB_RUN/seed.ports")';
   // the lab's namespace has no internet and its other clients run without DHT: neither do we
   const legs: Array<[string, string]> = [
-    ['fetch-pieces|assemble', `${tt} fetch-pieces "$TORRENT" ${peers} --no-dht --quiet < /dev/null | ${tt} assemble "$TORRENT" -o "$OUT" --quiet > /dev/null`],
-    ['download', `${tt} download "$TORRENT" -o "$OUT" --port "$LEECH_PORT" ${peers} --no-announce --no-dht --quiet`],
+    ['fetch-pieces|assemble', `${CLI} fetch-pieces "$TORRENT" ${peers} --no-dht --quiet < /dev/null | ${CLI} assemble "$TORRENT" -o "$OUT" --quiet > /dev/null`],
+    ['download', `${CLI} download "$TORRENT" -o "$OUT" --port "$LEECH_PORT" ${peers} --no-announce --no-dht --quiet`],
   ];
   const out = ['## swarm (../shared/lab/bench.sh, 4 python-libtorrent seeders)', ''];
   for (const [name, cmd] of legs) {

@@ -1,7 +1,12 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 /**
  * Entry point: argv dispatch, exit codes, signals. The only file that touches process.exit,
  * process.argv and the process streams; commands get an Io and return a status.
+ *
+ * The flag on the first line caps V8's young generation at 2 x 4 MiB. In a long download a
+ * steady trickle of objects that outlive one collection (outstanding requests, pieces on
+ * their way to disk) makes V8 double it again and again up to 2 x 16 MiB: fetch-pieces' RSS
+ * went from 97 MiB at 1 GiB to 113 MiB at 4 GiB, and stays at 97 with the cap, as fast.
  */
 import { createReadStream, fstatSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';

@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { commands } from '../src/commands/index.js';
 import { hasCommand, skipUnless } from './helpers/interop.js';
 
 const root = new URL('../../', import.meta.url);
-const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { man: string[] };
+const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { man: string[]; bin: Record<string, string>; version: string };
 const readme = readFileSync(new URL('README.md', root), 'utf8');
 
 test('every command has a registered man page and a README section with a piped example', async () => {
@@ -36,4 +37,12 @@ test('man pages are lint-clean under groff -man -ww', { skip: skipUnless(hasComm
 test('the top-level man page lists every command', () => {
   const top = readFileSync(new URL('man/torrent-tools.1', root), 'utf8');
   for (const c of commands) assert.match(top, new RegExp(`^\\.B ${c.name}$`, 'm'), `man/torrent-tools.1 does not list ${c.name}`);
+});
+
+test('the bin runs as an executable, with the node flags of its first line', () => {
+  const bin = fileURLToPath(new URL(pkg.bin['torrent-tools'], root));
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), pkg.version);
+  assert.match(readFileSync(bin, 'utf8').split('\n')[0]!, /^#!\/usr\/bin\/env -S node --max-semi-space-size=\d+$/);
 });
