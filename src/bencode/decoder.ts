@@ -131,9 +131,13 @@ export class BencodeDecoder {
   private bytes(chunk: Buffer, start: number, end: number): Buffer {
     const s = chunk.subarray(start, end);
     if (this.o.copyStrings !== true) return s;
-    const out = this.o.allocString?.(s.length) ?? Buffer.allocUnsafe(s.length);
+    const out = this.allocString(s.length);
     s.copy(out);
     return out;
+  }
+
+  private allocString(length: number): Buffer {
+    return this.o.allocString?.(length) ?? Buffer.allocUnsafe(length);
   }
 
   /** Absolute offset of the next byte the decoder expects. */
@@ -418,7 +422,7 @@ export class BencodeDecoder {
             this.done(s, this.tokStart, base + i, emit);
             break;
           }
-          if (this.strBuf === null) this.strBuf = this.o.allocString?.(this.strLen) ?? Buffer.allocUnsafe(this.strLen);
+          if (this.strBuf === null) this.strBuf = this.allocString(this.strLen);
           const take = Math.min(avail, need);
           chunk.copy(this.strBuf, this.strFill, i, i + take);
           this.strFill += take;

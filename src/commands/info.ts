@@ -3,6 +3,7 @@ import { UsageError } from '../cli/errors.js';
 import type { Command } from '../cli/io.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import type { Torrent } from '../metainfo/torrent.js';
+import { pieceHash } from '../metainfo/pieces.js';
 
 /** The `info` record (design.md §2), keys in the documented order. */
 export function torrentSummary(t: Torrent, withPieces = false): Record<string, unknown> {
@@ -22,7 +23,7 @@ export function torrentSummary(t: Torrent, withPieces = false): Record<string, u
   if (t.createdBy !== undefined) o['createdBy'] = t.createdBy;
   if (t.creationDate !== undefined) o['creationDate'] = t.creationDate;
   if (t.source !== undefined) o['source'] = t.source;
-  if (withPieces) o['pieces'] = Array.from({ length: t.pieceCount }, (_, i) => t.pieceHashes.subarray(i * 20, i * 20 + 20).toString('hex'));
+  if (withPieces) o['pieces'] = Array.from({ length: t.pieceCount }, (_, i) => pieceHash(t, i).toString('hex'));
   return o;
 }
 

@@ -5,7 +5,7 @@ import { parseArgs, parseIntArg } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import type { Command } from '../cli/io.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
-import { blockRanges, pieceSize } from '../metainfo/pieces.js';
+import { blockRanges, pieceHash, pieceSize } from '../metainfo/pieces.js';
 import { parseHostPort } from '../peers/record.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
 import { describeHandshake, describeMessage } from '../wire/describe.js';
@@ -178,7 +178,7 @@ examples:
           m.block.copy(piece, m.begin);
           if (++got === blocks.length && t) {
             const sha1 = createHash('sha1').update(piece).digest();
-            const valid = sha1.equals(t.pieceHashes.subarray(request * 20, request * 20 + 20));
+            const valid = sha1.equals(pieceHash(t, request));
             print({ event: 'piece', index: request, length: piece.length, valid, sha1: sha1.toString('hex') });
             const done = (): void => {
               resolve(valid ? 0 : 1); // before close: its handler resolves too

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Torrent } from '../metainfo/torrent.js';
+import { pieceHash } from '../metainfo/pieces.js';
 
 /** Pieces per unit of work: big enough to read sequentially, small enough to balance. */
 const BLOCK = 32;
@@ -29,8 +30,7 @@ export interface VerifyJob {
 export type HashLayout = Pick<Torrent, 'name' | 'multiFile' | 'files' | 'length' | 'pieceLength' | 'pieceCount'>;
 
 export function hashMatches(t: Pick<Torrent, 'pieceHashes'>, index: number, data: Buffer): boolean {
-  const want = t.pieceHashes.subarray(index * 20, index * 20 + 20);
-  return createHash('sha1').update(data).digest().equals(want);
+  return createHash('sha1').update(data).digest().equals(pieceHash(t, index));
 }
 
 /**
@@ -39,7 +39,7 @@ export function hashMatches(t: Pick<Torrent, 'pieceHashes'>, index: number, data
  */
 export async function* verifyPieces(torrent: Torrent, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, boolean]> {
   for await (const [i, digest] of hashPieces(torrent, root, options)) {
-    yield [i, digest !== null && digest.equals(torrent.pieceHashes.subarray(i * 20, i * 20 + 20))];
+    yield [i, digest !== null && digest.equals(pieceHash(torrent, i))];
   }
 }
 

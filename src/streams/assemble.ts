@@ -7,7 +7,7 @@
  * and the disk overlap instead of taking turns on one core; events still come in input order.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { pieceSize } from '../metainfo/pieces.js';
+import { pieceHash, pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { FileStore } from '../storage/file-store.js';
 import { HashPool } from '../storage/hash-pool.js';
@@ -101,7 +101,7 @@ export class AssembleStream extends Transform {
     if (f.piece.length !== size) return { bytes: f.piece, refused: `${f.piece.length} bytes, expected ${size}` };
     if (this.hasher === null) return { bytes: f.piece };
     const { digest, data } = await this.hasher.sha1(f.piece);
-    return digest.equals(this.torrent.pieceHashes.subarray(f.index * 20, f.index * 20 + 20)) ? { bytes: data } : { bytes: data, refused: 'SHA-1 mismatch' };
+    return digest.equals(pieceHash(this.torrent, f.index)) ? { bytes: data } : { bytes: data, refused: 'SHA-1 mismatch' };
   }
 
   private async put(index: number, piece: Buffer): Promise<void> {

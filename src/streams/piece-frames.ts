@@ -90,8 +90,9 @@ export interface PieceFrameDecoderOptions {
  * nothing larger than one piece plus a little room for keys is buffered.
  *
  * A piece gathered from several chunks (every full-size piece bigger than a read) lands in a
- * buffer from a pool; the frame's `release` gives it back. A fresh buffer per piece was 1 GiB of garbage per GiB, which let
- * `assemble`'s RSS climb to ~100 MiB before the collector caught up.
+ * buffer from a pool; the frame's `release` gives it back. A fresh buffer per piece was 1 GiB
+ * of garbage per GiB, which let `assemble`'s RSS climb to ~100 MiB before the collector
+ * caught up.
  */
 export class FrameParser implements ChunkParser<PieceFrame> {
   private readonly decoder: BencodeDecoder;

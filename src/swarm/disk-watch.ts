@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { FileStore } from '../storage/file-store.js';
+import { pieceHash } from '../metainfo/pieces.js';
 
 export interface DiskWatchOptions {
   /** first check after this long (default 250 ms), doubling up to 8 s between checks */
@@ -59,7 +60,7 @@ export class DiskWatch {
       for (const p of [...this.pending.values()]) {
         if (p.next > now) continue;
         const buf = await this.store.readPiece(p.index).catch(() => null);
-        const want = this.torrent.pieceHashes.subarray(p.index * 20, p.index * 20 + 20);
+        const want = pieceHash(this.torrent, p.index);
         if (buf !== null && createHash('sha1').update(buf).digest().equals(want)) {
           this.pending.delete(p.index);
           this.onDisk(p.index);

@@ -14,7 +14,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
-import { pieceSize } from '../metainfo/pieces.js';
+import { pieceHash, pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
@@ -541,7 +541,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       peer.released.delete(k);
     }
     c.sendRequests(blocks);
-    if (blocks.length > 0 && peer.requests.size === blocks.length) peer.lastBlock = Date.now();
+    if (peer.requests.size === blocks.length) peer.lastBlock = Date.now();
   }
 
   private onBlock(peer: Peer, index: number, begin: number, block: Buffer): void {
@@ -616,7 +616,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 
   private onPieceHashed(p: PartialPiece, digest: Buffer): void {
-    const want = this.torrent.pieceHashes.subarray(p.index * 20, p.index * 20 + 20);
+    const want = pieceHash(this.torrent, p.index);
     const ok = digest.equals(want);
     if (!ok) {
       this.hashFailures++;
