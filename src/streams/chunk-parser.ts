@@ -3,8 +3,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 /** A streaming parser: bytes in, in any chunking (calling `emit` for what they complete), then the end. */
 export interface ChunkParser<T> {
   write(chunk: Buffer, emit: (value: T) => void): void;
-  /** the input ended: throws when it stopped inside a value */
-  end(): void;
+  /** the input ended: emits what only the end completes, throws when it stopped inside a value */
+  end(emit: (value: T) => void): void;
 }
 
 /**
@@ -31,7 +31,7 @@ export class ChunkParserStream<T> extends Transform {
 
   override _flush(cb: TransformCallback): void {
     try {
-      this.parser.end();
+      this.parser.end((v) => this.push(v));
     } catch (e) {
       cb(e as Error);
       return;

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { Transform, type TransformCallback } from 'node:stream';
+import { ChunkParserStream, type ChunkParser } from './chunk-parser.js';
 
 /** A parse error at a 1-based line of NDJSON input. */
 export class NdjsonError extends Error {
@@ -28,15 +28,14 @@ export const DEFAULT_MAX_LINE = 64 * 1024 * 1024;
  * line longer than `maxLineLength` bytes is refused before it is buffered further, and invalid
  * UTF-8 is refused rather than silently replaced.
  */
-export class NdjsonParseStream extends Transform {
+export class NdjsonLineParser implements ChunkParser<NdjsonLine> {
   private readonly maxLine: number;
   private parts: Buffer[] = [];
   private partLen = 0;
   private lineNo = 0;
 
-  constructor(options: { maxLineLength?: number; highWaterMark?: number } = {}) {
-    super({ writableObjectMode: false, readableObjectMode: true, writableHighWaterMark: 64 * 1024, readableHighWaterMark: options.highWaterMark ?? 16 });
-    this.maxLine = options.maxLineLength ?? DEFAULT_MAX_LINE;
+  constructor(maxLineLength = DEFAULT_MAX_LINE) {
+    this.maxLine = maxLineLength;
   }
 
   /** Lines read so far. */
@@ -44,59 +43,48 @@ export class NdjsonParseStream extends Transform {
     return this.lineNo;
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      let start = 0;
-      for (;;) {
-        const nl = chunk.indexOf(0x0a, start);
-        if (nl === -1) break;
-        let line: Buffer;
-        if (this.partLen > 0) {
-          this.parts.push(chunk.subarray(start, nl));
-          line = Buffer.concat(this.parts, this.partLen + nl - start);
-          this.parts = [];
-          this.partLen = 0;
-        } else {
-          line = chunk.subarray(start, nl);
-        }
-        this.lineNo++;
-        if (line.length > this.maxLine) throw this.tooLong(this.lineNo);
-        this.parseLine(line);
-        start = nl + 1;
-      }
-      if (start < chunk.length) {
-        const rest = chunk.subarray(start);
-        this.partLen += rest.length;
-        if (this.partLen > this.maxLine) throw this.tooLong(this.lineNo + 1);
-        this.parts.push(rest);
-      }
-    } catch (e) {
-      cb(e as Error);
-      return;
-    }
-    cb();
-  }
-
-  override _flush(cb: TransformCallback): void {
-    try {
+  write(chunk: Buffer, emit: (line: NdjsonLine) => void): void {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      if (nl === -1) break;
+      let line: Buffer;
       if (this.partLen > 0) {
-        this.lineNo++;
-        this.parseLine(Buffer.concat(this.parts, this.partLen));
+        this.parts.push(chunk.subarray(start, nl));
+        line = Buffer.concat(this.parts, this.partLen + nl - start);
         this.parts = [];
         this.partLen = 0;
+      } else {
+        line = chunk.subarray(start, nl);
       }
-    } catch (e) {
-      cb(e as Error);
-      return;
+      this.lineNo++;
+      if (line.length > this.maxLine) throw this.tooLong(this.lineNo);
+      this.parseLine(line, emit);
+      start = nl + 1;
     }
-    cb();
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      this.partLen += rest.length;
+      if (this.partLen > this.maxLine) throw this.tooLong(this.lineNo + 1);
+      this.parts.push(rest);
+    }
+  }
+
+  /** The input ended: a last line without a newline still counts. */
+  end(emit: (line: NdjsonLine) => void): void {
+    if (this.partLen === 0) return;
+    this.lineNo++;
+    const last = Buffer.concat(this.parts, this.partLen);
+    this.parts = [];
+    this.partLen = 0;
+    this.parseLine(last, emit);
   }
 
   private tooLong(line: number): NdjsonError {
     return new NdjsonError(line, `line longer than ${this.maxLine} bytes`);
   }
 
-  private parseLine(raw: Buffer): void {
+  private parseLine(raw: Buffer, emit: (line: NdjsonLine) => void): void {
     let end = raw.length;
     if (end > 0 && raw[end - 1] === 0x0d) end--;
     const line = raw.subarray(0, end);
@@ -109,6 +97,22 @@ export class NdjsonParseStream extends Transform {
     } catch (e) {
       throw new NdjsonError(this.lineNo, `invalid JSON: ${(e as Error).message}`);
     }
-    this.push({ line: this.lineNo, value } satisfies NdjsonLine);
+    emit({ line: this.lineNo, value } satisfies NdjsonLine);
+  }
+}
+
+/** NDJSON bytes in, `{line, value}` out (see NdjsonLineParser). */
+export class NdjsonParseStream extends ChunkParserStream<NdjsonLine> {
+  private readonly lineParser: NdjsonLineParser;
+
+  constructor(options: { maxLineLength?: number; highWaterMark?: number } = {}) {
+    const parser = new NdjsonLineParser(options.maxLineLength);
+    super(parser, { writable: 64 * 1024, readable: options.highWaterMark ?? 16 });
+    this.lineParser = parser;
+  }
+
+  /** Lines read so far. */
+  get lines(): number {
+    return this.lineParser.lines;
   }
 }
