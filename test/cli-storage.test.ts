@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PieceFrameEncoder, type PieceFrame } from '../src/streams/piece-frames.js';
@@ -141,25 +141,48 @@ const canMount = (() => {
   return probe.status === 0;
 })();
 
-test('disk full: a clear error and exit 1; a later run with room resumes', { skip: canMount ? false : 'needs root to mount a small tmpfs' }, async (t) => {
-  const s = await setup(seedFromEnv());
-  const mnt = await tmpDir('tt-full-');
-  assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]).status, 0);
-  t.after(() => void spawnSync('umount', [mnt]));
-  await writeFile(join(s.dir, 'stream'), s.stream);
-  const out = join(mnt, 'out2');
-  const r1 = await runShell(`$TT assemble "${s.tf}" -o "${out}" < "${join(s.dir, 'stream')}"`);
-  assert.equal(r1.code, 1, r1.stderr);
-  assert.match(r1.stderr, /no space left on device/);
-  assert.equal(r1.stderr.trim().split('\n').length, 1, r1.stderr);
-  assert.equal(spawnSync('mount', ['-o', 'remount,size=4m', mnt]).status, 0);
-  const v = await runCli(['verify', s.tf, out, '--quiet']);
-  const have = join(s.dir, 'have.ndjson');
-  await writeFile(have, v.stdout);
-  const r2 = await runShell(`$TT assemble "${s.tf}" -o "${out}" --have "${have}" < "${join(s.dir, 'stream')}" > /dev/null`);
-  assert.equal(r2.code, 0, r2.stderr);
-  await sameFiles(out, 'multi', s.fs);
-});
+const canLoopMount = canMount && spawnSync('sh', ['-c', 'command -v mkfs.ext4 && command -v losetup']).status === 0;
+
+/**
+ * A small file system at `mnt` with `room` bytes free, and how to make room later: tmpfs (its
+ * size), or ext4 on a loop device (a filler file), where the aligned parts of writes are direct.
+ */
+async function tinyFs(kind: 'tmpfs' | 'ext4', dir: string, mnt: string, room: number): Promise<{ grow: () => Promise<void>; unmount: () => void }> {
+  const unmount = (): void => void spawnSync('umount', [mnt]);
+  if (kind === 'tmpfs') {
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${room}`, 'tmpfs', mnt]).status, 0);
+    return { grow: async () => assert.equal(spawnSync('mount', ['-o', 'remount,size=4m', mnt]).status, 0), unmount };
+  }
+  const img = join(dir, 'fs.img');
+  assert.equal(spawnSync('sh', ['-c', `truncate -s 8M "${img}" && mkfs.ext4 -q "${img}" && mount -o loop "${img}" "${mnt}"`]).status, 0);
+  const st = await statfs(mnt);
+  const filler = join(mnt, 'filler');
+  assert.equal(spawnSync('fallocate', ['-l', String(st.bavail * st.bsize - room), filler]).status, 0);
+  return { grow: () => rm(filler), unmount };
+}
+
+for (const kind of ['tmpfs', 'ext4'] as const) {
+  const skip = kind === 'tmpfs' ? (canMount ? false : 'needs root to mount a small tmpfs') : canLoopMount ? false : 'needs root, mkfs.ext4 and losetup for a loop-mounted ext4';
+  test(`disk full (${kind}): a clear error and exit 1; a later run with room resumes`, { skip }, async (t) => {
+    const s = await setup(seedFromEnv());
+    const mnt = await tmpDir('tt-full-');
+    const fsys = await tinyFs(kind, s.dir, mnt, 256 * 1024);
+    t.after(fsys.unmount);
+    await writeFile(join(s.dir, 'stream'), s.stream);
+    const out = join(mnt, 'out2');
+    const r1 = await runShell(`$TT assemble "${s.tf}" -o "${out}" < "${join(s.dir, 'stream')}"`);
+    assert.equal(r1.code, 1, r1.stderr);
+    assert.match(r1.stderr, /no space left on device/);
+    assert.equal(r1.stderr.trim().split('\n').length, 1, r1.stderr);
+    await fsys.grow();
+    const v = await runCli(['verify', s.tf, out, '--quiet']);
+    const have = join(s.dir, 'have.ndjson');
+    await writeFile(have, v.stdout);
+    const r2 = await runShell(`$TT assemble "${s.tf}" -o "${out}" --have "${have}" < "${join(s.dir, 'stream')}" > /dev/null`);
+    assert.equal(r2.code, 0, r2.stderr);
+    await sameFiles(out, 'multi', s.fs);
+  });
+}
 
 test('verify --summary and exit status on damage', async () => {
   const s = await setup(seedFromEnv());

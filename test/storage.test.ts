@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { lstat, mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { constants, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -58,6 +59,56 @@ test('pieces written in any order land in the right files; pad files are never w
     else assert.deepEqual(await readFile(p), f.data, f.path.join('/'));
   }
   assert.deepEqual(await tree(out), ['multi', 'multi/a.bin', 'multi/d.bin', 'multi/e.bin', 'multi/empty.txt', 'multi/sub', 'multi/sub/b.bin', 'multi/sub/c.bin']);
+});
+
+/** True when files in `dir` can be opened with O_DIRECT. */
+async function directIoWorks(dir: string): Promise<boolean> {
+  const p = join(dir, '.direct-probe');
+  await writeFile(p, '');
+  try {
+    await (await open(p, constants.O_WRONLY | constants.O_DIRECT)).close();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await rm(p, { force: true });
+  }
+}
+
+test('writes go around the page cache where the file system allows it, through it elsewhere, and land the same bytes', async () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  const pl = 64 * 1024;
+  // files that start and end off the 4 KiB grid, so writes have unaligned edges around an aligned middle
+  const files: TestFile[] = [
+    { path: ['a.bin'], data: bytes(r, 3 * pl + 100) },
+    { path: ['b.bin'], data: bytes(r, 5000) },
+    { path: ['c.bin'], data: bytes(r, 9 * pl + 4097) },
+    { path: ['d.bin'], data: bytes(r, 1) },
+    { path: ['.pad', '0'], data: Buffer.alloc(pl - 600), pad: true },
+    { path: ['e.bin'], data: bytes(r, 200_000) },
+  ];
+  const { torrent: t, content } = makeTorrent('multi', files, pl);
+  const roots: Array<{ dir: string; osCache: boolean; direct: boolean }> = [];
+  const tmp = await tmpDir();
+  roots.push({ dir: tmp, osCache: false, direct: await directIoWorks(tmp) }, { dir: await tmpDir(), osCache: true, direct: false });
+  if (existsSync('/dev/shm')) {
+    const shm = await mkdtemp('/dev/shm/tt-store-');
+    roots.push({ dir: shm, osCache: false, direct: await directIoWorks(shm) }); // tmpfs has O_DIRECT since Linux 6.6
+  }
+  for (const root of roots) {
+    const store = await FileStore.open(t, root.dir, { mode: 'write', osCache: root.osCache });
+    const order = Array.from({ length: t.pieceCount }, (_, i) => i).sort(() => r() - 0.5);
+    for (const i of [...order, order[0]!]) await store.writePiece(i, content.subarray(i * pl, (i + 1) * pl));
+    const direct = store.directBytes;
+    await store.close();
+    for (const f of files) {
+      if (!f.pad) assert.deepEqual(await readFile(join(root.dir, 'multi', ...f.path)), f.data, `seed ${seed}, ${root.dir} ${f.path.join('/')}`);
+    }
+    if (root.direct) assert.ok(direct > content.length / 2, `${root.dir}: ${direct} of ${content.length} bytes written directly`);
+    else assert.equal(direct, 0, root.dir);
+    if (root.dir.startsWith('/dev/shm/')) await rm(root.dir, { recursive: true, force: true });
+  }
 });
 
 test('a run over existing files never truncates them; files are sparse at their final size', async () => {

@@ -19,7 +19,7 @@ import { PieceFrameDecoder, PieceStreamError } from '../streams/piece-frames.js'
 
 export const assemble: Command = {
   name: 'assemble',
-  synopsis: 'TORRENT (-o DIR | --stdout) [--select FILE]... [--have FILE] [--trust] [--max-buffer BYTES] [--quiet|--progress]',
+  synopsis: 'TORRENT (-o DIR | --stdout) [--select FILE]... [--have FILE] [--trust] [--os-cache] [--max-buffer BYTES] [--quiet|--progress]',
   help: `usage: torrent-tools assemble TORRENT -o DIR [options]
        torrent-tools assemble TORRENT --stdout [options]
 
@@ -41,6 +41,8 @@ options:
   --have FILE           pieces already on disk (a have-set: an earlier run's events, or verify's
                         output); they count as done
   --trust               skip the SHA-1 check (the stream was verified upstream)
+  --os-cache            write through the page cache (by default whole blocks go straight to
+                        the disk with O_DIRECT where the file system allows it)
   --max-buffer BYTES    --stdout: out-of-order bytes held in memory before spilling to a
                         temporary file (default 67108864)
   --quiet               no progress bar
@@ -58,7 +60,7 @@ examples:
     const a = parseArgs(argv, {
       string: ['output', 'select', 'have', 'max-buffer'],
       repeat: ['select'],
-      boolean: ['stdout', 'trust', 'quiet', 'progress', 'strict'],
+      boolean: ['stdout', 'trust', 'os-cache', 'quiet', 'progress', 'strict'],
       alias: { o: 'output' },
     });
     if (a.positional.length !== 1) throw new UsageError('expected one TORRENT');
@@ -94,7 +96,7 @@ examples:
     const have = a.has('have') ? await readHaveSet(a.str('have')!, t.pieceCount).catch((e: Error) => { throw new CliError(`${a.str('have')}: ${e.message}`); }) : undefined;
     let store: FileStore;
     try {
-      store = await FileStore.open(t, out!, { mode: 'write', select });
+      store = await FileStore.open(t, out!, { mode: 'write', select, osCache: a.bool('os-cache') });
     } catch (e) {
       if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
       throw e;

@@ -28,7 +28,7 @@ import { DhtDiscovery } from '../dht/discovery.js';
 
 export const download: Command = {
   name: 'download',
-  synopsis: 'TORRENT|MAGNET -o DIR [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET -o DIR [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
   help: `usage: torrent-tools download TORRENT|MAGNET -o DIR [options]
 
 The pipeline 'announce --watch | fetch-pieces | assemble' in one process, built from the very
@@ -55,6 +55,8 @@ options:
   --select FILE        only this file (repeatable; a path as 'info' shows it, or an index)
   --port N             listen for peers on N (default 6881; 0 = any)
   --max-peers N        connections at most (default 50)
+  --os-cache           write through the page cache (default: whole blocks go straight to the
+                       disk with O_DIRECT where the file system allows it)
 ${DHT_HELP}  --seed               keep seeding after the download, until SIGINT, --seed-ratio or --seed-time
   --seed-ratio R       stop seeding once uploaded/size reaches R (e.g. 1.5)
   --seed-time S        stop seeding after S seconds
@@ -73,7 +75,7 @@ examples:
     const a = parseArgs(argv, {
       string: ['output', 'peer', 'tracker', 'select', 'port', 'max-peers', 'seed-ratio', 'seed-time', 'timeout', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'tracker', 'select'],
-      boolean: ['seed', 'json', 'quiet', 'progress', 'strict', 'no-announce', ...DHT_BOOLEAN_OPTIONS],
+      boolean: ['seed', 'json', 'quiet', 'progress', 'strict', 'no-announce', 'os-cache', ...DHT_BOOLEAN_OPTIONS],
       alias: { o: 'output' },
     });
     if (a.positional.length !== 1) throw new UsageError('expected one TORRENT');
@@ -140,7 +142,7 @@ examples:
     let writeStore: FileStore;
     let readStore: FileStore;
     try {
-      writeStore = await FileStore.open(t, out, { mode: 'write', select });
+      writeStore = await FileStore.open(t, out, { mode: 'write', select, osCache: a.bool('os-cache') });
       readStore = await FileStore.open(t, out, { mode: 'read', maxOpen: 64 });
     } catch (e) {
       if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);

@@ -11,6 +11,8 @@ import { readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Torrent } from '../metainfo/torrent.js';
 import { pieceSize, pieceSpans } from '../metainfo/pieces.js';
+import type { BufferPool } from './buffer-pool.js';
+import { BOUNCE_SIZE, DIRECT_ALIGN, alignDown, alignUp, bouncePool } from './direct-io.js';
 import { allocReadBuffer } from './io-buffer.js';
 import { checkNoSymlinks, prepareRoot, safeJoin } from './safe-path.js';
 
@@ -27,10 +29,17 @@ export interface StoreOptions {
    * (create on 1 GiB, 2 workers: 0.93 s → 0.72 s, measured).
    */
   blockingReads?: boolean;
+  /**
+   * Write through the page cache. By default (write mode) the block-aligned part of every
+   * write goes around it with O_DIRECT where the file system allows it (direct-io.ts).
+   */
+  osCache?: boolean;
 }
 
 interface Slot {
   handle: FileHandle;
+  /** the same file opened with O_DIRECT, for the aligned part of writes */
+  direct: FileHandle | null;
   users: number;
   lastUse: number;
 }
@@ -44,6 +53,11 @@ export class FileStore {
   private readonly select: ReadonlySet<number> | undefined;
   private readonly maxOpen: number;
   private readonly blockingReads: boolean;
+  /** direct writes are on until the file system refuses one */
+  private direct: boolean;
+  private bounce: BufferPool | null = null;
+  /** bytes written around the page cache so far */
+  directBytes = 0;
   private readonly slots = new Map<number, Slot>();
   private readonly opening = new Map<number, Promise<Slot | null>>();
   private readonly sized = new Set<number>();
@@ -58,6 +72,7 @@ export class FileStore {
     this.select = options.select;
     this.maxOpen = Math.max(1, options.maxOpen ?? 128);
     this.blockingReads = options.blockingReads === true;
+    this.direct = options.mode === 'write' && options.osCache !== true;
   }
 
   /**
@@ -91,15 +106,49 @@ export class FileStore {
       if (!this.wants(s.file)) continue;
       const slot = await this.acquire(s.file);
       try {
-        let done = 0;
-        while (done < s.length) {
-          const { bytesWritten } = await slot!.handle.write(data, s.pieceOffset + done, s.length - done, s.fileOffset + done);
-          done += bytesWritten;
-        }
+        await this.writeSpan(slot!, data, s.pieceOffset, s.length, s.fileOffset);
       } finally {
         this.release(slot!);
       }
     }
+  }
+
+  /** Writes data[at, at + n) at `pos`: the block-aligned middle directly if it can, the edges through the cache. */
+  private async writeSpan(slot: Slot, data: Buffer, at: number, n: number, pos: number): Promise<void> {
+    const a = alignUp(pos);
+    const b = alignDown(pos + n);
+    if (slot.direct === null || b - a < DIRECT_ALIGN) {
+      await writeAll(slot.handle, data, at, n, pos);
+      return;
+    }
+    await writeAll(slot.handle, data, at, a - pos, pos);
+    const direct = await this.writeDirect(slot, data, at + (a - pos), b - a, a);
+    await writeAll(slot.handle, data, at + (a - pos) + direct, pos + n - (a + direct), a + direct);
+  }
+
+  /** Writes aligned bytes through the O_DIRECT handle; returns how many it wrote (the caller writes the rest). */
+  private async writeDirect(slot: Slot, data: Buffer, at: number, n: number, pos: number): Promise<number> {
+    this.bounce ??= bouncePool();
+    const bounce = this.bounce.take();
+    let done = 0;
+    try {
+      while (done < n) {
+        const len = Math.min(BOUNCE_SIZE, n - done);
+        data.copy(bounce, 0, at + done, at + done + len);
+        const { bytesWritten } = await slot.direct!.write(bounce, 0, len, pos + done);
+        done += bytesWritten;
+        this.directBytes += bytesWritten;
+        if (bytesWritten < len) break; // a short direct write: the rest, maybe unaligned now, goes through the cache
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+      // the device wants more alignment than we give, or the file system no direct writes after all
+      this.direct = false;
+      for (const s of this.slots.values()) s.direct = null;
+    } finally {
+      this.bounce.give(bounce);
+    }
+    return done;
   }
 
   /**
@@ -146,7 +195,7 @@ export class FileStore {
     await Promise.allSettled([...this.opening.values()]);
     const slots = [...this.slots.values()];
     this.slots.clear();
-    await Promise.allSettled(slots.map((s) => s.handle.close()));
+    await Promise.allSettled(slots.flatMap((s) => [s.handle.close(), s.direct?.close()]));
   }
 
   private async createEmptyFiles(): Promise<void> {
@@ -205,9 +254,20 @@ export class FileStore {
         throw e;
       }
     }
-    const slot: Slot = { handle, users: 0, lastUse: ++this.tick };
+    const slot: Slot = { handle, direct: await this.openDirect(path), users: 0, lastUse: ++this.tick };
     this.slots.set(file, slot);
     return slot;
+  }
+
+  /** The O_DIRECT handle for a file opened for writing, or null where the file system has none (tmpfs). */
+  private async openDirect(path: string): Promise<FileHandle | null> {
+    if (!this.direct || constants.O_DIRECT === undefined) return null;
+    try {
+      return await open(path, constants.O_WRONLY | constants.O_DIRECT | constants.O_NOFOLLOW);
+    } catch {
+      this.direct = false;
+      return null;
+    }
   }
 
   /** Closes the least recently used idle handles until there is room for one more. */
@@ -224,7 +284,13 @@ export class FileStore {
       if (victim === null) return; // all in use: go over the limit rather than deadlock
       const s = this.slots.get(victim)!;
       this.slots.delete(victim);
-      await s.handle.close();
+      await Promise.all([s.handle.close(), s.direct?.close()]);
     }
   }
+}
+
+/** Writes all `n` bytes (a write may be short). */
+async function writeAll(handle: FileHandle, data: Buffer, at: number, n: number, pos: number): Promise<void> {
+  let done = 0;
+  while (done < n) done += (await handle.write(data, at + done, n - done, pos + done)).bytesWritten;
 }

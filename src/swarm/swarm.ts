@@ -1,8 +1,8 @@
 /**
  * The download engine: many peer connections feeding one piece picker.
  *
- * Per peer, requests are pipelined to about 3 s of its measured rate (libtorrent's rule,
- * clamped to [2, 500] and to the peer's `reqq`). Every piece is SHA-1-checked before it leaves;
+ * Per peer, requests are pipelined to about 3 s of its measured rate after a slow start
+ * (request-queue.ts), and never beyond the peer's `reqq`. Every piece is SHA-1-checked before it leaves;
  * a piece that fails is fetched again and, once good, compared block by block with the failed
  * copy, so the peer that sent the bad block is banned and an honest co-contributor is not.
  * Memory is bounded: pieces in flight are capped in bytes, and when the consumer is slow no new
@@ -30,6 +30,7 @@ import { Connector } from './connector.js';
 import { Choker } from './choker.js';
 import { BLOCK, PiecePicker, type Block, type PartialPiece } from './picker.js';
 import { RateMeter } from './rate.js';
+import { RequestQueue } from './request-queue.js';
 import { MAX_QUEUED_REQUESTS, Uploader } from './uploader.js';
 
 export interface SwarmOptions {
@@ -107,7 +108,7 @@ interface Peer {
   rate: RateMeter;
   lastBlock: number;
   snubbed: boolean;
-  queue: number;
+  queue: RequestQueue;
   reqq: number;
   useful: boolean;
   allowedFast: Set<number>;
@@ -261,7 +262,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         client: p.conn.remote ? p.conn.remote.peerId.subarray(0, 8).toString('latin1').replace(/[^\x20-\x7e]/g, '?') : '',
         downRate: Math.round(p.rate.rate(now)),
         downloaded: p.conn.downloaded,
-        queue: p.queue,
+        queue: p.queue.size,
         outstanding: p.requests.size,
         choked: p.conn.peerChoking,
         snubbed: p.snubbed,
@@ -366,7 +367,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       rate: new RateMeter(5),
       lastBlock: Date.now(),
       snubbed: false,
-      queue: 16,
+      queue: new RequestQueue(this.o.queueSeconds ?? 3),
       reqq: 250,
       useful: false,
       allowedFast: new Set(),
@@ -526,7 +527,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (this.finished || c.closed || c.remote === null || !c.amInterested) return;
     const canRequest = !c.peerChoking;
     if (!canRequest && peer.allowedFast.size === 0) return;
-    const target = peer.snubbed ? 1 : Math.min(peer.queue, peer.reqq);
+    const target = peer.snubbed ? 1 : Math.min(peer.queue.size, peer.reqq);
     const want = target - peer.requests.size;
     if (want <= 0) return;
     const inFlight = this.picker.partials.size * this.torrent.pieceLength;
@@ -562,6 +563,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.rate.add(block.length, now);
     peer.lastBlock = now;
     peer.snubbed = false;
+    peer.queue.onBlock();
     this.downloadedBytes += block.length;
     const r = this.picker.receive(index, begin, block, peer.key);
     if (r !== 'dup' && r !== 'unrequested') this.cancelDuplicates(peer, index, begin, mine.length);
@@ -668,12 +670,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private tick(): void {
     const now = Date.now();
     if (this.o.serve && this.ticks++ % 10 === 0) this.chokeRound();
-    const qs = this.o.queueSeconds ?? 3;
     const snubMs = this.o.snubMs ?? 15_000;
     for (const p of this.peers.values()) {
-      const rate = p.rate.rate(now);
-      // until a peer has sent something, keep the starting queue
-      if (rate > 0) p.queue = Math.max(2, Math.min(500, Math.ceil((rate * qs) / BLOCK)));
+      p.queue.onTick(p.rate.rate(now));
       if (p.requests.size > 0 && now - p.lastBlock > snubMs && !p.snubbed) {
         p.snubbed = true;
         this.emit('log', `${p.key}: snubbed (no data for ${Math.round(snubMs / 1000)} s); its requests go to others`);
