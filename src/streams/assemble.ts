@@ -3,8 +3,8 @@
  * once its bytes are on disk. Events are a have-set (design.md §2), so the stage's output is
  * also the resume journal.
  *
- * Pieces are re-verified on a hashing thread while the ones before them are written, so SHA-1
- * and the disk overlap instead of taking turns on one core; events still come in input order.
+ * Pieces are re-verified on a hashing thread while the ones before them are written (two at a
+ * time), so SHA-1 and the disk overlap instead of taking turns; events still come in input order.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { pieceHash, pieceSize } from '../metainfo/pieces.js';
@@ -27,8 +27,13 @@ export interface AssembleOptions {
   have?: ReadonlySet<number>;
 }
 
-/** Pieces accepted and not yet on disk, at most: one being written while the next hash. */
-const DEPTH = 3;
+/** Pieces accepted and not yet on disk, at most: some being written while the next hash. */
+const DEPTH = 4;
+/**
+ * Pieces written at once. Direct writes wait for the device, and two in flight keep it busier
+ * than one (dd of 1 GiB with O_DIRECT here: 0.50–0.54 s one at a time, 0.40–0.43 s two).
+ */
+const WRITES = 2;
 
 export class AssembleStream extends Transform {
   private readonly torrent: Torrent;
@@ -40,13 +45,16 @@ export class AssembleStream extends Transform {
   private readonly started = Date.now();
   private bytes = 0;
   private completed = false;
-  /** settles when every accepted piece is written or refused, in input order */
+  /** settles when every accepted piece's event is out, in input order */
   private tail: Promise<void> = Promise.resolve();
   private inFlight = 0;
   /** the input's callback, held while DEPTH pieces are in flight */
   private blocked: TransformCallback | null = null;
-  /** a failed write: nothing is written after it */
+  /** a failed write: no write starts after it */
   private failure: Error | null = null;
+  private writing = 0;
+  /** pieces waiting for one of the WRITES turns */
+  private readonly writeQueue: Array<() => void> = [];
 
   constructor(torrent: Torrent, store: FileStore, options: AssembleOptions = {}) {
     super({ objectMode: true, writableHighWaterMark: 1, readableHighWaterMark: 64 });
@@ -69,26 +77,54 @@ export class AssembleStream extends Transform {
       cb(this.failure);
       return;
     }
-    const verdict = this.check(f); // hashing starts now, beside the writes queued before it
+    const outcome = this.land(f); // hashing and writing start now, beside the pieces before it
     this.inFlight++;
     this.tail = this.tail.then(async () => {
-      let bytes: Buffer | undefined;
-      try {
-        const v = await verdict;
-        bytes = v.bytes;
-        if (this.failure !== null) return;
-        if (v.refused !== undefined) this.push({ event: 'bad-piece', index: f.index, reason: v.refused } satisfies AssembleEvent);
-        else await this.put(f.index, v.bytes);
-      } catch (e) {
-        this.failure ??= e as Error;
-      } finally {
-        f.release?.(bytes);
-        this.inFlight--;
-        this.unblock();
-      }
+      const ev = await outcome;
+      if (ev !== null && this.failure === null) this.announce(ev);
+      this.inFlight--;
+      this.unblock();
     });
     if (this.inFlight < DEPTH) cb();
     else this.blocked = cb;
+  }
+
+  /** Checks and writes one piece; its event, or null once something failed. Never rejects. */
+  private async land(f: PieceFrame): Promise<AssembleEvent | null> {
+    let bytes: Buffer | undefined;
+    try {
+      const v = await this.check(f);
+      bytes = v.bytes;
+      if (v.refused !== undefined) return { event: 'bad-piece', index: f.index, reason: v.refused };
+      await this.writeTurn();
+      try {
+        if (this.failure !== null) return null;
+        // a piece outside --select still spans selected files at its edges: write what it covers
+        await this.store.writePiece(f.index, v.bytes);
+      } finally {
+        this.writeDone();
+      }
+      return { event: 'piece', index: f.index, bytes: v.bytes.length };
+    } catch (e) {
+      this.failure ??= e as Error;
+      return null;
+    } finally {
+      f.release?.(bytes);
+    }
+  }
+
+  private writeTurn(): Promise<void> {
+    if (this.writing < WRITES) {
+      this.writing++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.writeQueue.push(resolve));
+  }
+
+  private writeDone(): void {
+    const next = this.writeQueue.shift();
+    if (next) next(); // the turn passes on
+    else this.writing--;
   }
 
   /**
@@ -104,12 +140,13 @@ export class AssembleStream extends Transform {
     return digest.equals(pieceHash(this.torrent, f.index)) ? { bytes: data } : { bytes: data, refused: 'SHA-1 mismatch' };
   }
 
-  private async put(index: number, piece: Buffer): Promise<void> {
-    // a piece outside --select still spans selected files at its edges: write what it covers
-    await this.store.writePiece(index, piece);
-    this.missing.delete(index);
-    this.bytes += piece.length;
-    this.push({ event: 'piece', index, bytes: piece.length } satisfies AssembleEvent);
+  /** A piece's event goes out once it and every piece before it are settled. */
+  private announce(ev: AssembleEvent): void {
+    if (ev.event === 'piece') {
+      this.missing.delete(ev.index);
+      this.bytes += ev.bytes;
+    }
+    this.push(ev);
     if (this.missing.size === 0 && !this.completed) this.complete();
   }
 
