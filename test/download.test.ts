@@ -45,6 +45,14 @@ test('download from a loopback swarm of our seeders: byte-identical, --json even
   assert.equal(events.filter((e) => e.event === 'piece').length, t.pieceCount);
   assert.equal(events.at(-1)!.event, 'complete');
   await same(out);
+  // the smallest in-flight bound (two pieces) still completes; a bad value is a usage error
+  const small = join(dir, 'small');
+  const res2 = await runCli(['download', tf, '-o', small, '--port', '0', '--no-announce', '--quiet', '--max-memory', '1', ...peerArgs(s)], { timeoutMs: 60_000 });
+  assert.equal(res2.code, 0, res2.stderr);
+  await same(small);
+  const bad = await runCli(['download', tf, '-o', small, '--max-memory', 'lots', ...peerArgs(s)]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /max-memory/);
 });
 
 test('interrupted (SIGINT, then SIGKILL) and run again: completes, and verified pieces are not fetched again', async () => {

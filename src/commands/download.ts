@@ -28,7 +28,7 @@ import { DhtDiscovery } from '../dht/discovery.js';
 
 export const download: Command = {
   name: 'download',
-  synopsis: 'TORRENT|MAGNET -o DIR [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET -o DIR [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--max-memory BYTES] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
   help: `usage: torrent-tools download TORRENT|MAGNET -o DIR [options]
 
 The pipeline 'announce --watch | fetch-pieces | assemble' in one process, built from the very
@@ -55,6 +55,7 @@ options:
   --select FILE        only this file (repeatable; a path as 'info' shows it, or an index)
   --port N             listen for peers on N (default 6881; 0 = any)
   --max-peers N        connections at most (default 50)
+  --max-memory BYTES   pieces in flight at most, in bytes (default 16777216), as in fetch-pieces
   --os-cache           write through the page cache (default: whole blocks go straight to the
                        disk with O_DIRECT where the file system allows it)
 ${DHT_HELP}  --seed               keep seeding after the download, until SIGINT, --seed-ratio or --seed-time
@@ -73,7 +74,7 @@ examples:
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['output', 'peer', 'tracker', 'select', 'port', 'max-peers', 'seed-ratio', 'seed-time', 'timeout', ...DHT_STRING_OPTIONS],
+      string: ['output', 'peer', 'tracker', 'select', 'port', 'max-peers', 'max-memory', 'seed-ratio', 'seed-time', 'timeout', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'tracker', 'select'],
       boolean: ['seed', 'json', 'quiet', 'progress', 'strict', 'no-announce', 'os-cache', ...DHT_BOOLEAN_OPTIONS],
       alias: { o: 'output' },
@@ -84,6 +85,7 @@ examples:
     const peers = parsePeerArgs(a.list('peer'));
     const port = a.int('port', 0, 65535) ?? 6881;
     const maxPeers = a.int('max-peers', 1, 10_000) ?? 50;
+    const maxMemory = a.int('max-memory', 1, Number.MAX_SAFE_INTEGER);
     const timeout = a.int('timeout', 0, 86_400) ?? 120;
     const ratioText = a.str('seed-ratio');
     if (ratioText !== undefined && !/^\d+(?:\.\d+)?$/.test(ratioText)) throw new UsageError('--seed-ratio: expected a number like 1.5');
@@ -163,7 +165,7 @@ examples:
     }
     haveCount = have.length;
     const fetch = new FetchStream({
-      torrent: t, have, wanted: wanted ?? undefined, maxPeers, port, serve: readStore, stallTimeoutMs: timeout * 1000, peerId,
+      torrent: t, have, wanted: wanted ?? undefined, maxPeers, maxInFlightBytes: maxMemory, port, serve: readStore, stallTimeoutMs: timeout * 1000, peerId,
       dhtPort: dht?.address().port,
     });
     const swarm = fetch.swarm;
