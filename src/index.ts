@@ -11,7 +11,7 @@ export type { PieceFrame } from './streams/piece-frames.js';
 export { FetchStream, FetchError } from './streams/fetch.js';
 export { AssembleStream } from './streams/assemble.js';
 export type { AssembleEvent } from './streams/assemble.js';
-export { InOrderContentStream } from './streams/in-order.js';
+export { InOrderContentStream, InOrderContentWriter } from './streams/in-order.js';
 export { PeerRecordStream } from './streams/peers.js';
 export { readHaveSet, applyHaveRecord } from './streams/have-set.js';
 export { parseTorrent, MetainfoError } from './metainfo/torrent.js';

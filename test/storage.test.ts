@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { constants, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { pieceSpans } from '../src/metainfo/pieces.js';
@@ -10,6 +10,7 @@ import type { Torrent } from '../src/metainfo/torrent.js';
 import { BufferPool } from '../src/storage/buffer-pool.js';
 import { FileStore } from '../src/storage/file-store.js';
 import { AssembleStream } from '../src/streams/assemble.js';
+import { InOrderContentStream, InOrderContentWriter } from '../src/streams/in-order.js';
 import { UnsafePathError, safeJoin } from '../src/storage/safe-path.js';
 import { verifyPieces } from '../src/storage/verify.js';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
@@ -279,3 +280,38 @@ test('assemble releases each piece once it is on disk, also a bad one, never bef
   assert.ok(events.includes('bad-piece 1'));
   assert.deepEqual(events.filter((e) => e !== 'complete').map((e) => Number(e.split(' ')[1])), frames.map((f) => f.index), 'events in input order');
 });
+
+test('in-order content: the stream and the stdout writer give the content in order from shuffled pieces, spilling past the bound; the writer releases each piece only once its bytes are out', async () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  const files = layout(r);
+  const { torrent: t, content } = makeTorrent('multi', files, PL);
+  const want = Buffer.concat(files.filter((f) => !f.pad).map((f) => f.data));
+  const order = Array.from({ length: t.pieceCount }, (_, i) => i).sort(() => r() - 0.5);
+  const piece = (i: number): Buffer => Buffer.from(content.subarray(i * PL, (i + 1) * PL));
+  const parts: Buffer[] = [];
+  await pipeline(Readable.from(order.map((i) => ({ index: i, piece: piece(i) }))), new InOrderContentStream(t, { maxBuffer: 2 * PL }), new Writable({
+    write(c: Buffer, _e, cb) { parts.push(c); cb(); },
+  }));
+  assert.deepEqual(Buffer.concat(parts), want, `seed ${seed}: stream`);
+
+  // a slow output that takes the bytes only when it calls back; a release scribbles over the piece
+  const out: Buffer[] = [];
+  const sink = new Writable({ write(c: Buffer, _e, cb) { setImmediate(() => { out.push(Buffer.from(c)); cb(); }); } });
+  const released: number[] = [];
+  const frames = [...order, order[0]!].map((i) => {
+    const p = piece(i);
+    return { index: i, piece: p, release: (moved?: Buffer) => { released.push(i); (moved ?? p).fill(0xaa); } };
+  });
+  const writer = new InOrderContentWriter(t, sink, { maxBuffer: 2 * PL });
+  await pipeline(Readable.from(frames), writer);
+  assert.deepEqual(Buffer.concat(out), want, `seed ${seed}: writer`);
+  assert.ok(writer.done);
+  assert.deepEqual([...released].sort((a, b) => a - b), [...order, order[0]!].sort((a, b) => a - b), 'every piece (and the duplicate) released');
+
+  // a piece that is not the torrent's stops the output with an error
+  const bad = piece(0);
+  bad[3] ^= 1;
+  await assert.rejects(pipeline(Readable.from([{ index: 0, piece: bad }]), new InOrderContentWriter(t, new Writable({ write(_c, _e, cb) { cb(); } }))), /piece 0 does not match/);
+});
+

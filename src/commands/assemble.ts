@@ -13,7 +13,7 @@ import { FileStore } from '../storage/file-store.js';
 import { UnsafePathError } from '../storage/safe-path.js';
 import { AssembleStream, type AssembleEvent } from '../streams/assemble.js';
 import { readHaveSet } from '../streams/have-set.js';
-import { InOrderContentStream } from '../streams/in-order.js';
+import { InOrderContentWriter } from '../streams/in-order.js';
 import { PieceFrameReader } from '../streams/piece-frame-reader.js';
 import { PieceFrameDecoder, PieceStreamError } from '../streams/piece-frames.js';
 
@@ -82,9 +82,9 @@ examples:
       if (io.stdout.isTTY) throw new UsageError('refusing to write the content to a terminal (redirect stdout)');
       if (select !== undefined && select.size !== 1) throw new UsageError('--stdout takes at most one --select FILE');
       const file = select === undefined ? undefined : [...select][0]!;
-      const content = new InOrderContentStream(t, { maxBuffer, file, trust: a.bool('trust') });
+      const content = new InOrderContentWriter(t, io.stdout, { maxBuffer, file, trust: a.bool('trust') });
       try {
-        await pipeline([...frames(), content, io.stdout], { signal: io.signal });
+        await pipeline([...frames(), content], { signal: io.signal });
       } catch (e) {
         throw explain(e);
       }

@@ -3,15 +3,21 @@
  * (`… | assemble --stdout | mpv -`). Out-of-order pieces wait in memory up to a bound. Past the
  * bound they go to a temporary spill file rather than stopping the input: the piece the output
  * waits for may be behind them in the pipe, so refusing input could never end. Output
- * backpressure (a slow reader) still reaches upstream through the write callback.
+ * backpressure (a slow reader) still reaches upstream.
+ *
+ * Two faces over one reordering: a Transform (content bytes out, for library pipelines) and a
+ * sink that writes to a stream itself (the command's stdout). Only the sink knows when the bytes
+ * have left, so only it gives each piece's buffer back (`release`): without that every piece was
+ * a fresh 1 MiB allocation, and on this machine fresh memory cost 1.4–2.9 s of system time per
+ * GiB and 123 MiB of RSS.
  */
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
-import { pieceSize, pieceSpans } from '../metainfo/pieces.js';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { pieceHash, pieceSize, pieceSpans } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
-import { hashMatches } from '../storage/verify.js';
+import { HashPool } from '../storage/hash-pool.js';
 import type { PieceFrame } from './piece-frames.js';
 
 export interface InOrderOptions {
@@ -22,25 +28,48 @@ export interface InOrderOptions {
   trust?: boolean;
 }
 
-export class InOrderContentStream extends Transform {
+/** Hands content bytes on; resolves once they may be overwritten (or at once, to keep the piece). */
+type Emit = (bytes: Buffer) => Promise<void> | undefined;
+
+/** Pieces being checked at once: one hashing while the one before it goes out. */
+const DEPTH = 2;
+
+interface Held {
+  piece: Buffer;
+  /** gives the piece's buffer back, when its producer pooled it and the face allows it */
+  release: (() => void) | undefined;
+}
+
+/** The reordering shared by both faces: which piece is next, what is held, what is spilled. */
+class ContentReorder {
   private readonly torrent: Torrent;
   private readonly maxBuffer: number;
   private readonly file: number | undefined;
-  private readonly trust: boolean;
-  private readonly held = new Map<number, Buffer>();
+  /** SHA-1 on another core, so the output keeps moving while a piece is checked */
+  private readonly hasher: HashPool | null;
+  private readonly emit: Emit;
+  private readonly releases: boolean;
+  private readonly held = new Map<number, Held>();
   private heldBytes = 0;
   /** pieces parked in the spill file: index → [offset, length] */
   private readonly spilled = new Map<number, [number, number]>();
   private spill: { dir: string; fh: FileHandle; end: number } | null = null;
-  private next: number;
-  private readonly last: number;
+  /** settles once every piece taken so far is placed (never rejects) */
+  private tail: Promise<void> = Promise.resolve();
+  private pending = 0;
+  /** the input's callback while DEPTH pieces are being checked */
+  private blocked: ((error?: Error | null) => void) | null = null;
+  private failure: Error | null = null;
+  next: number;
+  readonly last: number;
 
-  constructor(torrent: Torrent, options: InOrderOptions = {}) {
-    super({ writableObjectMode: true, readableObjectMode: false, writableHighWaterMark: 1, readableHighWaterMark: 4 * 1024 * 1024 });
+  constructor(torrent: Torrent, options: InOrderOptions, emit: Emit, releases: boolean) {
     this.torrent = torrent;
     this.maxBuffer = options.maxBuffer ?? 64 * 1024 * 1024;
     this.file = options.file;
-    this.trust = options.trust ?? false;
+    this.hasher = options.trust === true ? null : new HashPool();
+    this.emit = emit;
+    this.releases = releases;
     if (this.file === undefined) {
       this.next = 0;
       this.last = torrent.pieceCount - 1;
@@ -51,50 +80,75 @@ export class InOrderContentStream extends Transform {
     }
   }
 
-  /** The next piece index the output is waiting for (past `last` when done). */
-  get waitingFor(): number {
-    return this.next;
-  }
-
-  get done(): boolean {
-    return this.next > this.last;
-  }
-
-  override _transform(f: PieceFrame, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.accept(f).then(() => cb(), cb);
-  }
-
-  override _flush(cb: TransformCallback): void {
-    this.cleanup().then(() => cb(), cb);
-  }
-
-  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
-    this.cleanup().then(() => cb(err), () => cb(err));
-  }
-
-  private async accept(f: PieceFrame): Promise<void> {
-    if (f.index < this.next || f.index > this.last || this.held.has(f.index) || this.spilled.has(f.index)) return; // not needed, or a duplicate
-    if (f.piece.length !== pieceSize(this.torrent, f.index) || (!this.trust && !hashMatches(this.torrent, f.index, f.piece))) {
-      throw new Error(`piece ${f.index} does not match the torrent's hash`);
-    }
-    if (f.index !== this.next && this.heldBytes + f.piece.length > this.maxBuffer) {
-      await this.park(f);
+  /**
+   * Takes a piece; `ready` is called once another may come (at once while fewer than DEPTH are
+   * being checked), or with the first error. Each piece is hashed at once, beside the output of
+   * the ones before it, and placed in the order given.
+   */
+  take(f: PieceFrame, ready: (error?: Error | null) => void): void {
+    if (this.failure !== null) {
+      ready(this.failure);
       return;
     }
-    this.held.set(f.index, f.piece);
-    this.heldBytes += f.piece.length;
+    const checked = this.check(f);
+    this.pending++;
+    this.tail = this.tail.then(async () => {
+      try {
+        if (this.failure === null) await this.place(f, await checked);
+      } catch (e) {
+        this.failure ??= e as Error;
+      }
+      this.pending--;
+      const b = this.blocked;
+      this.blocked = null;
+      b?.(this.failure);
+    });
+    if (this.pending < DEPTH) ready();
+    else this.blocked = ready;
+  }
+
+  /** Resolves once every piece taken is placed; rejects with the first error. */
+  async settled(): Promise<void> {
+    await this.tail;
+    if (this.failure !== null) throw this.failure;
+  }
+
+  /** The piece's bytes (hashing moves them to another thread and back), or null when they are not the torrent's. */
+  private async check(f: PieceFrame): Promise<Buffer | null> {
+    if (f.piece.length !== pieceSize(this.torrent, f.index)) return null;
+    if (this.hasher === null) return f.piece;
+    const { digest, data } = await this.hasher.sha1(f.piece);
+    if (digest.equals(pieceHash(this.torrent, f.index))) return data;
+    f.release?.(data);
+    return null;
+  }
+
+  private async place(f: PieceFrame, piece: Buffer | null): Promise<void> {
+    if (f.index < this.next || f.index > this.last || this.held.has(f.index) || this.spilled.has(f.index)) {
+      if (this.releases) f.release?.(piece ?? undefined); // not needed, or a duplicate
+      return;
+    }
+    if (piece === null) throw new Error(`piece ${f.index} does not match the torrent's hash`);
+    const held: Held = { piece, release: this.releases && f.release ? () => f.release!(piece) : undefined };
+    if (f.index !== this.next && this.heldBytes + piece.length > this.maxBuffer) {
+      await this.park(f.index, piece);
+      held.release?.();
+      return;
+    }
+    this.held.set(f.index, held);
+    this.heldBytes += piece.length;
     await this.drainHeld();
   }
 
-  private async park(f: PieceFrame): Promise<void> {
+  private async park(index: number, piece: Buffer): Promise<void> {
     if (this.spill === null) {
       const dir = await mkdtemp(join(tmpdir(), 'torrent-tools-'));
       this.spill = { dir, fh: await open(join(dir, 'spill'), 'w+'), end: 0 };
     }
     const at = this.spill.end;
-    this.spill.end += f.piece.length;
-    await this.spill.fh.write(f.piece, 0, f.piece.length, at);
-    this.spilled.set(f.index, [at, f.piece.length]);
+    this.spill.end += piece.length;
+    await this.spill.fh.write(piece, 0, piece.length, at);
+    this.spilled.set(index, [at, piece.length]);
   }
 
   private async drainHeld(): Promise<void> {
@@ -102,32 +156,100 @@ export class InOrderContentStream extends Transform {
       let p = this.held.get(this.next);
       if (p !== undefined) {
         this.held.delete(this.next);
-        this.heldBytes -= p.length;
+        this.heldBytes -= p.piece.length;
       } else {
         const loc = this.spilled.get(this.next);
         if (loc === undefined || this.spill === null) return;
         this.spilled.delete(this.next);
-        p = Buffer.allocUnsafe(loc[1]);
-        await this.spill.fh.read(p, 0, loc[1], loc[0]);
+        p = { piece: Buffer.allocUnsafe(loc[1]), release: undefined };
+        await this.spill.fh.read(p.piece, 0, loc[1], loc[0]);
       }
-      this.emitPiece(this.next, p);
+      await this.emitPiece(this.next, p.piece);
+      p.release?.();
       this.next++;
     }
   }
 
-  private async cleanup(): Promise<void> {
+  private async emitPiece(index: number, piece: Buffer): Promise<void> {
+    for (const s of pieceSpans(this.torrent, index)) {
+      const f = this.torrent.files[s.file]!;
+      if (f.pad || (this.file !== undefined && s.file !== this.file)) continue;
+      await this.emit(piece.subarray(s.pieceOffset, s.pieceOffset + s.length));
+    }
+  }
+
+  async close(): Promise<void> {
+    void this.hasher?.close();
     const s = this.spill;
     this.spill = null;
     if (s === null) return;
     await s.fh.close().catch(() => {});
     await rm(s.dir, { recursive: true, force: true });
   }
+}
 
-  private emitPiece(index: number, piece: Buffer): void {
-    for (const s of pieceSpans(this.torrent, index)) {
-      const f = this.torrent.files[s.file]!;
-      if (f.pad || (this.file !== undefined && s.file !== this.file)) continue;
-      this.push(piece.subarray(s.pieceOffset, s.pieceOffset + s.length));
-    }
+/** Pieces in, content bytes out. The pieces are pushed as they are, so none is released. */
+export class InOrderContentStream extends Transform {
+  private readonly order: ContentReorder;
+
+  constructor(torrent: Torrent, options: InOrderOptions = {}) {
+    super({ writableObjectMode: true, readableObjectMode: false, writableHighWaterMark: 1, readableHighWaterMark: 4 * 1024 * 1024 });
+    this.order = new ContentReorder(torrent, options, (b) => void this.push(b), false);
+  }
+
+  /** The next piece index the output is waiting for (past the last one when done). */
+  get waitingFor(): number {
+    return this.order.next;
+  }
+
+  get done(): boolean {
+    return this.order.next > this.order.last;
+  }
+
+  override _transform(f: PieceFrame, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.order.take(f, cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.order.settled().then(() => this.order.close()).then(() => cb(), cb);
+  }
+
+  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
+    this.order.close().then(() => cb(err), () => cb(err));
+  }
+}
+
+/**
+ * Pieces in, content written to `out` (ended at the end): each piece is released once `out` has
+ * handed its bytes on, and waiting for that is also the backpressure.
+ */
+export class InOrderContentWriter extends Writable {
+  private readonly order: ContentReorder;
+  private readonly out: NodeJS.WritableStream;
+
+  constructor(torrent: Torrent, out: NodeJS.WritableStream, options: InOrderOptions = {}) {
+    super({ objectMode: true, highWaterMark: 1 });
+    this.order = new ContentReorder(torrent, options, (b) => new Promise((resolve, reject) => void out.write(b, (e) => (e ? reject(e) : resolve()))), true);
+    this.out = out;
+  }
+
+  get waitingFor(): number {
+    return this.order.next;
+  }
+
+  get done(): boolean {
+    return this.order.next > this.order.last;
+  }
+
+  override _write(f: PieceFrame, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
+    this.order.take(f, cb);
+  }
+
+  override _final(cb: (error?: Error | null) => void): void {
+    this.order.settled().then(() => this.order.close()).then(() => this.out.end(() => cb()), cb);
+  }
+
+  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
+    this.order.close().then(() => cb(err), () => cb(err));
   }
 }
