@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { decodeAll } from '../src/bencode/index.js';
 import { readHaveSet } from '../src/streams/have-set.js';
 import { PieceFrameReader } from '../src/streams/piece-frame-reader.js';
-import { PieceFrameDecoder, PieceFrameEncoder, writeFrames, type PieceFrame } from '../src/streams/piece-frames.js';
+import { FrameParser, PieceFrameDecoder, PieceFrameEncoder, writeFrames, type PieceFrame } from '../src/streams/piece-frames.js';
 import { bytes, randomChunks, rng, seedFromEnv } from './helpers/random.js';
 
 async function collect<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
@@ -117,13 +117,12 @@ test('writeFrames stops with the error of a sink that fails, releasing nothing i
   assert.equal(released, 0);
 });
 
-test('PieceFrameReader reads a pipe and a file into reused memory: every frame intact, pooled pieces released', async () => {
+for (const PL of [3000, 256 * 1024]) test(`PieceFrameReader reads a pipe and a file (${PL}-byte pieces${PL > 65536 ? ', read straight into their buffers' : ''}): every frame intact, pooled pieces released`, async () => {
   const seed = seedFromEnv();
   const r = rng(seed);
-  const PL = 3000;
   // full-size pieces and a short last one, an unknown key, split so that pieces complete in one
   // read and their frame in a later one (a slice of the reused buffer would be overwritten)
-  const frames = Array.from({ length: 30 }, (_, i) => ({ index: i, piece: bytes(r, i === 29 ? 123 : PL) }));
+  const frames = Array.from({ length: 30 }, (_, i) => ({ index: i, piece: bytes(r, i === 29 ? Math.floor(PL / 3) : PL) }));
   const wire = Buffer.concat([await encodeFrames(frames), Buffer.from('d5:extrai1e5:indexi1e5:piece2:hie')]);
   const want = [...frames, { index: 1, piece: Buffer.from('hi') }];
   const dir = await mkdtemp(join(tmpdir(), 'tt-frames-'));
@@ -137,7 +136,7 @@ test('PieceFrameReader reads a pipe and a file into reused memory: every frame i
       void (async () => {
         const w = await open(fifo, 'w');
         let at = 0;
-        for (const c of randomChunks(r, wire, 4000)) {
+        for (const c of randomChunks(r, wire, PL + 1000)) {
           await w.write(c);
           at += c.length;
           if (r() < 0.3) await new Promise((res) => setTimeout(res, 2));
@@ -162,3 +161,40 @@ test('PieceFrameReader reads a pipe and a file into reused memory: every frame i
     assert.equal(released, 29, 'every full-size piece came from the pool');
   }
 });
+
+test('FrameParser: pieces read straight into pendingPiece() and bytes written around them give the same frames, in any split', () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  const PL = 5000;
+  const frames = Array.from({ length: 40 }, (_, i) => ({ index: i, piece: bytes(r, i === 39 ? 77 : PL) }));
+  const wire = Buffer.concat(frames.map((f) => Buffer.concat([Buffer.from(`d5:indexi${f.index}e5:piece${f.piece.length}:`), f.piece, Buffer.from('e')])));
+  for (let round = 0; round < 20; round++) {
+    const parser = new FrameParser({ maxPieceLength: PL, pieceCount: 40, reusesInput: true });
+    const got: PieceFrame[] = [];
+    const onFrame = (f: PieceFrame): void => void got.push({ index: f.index, piece: Buffer.from(f.piece) });
+    const scratch = Buffer.alloc(PL);
+    let at = 0;
+    while (at < wire.length) {
+      const target = parser.pendingPiece();
+      const n = 1 + Math.floor(r() * Math.min(wire.length - at, target !== null && r() < 0.7 ? target.length : 700));
+      if (target !== null && n <= target.length && r() < 0.7) {
+        wire.copy(target, 0, at, at + n); // read into place
+        parser.filled(n, onFrame);
+      } else {
+        const c = scratch.subarray(0, Math.min(n, scratch.length));
+        wire.copy(c, 0, at, at + c.length);
+        parser.write(c, onFrame);
+        c.fill(0xee); // the caller reuses its buffer
+        at += c.length;
+        continue;
+      }
+      at += n;
+    }
+    parser.end();
+    assert.deepEqual(got, frames, `seed ${seed}, round ${round}`);
+  }
+  const p = new FrameParser({ maxPieceLength: PL });
+  assert.equal(p.pendingPiece(), null, 'nothing pending between frames');
+  assert.throws(() => p.filled(1, () => {}), RangeError);
+});
+

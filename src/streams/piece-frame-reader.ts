@@ -1,6 +1,7 @@
 /**
- * The piece stream read straight from a file descriptor (assemble's stdin) into one reused
- * buffer, frames out. A stream over fd 0 hands out a fresh buffer per read: 1 GiB of them per
+ * The piece stream read straight from a file descriptor (assemble's stdin), frames out: piece
+ * bytes are read into the piece's own (pooled) buffer, everything between pieces into one
+ * reused buffer. A stream over fd 0 hands out a fresh buffer per read: 1 GiB of them per
  * GiB, garbage that held ~35 MiB of assemble's RSS until the collector came round. Here the
  * parser copies out what it keeps (FrameParser `reusesInput`), so the next read may overwrite
  * the buffer at once. A regular file is read with positional-less fs.read (from wherever the
@@ -13,12 +14,20 @@ import { Readable } from 'node:stream';
 import { FrameParser, type PieceFrame, type PieceFrameDecoderOptions } from './piece-frames.js';
 
 const CHUNK = 256 * 1024;
+/** a piece with at least this much left to gather is read straight into its buffer */
+const DIRECT_MIN = 64 * 1024;
+/** reads between pieces, when pieces are big: a frame header and a little of the next piece */
+const SMALL_READ = 16 * 1024;
 
 export class PieceFrameReader extends Readable {
   private readonly fd: number;
   private readonly parser: FrameParser;
   private readonly buf = Buffer.allocUnsafeSlow(CHUNK);
   private readonly isFile: boolean;
+  /** how much a read into `buf` asks for */
+  private readonly bufRead: number;
+  /** the piece buffer the socket's current read goes into, if any */
+  private target: Buffer | null = null;
   private socket: Socket | null = null;
   private reading = false;
   private ended = false;
@@ -41,6 +50,7 @@ export class PieceFrameReader extends Readable {
     this.fd = fd;
     this.parser = new FrameParser({ ...options, reusesInput: true });
     this.isFile = fstatSync(fd).isFile();
+    this.bufRead = options.maxPieceLength >= 4 * DIRECT_MIN ? SMALL_READ : CHUNK;
   }
 
   override _read(): void {
@@ -54,6 +64,26 @@ export class PieceFrameReader extends Readable {
     let more = true;
     try {
       this.parser.write(this.buf.subarray(0, n), (f: PieceFrame) => {
+        more = this.push(f) && more;
+      });
+    } catch (e) {
+      this.destroy(e as Error);
+      return false;
+    }
+    return more;
+  }
+
+  /** The rest of the piece being gathered, when it is worth reading into place. */
+  private pendingPiece(): Buffer | null {
+    const t = this.parser.pendingPiece();
+    return t !== null && t.length >= DIRECT_MIN ? t : null;
+  }
+
+  /** `n` bytes were read into the pending piece; false when the stream failed. */
+  private filled(n: number): boolean {
+    let more = true;
+    try {
+      this.parser.filled(n, (f: PieceFrame) => {
         more = this.push(f) && more;
       });
     } catch (e) {
@@ -78,7 +108,8 @@ export class PieceFrameReader extends Readable {
   private readFile(): void {
     if (this.reading || this.ended || this.destroyed) return;
     this.reading = true;
-    read(this.fd, this.buf, 0, CHUNK, null, (err, n) => {
+    const target = this.pendingPiece();
+    read(this.fd, target ?? this.buf, 0, target?.length ?? this.bufRead, null, (err, n) => {
       this.reading = false;
       if (this.destroyed) {
         this.afterRead?.();
@@ -86,7 +117,7 @@ export class PieceFrameReader extends Readable {
       }
       if (err) this.destroy(err);
       else if (n === 0) this.finish();
-      else if (this.feed(n)) this.readFile();
+      else if (target !== null ? this.filled(n) : this.feed(n)) this.readFile();
     });
   }
 
@@ -97,9 +128,10 @@ export class PieceFrameReader extends Readable {
       readable: true,
       writable: false,
       onread: {
-        buffer: this.buf,
+        // asked before each read: into the piece being gathered, or the reused buffer
+        buffer: () => (this.target = this.pendingPiece()) ?? this.buf.subarray(0, this.bufRead),
         // returning false pauses the socket until _read resumes it
-        callback: (n: number) => !this.destroyed && this.feed(n),
+        callback: (n: number) => !this.destroyed && (this.target !== null ? this.filled(n) : this.feed(n)),
       },
     };
     this.socket = new Socket(options);

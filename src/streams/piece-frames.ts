@@ -132,6 +132,20 @@ export class FrameParser implements ChunkParser<PieceFrame> {
     }
   }
 
+  /** Where the bytes of the piece being gathered go next (see BencodeDecoder.pendingString), or null. */
+  pendingPiece(): Buffer | null {
+    return this.decoder.pendingString();
+  }
+
+  /** `n` bytes were read into pendingPiece(): calls `onFrame` if they complete a frame. */
+  filled(n: number, onFrame: (f: PieceFrame) => void): void {
+    try {
+      this.decoder.filled(n, (v, start) => onFrame(this.frame(v, start)));
+    } catch (e) {
+      throw e instanceof BencodeError ? new PieceStreamError(e.offset, e.reason) : e;
+    }
+  }
+
   /** The input ended: throws PieceStreamError inside a frame. */
   end(): void {
     try {
