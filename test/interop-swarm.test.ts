@@ -12,6 +12,7 @@ import { startSeed, type SeedProc } from './helpers/swarm.js';
 import { makeTorrent, makeTorrentBytes, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { freeTcpPort } from './helpers/ports.js';
 
 const FIX = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const PL = 64 * 1024;
@@ -100,7 +101,7 @@ test('aria2c downloads a multi-file torrent from our seed', { skip: skipUnless(h
   const out = join(dir, 'aria-out');
   const res = await runShell(
     `timeout 60 aria2c --no-conf --dir="${out}" --seed-time=0 --enable-dht=false --enable-dht6=false --bt-enable-lpd=false ` +
-      `--enable-peer-exchange=false --listen-port=${20000 + Math.floor(Math.random() * 20000)} --file-allocation=none --summary-interval=0 ` +
+      `--enable-peer-exchange=false --listen-port=${await freeTcpPort()} --file-allocation=none --summary-interval=0 ` +
       `--console-log-level=warn --download-result=hide "${tf}"`,
     { timeoutMs: 70_000 },
   );
@@ -116,7 +117,7 @@ test('a python-libtorrent leecher downloads from our download while it is still 
   await writeFiles(partial, 'interop', files.slice(0, 1));
   const s = await startSeed(tf, partial);
   seeds.push(s);
-  const port = 31_000 + Math.floor(Math.random() * 20_000);
+  const port = await freeTcpPort();
   const dl = spawn(process.execPath, [CLI, 'download', tf, '-o', join(dir, 'dl'), '--port', String(port), '--peer', `127.0.0.1:${s.port}`, '--no-announce', '--no-dht', '--json', '--quiet', '--timeout', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.push(dl);
   let events = '';

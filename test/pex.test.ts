@@ -13,6 +13,7 @@ import { CLI, runCli, runShell } from './helpers/cli.js';
 import { bytes, int, rng } from './helpers/random.js';
 import { startSeed, type SeedProc } from './helpers/swarm.js';
 import { makeTorrent, makeTorrentBytes, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
+import { freeTcpPort } from './helpers/ports.js';
 
 const seeds: SeedProc[] = [];
 const kills: Array<() => void> = [];
@@ -107,7 +108,7 @@ test('a leecher told of one peer finds the seeders by PEX and downloads from all
   seeds.push(...s);
   // L1 knows the seeders; nobody reads its output, so it stalls after a few pieces and stays
   // connected to them, listening on a port of its own (--serve-from), which is all L2 is told
-  const l1port = 20_000 + Math.floor(Math.random() * 20_000);
+  const l1port = await freeTcpPort();
   const l1 = spawn(process.execPath, [CLI, 'fetch-pieces', tf, ...s.flatMap((x) => ['--peer', `127.0.0.1:${x.port}`]), '--serve-from', join(dir, 'l1'), '--port', String(l1port), '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
   kills.push(() => l1.kill('SIGKILL'));
   l1.stdout.pause();

@@ -14,6 +14,7 @@ import { parseAnnounceBody } from '../src/tracker/reply.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { hasCommand, skipUnless } from './helpers/interop.js';
 import { tmpDir } from './helpers/torrent.js';
+import { freeTcpPort } from './helpers/ports.js';
 
 const closers: Array<() => void> = [];
 after(() => closers.forEach((c) => c()));
@@ -219,7 +220,7 @@ test('interop: Debian opentracker (whitelist build) over HTTP and UDP', { skip: 
   await writeFile(join(dir, 'whitelist'), hash + '\n');
   // as root it drops to user nobody after chrooting here: mkdtemp's 0700 would lock it out
   await chmod(dir, 0o755);
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freeTcpPort(); // opentracker binds the same number for UDP too
   // as root opentracker chroots to -d: relative paths from its own directory
   const ot = spawn('opentracker', ['-i', '127.0.0.1', '-p', String(port), '-P', String(port), '-d', '.', '-w', 'whitelist'], { cwd: dir, stdio: 'ignore' });
   closers.push(() => ot.kill('SIGKILL'));

@@ -1,12 +1,13 @@
 /**
  * The download engine: many peer connections feeding one piece picker.
  *
- * Per peer, requests are pipelined to about 3 s of its measured rate after a slow start
- * (request-queue.ts), and never beyond the peer's `reqq`. Every piece is SHA-1-checked before it leaves;
- * a piece that fails is fetched again and, once good, compared block by block with the failed
- * copy, so the peer that sent the bad block is banned and an honest co-contributor is not.
- * Memory is bounded: pieces in flight are capped in bytes, and when the consumer is slow no new
- * piece starts until it catches up.
+ * Which blocks each peer is asked for is requests.ts's business (queues sized from each peer's
+ * rate after a slow start, request-queue.ts). Here: connections, what their messages mean,
+ * rates and snubs, and trust. Every piece is SHA-1-checked before it leaves; a piece that fails
+ * is fetched again and, once good, compared block by block with the failed copy, so the peer
+ * that sent the bad block is banned and an honest co-contributor is not. Memory is bounded:
+ * pieces in flight are capped in bytes, and when the consumer is slow no new piece starts until
+ * it catches up.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -28,9 +29,10 @@ import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.j
 import { Bitfield } from './bitfield.js';
 import { Connector } from './connector.js';
 import { Choker } from './choker.js';
-import { BLOCK, PiecePicker, type Block, type PartialPiece } from './picker.js';
+import { BLOCK, PiecePicker, type PartialPiece } from './picker.js';
 import { RateMeter } from './rate.js';
 import { RequestQueue } from './request-queue.js';
+import { RequestScheduler, type Requester } from './requests.js';
 import { MAX_QUEUED_REQUESTS, Uploader } from './uploader.js';
 
 export interface SwarmOptions {
@@ -96,22 +98,11 @@ export interface SwarmStats {
   perPeer: PeerStats[];
 }
 
-interface Peer {
+interface Peer extends Requester {
   key: string;
   rec: PeerRecord;
-  conn: PeerConnection;
-  bits: Bitfield;
-  /** our outstanding requests to it: bkey → block */
-  requests: Map<number, Block>;
-  /** blocks we gave up on (choke, cancel, snub) that may still arrive */
-  released: Set<number>;
   rate: RateMeter;
-  lastBlock: number;
-  snubbed: boolean;
-  queue: RequestQueue;
-  reqq: number;
   useful: boolean;
-  allowedFast: Set<number>;
   uploader: Uploader | null;
 }
 
@@ -129,13 +120,6 @@ export interface SwarmEvents {
   done: [];
 }
 
-/**
- * A block's key in the request maps: a number, not an "index:begin" string (one allocation per
- * block each way, at 65,536 blocks per GiB). Unique for begin < 8192 blocks (the largest piece
- * length); a small integer while index < 2^18.
- */
-const bkey = (index: number, begin: number): number => index * 8192 + begin / BLOCK;
-
 export class Swarm extends EventEmitter<SwarmEvents> {
   readonly torrent: Torrent;
   readonly peerId: Buffer;
@@ -144,8 +128,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly o: SwarmOptions;
   private readonly connector: Connector;
   private readonly peers = new Map<string, Peer>();
-  /** peers to top up once this turn of the event loop is done (fillSoon) */
-  private readonly fillQueue = new Set<Peer>();
+  private readonly scheduler: RequestScheduler;
   private readonly wantedTotal: number;
   private doneCount = 0;
   private downloadedBytes = 0;
@@ -155,7 +138,6 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** failed copies of pieces, to find the liar when the good copy arrives */
   private readonly failedCopies = new Map<number, { buf: Buffer; from: Array<string | undefined> }>();
   private readonly strikes = new Map<string, number>();
-  private paused = false;
   private readonly maxInFlight: number;
   private timer: NodeJS.Timeout | null = null;
   private finished = false;
@@ -198,6 +180,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       random: options.random,
       allocate: (size) => (size === this.buffers.size ? this.buffers.take() : Buffer.allocUnsafeSlow(size)),
     });
+    this.scheduler = new RequestScheduler(this.picker, t.pieceLength, this.maxInFlight, () => this.peers.values());
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
       (socket, rec, reads) => this.onSocket(socket, rec, reads),
@@ -236,13 +219,13 @@ export class Swarm extends EventEmitter<SwarmEvents> {
 
   /** The consumer is full: start no new piece until resume(). */
   pause(): void {
-    this.paused = true;
+    this.scheduler.paused = true;
   }
 
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    for (const p of this.peers.values()) this.fill(p);
+    if (!this.scheduler.paused) return;
+    this.scheduler.paused = false;
+    this.scheduler.fillAll();
   }
 
   stats(): SwarmStats {
@@ -286,6 +269,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.scheduler.stopped = true;
     this.emit('done');
   }
 
@@ -433,8 +417,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       else this.encryptTo.add(peer.key);
     }
     this.uploadedClosed += peer.conn.uploaded;
-    for (const b of peer.requests.values()) this.picker.release(b);
-    peer.requests.clear();
+    this.scheduler.forget(peer);
     this.picker.addBitfield((i) => peer.bits.has(i), -1);
     if (reason === 'protocol violation: connected to ourselves') {
       this.connector.ban(peer.key); // our own address, as a tracker lists us: not worth a line
@@ -444,7 +427,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     // a peer that gave us data may come back; one that never handshook gets fewer tries
     this.connector.release(peer.key, peer.rec, !this.finished && !this.destroyed && !this.connector.isBanned(peer.key) && reason !== null && !reason.startsWith('protocol violation'));
     // others may now take the released blocks
-    for (const p of this.peers.values()) this.fill(p);
+    this.scheduler.fillAll();
   }
 
   private onMessage(peer: Peer, m: WireMessage): void {
@@ -468,27 +451,20 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         if (peer.bits.set(m.index)) {
           this.picker.addHave(m.index);
           if (!peer.conn.amInterested && this.picker.isWanted(m.index)) this.updateInterest(peer);
-          else this.fill(peer);
+          else this.scheduler.fill(peer);
         }
         break;
       case 'unchoke':
-        this.fill(peer);
+        this.scheduler.fill(peer);
         break;
       case 'choke':
         // without BEP 6 a choke drops every request; with it the peer rejects them one by one,
         // but releasing now lets other peers take the blocks at once
-        this.releaseAll(peer);
+        this.scheduler.releaseAll(peer);
         break;
-      case 'reject': {
-        const k = bkey(m.index, m.begin);
-        const b = peer.requests.get(k);
-        if (b) {
-          peer.requests.delete(k);
-          this.picker.release(b);
-          this.fill(peer);
-        }
+      case 'reject':
+        this.scheduler.rejected(peer, m.index, m.begin);
         break;
-      }
       case 'allowed-fast':
         peer.allowedFast.add(m.index);
         break;
@@ -509,55 +485,16 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     peer.useful = wants;
     if (wants && !peer.conn.amInterested) peer.conn.send({ type: 'interested' });
     else if (!wants && peer.conn.amInterested) peer.conn.send({ type: 'not-interested' });
-    this.fill(peer);
-  }
-
-  private releaseAll(peer: Peer): void {
-    for (const [k, b] of peer.requests) {
-      this.picker.release(b);
-      peer.released.add(k);
-    }
-    peer.requests.clear();
-    for (const p of this.peers.values()) if (p !== peer) this.fill(p);
-  }
-
-  /** Tops up a peer's request queue. */
-  private fill(peer: Peer): void {
-    const c = peer.conn;
-    if (this.finished || c.closed || c.remote === null || !c.amInterested) return;
-    const canRequest = !c.peerChoking;
-    if (!canRequest && peer.allowedFast.size === 0) return;
-    const target = peer.snubbed ? 1 : Math.min(peer.queue.size, peer.reqq);
-    const want = target - peer.requests.size;
-    if (want <= 0) return;
-    const inFlight = this.picker.partials.size * this.torrent.pieceLength;
-    // whole pieces only: the budget is a bound on piece buffers, not a hint
-    const startNew = this.paused ? 0 : Math.max(0, Math.floor((this.maxInFlight - inFlight) / this.torrent.pieceLength));
-    const has = canRequest ? (i: number) => peer.bits.has(i) : (i: number) => peer.bits.has(i) && peer.allowedFast.has(i);
-    const blocks = this.picker.pick(has, want, startNew, (b) => peer.requests.has(bkey(b.index, b.begin)));
-    if (blocks.length === 0) return;
-    for (const b of blocks) {
-      const k = bkey(b.index, b.begin);
-      peer.requests.set(k, b);
-      peer.released.delete(k);
-    }
-    c.sendRequests(blocks);
-    if (peer.requests.size === blocks.length) peer.lastBlock = Date.now();
+    this.scheduler.fill(peer);
   }
 
   private onBlock(peer: Peer, index: number, begin: number, block: Buffer): void {
-    const k = bkey(index, begin);
-    const mine = peer.requests.get(k);
-    if (mine === undefined) {
-      if (peer.released.delete(k)) return; // a late answer to a request we gave up: harmless
-      peer.conn.close(`protocol violation: sent block ${index}:${begin} that was never requested`);
+    const mine = this.scheduler.answer(peer, index, begin, block.length);
+    if (mine === null) return;
+    if (typeof mine === 'string') {
+      peer.conn.close(`protocol violation: ${mine}`);
       return;
     }
-    if (block.length !== mine.length) {
-      peer.conn.close(`protocol violation: block ${index}:${begin} of ${block.length} bytes, requested ${mine.length}`);
-      return;
-    }
-    peer.requests.delete(k);
     const now = Date.now();
     peer.rate.add(block.length, now);
     this.rate.add(block.length, now);
@@ -566,38 +503,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     peer.queue.onBlock();
     this.downloadedBytes += block.length;
     const r = this.picker.receive(index, begin, block, peer.key);
-    if (r !== 'dup' && r !== 'unrequested') this.cancelDuplicates(peer, index, begin, mine.length);
+    if (r !== 'dup' && r !== 'unrequested') this.scheduler.cancelDuplicates(peer, mine);
     if (r !== null && typeof r === 'object') this.onPieceComplete(r);
-    this.fillSoon(peer);
-  }
-
-  /**
-   * Tops up once everything that came in this turn of the event loop is handled: the blocks of
-   * every read libuv did in one poll (up to 32 per socket) are answered with one batch of
-   * requests, one write. Per read (64 KiB on loopback) it was 16,000 writes per GiB, and on
-   * loopback each small write also pays the receiver's TCP processing: 15% of download's time.
-   */
-  private fillSoon(peer: Peer): void {
-    if (this.fillQueue.size === 0) setImmediate(() => this.flushFills());
-    this.fillQueue.add(peer);
-  }
-
-  private flushFills(): void {
-    const peers = [...this.fillQueue];
-    this.fillQueue.clear();
-    for (const p of peers) this.fill(p);
-  }
-
-  /** End-game: the block arrived, so other peers asked for it are told to forget it. */
-  private cancelDuplicates(from: Peer, index: number, begin: number, length: number): void {
-    if (!this.picker.endgame) return;
-    const k = bkey(index, begin);
-    for (const p of this.peers.values()) {
-      if (p === from || !p.requests.has(k)) continue;
-      p.requests.delete(k);
-      p.released.add(k);
-      p.conn.send({ type: 'cancel', index, begin, length });
-    }
+    this.scheduler.fillSoon(peer);
   }
 
   /** The last block is in: hash the piece on the hashing thread, then judge it. */
@@ -612,7 +520,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         if (this.destroyed) return;
         this.emit('log', `hashing thread: ${e.message}; fetching piece ${p.index} again`);
         this.picker.reset(p);
-        for (const peer of this.peers.values()) this.fill(peer);
+        this.scheduler.fillAll();
       },
     );
   }
@@ -628,13 +536,13 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       if (senders.size > 1 && !this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
       else this.buffers.give(p.buf);
       this.picker.reset(p);
-      for (const peer of this.peers.values()) this.fill(peer);
+      this.scheduler.fillAll();
       return;
     }
     this.picker.finish(p);
     // its buffer no longer counts against the in-flight bound: a new piece may start now, not
     // at the next block or tick (with every started piece complete and hashing, none comes)
-    if (!this.picker.finished) for (const peer of this.peers.values()) this.fillSoon(peer);
+    if (!this.picker.finished) this.scheduler.fillAllSoon();
     const failed = this.failedCopies.get(p.index);
     if (failed) {
       // the good copy is here: whoever sent a block that differs sent bad data
@@ -676,9 +584,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       if (p.requests.size > 0 && now - p.lastBlock > snubMs && !p.snubbed) {
         p.snubbed = true;
         this.emit('log', `${p.key}: snubbed (no data for ${Math.round(snubMs / 1000)} s); its requests go to others`);
-        this.releaseAll(p);
+        this.scheduler.releaseAll(p);
       }
-      this.fill(p);
+      this.scheduler.fill(p);
     }
   }
 }
