@@ -21,7 +21,7 @@ export interface StoreOptions {
   mode: 'read' | 'write';
   /** file indexes to write (default: every file); pieces still span the others, which are skipped */
   select?: ReadonlySet<number>;
-  /** the most file handles kept open at once (torrents can have tens of thousands of files) */
+  /** the most files kept open at once (torrents can have tens of thousands); two descriptors each when writing directly */
   maxOpen?: number;
   /**
    * Read with blocking pread on the calling thread instead of libuv's pool. Only for a thread
@@ -132,19 +132,24 @@ export class FileStore {
     const bounce = this.bounce.take();
     let done = 0;
     try {
-      while (done < n) {
+      // null once a write (maybe another piece's, running beside this one) found direct I/O refused
+      while (done < n && slot.direct !== null) {
         const len = Math.min(BOUNCE_SIZE, n - done);
         data.copy(bounce, 0, at + done, at + done + len);
-        const { bytesWritten } = await slot.direct!.write(bounce, 0, len, pos + done);
+        const { bytesWritten } = await slot.direct.write(bounce, 0, len, pos + done);
         done += bytesWritten;
         this.directBytes += bytesWritten;
         if (bytesWritten < len) break; // a short direct write: the rest, maybe unaligned now, goes through the cache
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-      // the device wants more alignment than we give, or the file system no direct writes after all
+      // the device wants more alignment than we give, or the file system no direct writes after
+      // all: everything goes through the cache from now on (close waits for writes in flight)
       this.direct = false;
-      for (const s of this.slots.values()) s.direct = null;
+      for (const s of this.slots.values()) {
+        void s.direct?.close().catch(() => {});
+        s.direct = null;
+      }
     } finally {
       this.bounce.give(bounce);
     }
@@ -259,7 +264,7 @@ export class FileStore {
     return slot;
   }
 
-  /** The O_DIRECT handle for a file opened for writing, or null where the file system has none (tmpfs). */
+  /** The O_DIRECT handle for a file opened for writing, or null where the file system has none. */
   private async openDirect(path: string): Promise<FileHandle | null> {
     if (!this.direct || constants.O_DIRECT === undefined) return null;
     try {
