@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { constants, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
@@ -8,6 +9,8 @@ import { test } from 'node:test';
 import { pieceSpans } from '../src/metainfo/pieces.js';
 import type { Torrent } from '../src/metainfo/torrent.js';
 import { BufferPool } from '../src/storage/buffer-pool.js';
+import { alignedPiecePool } from '../src/storage/direct-io.js';
+import { HashPool } from '../src/storage/hash-pool.js';
 import { FileStore } from '../src/storage/file-store.js';
 import { AssembleStream } from '../src/streams/assemble.js';
 import { InOrderContentStream, InOrderContentWriter } from '../src/streams/in-order.js';
@@ -313,5 +316,33 @@ test('in-order content: the stream and the stdout writer give the content in ord
   const bad = piece(0);
   bad[3] ^= 1;
   await assert.rejects(pipeline(Readable.from([{ index: 0, piece: bad }]), new InOrderContentWriter(t, new Writable({ write(_c, _e, cb) { cb(); } }))), /piece 0 does not match/);
+});
+
+test('aligned shared piece buffers: hashed in place on the hashing thread, and written directly', async () => {
+  const r = rng(seedFromEnv());
+  const pl = 64 * 1024;
+  const files: TestFile[] = [{ path: ['x.bin'], data: bytes(r, 5 * pl + 1000) }];
+  const { torrent: t, content } = makeTorrent('x.bin', files, pl, true);
+  const pool = alignedPiecePool(pl, 2);
+  const hasher = new HashPool();
+  const dir = await tmpDir();
+  const store = await FileStore.open(t, dir, { mode: 'write' });
+  try {
+    for (let i = 0; i < t.pieceCount; i++) {
+      const want = content.subarray(i * pl, (i + 1) * pl);
+      const buf = want.length === pl ? pool.take() : Buffer.alloc(want.length);
+      want.copy(buf);
+      const { digest, data } = await hasher.sha1(buf);
+      if (want.length === pl) assert.ok(data === buf && buf.buffer instanceof SharedArrayBuffer && buf.length === pl, 'shared memory stays where it is');
+      assert.deepEqual(digest, createHash('sha1').update(want).digest());
+      await store.writePiece(i, data);
+      if (want.length === pl) pool.give(buf);
+    }
+    if (await directIoWorks(dir)) assert.ok(store.directBytes >= 5 * pl, `${store.directBytes} bytes written directly`);
+  } finally {
+    await store.close();
+    await hasher.close();
+  }
+  assert.deepEqual(await readFile(join(dir, 'x.bin')), content);
 });
 

@@ -11,7 +11,7 @@
 import { BufferPool } from './buffer-pool.js';
 
 // the one piece of the WebAssembly API used here (lib "ES2022" and @types/node 20 declare none)
-declare const WebAssembly: { Memory: new (pages: { initial: number; maximum: number }) => { readonly buffer: ArrayBuffer } };
+declare const WebAssembly: { Memory: new (pages: { initial: number; maximum: number; shared?: boolean }) => { readonly buffer: ArrayBuffer | SharedArrayBuffer } };
 
 /** Alignment used for offsets, lengths and memory: a page, which covers 512 B and 4 KiB blocks. */
 export const DIRECT_ALIGN = 4096;
@@ -19,14 +19,33 @@ export const DIRECT_ALIGN = 4096;
 /** How much one direct write carries (its bounce buffer's size). */
 export const BOUNCE_SIZE = 1024 * 1024;
 
-/** A page-aligned buffer of `size` bytes (a multiple of 64 KiB). */
-function alignedBuffer(size: number): Buffer {
-  return Buffer.from(new WebAssembly.Memory({ initial: size / 65536, maximum: size / 65536 }).buffer);
+/** Memory that is page-aligned: what direct writes can take as it is, without a bounce copy. */
+const aligned = new WeakSet<ArrayBufferLike>();
+
+/** A page-aligned buffer of `size` bytes; `shared`: in shared memory (hashing threads read it in place). */
+function alignedBuffer(size: number, shared = false): Buffer {
+  const pages = Math.ceil(size / 65536);
+  const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
+  aligned.add(mem.buffer);
+  return Buffer.from(mem.buffer, 0, size);
+}
+
+/** True when `buf` starts on a page of memory from here. */
+export function isAligned(buf: Buffer): boolean {
+  return aligned.has(buf.buffer) && buf.byteOffset % DIRECT_ALIGN === 0;
+}
+
+/**
+ * Piece buffers that the kernel reads into and direct writes take as they are: page-aligned and
+ * shared, so the hashing thread reads them in place (a move would need memory of its own).
+ */
+export function alignedPiecePool(size: number, max: number): BufferPool {
+  return new BufferPool(size, max, (n) => alignedBuffer(n, true));
 }
 
 /** Bounce buffers for direct writes: a few at once is all a store ever needs. */
 export function bouncePool(): BufferPool {
-  return new BufferPool(BOUNCE_SIZE, 4, alignedBuffer);
+  return new BufferPool(BOUNCE_SIZE, 4, (n) => alignedBuffer(n));
 }
 
 export const alignDown = (n: number): number => n - (n % DIRECT_ALIGN);

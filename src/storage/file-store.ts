@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import type { Torrent } from '../metainfo/torrent.js';
 import { pieceSize, pieceSpans } from '../metainfo/pieces.js';
 import type { BufferPool } from './buffer-pool.js';
-import { BOUNCE_SIZE, DIRECT_ALIGN, alignDown, alignUp, bouncePool } from './direct-io.js';
+import { BOUNCE_SIZE, DIRECT_ALIGN, alignDown, alignUp, bouncePool, isAligned } from './direct-io.js';
 import { allocReadBuffer } from './io-buffer.js';
 import { checkNoSymlinks, prepareRoot, safeJoin } from './safe-path.js';
 
@@ -128,6 +128,8 @@ export class FileStore {
 
   /** Writes aligned bytes through the O_DIRECT handle; returns how many it wrote (the caller writes the rest). */
   private async writeDirect(slot: Slot, data: Buffer, at: number, n: number, pos: number): Promise<number> {
+    const src = data.subarray(at, at + n);
+    if (isAligned(src)) return this.writeDirectFrom(slot, src, pos);
     this.bounce ??= bouncePool();
     const bounce = this.bounce.take();
     let done = 0;
@@ -143,15 +145,26 @@ export class FileStore {
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-      // the device wants more alignment than we give, or the file system no direct writes after
-      // all: everything goes through the cache from now on (close waits for writes in flight)
-      this.direct = false;
-      for (const s of this.slots.values()) {
-        void s.direct?.close().catch(() => {});
-        s.direct = null;
-      }
+      this.refuseDirect();
     } finally {
       this.bounce.give(bounce);
+    }
+    return done;
+  }
+
+  /** writeDirect from memory that is aligned already: no bounce copy. */
+  private async writeDirectFrom(slot: Slot, src: Buffer, pos: number): Promise<number> {
+    let done = 0;
+    try {
+      while (done < src.length && slot.direct !== null) {
+        const { bytesWritten } = await slot.direct.write(src, done, src.length - done, pos + done);
+        done += bytesWritten;
+        this.directBytes += bytesWritten;
+        if (bytesWritten % DIRECT_ALIGN !== 0 || bytesWritten === 0) break; // short: the rest through the cache
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+      this.refuseDirect();
     }
     return done;
   }
@@ -262,6 +275,18 @@ export class FileStore {
     const slot: Slot = { handle, direct: await this.openDirect(path), users: 0, lastUse: ++this.tick };
     this.slots.set(file, slot);
     return slot;
+  }
+
+  /**
+   * The device wants more alignment than we give, or the file system no direct writes after
+   * all: everything goes through the cache from now on (close waits for writes in flight).
+   */
+  private refuseDirect(): void {
+    this.direct = false;
+    for (const s of this.slots.values()) {
+      void s.direct?.close().catch(() => {});
+      s.direct = null;
+    }
   }
 
   /** The O_DIRECT handle for a file opened for writing, or null where the file system has none. */

@@ -2,9 +2,11 @@
  * SHA-1 of pieces on another core: a worker thread that piece buffers are handed to
  * (transferred, not copied, when the buffer owns its memory) and handed back with the digest.
  * The download engine and `assemble` keep reading their input on their own thread meanwhile
- * instead of spending a second per GiB hashing there. Shared memory would spare the move, but
- * copying blocks into it was slower and writes from it cost more system time (download from
- * 4 libtorrent seeders: 3.3 s against 2.8 s, measured).
+ * instead of spending a second per GiB hashing there. Shared memory is hashed where it is:
+ * assemble's reader has the kernel read pieces into aligned shared memory (direct-io.ts). The
+ * download engine's pieces are moved instead: its blocks are copied in by JavaScript, and
+ * copies into shared memory were slower (download from 4 libtorrent seeders: 3.3 s against
+ * 2.8 s, measured).
  */
 import { Worker } from 'node:worker_threads';
 
@@ -45,15 +47,17 @@ export class HashPool {
     const id = this.nextId++;
     // a buffer that is the whole of its memory moves; a slice of shared memory (Node's small
     // buffer pool, a read chunk) is copied first, so the rest of that memory stays usable here
+    // shared memory is hashed where it is (the caller gave it up until the digest is back)
+    const shared = data.buffer instanceof SharedArrayBuffer;
     let moved = data;
-    if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength || data.buffer instanceof SharedArrayBuffer) {
+    if (!shared && (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength)) {
       moved = Buffer.from(new ArrayBuffer(data.length));
       data.copy(moved);
     }
     return new Promise((resolve, reject) => {
       if (this.jobs.size === 0) this.worker!.ref();
-      this.jobs.set(id, { resolve, reject });
-      this.worker!.postMessage({ id, buf: moved.buffer, offset: moved.byteOffset, length: moved.byteLength }, [moved.buffer as ArrayBuffer]);
+      this.jobs.set(id, { resolve: shared ? (r) => resolve({ digest: r.digest, data }) : resolve, reject });
+      this.worker!.postMessage({ id, buf: moved.buffer, offset: moved.byteOffset, length: moved.byteLength }, shared ? [] : [moved.buffer as ArrayBuffer]);
     });
   }
 

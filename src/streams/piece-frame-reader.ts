@@ -48,7 +48,9 @@ export class PieceFrameReader extends Readable {
     // a few frames between the reader and the consumer: bounded whatever the stream's length
     super({ objectMode: true, highWaterMark: 2 });
     this.fd = fd;
-    this.parser = new FrameParser({ ...options, reusesInput: true });
+    // pieces are read into place by the kernel, so they may as well be in memory that direct writes
+    // take as it is and the hashing thread reads where it is
+    this.parser = new FrameParser({ ...options, reusesInput: true, alignedPieces: true });
     this.isFile = fstatSync(fd).isFile();
     this.bufRead = options.maxPieceLength >= 4 * DIRECT_MIN ? SMALL_READ : CHUNK;
   }

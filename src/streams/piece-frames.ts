@@ -9,6 +9,7 @@ import { BencodeDecoder } from '../bencode/decoder.js';
 import { BencodeError } from '../bencode/errors.js';
 import type { BValue } from '../bencode/types.js';
 import { BufferPool } from '../storage/buffer-pool.js';
+import { alignedPiecePool } from '../storage/direct-io.js';
 import { ChunkParserStream, type ChunkParser } from './chunk-parser.js';
 
 export interface PieceFrame {
@@ -105,11 +106,11 @@ export class FrameParser implements ChunkParser<PieceFrame> {
    * `reusesInput`: the caller overwrites each chunk once write() returns, so every string is
    * copied out (a full-size piece into the pool) instead of sliced from the chunk.
    */
-  constructor(options: PieceFrameDecoderOptions & { reusesInput?: boolean }) {
+  constructor(options: PieceFrameDecoderOptions & { reusesInput?: boolean; alignedPieces?: boolean }) {
     this.pieceCount = options.pieceCount;
-    // enough for the frames a reader buffers, those a consumer holds (assemble: 3) and the
+    // enough for the frames a reader buffers, those a consumer holds (assemble: 4) and the
     // one gathering; a consumer that keeps more only costs fresh buffers
-    this.pool = new BufferPool(options.maxPieceLength, 8);
+    this.pool = options.alignedPieces === true ? alignedPiecePool(options.maxPieceLength, 8) : new BufferPool(options.maxPieceLength, 8);
     this.decoder = new BencodeDecoder({
       maxDepth: 8,
       maxStringLength: options.maxPieceLength,
