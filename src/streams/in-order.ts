@@ -115,7 +115,8 @@ class ContentReorder {
 
   /** The piece's bytes (hashing moves them to another thread and back), or null when they are not the torrent's. */
   private async check(f: PieceFrame): Promise<Buffer | null> {
-    if (f.piece.length !== pieceSize(this.torrent, f.index)) return null;
+    // not needed now is not needed at placing either (next only grows): no hashing for it
+    if (!this.needed(f.index) || f.piece.length !== pieceSize(this.torrent, f.index)) return null;
     if (this.hasher === null) return f.piece;
     const { digest, data } = await this.hasher.sha1(f.piece);
     if (digest.equals(pieceHash(this.torrent, f.index))) return data;
@@ -123,8 +124,13 @@ class ContentReorder {
     return null;
   }
 
+  /** False for a piece outside what is written, already out, or already waiting. */
+  private needed(index: number): boolean {
+    return index >= this.next && index <= this.last && !this.held.has(index) && !this.spilled.has(index);
+  }
+
   private async place(f: PieceFrame, piece: Buffer | null): Promise<void> {
-    if (f.index < this.next || f.index > this.last || this.held.has(f.index) || this.spilled.has(f.index)) {
+    if (!this.needed(f.index)) {
       if (this.releases) f.release?.(piece ?? undefined); // not needed, or a duplicate
       return;
     }
