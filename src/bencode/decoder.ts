@@ -162,8 +162,13 @@ export class BencodeDecoder {
    */
   write(input: Uint8Array, emit: EmitFn): void {
     if (this.failed) throw this.failed;
+    this.guard(() => this.run(Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength), emit));
+  }
+
+  /** Runs a step; a BencodeError out of it leaves the decoder failed (unusable), as documented. */
+  private guard(step: () => void): void {
     try {
-      this.run(Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength), emit);
+      step();
     } catch (e) {
       if (e instanceof BencodeError) this.failed = e;
       throw e;
@@ -192,12 +197,7 @@ export class BencodeDecoder {
     const s = this.strBuf;
     this.strBuf = null;
     this.st = S_VALUE;
-    try {
-      this.done(s, this.tokStart, this.pos, emit);
-    } catch (e) {
-      if (e instanceof BencodeError) this.failed = e;
-      throw e;
-    }
+    this.guard(() => this.done(s, this.tokStart, this.pos, emit));
   }
 
   /** Stops reading: the rest of the current write() is left unread (see {@link offset}). */

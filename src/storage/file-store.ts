@@ -126,19 +126,21 @@ export class FileStore {
     await writeAll(slot.handle, data, at + (a - pos) + direct, pos + n - (a + direct), a + direct);
   }
 
-  /** Writes aligned bytes through the O_DIRECT handle; returns how many it wrote (the caller writes the rest). */
+  /**
+   * Writes aligned bytes through the O_DIRECT handle; returns how many it wrote (the caller
+   * writes the rest). Memory that is aligned already goes as it is, other bytes through a bounce
+   * buffer a megabyte at a time.
+   */
   private async writeDirect(slot: Slot, data: Buffer, at: number, n: number, pos: number): Promise<number> {
     const src = data.subarray(at, at + n);
-    if (isAligned(src)) return this.writeDirectFrom(slot, src, pos);
-    this.bounce ??= bouncePool();
-    const bounce = this.bounce.take();
+    const bounce = isAligned(src) ? null : (this.bounce ??= bouncePool()).take();
     let done = 0;
     try {
       // null once a write (maybe another piece's, running beside this one) found direct I/O refused
       while (done < n && slot.direct !== null) {
-        const len = Math.min(BOUNCE_SIZE, n - done);
-        data.copy(bounce, 0, at + done, at + done + len);
-        const { bytesWritten } = await slot.direct.write(bounce, 0, len, pos + done);
+        const len = bounce === null ? n - done : Math.min(BOUNCE_SIZE, n - done);
+        if (bounce !== null) src.copy(bounce, 0, done, done + len);
+        const { bytesWritten } = await (bounce === null ? slot.direct.write(src, done, len, pos + done) : slot.direct.write(bounce, 0, len, pos + done));
         done += bytesWritten;
         this.directBytes += bytesWritten;
         if (bytesWritten < len) break; // a short direct write: the rest, maybe unaligned now, goes through the cache
@@ -147,24 +149,7 @@ export class FileStore {
       if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
       this.refuseDirect();
     } finally {
-      this.bounce.give(bounce);
-    }
-    return done;
-  }
-
-  /** writeDirect from memory that is aligned already: no bounce copy. */
-  private async writeDirectFrom(slot: Slot, src: Buffer, pos: number): Promise<number> {
-    let done = 0;
-    try {
-      while (done < src.length && slot.direct !== null) {
-        const { bytesWritten } = await slot.direct.write(src, done, src.length - done, pos + done);
-        done += bytesWritten;
-        this.directBytes += bytesWritten;
-        if (bytesWritten % DIRECT_ALIGN !== 0 || bytesWritten === 0) break; // short: the rest through the cache
-      }
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-      this.refuseDirect();
+      if (bounce !== null) this.bounce!.give(bounce);
     }
     return done;
   }

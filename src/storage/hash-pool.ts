@@ -45,9 +45,9 @@ export class HashPool {
     if (this.failure) return Promise.reject(this.failure);
     this.worker ??= this.start();
     const id = this.nextId++;
-    // a buffer that is the whole of its memory moves; a slice of shared memory (Node's small
-    // buffer pool, a read chunk) is copied first, so the rest of that memory stays usable here
-    // shared memory is hashed where it is (the caller gave it up until the digest is back)
+    // shared memory is hashed where it is (the caller gave it up until the digest is back); a
+    // buffer that is the whole of its memory moves; a slice of a bigger one (Node's small buffer
+    // pool, a read chunk) is copied first, so the rest of that memory stays usable here
     const shared = data.buffer instanceof SharedArrayBuffer;
     let moved = data;
     if (!shared && (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength)) {

@@ -7,11 +7,10 @@
  * time), so SHA-1 and the disk overlap instead of taking turns; events still come in input order.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { pieceHash, pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { FileStore } from '../storage/file-store.js';
 import { HashPool } from '../storage/hash-pool.js';
-import type { PieceFrame } from './piece-frames.js';
+import { checkPiece, type PieceFrame } from './piece-frames.js';
 
 export type AssembleEvent =
   | { event: 'piece'; index: number; bytes: number }
@@ -93,7 +92,7 @@ export class AssembleStream extends Transform {
   private async land(f: PieceFrame): Promise<AssembleEvent | null> {
     let bytes: Buffer | undefined;
     try {
-      const v = await this.check(f);
+      const v = await checkPiece(this.torrent, this.hasher, f);
       bytes = v.bytes;
       if (v.refused !== undefined) return { event: 'bad-piece', index: f.index, reason: v.refused };
       await this.writeTurn();
@@ -125,19 +124,6 @@ export class AssembleStream extends Transform {
     const next = this.writeQueue.shift();
     if (next) next(); // the turn passes on
     else this.writing--;
-  }
-
-  /**
-   * Why the piece is refused, if it is, and the buffer its bytes are in now (hashing moves
-   * them to the hashing thread and back).
-   */
-  private async check(f: PieceFrame): Promise<{ bytes: Buffer; refused?: string }> {
-    if (f.index >= this.torrent.pieceCount) return { bytes: f.piece, refused: 'index beyond the torrent' };
-    const size = pieceSize(this.torrent, f.index);
-    if (f.piece.length !== size) return { bytes: f.piece, refused: `${f.piece.length} bytes, expected ${size}` };
-    if (this.hasher === null) return { bytes: f.piece };
-    const { digest, data } = await this.hasher.sha1(f.piece);
-    return digest.equals(pieceHash(this.torrent, f.index)) ? { bytes: data } : { bytes: data, refused: 'SHA-1 mismatch' };
   }
 
   /** A piece's event goes out once it and every piece before it are settled. */

@@ -15,10 +15,10 @@ import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
-import { pieceHash, pieceSize, pieceSpans } from '../metainfo/pieces.js';
+import { pieceSpans } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { HashPool } from '../storage/hash-pool.js';
-import type { PieceFrame } from './piece-frames.js';
+import { checkPiece, type PieceFrame } from './piece-frames.js';
 
 export interface InOrderOptions {
   /** bytes of out-of-order pieces held at most (default 64 MiB) */
@@ -116,11 +116,10 @@ class ContentReorder {
   /** The piece's bytes (hashing moves them to another thread and back), or null when they are not the torrent's. */
   private async check(f: PieceFrame): Promise<Buffer | null> {
     // not needed now is not needed at placing either (next only grows): no hashing for it
-    if (!this.needed(f.index) || f.piece.length !== pieceSize(this.torrent, f.index)) return null;
-    if (this.hasher === null) return f.piece;
-    const { digest, data } = await this.hasher.sha1(f.piece);
-    if (digest.equals(pieceHash(this.torrent, f.index))) return data;
-    f.release?.(data);
+    if (!this.needed(f.index)) return null;
+    const v = await checkPiece(this.torrent, this.hasher, f);
+    if (v.refused === undefined) return v.bytes;
+    f.release?.(v.bytes);
     return null;
   }
 

@@ -63,9 +63,19 @@ export class PieceFrameReader extends Readable {
 
   /** Feeds `n` bytes of the buffer; false when the consumer is full or the stream failed. */
   private feed(n: number): boolean {
+    return this.parse((push) => this.parser.write(this.buf.subarray(0, n), push));
+  }
+
+  /** `n` bytes were read into the pending piece; false when the consumer is full or the stream failed. */
+  private filled(n: number): boolean {
+    return this.parse((push) => this.parser.filled(n, push));
+  }
+
+  /** Runs a parser step, pushing its frames; false when the consumer is full or the step failed (the stream is destroyed). */
+  private parse(step: (push: (f: PieceFrame) => void) => void): boolean {
     let more = true;
     try {
-      this.parser.write(this.buf.subarray(0, n), (f: PieceFrame) => {
+      step((f) => {
         more = this.push(f) && more;
       });
     } catch (e) {
@@ -79,20 +89,6 @@ export class PieceFrameReader extends Readable {
   private pendingPiece(): Buffer | null {
     const t = this.parser.pendingPiece();
     return t !== null && t.length >= DIRECT_MIN ? t : null;
-  }
-
-  /** `n` bytes were read into the pending piece; false when the stream failed. */
-  private filled(n: number): boolean {
-    let more = true;
-    try {
-      this.parser.filled(n, (f: PieceFrame) => {
-        more = this.push(f) && more;
-      });
-    } catch (e) {
-      this.destroy(e as Error);
-      return false;
-    }
-    return more;
   }
 
   private finish(): void {

@@ -10,6 +10,9 @@ import { BencodeError } from '../bencode/errors.js';
 import type { BValue } from '../bencode/types.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import { alignedPiecePool } from '../storage/direct-io.js';
+import type { HashPool } from '../storage/hash-pool.js';
+import { pieceHash, pieceSize } from '../metainfo/pieces.js';
+import type { Torrent } from '../metainfo/torrent.js';
 import { ChunkParserStream, type ChunkParser } from './chunk-parser.js';
 
 export interface PieceFrame {
@@ -21,6 +24,20 @@ export interface PieceFrame {
    * hands them on does not. One that moved the memory (HashPool) passes the buffer it is in now.
    */
   release?: (moved?: Buffer) => void;
+}
+
+/**
+ * Whether a frame's piece is the torrent's: why not, if it is refused, and the buffer its
+ * bytes are in now (hashing on `hasher`'s thread moves them there and back). Null `hasher`:
+ * the stream is trusted, only the index and size are checked.
+ */
+export async function checkPiece(torrent: Torrent, hasher: HashPool | null, f: PieceFrame): Promise<{ bytes: Buffer; refused?: string }> {
+  if (f.index >= torrent.pieceCount) return { bytes: f.piece, refused: 'index beyond the torrent' };
+  const size = pieceSize(torrent, f.index);
+  if (f.piece.length !== size) return { bytes: f.piece, refused: `${f.piece.length} bytes, expected ${size}` };
+  if (hasher === null) return { bytes: f.piece };
+  const { digest, data } = await hasher.sha1(f.piece);
+  return digest.equals(pieceHash(torrent, f.index)) ? { bytes: data } : { bytes: data, refused: 'SHA-1 mismatch' };
 }
 
 /** A piece stream that is well-formed bencode but not a valid frame, or not bencode at all. */
@@ -126,11 +143,7 @@ export class FrameParser implements ChunkParser<PieceFrame> {
 
   /** Feeds bytes; calls `onFrame` for each frame they complete. Throws PieceStreamError. */
   write(chunk: Buffer, onFrame: (f: PieceFrame) => void): void {
-    try {
-      this.decoder.write(chunk, (v, start) => onFrame(this.frame(v, start)));
-    } catch (e) {
-      throw e instanceof BencodeError ? new PieceStreamError(e.offset, e.reason) : e;
-    }
+    this.frames(onFrame, (emit) => this.decoder.write(chunk, emit));
   }
 
   /** Where the bytes of the piece being gathered go next (see BencodeDecoder.pendingString), or null. */
@@ -140,8 +153,13 @@ export class FrameParser implements ChunkParser<PieceFrame> {
 
   /** `n` bytes were read into pendingPiece(): calls `onFrame` if they complete a frame. */
   filled(n: number, onFrame: (f: PieceFrame) => void): void {
+    this.frames(onFrame, (emit) => this.decoder.filled(n, emit));
+  }
+
+  /** Runs a decoder step whose values are frames; a bencode error becomes a PieceStreamError. */
+  private frames(onFrame: (f: PieceFrame) => void, step: (emit: (v: BValue, start: number) => void) => void): void {
     try {
-      this.decoder.filled(n, (v, start) => onFrame(this.frame(v, start)));
+      step((v, start) => onFrame(this.frame(v, start)));
     } catch (e) {
       throw e instanceof BencodeError ? new PieceStreamError(e.offset, e.reason) : e;
     }
