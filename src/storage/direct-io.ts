@@ -1,8 +1,10 @@
 /**
  * Writing around the page cache (O_DIRECT). A verified piece is already in our memory, and on
  * its way to the disk the page cache only costs: a buffered write of 1 GiB took this machine
- * 0.22–2.9 s of system time (fresh cache pages are dear on a VM), a direct one 0.35–0.49 s wall
- * and ~0.1 s of CPU, and a big download no longer evicts everything else the user had cached.
+ * 2.0–2.3 s of system time, and 0.2 s only right after a delete had freed as much (the VM hands
+ * free memory back to its host, virtio-balloon free page reporting, and touching it again is
+ * slow), a direct one 0.35–0.49 s wall and ~0.1 s of CPU; and a big download no longer evicts
+ * everything else the user had cached.
  *
  * Direct I/O wants the memory, the file offset and the length aligned to the device's logical
  * block. Node cannot align a Buffer, but a WebAssembly memory is page-aligned: bytes are copied
