@@ -53,8 +53,9 @@ export async function benchStorage(): Promise<string[]> {
     const ddDirect: number[] = [];
     let rss = 0;
     const dd = (flags = ''): number => timed(`dd if="${dir}/pieces.bin" of="${dir}/dd.bin" bs=1M ${flags} status=none`).wall;
+    const remove = (name: string): void => void spawnSync('rm', ['-rf', join(dir, name)]);
     const oursLeg = (): void => {
-      spawnSync('rm', ['-rf', join(dir, 'out')]);
+      remove('out');
       spawnSync('sync');
       const a = timed(`"${CLI}" assemble "${dir}/x.torrent" -o "${dir}/out" --quiet < "${dir}/pieces.bin" > /dev/null`);
       ours.push(a.wall);
@@ -66,19 +67,21 @@ export async function benchStorage(): Promise<string[]> {
       // So dd through the cache has two speeds, set by when the memory it fills was freed: seen
       // here 2.0-2.3 s a GiB when the host has it back, 0.18-0.23 s right after a delete freed
       // a GiB of cache. Both are measured, each on purpose, rather than whichever comes.
-      spawnSync('rm', ['-f', join(dir, 'dd.bin')]);
+      remove('dd.bin');
       spawnSync('sync');
       spawnSync('sleep', ['5']);
       ddCold.push(dd());
-      spawnSync('rm', ['-f', join(dir, 'dd.bin')]); // frees the GiB of cache the next dd fills
+      remove('dd.bin'); // frees the GiB of cache the next dd fills
       ddWarm.push(dd());
       // with O_DIRECT, as assemble writes by default: what the disk itself takes
-      spawnSync('rm', ['-f', join(dir, 'dd.bin')]);
+      remove('dd.bin');
       spawnSync('sync');
       ddDirect.push(dd('oflag=direct'));
-      spawnSync('rm', ['-f', join(dir, 'dd.bin')]);
+      remove('dd.bin');
     };
     for (let i = 0; i < runs; i++) {
+      // alternate which leg follows the other, so what one leaves behind (memory freed, the disk
+      // still busy with dd's dirty pages) does not always fall on the same one
       for (const leg of i % 2 === 0 ? [oursLeg, ddLeg] : [ddLeg, oursLeg]) leg();
     }
     // the floor for any writer that re-verifies: SHA-1 of 1 GiB split over both cores, or the
