@@ -58,7 +58,7 @@ test('blocks complete a piece; a short last piece has a short last block', () =>
   const p = new PiecePicker(t, all(2), { sequential: true });
   const blocks = p.pick(() => true, 10, Infinity, none);
   assert.deepEqual(blocks.map((b) => [b.index, b.begin, b.length]), [[0, 0, BLOCK], [0, BLOCK, BLOCK], [1, 0, BLOCK], [1, BLOCK, BLOCK / 2]]);
-  assert.equal(p.receive(1, BLOCK, Buffer.alloc(BLOCK), 'a'), 'unrequested', 'wrong length');
+  assert.equal(p.receive(1, BLOCK, Buffer.alloc(BLOCK), 'a'), 'unwanted', 'wrong length');
   assert.equal(p.receive(1, 0, Buffer.alloc(BLOCK, 1), 'a'), null);
   assert.equal(p.receive(1, 0, Buffer.alloc(BLOCK, 1), 'b'), 'dup');
   const done = p.receive(1, BLOCK, Buffer.alloc(BLOCK / 2, 2), 'b');
@@ -66,7 +66,7 @@ test('blocks complete a piece; a short last piece has a short last block', () =>
   assert.equal(done.buf.length, BLOCK * 1.5);
   assert.deepEqual(done.from, ['a', 'b']);
   p.finish(done);
-  assert.equal(p.receive(7, 0, Buffer.alloc(1), 'x'), 'unrequested');
+  assert.equal(p.receive(7, 0, Buffer.alloc(1), 'x'), 'unwanted');
   assert.equal(p.finished, false);
 });
 
@@ -85,6 +85,17 @@ test('released blocks are asked again; a failed piece starts over', () => {
   p.reset(piece);
   assert.equal(p.pending, 1);
   assert.equal(p.pick(() => true, 10, Infinity, none).length, 4);
+});
+
+test('a late answer to a released block is kept, and the block is no longer offered', () => {
+  const p = new PiecePicker(torrent(1), [0]);
+  const [a] = p.pick(() => true, 1, Infinity, none) as [Block];
+  p.release(a);
+  assert.equal(p.receive(a.index, a.begin, Buffer.alloc(a.length, 7), 'x'), null);
+  const rest = p.pick(() => true, 10, Infinity, none);
+  assert.equal(rest.length, 3, 'the block that came late is not asked again');
+  assert.ok(rest.every((r) => r.begin !== a.begin));
+  assert.equal(p.endgame, true);
 });
 
 test('end-game: outstanding blocks are requested from a second peer, never twice from one', () => {

@@ -9,6 +9,7 @@ import { torrentFileFromMetadata } from '../metainfo/from-metadata.js';
 import { MetainfoError, parseTorrent, type Torrent } from '../metainfo/torrent.js';
 import type { PeerFeed } from '../peers/feed.js';
 import type { PeerRecord } from '../peers/record.js';
+import { resolvePeers } from '../peers/resolve.js';
 import { MetadataSwarm } from '../swarm/metadata-swarm.js';
 import { CliError } from './errors.js';
 import type { TorrentSource } from './torrent-arg.js';
@@ -30,9 +31,9 @@ export interface MetadataStepOptions {
   morePeers?: () => boolean;
 }
 
-/** A magnet's x.pe peers into the feed (the feed remembers each once). */
-export function addMagnetPeers(src: TorrentSource, feed: PeerFeed): void {
-  for (const p of src.magnet?.peers ?? []) feed.add({ ip: p.host, port: p.port, source: 'magnet' });
+/** A magnet's x.pe peers into the feed (the feed remembers each once), host names looked up once. */
+export async function addMagnetPeers(src: TorrentSource, feed: PeerFeed, log: (message: string) => void): Promise<void> {
+  for (const rec of await resolvePeers(src.magnet?.peers ?? [], 'magnet', (m) => log(`warning: x.pe ${m}`))) feed.add(rec);
 }
 
 /** The verified raw info dict of `src` from its peers; CliError saying what was tried otherwise. */
@@ -96,7 +97,7 @@ export async function readCachedTorrent(file: string, infoHash: Buffer): Promise
  */
 export async function resolveTorrent(src: TorrentSource, o: MetadataStepOptions & { cacheFile?: string }): Promise<{ torrent: Torrent; source: 'file' | 'cache' | 'peers' }> {
   // the magnet's x.pe peers serve the download too, whether or not the metadata is cached
-  addMagnetPeers(src, o.feed);
+  await addMagnetPeers(src, o.feed, o.log);
   if (src.torrent) return { torrent: src.torrent, source: 'file' };
   if (o.cacheFile !== undefined) {
     const cached = await readCachedTorrent(o.cacheFile, src.infoHash);

@@ -2,18 +2,24 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { PeerFeed } from '../peers/feed.js';
 import { parseHostPort, type PeerRecord } from '../peers/record.js';
+import { resolvePeers, type NamedPeer } from '../peers/resolve.js';
 import { NdjsonParseStream } from '../streams/ndjson-parse.js';
 import { PeerRecordStream } from '../streams/peers.js';
 import { UsageError } from './errors.js';
 import { report, warnOnce, type Io } from './io.js';
 
-/** `--peer HOST:PORT` values as peer records (source "cli"). */
-export function parsePeerArgs(values: readonly string[]): PeerRecord[] {
+/** `--peer HOST:PORT` values, checked (a usage error otherwise); names are looked up by resolvePeerArgs. */
+export function parsePeerArgs(values: readonly string[]): NamedPeer[] {
   return values.map((v) => {
     const hp = parseHostPort(v);
     if (!hp) throw new UsageError(`--peer: expected HOST:PORT or [IPv6]:PORT, got ${JSON.stringify(v)}`);
-    return { ip: hp.host, port: hp.port, source: 'cli' };
+    return hp;
   });
+}
+
+/** `--peer` values as peer records (source "cli"), host names looked up once. */
+export function resolvePeerArgs(peers: readonly NamedPeer[], io: Io, cmd: string): Promise<PeerRecord[]> {
+  return resolvePeers(peers, 'cli', (m) => report(io, cmd, `warning: --peer ${m}`));
 }
 
 /** Peers on stdin (unless it is a terminal) into a feed; the feed ends with stdin. */

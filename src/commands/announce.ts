@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
-import { report, type Command } from '../cli/io.js';
+import { report, warnOnce, type Command } from '../cli/io.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { peerKey, peerLine } from '../peers/record.js';
 import { TrackerClient } from '../tracker/client.js';
@@ -51,7 +51,7 @@ options:
   --scrape           print {tracker, seeders, leechers, downloaded} per tracker instead
   --event E          started | completed | stopped | none (default: started)
   --port N           the port we say we listen on (default 6881)
-  --peer-id ID       40 hex digits or 20 characters (default: -TT0001- and 12 random bytes)
+  --peer-id ID       40 hex digits or 20 characters (default: -TK0100- and 12 random bytes)
   --numwant N        peers to ask for (default 50)
   --uploaded N, --downloaded N, --left N
                      the figures reported (default 0, 0, and the torrent's length)
@@ -104,6 +104,7 @@ examples:
       return 0;
     }
     const seen = new Set<string>();
+    const warn = warnOnce(io, 'announce');
     let answered = false;
     for (;;) {
       const replies = await client.announce(params, a.bool('all'), onFailure).catch((e: Error) => {
@@ -113,6 +114,7 @@ examples:
       for (const r of replies) {
         answered = true;
         if (r.warning) report(io, 'announce', `${r.tracker}: warning: ${r.warning}`);
+        if (r.skipped) warn(`skipped ${r.tracker}`, `${r.tracker}: ${r.skipped}`);
         if (a.bool('raw')) {
           await write(JSON.stringify({ tracker: r.tracker, ...r.raw }) + '\n');
           continue;

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { report, type Command } from '../cli/io.js';
-import { parsePeerArgs } from '../cli/peer-args.js';
+import { parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.js';
 import { resolveTorrent } from '../cli/metadata.js';
 import { PeerFeed } from '../peers/feed.js';
 import type { Torrent } from '../metainfo/torrent.js';
@@ -95,7 +95,7 @@ examples:
     const peerId = makePeerId(randomBytes);
     // every peer source feeds one place: first the metadata step (magnets), then the swarm
     const feed = new PeerFeed();
-    for (const p of peers) feed.add(p);
+    for (const p of await resolvePeerArgs(peers, io, 'download')) feed.add(p);
     let t: Torrent | undefined = src.torrent;
     let haveCount = 0;
     const tiers = a.bool('no-announce') ? [] : [...src.trackers.map((x) => [...x]), ...a.list('tracker').map((u) => [u])];
@@ -107,6 +107,7 @@ examples:
           stats: () => ({ ...swarmStats(), left: t ? Math.max(0, (t.pieceCount - haveCount) * t.pieceLength) : 1 }),
           onPeers: (list) => list.forEach((p) => feed.add(p)),
           onFailure: (f) => log(`${f.tracker}: ${f.message}`),
+          onWarning: (tracker, w) => log(`${tracker}: warning: ${w}`),
         })
       : null;
     // the DHT finds peers too (never for a private torrent: BEP 27)

@@ -3,7 +3,7 @@ import { CliError, UsageError } from '../cli/errors.js';
 import { report, type Command } from '../cli/io.js';
 import { addMagnetPeers, fetchMetadataFromPeers, torrentFromInfo } from '../cli/metadata.js';
 import { writeFileAtomic } from '../storage/write-atomic.js';
-import { feedFromStdin, parsePeerArgs } from '../cli/peer-args.js';
+import { feedFromStdin, parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { PeerFeed } from '../peers/feed.js';
 import { DEFAULT_MAX_METADATA } from '../wire/ut-metadata.js';
@@ -55,8 +55,8 @@ examples:
       throw new UsageError('no peers: give --peer HOST:PORT, x.pe= in the magnet, or pipe peers in (announce, dht get-peers)');
     }
     const feed = new PeerFeed();
-    for (const p of peers) feed.add(p);
-    addMagnetPeers(src, feed);
+    for (const p of await resolvePeerArgs(peers, io, 'fetch-metadata')) feed.add(p);
+    await addMagnetPeers(src, feed, (m) => report(io, 'fetch-metadata', m));
     feedFromStdin(io, 'fetch-metadata', feed);
     const info = await fetchMetadataFromPeers(src, {
       feed, timeoutMs: timeout * 1000, signal: io.signal, maxSize, maxPeers, pex: !a.bool('no-pex'),

@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { piecesForFiles } from '../metainfo/pieces.js';
-import { feedFromStdin, parsePeerArgs } from '../cli/peer-args.js';
+import { feedFromStdin, parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.js';
 import { resolveTorrent } from '../cli/metadata.js';
 import { DHT_BOOLEAN_OPTIONS, DHT_HELP, DHT_STRING_OPTIONS, startClientDht } from '../cli/dht-args.js';
 import { DhtDiscovery } from '../dht/discovery.js';
@@ -97,7 +97,7 @@ examples:
       }
     };
     const feed = new PeerFeed();
-    for (const p of peers) feed.add(p);
+    for (const p of await resolvePeerArgs(peers, io, 'fetch-pieces')) feed.add(p);
     feedFromStdin(io, 'fetch-pieces', feed);
     // the DHT finds peers too (not for private torrents: BEP 27); announced only when we serve
     let dht = await startClientDht(a, io, 'fetch-pieces', src.torrent?.private ?? false);

@@ -110,6 +110,7 @@ example:
           tiers, infoHash: t.infoHash, peerId: seeder.peerId, port: bound,
           stats: () => ({ uploaded: seeder.uploaded, downloaded: 0, left: (t.pieceCount - have.size) * t.pieceLength }),
           onFailure: (f) => report(io, 'seed', `${f.tracker}: ${f.message}`),
+          onWarning: (tracker, w) => report(io, 'seed', `${tracker}: warning: ${w}`),
         })
       : null;
     loop?.start();

@@ -1,8 +1,17 @@
 /**
  * Which peers to dial, and when: a queue of candidates, a limit on connections and on
- * half-open attempts, and exponential back-off for peers that failed (bounded tries).
+ * half-open attempts, and what each address taught us: how often it failed in a row (the
+ * back-off before the next dial doubles each time, and after a bounded count it is given up),
+ * and whether it wants the MSE encrypted handshake.
+ *
+ * A peer that served us and went away is dialled again soon (it may have restarted); one that
+ * fails, or accepts and closes at once, waits 2, 4, 8… s and is given up after `maxAttempts`
+ * failures in a row (twice as many for an address that once completed a handshake: a peer
+ * that restarts is worth more patience than a wrong address). A peer that hangs up on our plaintext handshake is dialled again at once
+ * with MSE (clients set to require encryption do that), and once a handshake succeeds the
+ * method that worked is kept for that address.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { peerKey, type PeerRecord } from '../peers/record.js';
 import type { ReadFeed } from '../wire/peer-connection.js';
 
@@ -12,40 +21,62 @@ export interface ConnectorOptions {
   maxPeers: number;
   halfOpen: number;
   connectTimeoutMs: number;
-  /** attempts per peer before it is given up (default 4) */
+  /** failures in a row before an address is given up (default 4: 14 s of dials); doubled once it handshook */
   maxAttempts?: number;
-  /** first retry delay; doubles each time (default 2 s) */
+  /** the wait after the first failure; doubles with each further one (default 2 s) */
   retryBaseMs?: number;
+  /** the longest wait between dials (default 60 s) */
+  retryMaxMs?: number;
 }
 
-interface Candidate {
+/** How a connection ended, as far as dialling it again is concerned. */
+export interface ConnectionEnd {
+  /** false: never dial it again (banned, our own address, nothing left to do) */
+  retry: boolean;
+  /** the BitTorrent handshake completed */
+  handshook: boolean;
+  /** it served us (sent data): the failure count starts over */
+  useful: boolean;
+  /** the peer closed or reset the connection (not a timeout, not us) */
+  hungUp: boolean;
+}
+
+/** What we know of an address we may dial. */
+interface Known {
   rec: PeerRecord;
-  attempts: number;
-  /** not before this time */
-  notBefore: number;
+  /** failures in a row */
+  failures: number;
+  /** dial with the MSE handshake */
+  encrypt: boolean;
+  /** a handshake succeeded with the current method: keep it */
+  methodProven: boolean;
+  /** queued for dialling, not before this time; null while connected or being dialled */
+  notBefore: number | null;
 }
 
 export class Connector {
   private readonly o: Required<ConnectorOptions>;
-  private readonly candidates = new Map<string, Candidate>();
-  /** peers connected or being dialled */
+  /** every address queued or in use (ours or incoming), with its history */
+  private readonly known = new Map<string, Known>();
+  /** addresses connected or being dialled */
   private readonly active = new Set<string>();
   private readonly banned = new Set<string>();
+  private queued = 0;
   private halfOpenCount = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private readonly onSocket: (socket: Socket, rec: PeerRecord, reads: ReadFeed) => void;
+  private readonly onSocket: (socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean) => void;
   private readonly onFail: (rec: PeerRecord, reason: string) => void;
 
-  constructor(options: ConnectorOptions, onSocket: (socket: Socket, rec: PeerRecord, reads: ReadFeed) => void, onFail: (rec: PeerRecord, reason: string) => void) {
-    this.o = { maxAttempts: 4, retryBaseMs: 2000, ...options };
+  constructor(options: ConnectorOptions, onSocket: (socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean) => void, onFail: (rec: PeerRecord, reason: string) => void) {
+    this.o = { maxAttempts: 4, retryBaseMs: 2000, retryMaxMs: 60_000, ...options };
     this.onSocket = onSocket;
     this.onFail = onFail;
   }
 
-  /** Candidates not yet given up. */
+  /** Candidates waiting to be dialled (now or after a back-off), not yet given up. */
   get pending(): number {
-    return this.candidates.size;
+    return this.queued;
   }
 
   get connecting(): number {
@@ -54,8 +85,10 @@ export class Connector {
 
   add(rec: PeerRecord): boolean {
     const key = peerKey(rec);
-    if (this.stopped || this.banned.has(key) || this.active.has(key) || this.candidates.has(key)) return false;
-    this.candidates.set(key, { rec, attempts: 0, notBefore: 0 });
+    // addresses only (peers/resolve.ts): nothing reaching the engine may make it query DNS
+    if (this.stopped || isIP(rec.ip) === 0 || this.banned.has(key) || this.known.has(key)) return false;
+    this.known.set(key, { rec, failures: 0, encrypt: false, methodProven: false, notBefore: null });
+    this.enqueue(key, 0);
     this.pump();
     return true;
   }
@@ -63,21 +96,44 @@ export class Connector {
   /** A connection (ours or incoming) now uses this peer slot. */
   claim(key: string): boolean {
     if (this.active.has(key) || this.banned.has(key)) return false;
-    this.candidates.delete(key);
+    const k = this.known.get(key);
+    if (k?.notBefore !== null && k?.notBefore !== undefined) {
+      k.notBefore = null;
+      this.queued--;
+    }
     this.active.add(key);
     return true;
   }
 
-  /** The connection to `key` ended; `retry` puts it back in the queue with back-off. */
-  release(key: string, rec: PeerRecord, retry: boolean): void {
+  /** The connection to `key` ended: queue it again as `end` says, or forget it. */
+  release(key: string, rec: PeerRecord, end: ConnectionEnd): void {
     this.active.delete(key);
-    if (retry && !this.banned.has(key)) this.requeue(key, rec);
+    const k = this.known.get(key) ?? { rec, failures: 0, encrypt: false, methodProven: false, notBefore: null };
+    if (!end.retry || this.stopped || this.banned.has(key)) {
+      this.known.delete(key);
+    } else {
+      this.known.set(key, k);
+      if (end.handshook) k.methodProven = true;
+      if (!end.handshook && end.hungUp && !k.methodProven) {
+        // hung up on the handshake: most likely it insists on the other method
+        k.encrypt = !k.encrypt;
+        if (k.encrypt && k.failures === 0) {
+          this.enqueue(key, 0);
+          this.pump();
+          return;
+        }
+      }
+      if (end.useful) k.failures = 0;
+      this.retryLater(key, k, end.useful);
+    }
     this.pump();
   }
 
   ban(key: string): void {
     this.banned.add(key);
-    this.candidates.delete(key);
+    const k = this.known.get(key);
+    if (k?.notBefore !== null && k?.notBefore !== undefined) this.queued--;
+    this.known.delete(key);
   }
 
   isBanned(key: string): boolean {
@@ -86,19 +142,26 @@ export class Connector {
 
   stop(): void {
     this.stopped = true;
-    this.candidates.clear();
+    this.known.clear();
+    this.queued = 0;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
 
-  private requeue(key: string, rec: PeerRecord, attempts?: number): void {
-    const prev = this.candidates.get(key)?.attempts ?? attempts ?? 0;
-    const n = prev + 1;
-    if (n >= this.o.maxAttempts) {
-      this.candidates.delete(key);
+  /** After a failure (or a useful peer's departure: one base wait) the next dial, or give up. */
+  private retryLater(key: string, k: Known, useful: boolean): void {
+    if (!useful && ++k.failures >= this.o.maxAttempts * (k.methodProven ? 2 : 1)) {
+      this.known.delete(key);
       return;
     }
-    this.candidates.set(key, { rec, attempts: n, notBefore: Date.now() + this.o.retryBaseMs * 2 ** (n - 1) });
+    const wait = Math.min(this.o.retryMaxMs, this.o.retryBaseMs * 2 ** Math.max(0, k.failures - 1));
+    this.enqueue(key, Date.now() + wait);
+  }
+
+  private enqueue(key: string, notBefore: number): void {
+    const k = this.known.get(key)!;
+    if (k.notBefore === null) this.queued++;
+    k.notBefore = notBefore;
   }
 
   /** Dials as many candidates as the limits allow; schedules itself for back-off waits. */
@@ -106,14 +169,16 @@ export class Connector {
     if (this.stopped) return;
     const now = Date.now();
     let soonest = Infinity;
-    for (const [key, c] of this.candidates) {
+    for (const [key, k] of this.known) {
       if (this.active.size >= this.o.maxPeers || this.halfOpenCount >= this.o.halfOpen) break;
-      if (c.notBefore > now) {
-        soonest = Math.min(soonest, c.notBefore);
+      if (k.notBefore === null || this.active.has(key)) continue;
+      if (k.notBefore > now) {
+        soonest = Math.min(soonest, k.notBefore);
         continue;
       }
-      this.candidates.delete(key);
-      this.dial(key, c);
+      k.notBefore = null;
+      this.queued--;
+      this.dial(key, k);
     }
     if (soonest < Infinity && this.timer === null) {
       this.timer = setTimeout(() => {
@@ -124,15 +189,15 @@ export class Connector {
     }
   }
 
-  private dial(key: string, c: Candidate): void {
+  private dial(key: string, k: Known): void {
     this.active.add(key);
     this.halfOpenCount++;
     // one read buffer per connection, reused for every read: no 64 KiB allocation (and later
     // garbage) per read at hundreds of MB/s
     const reads: ReadFeed = { onChunk: null };
     const socket = connect({
-      host: c.rec.ip,
-      port: c.rec.port,
+      host: k.rec.ip,
+      port: k.rec.port,
       onread: {
         buffer: Buffer.allocUnsafe(READ_BUFFER),
         callback: (n: number, buf: Uint8Array): boolean => {
@@ -149,13 +214,8 @@ export class Connector {
       clearTimeout(timer);
       this.halfOpenCount--;
       socket.destroy();
-      this.active.delete(key);
-      const attempts = c.attempts + 1;
-      if (attempts < this.o.maxAttempts && !this.stopped) {
-        this.candidates.set(key, { rec: c.rec, attempts, notBefore: Date.now() + this.o.retryBaseMs * 2 ** (attempts - 1) });
-      }
-      this.onFail(c.rec, reason);
-      this.pump();
+      this.onFail(k.rec, reason);
+      this.release(key, k.rec, { retry: true, handshook: false, useful: false, hungUp: false });
     };
     socket.once('error', (e: NodeJS.ErrnoException) => fail(e.code ?? e.message));
     socket.once('connect', () => {
@@ -164,7 +224,7 @@ export class Connector {
       clearTimeout(timer);
       this.halfOpenCount--;
       socket.removeAllListeners('error');
-      this.onSocket(socket, c.rec, reads);
+      this.onSocket(socket, k.rec, reads, k.encrypt);
       this.pump();
     });
   }

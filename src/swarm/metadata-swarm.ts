@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { peerKey, type PeerRecord } from '../peers/record.js';
-import { PeerConnection, type ReadFeed } from '../wire/peer-connection.js';
+import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
+import { PeerConnection, isHangUp, type ReadFeed } from '../wire/peer-connection.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { Connector } from './connector.js';
 import { MetadataFetcher } from './metadata-fetcher.js';
@@ -58,7 +59,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     this.pex = options.pex === false ? null : new PexExchange({ onPeer: (rec) => this.addPeer(rec) });
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: 16, connectTimeoutMs: 5000, maxAttempts: 2 },
-      (socket, rec, reads) => this.onSocket(socket, rec, reads),
+      (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
       (rec, reason) => this.outcomes.set(peerKey(rec), reason),
     );
   }
@@ -97,7 +98,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     for (const c of [...this.conns]) c.close(null);
   }
 
-  private onSocket(socket: Socket, rec: PeerRecord, reads: ReadFeed): void {
+  private onSocket(socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean): void {
     const key = peerKey(rec);
     if (this.destroyed) {
       socket.destroy();
@@ -109,6 +110,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
       reads,
       outgoing: true,
       name: key,
+      encrypt: encrypt ? CRYPTO_PLAINTEXT | CRYPTO_RC4 : undefined,
       extendedHandshake: { v: Buffer.from(CLIENT_VERSION), ...(this.o.port ? { p: this.o.port } : {}) },
     });
     this.conns.add(conn);
@@ -128,7 +130,9 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     conn.on('close', (reason) => {
       this.conns.delete(conn);
       if (reason !== null) this.outcomes.set(key, reason);
-      this.connector.release(key, rec, false);
+      // only a connection that failed before the handshake is worth another dial here (a
+      // hang-up on plaintext is retried with MSE at once); the metadata either came or not
+      this.connector.release(key, rec, { retry: conn.remote === null && reason !== null && !this.destroyed, handshook: conn.remote !== null, useful: false, hungUp: isHangUp(reason) });
     });
   }
 }

@@ -242,16 +242,19 @@ export class PiecePicker {
   }
 
   /**
-   * A block arrived. Returns the piece when this was its last block (the caller hashes it),
-   * 'dup' when the block was already in, or null otherwise. Unknown blocks return 'unrequested'.
+   * A block arrived (the caller checked that it answers a request of ours, maybe one since
+   * taken back). Returns the piece when this was its last block (the caller hashes it), 'dup'
+   * when the block was already in, null otherwise, and 'unwanted' for a block of no piece being
+   * downloaded (a late answer for a piece done or restarted).
    */
-  receive(index: number, begin: number, data: Buffer, peer: string): PartialPiece | 'dup' | 'unrequested' | null {
+  receive(index: number, begin: number, data: Buffer, peer: string): PartialPiece | 'dup' | 'unwanted' | null {
     const p = this.partials.get(index);
-    if (!p || begin % BLOCK !== 0) return 'unrequested';
+    if (!p || begin % BLOCK !== 0) return 'unwanted';
     const k = begin / BLOCK;
-    if (k >= p.blocks || data.length !== p.blockLength(k)) return 'unrequested';
+    if (k >= p.blocks || data.length !== p.blockLength(k)) return 'unwanted';
     if (p.received[k]) return 'dup';
-    if (p.requested[k] === 0) return 'unrequested';
+    // a late answer to a request taken back: the block counted as never requested again
+    if (p.requested[k] === 0) p.unrequested--;
     data.copy(p.buf, begin);
     p.received[k] = 1;
     p.from[k] = peer;

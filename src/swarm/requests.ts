@@ -3,6 +3,13 @@
  * pieces in flight. The picker says which blocks; this keeps each peer's queue topped up to its
  * size (request-queue.ts), batches the top-ups of one event-loop turn into one write, takes
  * requests back from peers that choke or stall, and in end-game cancels the copies nobody needs.
+ *
+ * Two books per peer: the requests we count on (`requests`, what the queue size is measured
+ * against) and every request sent and not yet answered (`asked`, a count per block). A request
+ * we take back (choke without BEP 6, snub, end-game cancel) leaves the first book, not the
+ * second: the peer may still answer it, and under BEP 6 it must answer or reject each one, even
+ * after a choke or a cancel. So a block is a protocol violation only when it answers nothing we
+ * sent; a late answer is kept when the block is still missing.
  */
 import type { PeerConnection } from '../wire/peer-connection.js';
 import type { Bitfield } from './bitfield.js';
@@ -13,10 +20,10 @@ import type { RequestQueue } from './request-queue.js';
 export interface Requester {
   readonly conn: PeerConnection;
   bits: Bitfield;
-  /** our outstanding requests to it: bkey → block */
+  /** the requests we count on it to answer: bkey → block */
   readonly requests: Map<number, Block>;
-  /** blocks we gave up on (choke, cancel, snub) that may still arrive */
-  readonly released: Set<number>;
+  /** requests sent and neither answered nor rejected yet, taken back or not: bkey → how many */
+  readonly asked: Map<number, number>;
   readonly queue: RequestQueue;
   /** the most requests it accepts (its BEP 10 `reqq`) */
   reqq: number;
@@ -32,6 +39,16 @@ export interface Requester {
  * length); a small integer while index < 2^18.
  */
 export const bkey = (index: number, begin: number): number => index * 8192 + begin / BLOCK;
+
+/**
+ * Unanswered requests remembered per peer. A peer without BEP 6 never answers the requests it
+ * dropped on a choke, so the book would grow for ever: past this, the oldest taken-back entries
+ * are forgotten (a late answer to one then counts as unrequested). Live ones (at most 500) stay.
+ */
+const ASKED_MAX = 4096;
+
+/** What a block answers: a live request, one we took back (`'late'`), or a violation (text). */
+export type Answer = Block | 'late' | string;
 
 export class RequestScheduler {
   private readonly picker: PiecePicker;
@@ -71,8 +88,9 @@ export class RequestScheduler {
     for (const b of blocks) {
       const k = bkey(b.index, b.begin);
       peer.requests.set(k, b);
-      peer.released.delete(k);
+      peer.asked.set(k, (peer.asked.get(k) ?? 0) + 1);
     }
+    if (peer.asked.size > ASKED_MAX) forgetOldest(peer);
     c.sendRequests(blocks);
     if (peer.requests.size === blocks.length) peer.lastBlock = Date.now();
   }
@@ -103,12 +121,12 @@ export class RequestScheduler {
     for (const p of peers) this.fill(p);
   }
 
-  /** Takes back every request to `peer` (it choked or stalls) and offers the blocks to the others. */
+  /**
+   * Takes back every request to `peer` (it choked without BEP 6, or stalls) and offers the blocks
+   * to the others. The peer may still answer them (`asked` keeps them).
+   */
   releaseAll(peer: Requester): void {
-    for (const [k, b] of peer.requests) {
-      this.picker.release(b);
-      peer.released.add(k);
-    }
+    for (const b of peer.requests.values()) this.picker.release(b);
     peer.requests.clear();
     this.fillAll(peer);
   }
@@ -123,6 +141,7 @@ export class RequestScheduler {
   /** The peer rejected a request (BEP 6): the block is free again. */
   rejected(peer: Requester, index: number, begin: number): void {
     const k = bkey(index, begin);
+    if (!settle(peer, k)) return; // rejects what we never asked: nothing to undo
     const b = peer.requests.get(k);
     if (b === undefined) return;
     peer.requests.delete(k);
@@ -131,27 +150,48 @@ export class RequestScheduler {
   }
 
   /**
-   * A block arrived: the request it answers (now settled), null for a late answer to a request
-   * we gave up (harmless), or why it breaks the protocol.
+   * A block arrived: the live request it answers (now settled), 'late' when it answers a request
+   * we took back (the caller keeps it if the block is still missing), or why it breaks the
+   * protocol: it answers no request we sent, or more often than we sent it.
    */
-  answer(peer: Requester, index: number, begin: number, length: number): Block | null | string {
+  answer(peer: Requester, index: number, begin: number, length: number): Answer {
     const k = bkey(index, begin);
+    if (!settle(peer, k)) return `sent block ${index}:${begin}, which no request of ours is waiting for`;
     const mine = peer.requests.get(k);
-    if (mine === undefined) return peer.released.delete(k) ? null : `sent block ${index}:${begin} that was never requested`;
+    if (mine === undefined) return 'late';
     if (length !== mine.length) return `block ${index}:${begin} of ${length} bytes, requested ${mine.length}`;
     peer.requests.delete(k);
     return mine;
   }
 
-  /** End-game: the block arrived, so other peers asked for it are told to forget it. */
+  /**
+   * Block `b` is in: other peers still asked for it (end-game copies, or the request a late
+   * answer overtook) are told to forget it. Under BEP 6 they still answer or reject the cancel.
+   */
   cancelDuplicates(from: Requester, b: Block): void {
-    if (!this.picker.endgame) return;
     const k = bkey(b.index, b.begin);
     for (const p of this.peers()) {
       if (p === from || !p.requests.has(k)) continue;
       p.requests.delete(k);
-      p.released.add(k);
       p.conn.send({ type: 'cancel', index: b.index, begin: b.begin, length: b.length });
+      this.fillSoon(p);
     }
+  }
+}
+
+/** One request for block `k` is answered (piece or reject); false when none was outstanding. */
+function settle(peer: Requester, k: number): boolean {
+  const n = peer.asked.get(k);
+  if (n === undefined) return false;
+  if (n > 1) peer.asked.set(k, n - 1);
+  else peer.asked.delete(k);
+  return true;
+}
+
+/** Forgets the oldest taken-back requests (Map order is insertion order), down to 3/4 of the bound. */
+function forgetOldest(peer: Requester): void {
+  for (const k of peer.asked.keys()) {
+    if (peer.asked.size <= (ASKED_MAX * 3) / 4) return;
+    if (!peer.requests.has(k)) peer.asked.delete(k);
   }
 }

@@ -1,8 +1,10 @@
 /**
  * Serving a torrent to many peers: a listening socket, one Uploader per connection, and the
- * BEP 3 choking algorithm deciding who gets upload slots (every 10 s; optimistic every 30 s).
- * Memory per peer is bounded (a few blocks read ahead, a capped socket buffer), so the number
- * of peers, not the torrent size, sets the footprint, and the peer count is capped.
+ * upload slots (upload-slots.ts) deciding who is unchoked: at once when a slot is free, by
+ * BEP 3 rounds otherwise, never for long to a peer that does not read. Memory per peer is
+ * bounded (a few blocks read ahead, a capped socket buffer), so the number of peers, not the
+ * torrent size, sets the footprint; the peer count is capped, and when it is full a useless
+ * connection makes room for a newcomer.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -16,8 +18,8 @@ import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
 import { PexExchange } from './pex.js';
 import type { Bitfield } from './bitfield.js';
-import { Choker } from './choker.js';
 import { MAX_QUEUED_REQUESTS, Uploader, type Fault } from './uploader.js';
+import { UploadSlots, type SlotHolder } from './upload-slots.js';
 
 export interface SeederOptions {
   torrent: Torrent;
@@ -42,40 +44,39 @@ export interface SeederEvents {
 export class Seeder extends EventEmitter<SeederEvents> {
   readonly peerId: Buffer;
   private readonly o: SeederOptions;
-  private readonly uploaders = new Set<Uploader>();
-  private readonly choker: Choker;
+  private readonly holders = new Set<SlotHolder>();
+  private readonly slots: UploadSlots;
   private readonly servers: Server[] = [];
   private timer: NodeJS.Timeout | null = null;
-  private connectedAt = new WeakMap<Uploader, number>();
   private readonly pex: PexExchange | null;
   private readonly reads: ReadCache;
+  private closedUploaded = 0;
 
   constructor(options: SeederOptions) {
     super();
     this.o = options;
     this.peerId = options.peerId ?? makePeerId(randomBytes);
-    this.choker = new Choker({ slots: options.slots ?? 4 });
+    this.slots = new UploadSlots({ slots: options.slots ?? 4, roundMs: (options.roundSeconds ?? 10) * 1000, seeding: () => true });
     this.reads = new ReadCache(options.store);
-    this.timer = setInterval(() => this.round(), (options.roundSeconds ?? 10) * 1000);
+    // often enough that a slot whose holder stopped reading goes to the next peer within ~1 s
+    this.timer = setInterval(() => this.slots.tick(), 250);
     this.timer.unref();
     this.pex = options.torrent.private ? null : new PexExchange({ onPeer: () => {}, isSeed: () => true });
   }
 
   get peers(): number {
-    return this.uploaders.size;
+    return this.holders.size;
   }
 
   get uploaded(): number {
     let n = 0;
-    for (const u of this.uploaders) n += u.conn.uploaded;
+    for (const h of this.holders) n += h.uploader.conn.uploaded;
     return n + this.closedUploaded;
   }
 
-  private closedUploaded = 0;
-
   uploadRate(): number {
     let r = 0;
-    for (const u of this.uploaders) r += u.rate.rate();
+    for (const h of this.holders) r += h.uploader.rate.rate();
     return r;
   }
 
@@ -94,9 +95,14 @@ export class Seeder extends EventEmitter<SeederEvents> {
 
   /** Serves an already connected socket (an incoming connection accepted elsewhere). */
   accept(socket: Socket): void {
-    if (this.uploaders.size >= (this.o.maxPeers ?? 100)) {
-      socket.destroy();
-      return;
+    if (this.holders.size >= (this.o.maxPeers ?? 100)) {
+      // full: an idle or useless connection makes room, else the newcomer is turned away
+      const victim = this.slots.victim();
+      if (victim === null) {
+        socket.destroy();
+        return;
+      }
+      victim.close('dropped to make room for a new peer');
     }
     const t = this.o.torrent;
     const conn = new PeerConnection(socket, {
@@ -110,54 +116,33 @@ export class Seeder extends EventEmitter<SeederEvents> {
     // a seed dials nobody, but telling leechers of each other helps them (never for private torrents)
     if (this.pex) conn.use(this.pex.extension(conn, null));
     for (const ext of this.o.extensions?.(conn) ?? []) conn.use(ext);
-    const up = new Uploader(conn, this.reads, this.o.have, this.o.fault);
-    this.uploaders.add(up);
-    this.connectedAt.set(up, Date.now());
+    const holder: SlotHolder = {
+      id: conn.name,
+      uploader: new Uploader(conn, this.reads, this.o.have, this.o.fault),
+      downloadRate: () => 0,
+      useful: () => false,
+    };
+    this.holders.add(holder);
+    this.slots.add(holder);
     conn.on('handshake', () => {
       if (this.o.have.complete && conn.fast) conn.send({ type: 'have-all' });
       else if (this.o.have.size === 0 && conn.fast) conn.send({ type: 'have-none' });
       else conn.send({ type: 'bitfield', bits: this.o.have.toBuffer() });
       this.emit('peer', conn);
     });
-    conn.on('message', (m) => {
-      // a newly interested peer gets a free slot at once rather than waiting for the round
-      if (m.type === 'interested' && conn.amChoking && this.unchokedCount() < (this.o.slots ?? 4) + 1) up.unchoke();
-    });
     conn.on('close', (reason) => {
-      this.uploaders.delete(up);
+      this.holders.delete(holder);
+      this.slots.remove(holder);
       this.closedUploaded += conn.uploaded;
       // peers leaving (closed, reset, broken pipe) is the normal end of a download
       if (reason !== null && !isHangUp(reason)) this.emit('log', `${conn.name}: ${reason}`);
     });
   }
 
-  private unchokedCount(): number {
-    let n = 0;
-    for (const u of this.uploaders) if (!u.conn.amChoking) n++;
-    return n;
-  }
-
-  /** One choking round. */
-  round(): void {
-    const now = Date.now();
-    const list = [...this.uploaders];
-    const unchoke = this.choker.decide(
-      list.map((u) => ({
-        id: u.conn.name,
-        interested: u.conn.peerInterested,
-        downloadRate: 0,
-        uploadRate: u.rate.rate(now),
-        isNew: now - (this.connectedAt.get(u) ?? 0) < 60_000,
-      })),
-      true,
-    );
-    for (const u of list) (unchoke.has(u.conn.name) ? u.unchoke() : u.choke());
-  }
-
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.pex?.destroy();
-    for (const u of this.uploaders) u.conn.close(null);
+    for (const h of this.holders) h.uploader.conn.close(null);
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 }

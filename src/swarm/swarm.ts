@@ -18,6 +18,7 @@ import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { pieceHash, pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
+import { isOwnAddress } from '../peers/self.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
 import { PeerConnection, isHangUp, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
@@ -28,12 +29,12 @@ import type { BValue } from '../bencode/types.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from './bitfield.js';
 import { Connector } from './connector.js';
-import { Choker } from './choker.js';
 import { BLOCK, PiecePicker, type PartialPiece } from './picker.js';
 import { RateMeter } from './rate.js';
 import { RequestQueue } from './request-queue.js';
 import { RequestScheduler, type Requester } from './requests.js';
 import { MAX_QUEUED_REQUESTS, Uploader } from './uploader.js';
+import { UploadSlots, type SlotHolder } from './upload-slots.js';
 
 export interface SwarmOptions {
   torrent: Torrent;
@@ -103,7 +104,8 @@ interface Peer extends Requester {
   rec: PeerRecord;
   rate: RateMeter;
   useful: boolean;
-  uploader: Uploader | null;
+  /** serve mode: its upload slot (null when we upload nothing) */
+  holder: SlotHolder | null;
 }
 
 export interface SwarmEvents {
@@ -144,9 +146,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   destroyed = false;
   /** pieces on disk that we offer (serve mode) */
   readonly servable: Bitfield;
-  private readonly choker = new Choker();
-  private ticks = 0;
+  /** serve mode: who we upload to */
+  private readonly slots: UploadSlots;
   private server: Server | null = null;
+  /** the port we listen on: our own address, when a tracker echoes it, is not dialled */
+  private ownPort: number | null = null;
   private uploadedClosed = 0;
   private readonly pex: PexExchange | null;
   private readonly hasher = new HashPool();
@@ -154,11 +158,6 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly buffers: BufferPool;
   /** serve mode: blocks read back from the output directory (small: uploading is secondary here) */
   private readonly reads: ReadCache | null;
-  /**
-   * Peers to dial with the MSE encrypted handshake: those that hung up on a plaintext one
-   * (clients set to require encryption do). Each failed attempt before a handshake switches.
-   */
-  private readonly encryptTo = new Set<string>();
 
   constructor(options: SwarmOptions) {
     super();
@@ -183,12 +182,13 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.scheduler = new RequestScheduler(this.picker, t.pieceLength, this.maxInFlight, () => this.peers.values());
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
-      (socket, rec, reads) => this.onSocket(socket, rec, reads),
+      (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
       (rec, reason) => this.emit('log', `${peerKey(rec)}: ${reason}`),
     );
     this.pex = t.private || options.pex === false
       ? null
       : new PexExchange({ onPeer: (rec) => this.addPeer(rec), isSeed: () => this.finished, peerIsSeed: (c) => this.peers.get(c.name)?.bits.complete ?? false });
+    this.slots = new UploadSlots({ seeding: () => this.finished, random: options.random });
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 1000);
     this.timer.unref();
     if (this.wantedTotal === 0) queueMicrotask(() => this.finish());
@@ -213,7 +213,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 
   addPeer(rec: PeerRecord): void {
-    if (this.destroyed || this.finished) return;
+    if (this.destroyed || this.finished || isOwnAddress(rec.ip, rec.port, this.ownPort)) return;
     if (this.connector.add(rec)) this.emit('peer', rec);
   }
 
@@ -278,7 +278,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     return { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) };
   }
 
-  private onSocket(socket: Socket, rec: PeerRecord, reads: ReadFeed): void {
+  private onSocket(socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean): void {
     if (this.destroyed || this.finished) {
       socket.destroy();
       return;
@@ -291,7 +291,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       reads,
       outgoing: true,
       name: key,
-      encrypt: this.encryptTo.has(key) ? CRYPTO_PLAINTEXT | CRYPTO_RC4 : undefined,
+      encrypt: encrypt ? CRYPTO_PLAINTEXT | CRYPTO_RC4 : undefined,
       extendedHandshake: this.extendedHandshake(),
       dhtPort: this.o.dhtPort,
     });
@@ -299,7 +299,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 
   private extendedHandshake(): Record<string, BValue> {
-    return { v: Buffer.from(CLIENT_VERSION), reqq: this.o.serve ? MAX_QUEUED_REQUESTS : 500, ...(this.o.port ? { p: this.o.port } : {}) };
+    const p = this.ownPort ?? this.o.port;
+    return { v: Buffer.from(CLIENT_VERSION), reqq: this.o.serve ? MAX_QUEUED_REQUESTS : 500, ...(p ? { p } : {}) };
   }
 
   /** Listens for incoming peers (serve mode); resolves with the port bound. */
@@ -315,17 +316,21 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     });
     server.on('error', (e) => this.emit('log', `listen: ${e.message}`));
     const addr = server.address();
-    return typeof addr === 'object' && addr !== null ? addr.port : port;
+    this.ownPort = typeof addr === 'object' && addr !== null ? addr.port : port;
+    return this.ownPort;
   }
 
   /** An incoming connection: the same peer handling as ours, once its handshake names our torrent. */
   accept(socket: Socket): void {
     const rec: PeerRecord = { ip: normalizeIp(socket.remoteAddress ?? '') ?? '?', port: socket.remotePort ?? 0, source: 'incoming' };
     const key = peerKey(rec);
-    if (this.destroyed || this.peers.size >= (this.o.maxPeers ?? 50) || !this.connector.claim(key)) {
+    // full: a connection useless to both sides makes room, else the newcomer is turned away
+    const victim = this.peers.size >= (this.o.maxPeers ?? 50) ? this.slots.victim() : undefined;
+    if (this.destroyed || victim === null || !this.connector.claim(key)) {
       socket.destroy();
       return;
     }
+    victim?.close('dropped to make room for a new peer');
     const t = this.torrent;
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,
@@ -347,7 +352,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       key, rec, conn,
       bits: new Bitfield(this.torrent.pieceCount),
       requests: new Map(),
-      released: new Set(),
+      asked: new Map(),
       rate: new RateMeter(5),
       lastBlock: Date.now(),
       snubbed: false,
@@ -355,8 +360,18 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       reqq: 250,
       useful: false,
       allowedFast: new Set(),
-      uploader: this.reads ? new Uploader(conn, this.reads, this.servable) : null,
+      holder: null,
     };
+    if (this.reads) {
+      peer.holder = {
+        id: key,
+        uploader: new Uploader(conn, this.reads, this.servable),
+        downloadRate: (now) => peer.rate.rate(now),
+        // it has pieces we want, or is sending some: worth keeping whatever it takes
+        useful: () => peer.useful || peer.requests.size > 0,
+      };
+      this.slots.add(peer.holder);
+    }
     this.peers.set(key, peer);
     conn.on('handshake', () => this.onHandshake(peer));
     conn.on('message', (m) => this.onMessage(peer, m));
@@ -382,19 +397,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
 
   uploadRate(): number {
     let r = 0;
-    for (const p of this.peers.values()) r += p.uploader?.rate.rate() ?? 0;
+    for (const p of this.peers.values()) r += p.holder?.uploader.rate.rate() ?? 0;
     return r;
-  }
-
-  /** BEP 3 choking for our uploads: tit-for-tat by what each peer gives us, one optimistic slot. */
-  private chokeRound(): void {
-    const list = [...this.peers.values()].filter((p) => p.uploader !== null && p.conn.remote !== null);
-    const now = Date.now();
-    const unchoke = this.choker.decide(
-      list.map((p) => ({ id: p.key, interested: p.conn.peerInterested, downloadRate: p.rate.rate(now), uploadRate: p.uploader!.rate.rate(now) })),
-      this.finished,
-    );
-    for (const p of list) (unchoke.has(p.key) ? p.uploader!.unchoke() : p.uploader!.choke());
   }
 
   private onHandshake(peer: Peer): void {
@@ -412,10 +416,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private onClose(peer: Peer, reason: string | null): void {
     if (this.peers.get(peer.key) !== peer) return;
     this.peers.delete(peer.key);
-    if (peer.conn.outgoing && peer.conn.remote === null && isHangUp(reason)) {
-      if (this.encryptTo.has(peer.key)) this.encryptTo.delete(peer.key);
-      else this.encryptTo.add(peer.key);
-    }
+    if (peer.holder) this.slots.remove(peer.holder);
     this.uploadedClosed += peer.conn.uploaded;
     this.scheduler.forget(peer);
     this.picker.addBitfield((i) => peer.bits.has(i), -1);
@@ -424,8 +425,15 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       reason = null;
     }
     if (reason !== null && !this.finished && !this.destroyed) this.emit('log', `${peer.key}: ${reason}`);
-    // a peer that gave us data may come back; one that never handshook gets fewer tries
-    this.connector.release(peer.key, peer.rec, !this.finished && !this.destroyed && !this.connector.isBanned(peer.key) && reason !== null && !reason.startsWith('protocol violation'));
+    // whatever ended it (a hang-up, a timeout, even a violation: our own bookkeeping once took
+    // honest answers for one), the peer is dialled again with back-off; only a ban is final.
+    // An incoming connection's address is not one to dial (its port is the peer's own pick).
+    this.connector.release(peer.key, peer.rec, {
+      retry: peer.conn.outgoing && reason !== null && !this.finished && !this.destroyed,
+      handshook: peer.conn.remote !== null,
+      useful: peer.conn.downloaded > 0,
+      hungUp: isHangUp(reason),
+    });
     // others may now take the released blocks
     this.scheduler.fillAll();
   }
@@ -458,9 +466,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         this.scheduler.fill(peer);
         break;
       case 'choke':
-        // without BEP 6 a choke drops every request; with it the peer rejects them one by one,
-        // but releasing now lets other peers take the blocks at once
-        this.scheduler.releaseAll(peer);
+        // without BEP 6 a choke drops every request; with it each is still answered or
+        // rejected (BEP 6), so they stay ours until then
+        if (!peer.conn.fast) this.scheduler.releaseAll(peer);
         break;
       case 'reject':
         this.scheduler.rejected(peer, m.index, m.begin);
@@ -490,8 +498,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
 
   private onBlock(peer: Peer, index: number, begin: number, block: Buffer): void {
     const mine = this.scheduler.answer(peer, index, begin, block.length);
-    if (mine === null) return;
-    if (typeof mine === 'string') {
+    if (typeof mine === 'string' && mine !== 'late') {
       peer.conn.close(`protocol violation: ${mine}`);
       return;
     }
@@ -500,10 +507,13 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.rate.add(block.length, now);
     peer.lastBlock = now;
     peer.snubbed = false;
-    peer.queue.onBlock();
+    if (mine !== 'late') peer.queue.onBlock();
     this.downloadedBytes += block.length;
     const r = this.picker.receive(index, begin, block, peer.key);
-    if (r !== 'dup' && r !== 'unrequested') this.scheduler.cancelDuplicates(peer, mine);
+    // the first copy in wins: end-game copies, or a request this late answer overtook, go
+    if (r !== 'dup' && r !== 'unwanted' && (mine === 'late' || this.picker.endgame)) {
+      this.scheduler.cancelDuplicates(peer, { index, begin, length: block.length });
+    }
     if (r !== null && typeof r === 'object') this.onPieceComplete(r);
     this.scheduler.fillSoon(peer);
   }
@@ -577,7 +587,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** Once a second: resize queues from measured rates, detect snubs, drop useless peers. */
   private tick(): void {
     const now = Date.now();
-    if (this.o.serve && this.ticks++ % 10 === 0) this.chokeRound();
+    if (this.o.serve) this.slots.tick(now);
     const snubMs = this.o.snubMs ?? 15_000;
     for (const p of this.peers.values()) {
       p.queue.onTick(p.rate.rate(now));

@@ -2,6 +2,10 @@
  * Serving pieces to one peer: requests are checked, queued (capped), read back through the
  * shared read cache and sent, a few blocks ahead while the socket keeps up. Choked peers get
  * BEP 6 rejects (or silence without BEP 6); pieces we do not have are always rejected.
+ *
+ * What counts as uploaded is what the kernel took, not what we queued: a peer that stops
+ * reading shows a rate of zero and a growing stall (stalledFor), which is how the choker
+ * (upload-slots.ts) takes its slot away.
  */
 import type { Lease, ReadCache } from '../storage/read-cache.js';
 import type { PeerConnection } from '../wire/peer-connection.js';
@@ -11,8 +15,14 @@ import { RateMeter } from './rate.js';
 
 /** Requests a peer may have queued with us; more is a violation (we advertise reqq = this). */
 export const MAX_QUEUED_REQUESTS = 500;
-/** Stop reading ahead while this much is waiting in the socket. */
-const SOCKET_HIGH_WATER = 1024 * 1024;
+/**
+ * Bytes kept on their way to one peer (in our socket buffer or the kernel's): half a second of
+ * its rate, clamped. Enough to keep a fast peer's kernel buffers fed; small enough that a slow
+ * peer's batch leaves within a second, so a peer that takes nothing for a few seconds really
+ * does not read (rather than draining one big batch slowly), and few bytes wait for it.
+ */
+const IN_FLIGHT_MIN = 128 * 1024;
+const IN_FLIGHT_MAX = 2 * 1024 * 1024;
 /** Blocks being read for one peer at once: most are slices of a cached stripe, so cheap. */
 const READ_AHEAD = 16;
 
@@ -33,11 +43,18 @@ interface Req {
 
 export class Uploader {
   readonly conn: PeerConnection;
+  /** bytes/s the kernel took for this peer */
   readonly rate = new RateMeter(10);
+  /** bytes the kernel took for this peer, in all */
+  delivered = 0;
   private readonly store: ReadCache;
   private readonly have: Bitfield;
   private readonly queue: Req[] = [];
   private reading = 0;
+  /** bytes handed to the socket that the kernel has not taken yet */
+  private inSocket = 0;
+  /** when bytes last left for the peer, or when it last had nothing pending */
+  private lastProgress = Date.now();
   private sentBlocks = 0;
   private readonly fault: Fault;
 
@@ -52,6 +69,21 @@ export class Uploader {
 
   get queued(): number {
     return this.queue.length;
+  }
+
+  /** Something requested is not yet with the peer's kernel. */
+  private get pending(): boolean {
+    return this.queue.length > 0 || this.reading > 0 || this.inSocket > 0;
+  }
+
+  /** How long it has had data waiting while nothing left for it (0 when nothing waits). */
+  stalledFor(now = Date.now()): number {
+    return this.pending ? now - this.lastProgress : 0;
+  }
+
+  /** Everything sent has left (a peer that stopped reading is not given a slot again until then). */
+  get drained(): boolean {
+    return this.inSocket === 0;
   }
 
   choke(): void {
@@ -76,16 +108,23 @@ export class Uploader {
         this.conn.close(`protocol violation: more than ${MAX_QUEUED_REQUESTS} requests queued`);
         return;
       }
+      // a stall is counted from the moment something waits
+      if (!this.pending) this.lastProgress = Date.now();
       this.queue.push({ index: m.index, begin: m.begin, length: m.length });
       this.pump();
     } else if (m.type === 'cancel') {
       const i = this.queue.findIndex((r) => r.index === m.index && r.begin === m.begin && r.length === m.length);
-      if (i >= 0) this.queue.splice(i, 1);
+      if (i >= 0) {
+        this.queue.splice(i, 1);
+        // BEP 6: a cancelled request is answered too, by a piece or a reject
+        if (this.conn.fast) this.conn.send({ type: 'reject', index: m.index, begin: m.begin, length: m.length });
+      }
     }
   }
 
   private pump(): void {
-    while (this.queue.length > 0 && this.reading < READ_AHEAD && this.conn.writableLength < SOCKET_HIGH_WATER && !this.conn.closed) {
+    const limit = Math.min(IN_FLIGHT_MAX, Math.max(IN_FLIGHT_MIN, this.rate.rate() / 2));
+    while (this.queue.length > 0 && this.reading < READ_AHEAD && this.inSocket < limit && !this.conn.closed) {
       if (this.fault.stallAfter !== undefined && this.sentBlocks >= this.fault.stallAfter) return;
       const r = this.queue.shift()!;
       const cached = this.store.peek(r.index, r.begin, r.length);
@@ -119,9 +158,17 @@ export class Uploader {
       block = Buffer.from(block); // the cached stripe stays intact
       block[0]! ^= 0xff;
     }
-    // the stripe may be reused once the socket has taken the bytes
-    this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block }, () => this.store.release(lease));
-    this.rate.add(block.length);
+    const n = block.length;
+    this.inSocket += n;
+    // the stripe may be reused once the kernel has the bytes, and only then are they uploaded
+    this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block }, () => {
+      this.store.release(lease);
+      this.inSocket -= n;
+      this.delivered += n;
+      this.rate.add(n);
+      this.lastProgress = Date.now();
+      if (this.queue.length > 0) this.pump();
+    });
     this.sentBlocks++;
     if (this.fault.disconnectAfter !== undefined && this.sentBlocks >= this.fault.disconnectAfter) {
       this.conn.close('fault switch: disconnect');

@@ -16,6 +16,8 @@ export interface AnnounceLoopOptions {
   stats: () => { uploaded: number; downloaded: number; left: number };
   onPeers?: (peers: PeerRecord[]) => void;
   onFailure?: (f: TrackerFailure) => void;
+  /** a tracker's warning, or what of its reply was skipped (once per tracker and text) */
+  onWarning?: (tracker: string, message: string) => void;
   timeoutMs?: number;
 }
 
@@ -28,6 +30,7 @@ export class AnnounceLoop {
   private answered = false;
   private stopped = false;
   private port: number;
+  private readonly warned = new Set<string>();
 
   constructor(options: AnnounceLoopOptions) {
     this.o = options;
@@ -49,6 +52,13 @@ export class AnnounceLoop {
     void this.round('completed', false);
   }
 
+  private warnOnce(tracker: string, message: string): void {
+    const k = `${tracker} ${message}`;
+    if (this.warned.has(k) || this.warned.size > 100) return;
+    this.warned.add(k);
+    this.o.onWarning?.(tracker, message);
+  }
+
   private params(event: AnnounceParams['event']): AnnounceParams {
     return { infoHash: this.o.infoHash, peerId: this.o.peerId, port: this.port, ...this.o.stats(), event, numwant: 50, key: this.key };
   }
@@ -62,7 +72,10 @@ export class AnnounceLoop {
         this.answered = true;
         wait = Math.min(...replies.map((r) => Math.max(r.interval, r.minInterval ?? 0)));
       }
-      for (const r of replies) this.o.onPeers?.(r.peers);
+      for (const r of replies) {
+        for (const w of [r.warning, r.skipped]) if (w !== undefined) this.warnOnce(r.tracker, w);
+        this.o.onPeers?.(r.peers);
+      }
     } catch {
       return; // aborted: stopping
     }

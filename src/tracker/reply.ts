@@ -6,7 +6,7 @@ import { decodeCompactPeers } from '../peers/compact.js';
 import { decode } from '../bencode/decoder.js';
 import type { BDict, BValue } from '../bencode/types.js';
 import { escapeLine } from '../cli/errors.js';
-import type { PeerRecord } from '../peers/record.js';
+import { normalizeIp, type PeerRecord } from '../peers/record.js';
 
 export type AnnounceEvent = 'started' | 'completed' | 'stopped' | 'none';
 
@@ -31,6 +31,8 @@ export interface AnnounceReply {
   incomplete?: number;
   trackerId?: string;
   warning?: string;
+  /** what of the reply was not used, in a phrase (peers given by name) */
+  skipped?: string;
   peers: PeerRecord[];
   /** the decoded reply (HTTP) or its fields (UDP), for --raw */
   raw: Record<string, unknown>;
@@ -87,15 +89,23 @@ export function parseAnnounceBody(body: Buffer, tracker: string): AnnounceReply 
   const failure = dict.get('failure reason');
   if (Buffer.isBuffer(failure)) throw new TrackerError(`failure: ${escapeLine(failure.toString('utf8'), 300)}`);
   const peers: PeerRecord[] = [];
+  let named = 0;
   const p = dict.get('peers');
   if (Buffer.isBuffer(p)) peers.push(...compactPeers(p, false, tracker));
   else if (Array.isArray(p)) {
     for (const e of p) {
       if (!(e instanceof Map)) continue;
-      const ip = e.get('ip');
+      const ipText = e.get('ip');
       const port = e.get('port');
-      if (!Buffer.isBuffer(ip) || typeof port !== 'number' || port < 1 || port > 65535) continue;
-      const rec: PeerRecord = { ip: ip.toString('latin1'), port, source: 'tracker', tracker };
+      if (!Buffer.isBuffer(ipText) || typeof port !== 'number' || port < 1 || port > 65535) continue;
+      // BEP 3 lets a tracker name a peer by DNS name: skipped, so that no tracker can make us
+      // query DNS (peers/resolve.ts: a peer record's ip is always an address)
+      const ip = normalizeIp(ipText.toString('latin1'));
+      if (ip === null) {
+        named++;
+        continue;
+      }
+      const rec: PeerRecord = { ip, port, source: 'tracker', tracker };
       const id = e.get('peer id');
       if (Buffer.isBuffer(id) && id.length === 20) rec.peerId = id.toString('hex');
       peers.push(rec);
@@ -115,5 +125,6 @@ export function parseAnnounceBody(body: Buffer, tracker: string): AnnounceReply 
   if (Buffer.isBuffer(tid)) reply.trackerId = tid.toString('latin1');
   const w = dict.get('warning message');
   if (Buffer.isBuffer(w)) reply.warning = escapeLine(w.toString('utf8'), 300);
+  if (named > 0) reply.skipped = `${named} peer${named === 1 ? '' : 's'} named by host name, not address, skipped`;
   return reply;
 }

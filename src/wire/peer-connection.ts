@@ -125,6 +125,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   private rc4In: Rc4 | null = null;
   private lastRecv = Date.now();
   private lastSend = Date.now();
+  /** when it connected (this object was made) */
+  readonly connectedAt = Date.now();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(socket: Socket, opts: ConnectionOptions) {
@@ -183,6 +185,11 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     return this.socket.writableLength;
   }
 
+  /** When the peer last sent us anything (a keep-alive counts). */
+  get lastReceived(): number {
+    return this.lastRecv;
+  }
+
   private corked = false;
   private readonly uncork = (): void => {
     this.corked = false;
@@ -191,8 +198,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   /**
    * Sends a message; returns false when the socket buffer is full (wait for 'drain').
-   * `flushed` is called once the socket no longer needs the message's buffers (not at all if
-   * the connection dies first).
+   * `flushed` is called once the kernel has taken the message's bytes (so its buffers may be
+   * reused, and the bytes count as delivered), not at all if the connection dies first.
    */
   send(m: WireMessage, flushed?: () => void): boolean {
     if (this.closed) return false;
@@ -256,12 +263,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       return true;
     }
     // never encrypt in place: blocks we send are slices of shared read buffers
-    if (this.rc4Out) {
-      const ok = this.socket.write(this.rc4Out.update(b));
-      flushed?.();
-      return ok;
-    }
-    return flushed ? this.socket.write(b, () => flushed()) : this.socket.write(b);
+    const bytes = this.rc4Out ? this.rc4Out.update(b) : b;
+    return flushed ? this.socket.write(bytes, (e) => e ?? flushed()) : this.socket.write(bytes);
   }
 
   /** Sends an extension message by extension name; false when the peer does not support it. */

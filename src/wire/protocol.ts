@@ -190,7 +190,14 @@ export function encodeMessage(m: WireMessage): Buffer | [Buffer, Buffer] {
 /** `v` in our BEP 10 handshake */
 export const CLIENT_VERSION = 'torrent-tools 0.1.0';
 
-/** A BEP 20 style peer id: `-TT0001-` and 12 random bytes. */
-export function makePeerId(random: (n: number) => Buffer, prefix = '-TT0001-'): Buffer {
+/**
+ * Our BEP 20 client code and version (0.1.0.0): `TK`, which neither BEP 20's list, libtorrent's
+ * identify_client table nor the bittorrent-peerid package gives to another client (`TT`,
+ * used before, is TuoTu's: peers showed us as TuoTu).
+ */
+export const PEER_ID_PREFIX = '-TK0100-';
+
+/** A BEP 20 style peer id: PEER_ID_PREFIX and 12 random bytes. */
+export function makePeerId(random: (n: number) => Buffer, prefix = PEER_ID_PREFIX): Buffer {
   return Buffer.concat([Buffer.from(prefix, 'latin1'), random(20 - prefix.length)]);
 }

@@ -10,8 +10,8 @@ export interface SeedProc {
   stop: () => Promise<void>;
 }
 
-export async function startSeed(torrent: string, dir: string, options: { env?: Record<string, string>; args?: string[] } = {}): Promise<SeedProc> {
-  const child = spawn(process.execPath, [CLI, 'seed', torrent, dir, '--port', '0', '--host', '127.0.0.1', '--quiet', ...(options.args ?? ['--no-announce'])], {
+export async function startSeed(torrent: string, dir: string, options: { env?: Record<string, string>; args?: string[]; port?: number } = {}): Promise<SeedProc> {
+  const child = spawn(process.execPath, [CLI, 'seed', torrent, dir, '--port', String(options.port ?? 0), '--host', '127.0.0.1', '--quiet', ...(options.args ?? ['--no-announce'])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });

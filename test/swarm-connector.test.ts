@@ -1,0 +1,91 @@
+/**
+ * Dialling peers again: back-off for peers that fail or accept and close at once, an
+ * immediate MSE redial for one that hangs up on the plaintext handshake, patience for a peer
+ * that served us and went away, and never again for a ban. Real sockets on loopback.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { after, test } from 'node:test';
+import { Connector, type ConnectionEnd } from '../src/swarm/connector.js';
+import type { PeerRecord } from '../src/peers/record.js';
+
+const servers: Server[] = [];
+after(() => {
+  for (const s of servers) s.close();
+});
+
+/** A server that accepts and at once closes every connection; counts them. */
+async function slammer(): Promise<{ port: number; accepted: () => number }> {
+  let n = 0;
+  const server = createServer((s) => {
+    n++;
+    s.destroy();
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { port: (server.address() as { port: number }).port, accepted: () => n };
+}
+
+interface Dial {
+  at: number;
+  encrypt: boolean;
+}
+
+/** A connector whose sockets end as `end` says once the peer closes them. */
+function connector(end: (dial: number) => Omit<ConnectionEnd, 'hungUp'>, base = 40, maxAttempts = 4): { c: Connector; dials: Dial[] } {
+  const dials: Dial[] = [];
+  const t0 = Date.now();
+  const c: Connector = new Connector(
+    { maxPeers: 10, halfOpen: 4, connectTimeoutMs: 2000, retryBaseMs: base, maxAttempts },
+    (socket: Socket, rec: PeerRecord, _reads, encrypt) => {
+      const n = dials.push({ at: Date.now() - t0, encrypt });
+      socket.on('error', () => {});
+      socket.on('close', () => c.release(`${rec.ip}:${rec.port}`, rec, { ...end(n), hungUp: true }));
+    },
+    () => {},
+  );
+  return { c, dials };
+}
+
+const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+test('a peer that accepts and hangs up at once: MSE tried at once, then back-off, then given up', async () => {
+  const s = await slammer();
+  const { c, dials } = connector(() => ({ retry: true, handshook: false, useful: false }));
+  c.add({ ip: '127.0.0.1', port: s.port, source: 'cli' });
+  await settle(2000);
+  c.stop();
+  assert.deepEqual(dials.map((d) => d.encrypt), [false, true, false, true, false], 'plaintext, MSE at once (free), then alternating');
+  assert.ok(dials[1]!.at - dials[0]!.at < 40, `the MSE redial waits for nothing (${dials[1]!.at - dials[0]!.at} ms)`);
+  const gaps = dials.slice(2).map((d, i) => d.at - dials[i + 1]!.at);
+  assert.ok(gaps[0]! >= 35 && gaps[1]! >= 75, `back-off doubles: ${gaps.join(', ')} ms`);
+  assert.equal(c.pending, 0, 'given up after 4 failures in a row');
+  assert.equal(s.accepted(), 5);
+});
+
+test('a peer that served us and went away is dialled again soon, with the method that worked', async () => {
+  const s = await slammer();
+  // every connection handshakes and delivers data before the peer closes it (a peer restarting)
+  const { c, dials } = connector((n) => ({ retry: n < 6, handshook: true, useful: true }));
+  c.add({ ip: '127.0.0.1', port: s.port, source: 'cli' });
+  await settle(1500);
+  c.stop();
+  assert.equal(dials.length, 6, 'redialled after every useful connection, until told to stop');
+  assert.ok(dials.every((d) => !d.encrypt), 'the method that worked is kept');
+  const gaps = dials.slice(1).map((d, i) => d.at - dials[i]!.at);
+  assert.ok(gaps.every((g) => g >= 35 && g < 300), `one base wait each, no growing back-off: ${gaps.join(', ')} ms`);
+});
+
+test('unreachable peers are given up after a bounded count; a banned one is never dialled', async () => {
+  const s = await slammer();
+  await new Promise<void>((r) => servers.pop()!.close(() => r())); // now nothing listens there
+  const { c, dials } = connector(() => ({ retry: true, handshook: false, useful: false }));
+  c.add({ ip: '127.0.0.1', port: s.port, source: 'cli' });
+  c.ban('127.0.0.1:1');
+  assert.equal(c.add({ ip: '127.0.0.1', port: 1, source: 'cli' }), false);
+  assert.equal(c.add({ ip: 'localhost', port: 2, source: 'cli' }), false, 'a host name never reaches the dialler');
+  await settle(1200);
+  assert.equal(c.pending + c.connecting, 0, 'given up');
+  assert.equal(dials.length, 0);
+  c.stop();
+});
