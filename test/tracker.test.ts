@@ -142,6 +142,12 @@ async function hostileHttp(): Promise<Hostile> {
       case '/ctrl':
         res.end(encode(new Map<string, BValue>([['failure reason', Buffer.from('bad \x1b[31mred\x1b[0m\nline')]])));
         break;
+      case '/named': {
+        // BEP 3's dictionary form, where a tracker may name a peer by host name
+        const entry = (ip: string, port: number): Map<string, BValue> => new Map<string, BValue>([['ip', Buffer.from(ip)], ['port', port]]);
+        res.end(encode(new Map<string, BValue>([['interval', 60], ['peers', [entry('localhost', 1000), entry('::ffff:127.0.0.1', 2000), entry('evil.example', 3000), entry('10.0.0.1', 4000)]]])));
+        break;
+      }
       case '/oddpeers':
         res.end(Buffer.concat([Buffer.from('d8:intervali60e5:peers5:'), Buffer.alloc(5), Buffer.from('e')]));
         break;
@@ -187,7 +193,28 @@ test('hostile HTTP trackers: one clear line each, never a crash or a hang', asyn
   }
   // an interval of 0 is floored, so --watch cannot spin
   const reply = parseAnnounceBody(Buffer.from('d8:intervali0e5:peers0:e'), 'x');
-  assert.equal(reply.interval, 30);
+  assert.equal(reply.interval, 5);
+});
+
+test('peer addresses: a tracker naming peers by host name gets them skipped with one warning; addresses are canonical', async () => {
+  const h = await hostileHttp();
+  const f = await torrentFile([`${h.url}/named`]);
+  const r = await runCli(['announce', f, '--timeout', '2'], { timeoutMs: 20_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(lines(r.stdout).map((p) => `${p['ip']}:${p['port']}`), ['127.0.0.1:2000', '10.0.0.1:4000']);
+  assert.match(r.stderr, /warning: http:\/\/127\.0\.0\.1:\d+\/named: 2 peers named by host name, not address, skipped/);
+  assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
+});
+
+test('peer addresses: --peer takes a host name (looked up once); stdin peers must be addresses', async () => {
+  const h = await hostileHttp();
+  const f = await torrentFile([`${h.url}/nothing`]);
+  // nothing listens on port 1: the name resolves, the dial fails, the summary names the address
+  const r = await runCli(['fetch-pieces', f, '--peer', 'localhost:1', '--peer', 'no-such-host.invalid:2', '--quiet', '--no-dht'], { input: '{"ip":"localhost","port":3}\n', timeoutMs: 60_000 });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /warning: --peer no-such-host\.invalid:2: cannot resolve the name \(ENOTFOUND\); peer skipped/);
+  assert.match(r.stderr, /stdin:1: not a peer, skipped: "ip" is not an IP address: "localhost"/);
+  assert.match(r.stderr, /127\.0\.0\.1:1: ECONNREFUSED|\[::1\]:1: ECONNREFUSED/);
 });
 
 test('hostile UDP trackers: wrong transaction ids are ignored until the deadline; short replies are errors', async () => {

@@ -7,6 +7,7 @@ import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { report, type Command } from '../cli/io.js';
 import { parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.js';
+import { pickFreePort } from '../cli/port.js';
 import { resolveTorrent } from '../cli/metadata.js';
 import { PeerFeed } from '../peers/feed.js';
 import type { Torrent } from '../metainfo/torrent.js';
@@ -83,7 +84,7 @@ examples:
     const out = a.str('output');
     if (out === undefined) throw new UsageError('-o DIR is required');
     const peers = parsePeerArgs(a.list('peer'));
-    const port = a.int('port', 0, 65535) ?? 6881;
+    const portArg = a.int('port', 0, 65535) ?? 6881;
     const maxPeers = a.int('max-peers', 1, 10_000) ?? 50;
     const maxMemory = a.int('max-memory', 1, Number.MAX_SAFE_INTEGER);
     const timeout = a.int('timeout', 0, 86_400) ?? 120;
@@ -92,6 +93,7 @@ examples:
     const seedTime = a.int('seed-time', 1, 365 * 86_400);
     const src = await loadTorrentArg(a.positional[0]!, io, 'download', { strict: a.bool('strict'), allowMagnet: true, allowInfoHash: true });
     const log = (m: string): void => report(io, 'download', m);
+    const port = portArg === 0 ? await pickFreePort() : portArg;
     const peerId = makePeerId(randomBytes);
     // every peer source feeds one place: first the metadata step (magnets), then the swarm
     const feed = new PeerFeed();
@@ -102,7 +104,7 @@ examples:
     let swarmStats = (): { uploaded: number; downloaded: number } => ({ uploaded: 0, downloaded: 0 });
     const loop = tiers.length > 0
       ? new AnnounceLoop({
-          tiers, infoHash: src.infoHash, peerId, port: port || 6881,
+          tiers, infoHash: src.infoHash, peerId, port,
           // before the metadata is known the size is too; 'left' must not say we are a seed
           stats: () => ({ ...swarmStats(), left: t ? Math.max(0, (t.pieceCount - haveCount) * t.pieceLength) : 1 }),
           onPeers: (list) => list.forEach((p) => feed.add(p)),

@@ -1,9 +1,11 @@
 /**
  * Where a piece is picked: which blocks to ask a peer for next.
  *
- * Pieces already started come first (finishing them frees memory and gives verified data
- * sooner), then the rarest piece the peer has, ties broken at random so that peers fetching
- * at once spread out (libtorrent's rule). In sequential mode (for streaming to a player) the
+ * Pieces a peer started itself come first, then the rarest piece the peer has, ties broken at
+ * random so that peers fetching at once spread out (libtorrent's rule), then pieces others
+ * started. A piece stays with the peer that started it while that peer keeps up: a slow peer
+ * joining a fast one's piece would make it as slow to finish, and every piece held open is a
+ * piece buffer in the in-flight bound (libtorrent keeps fast and slow peers apart the same way). In sequential mode (for streaming to a player) the
  * lowest wanted index wins instead. Once every missing block is requested, end-game allows a
  * block to be requested from a second peer; the first copy to arrive wins and the others are
  * cancelled by the caller.
@@ -33,8 +35,11 @@ export class PartialPiece {
   receivedCount = 0;
   /** blocks never requested yet: requested[b] === 0 && !received[b] */
   unrequested: number;
+  /** the peer that started it (its blocks go to that peer first) */
+  owner: string | undefined;
 
-  constructor(index: number, size: number, buf: Buffer = Buffer.allocUnsafe(size)) {
+  constructor(index: number, size: number, buf: Buffer = Buffer.allocUnsafe(size), owner?: string) {
+    this.owner = owner;
     this.index = index;
     this.size = size;
     this.buf = buf;
@@ -153,25 +158,32 @@ export class PiecePicker {
   }
 
   /**
-   * Up to `max` blocks to request from a peer that has the pieces `has` says, never asking it
-   * twice for the same block (`mine` says which blocks it already has outstanding).
+   * Up to `max` blocks to request from peer `owner`, which has the pieces `has` says, never
+   * asking it twice for the same block (`mine` says which blocks it already has outstanding).
    * At most `startNew` new pieces are started (the room left in the in-flight memory bound).
    */
-  pick(has: (i: number) => boolean, max: number, startNew: number, mine: (b: Block) => boolean): Block[] {
+  pick(has: (i: number) => boolean, max: number, startNew: number, mine: (b: Block) => boolean, owner?: string): Block[] {
     const out: Block[] = [];
-    // 1. blocks never requested in pieces already started
-    for (const p of this.partials.values()) {
-      if (out.length >= max) return out;
-      if (p.unrequested > 0 && has(p.index)) this.takeFrom(p, out, max, false, mine);
+    // 1. blocks never requested in pieces this peer started
+    if (owner !== undefined) {
+      for (const p of this.partials.values()) {
+        if (out.length >= max) return out;
+        if (p.owner === owner && p.unrequested > 0) this.takeFrom(p, out, max, false, mine);
+      }
     }
     // 2. new pieces, rarest first (or in order)
     for (let started = 0; out.length < max && started < startNew && this.wantedCount > 0; started++) {
       const i = this.choose(has);
       if (i < 0) break;
-      const p = this.start(i);
+      const p = this.start(i, owner);
       this.takeFrom(p, out, max, false, mine);
     }
-    // 3. end-game: every block is requested; ask for blocks still outstanding elsewhere
+    // 3. blocks never requested in pieces others started (or whose owner left)
+    for (const p of this.partials.values()) {
+      if (out.length >= max) return out;
+      if (p.owner !== owner && p.unrequested > 0 && has(p.index)) this.takeFrom(p, out, max, false, mine);
+    }
+    // 4. end-game: every block is requested; ask for blocks still outstanding elsewhere
     if (out.length < max && this.wantedCount === 0) {
       for (const p of this.partials.values()) {
         if (out.length >= max) break;
@@ -221,12 +233,12 @@ export class PiecePicker {
     return -1;
   }
 
-  private start(i: number): PartialPiece {
+  private start(i: number, owner?: string): PartialPiece {
     this.bucketOut(i);
     this.wanted[i] = 0;
     this.wantedCount--;
     const size = pieceSize(this.torrent, i);
-    const p = new PartialPiece(i, size, this.allocate?.(size));
+    const p = new PartialPiece(i, size, this.allocate?.(size), owner);
     this.partials.set(i, p);
     return p;
   }

@@ -94,6 +94,8 @@ export interface SwarmStats {
   wanted: number;
   downloaded: number;
   downRate: number;
+  /** pieces started and not yet verified (their buffers are the in-flight memory) */
+  inFlight: number;
   hashFailures: number;
   banned: number;
   perPeer: PeerStats[];
@@ -238,6 +240,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       wanted: this.wantedTotal,
       downloaded: this.downloadedBytes,
       downRate: Math.round(this.rate.rate(now)),
+      inFlight: this.picker.partials.size,
       hashFailures: this.hashFailures,
       banned: this.bannedCount,
       perPeer: [...this.peers.values()].map((p) => ({

@@ -52,8 +52,12 @@ export class TrackerError extends Error {
   }
 }
 
-/** A tracker's interval below this is raised to it: an interval of 0 must not make us spin. */
-export const MIN_INTERVAL = 30;
+/**
+ * A tracker's interval below this is raised to it: an interval of 0 must not make us spin. Low
+ * otherwise: a tracker that asks for short intervals (a small or private swarm where seeders
+ * come and go) is obeyed, as libtorrent obeys it when its minimum is lowered.
+ */
+export const MIN_INTERVAL = 5;
 
 export function compactPeers(buf: Buffer, v6: boolean, tracker: string): PeerRecord[] {
   const peers = decodeCompactPeers(buf, v6 ? 6 : 4);

@@ -32,9 +32,6 @@ export function skipUnless(present: boolean, what: string): false | string {
   return present ? false : `${what} is not installed (.ci/run installs it)`;
 }
 
-/** The lab scripts shipped beside the project (../shared/lab), when present. */
-export const LAB_DIR = new URL('../../../../shared/lab/', import.meta.url);
-
 export const FIXTURES = new URL('../../../test/fixtures/', import.meta.url);
 
 /** N python-libtorrent seeders of `torrent` from `dir` (test/fixtures/lt-seed.py); their ports, and a stop. */
