@@ -1,6 +1,8 @@
 /** Timing helpers for `npm run bench`: figures are ratios against a reference measured in the same run. */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -69,4 +71,60 @@ export async function measureCommand(cmd: string, args: string[], feed?: (w: Nod
     maxRssMiB: m ? Number(m[1]) / 1024 : null,
     cpuS: m ? Number(m[2]) + Number(m[3]) : null,
   };
+}
+
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
+
+const MiB = 1024 * 1024;
+
+/** `mib` MiB of random bytes at `path`, written a MiB at a time; returns their SHA-1 (hex). */
+export async function makeData(path: string, mib: number): Promise<string> {
+  const f = await open(path, 'w');
+  const h = createHash('sha1');
+  try {
+    for (let i = 0; i < mib; i++) {
+      const b = randomBytes(MiB); // distinct pieces: identical ones would hide mix-ups
+      h.update(b);
+      await f.write(b);
+    }
+  } finally {
+    await f.close();
+  }
+  return h.digest('hex');
+}
+
+export async function sha1File(path: string): Promise<string> {
+  const h = createHash('sha1');
+  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+/**
+ * Runs a command to its end without blocking the event loop (spawnSync would stall any tracker,
+ * relay or peer living in this process); resolves with its exit code and stderr.
+ */
+export function run(cmd: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));
+    child.on('error', (e) => resolve({ code: null, stderr: String(e) }));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+/** Distinct stderr lines with their counts, indented, at most 12: a failing leg's story in brief. */
+export function summarizeStderr(lines: string[]): string[] {
+  const counts = new Map<string, number>();
+  for (const l of lines) {
+    const k = l.slice(0, 240);
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts].slice(0, 12).map(([l, n]) => `    ${n > 1 ? `${n}× ` : ''}${l}`);
 }

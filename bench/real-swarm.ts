@@ -8,9 +8,7 @@
  * BENCH_REAL_SEEDERS, BENCH_REAL_RATES=minKiB-maxKiB, BENCH_REAL_LEGS=download,pipeline,...).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,7 +17,7 @@ import { hasCommand, hasLibtorrent, SYSTEM_PYTHON } from '../test/helpers/intero
 import { LT_SWARM_PY } from '../test/helpers/lt-swarm.js';
 import { freeTcpPort } from '../test/helpers/ports.js';
 import { spreadSeeders, startRealSwarm, type RealSwarm, type SeederSpec } from '../test/helpers/real-swarm.js';
-import { CLI, fmt, measureCommand, type Measured } from './harness.js';
+import { CLI, fmt, makeData, measureCommand, median, sha1File, summarizeStderr, type Measured } from './harness.js';
 
 const MiB = 1024 * 1024;
 /** libtorrent's limiter banks up to 3 s of quota: every leg starts after the bank is full. */
@@ -62,29 +60,6 @@ interface Result extends Measured {
   /** MiB each seeder uploaded, by `rateKiB/rttMs`, the leaver and the joiner marked */
   uploads: string;
 }
-
-async function sha1File(path: string): Promise<string> {
-  const h = createHash('sha1');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
-}
-
-async function makeData(path: string, mib: number): Promise<string> {
-  const f = await open(path, 'w');
-  const h = createHash('sha1');
-  try {
-    for (let i = 0; i < mib; i++) {
-      const b = randomBytes(MiB); // distinct pieces: identical ones would hide mix-ups
-      h.update(b);
-      await f.write(b);
-    }
-  } finally {
-    await f.close();
-  }
-  return h.digest('hex');
-}
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 interface Setup {
   dir: string;
@@ -156,15 +131,6 @@ async function runLeg(s: Setup, leg: Leg, run: number): Promise<Result> {
   }
 }
 
-function summarize(lines: string[]): string[] {
-  const counts = new Map<string, number>();
-  for (const l of lines) {
-    const k = l.slice(0, 240);
-    counts.set(k, (counts.get(k) ?? 0) + 1);
-  }
-  return [...counts].slice(0, 12).map(([l, n]) => `    ${n > 1 ? `${n}× ` : ''}${l}`);
-}
-
 export async function benchRealSwarm(sizeMiB = Number(process.env['BENCH_REAL_MIB'] ?? 96), runs = Number(process.env['BENCH_REAL_RUNS'] ?? 3)): Promise<string[]> {
   if (!hasLibtorrent()) return ['## real swarm', '', 'skipped: python3-libtorrent is not installed'];
   const n = Number(process.env['BENCH_REAL_SEEDERS'] ?? 12);
@@ -211,7 +177,7 @@ export async function benchRealSwarm(sizeMiB = Number(process.env['BENCH_REAL_MI
     out.push('', 'per run (exit code, wall s; MiB uploaded by each seeder as rateKiB/rttMs:MiB):', '');
     for (const x of results) {
       out.push(`- ${x.leg}: exit ${x.code}, ${fmt(x.wallS)} s, ${x.verified ? 'verified' : '**NOT verified**'}; ${x.uploads}`);
-      if (x.stderr.length > 0) out.push('  stderr:', ...summarize(x.stderr));
+      if (x.stderr.length > 0) out.push('  stderr:', ...summarizeStderr(x.stderr));
     }
     return out;
   } finally {

@@ -6,6 +6,7 @@ import { benchSwarm } from './swarm.js';
 import { benchMetadata } from './metadata.js';
 import { benchDht } from './dht.js';
 import { benchSeed } from './seed.js';
+import { benchRealSwarm } from './real-swarm.js';
 
 const only = process.argv.slice(2);
 const suites: Array<[string, () => Promise<string[]>]> = [
@@ -14,6 +15,7 @@ const suites: Array<[string, () => Promise<string[]>]> = [
   ['storage', benchStorage],
   ['seed', () => benchSeed()],
   ['swarm', () => benchSwarm()],
+  ['real-swarm', () => benchRealSwarm()],
   ['metadata', () => benchMetadata()],
   ['dht', () => benchDht()],
 ];

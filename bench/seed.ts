@@ -1,80 +1,178 @@
 /**
- * Upload: our `seed` serving a torrent to one python-libtorrent leecher on loopback, against a
- * python-libtorrent seeder serving the same leecher, same data, same run. Wall time of the
- * leecher from start to complete, and the seed's peak RSS (VmHWM).
+ * Upload: our `seed` serving python-libtorrent leechers on loopback, against a python-libtorrent
+ * seeder (test/fixtures/lt-seed.py: unthrottled, data hash-checked) serving the same leechers,
+ * same data, same run. Two legs per seeder: ONE leecher, and EIGHT started together (the
+ * requirement: ≤ 1.0× libtorrent's wall time). The leechers live in one lt-swarm.py process,
+ * each told only the seeder's address: they find each other only through the seeder's PEX,
+ * and how much they gave each other is reported. Wall time: from the first leech command until
+ * the last leecher is seeding (libtorrent has checked every piece). A fresh seeder and fresh
+ * leechers per leg, seeders alternating which goes first.
+ * Run alone: `node dist/bench/seed.js` (env BENCH_SEED_MIB, default 256; BENCH_SEED_RUNS, default 3;
+ * BENCH_SEED_ARGS, more options for our seed, e.g. "--slots 8").
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { CLI, fmt } from './harness.js';
+import { hasLibtorrent, SYSTEM_PYTHON } from '../test/helpers/interop.js';
+import { LtSwarm } from '../test/helpers/lt-swarm.js';
+import { CLI, fmt, makeData, median, run } from './harness.js';
 
 const FIX = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
-const PY = '/usr/bin/python3';
+const MiB = 1024 * 1024;
+const LEECHERS = [1, 8] as const;
+const LIMIT_MS = 600_000;
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-async function peakRssMiB(pid: number): Promise<number> {
+type SeederKind = 'ours' | 'libtorrent';
+
+interface Seeder {
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+interface Result {
+  seeder: SeederKind;
+  leechers: number;
+  wallS: number;
+  /** the first leecher done, s from the start */
+  firstS: number;
+  /** user + sys of the seeder process while the leechers ran */
+  cpuS: number;
+  /** the seeder's VmHWM at the end of the leg (a fresh process per leg) */
+  rssMiB: number;
+  /** how much of its RSS at the end was file-backed (mapped pages of the data) */
+  fileMiB: number;
+  /** payload the leechers uploaded (to each other: the seeder takes nothing) */
+  exchangedMiB: number;
+}
+
+async function procStatus(pid: number): Promise<{ hwmMiB: number; rssFileMiB: number }> {
   const s = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const m = /VmHWM:\s+(\d+) kB/.exec(s);
-  return m ? Number(m[1]) / 1024 : NaN;
+  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? NaN) / 1024;
+  return { hwmMiB: kb('VmHWM'), rssFileMiB: kb('RssFile') };
 }
 
-function leech(torrent: string, out: string, port: number): number {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(PY, [join(FIX, 'lt-leech.py'), torrent, out, `127.0.0.1:${port}`, '300'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`lt-leech.py: ${r.stderr}`);
-  return Number(process.hrtime.bigint() - t0) / 1e9;
+/** user + sys CPU seconds of a process so far */
+async function cpuSeconds(pid: number): Promise<number> {
+  const s = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // fields after the ')' that closes the command name: utime and stime are the 12th and 13th
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
 }
 
-export async function benchSeed(sizeMiB = Number(process.env['BENCH_SEED_MIB'] ?? 1024), runs = Number(process.env['BENCH_SEED_RUNS'] ?? 4)): Promise<string[]> {
-  if (spawnSync(PY, ['-c', 'import libtorrent']).status !== 0) return ['## seed', '', 'skipped: python3-libtorrent is not installed'];
+function firstLine(child: ChildProcess, what: string): Promise<string> {
+  return new Promise((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`${what}: not ready within 120 s`)), 120_000);
+    createInterface({ input: child.stdout! }).once('line', (l) => {
+      clearTimeout(t);
+      res(l);
+    });
+    child.once('exit', (c) => rej(new Error(`${what} exited ${c} before it was ready`)));
+  });
+}
+
+function stopper(child: ChildProcess, signal: NodeJS.Signals): () => Promise<void> {
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.kill(signal);
+    await gone;
+    clearTimeout(killer);
+  };
+}
+
+async function startSeeder(kind: SeederKind, torrent: string, dir: string): Promise<Seeder> {
+  if (kind === 'ours') {
+    const extra = (process.env['BENCH_SEED_ARGS'] ?? '').split(' ').filter(Boolean); // e.g. "--slots 8", to try a setting
+    const s = spawn(CLI, ['seed', torrent, dir, '--port', '0', '--host', '127.0.0.1', '--no-announce', '--quiet', '--skip-verify', ...extra], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const line = await firstLine(s, 'seed');
+    s.stdout!.resume(); // its stats records must not fill the pipe
+    return { port: (JSON.parse(line) as { port: number }).port, pid: s.pid!, stop: stopper(s, 'SIGINT') };
+  }
+  const s = spawn(SYSTEM_PYTHON, [join(FIX, 'lt-seed.py'), torrent, dir, '1'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const port = Number(await firstLine(s, 'lt-seed.py'));
+  return { port, pid: s.pid!, stop: stopper(s, 'SIGTERM') };
+}
+
+async function runLeg(kind: SeederKind, n: number, torrent: string, dir: string, r: number): Promise<Result> {
+  await run('sync', []); // the previous leg's dirty pages must not be written back during this one
+  const seeder = await startSeeder(kind, torrent, dir);
+  const lt = await LtSwarm.start();
+  const outs = Array.from({ length: n }, (_, i) => join(dir, `out-${kind}-${n}-${r}-${i}`));
+  try {
+    const cpu0 = await cpuSeconds(seeder.pid);
+    const t0 = process.hrtime.bigint();
+    const names = await Promise.all(outs.map(async (out) => (await lt.leech({ torrent, out, trackers: false, peers: [`127.0.0.1:${seeder.port}`] })).name));
+    const done: number[] = [];
+    await Promise.all(names.map((nm) => lt.waitDone(nm, LIMIT_MS).then(() => done.push(Number(process.hrtime.bigint() - t0) / 1e9))));
+    const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpuS = (await cpuSeconds(seeder.pid)) - cpu0;
+    const st = await procStatus(seeder.pid);
+    let exchanged = 0;
+    for (const nm of names) exchanged += (await lt.stats(nm)).total_payload_upload;
+    return { seeder: kind, leechers: n, wallS, firstS: Math.min(...done), cpuS, rssMiB: st.hwmMiB, fileMiB: st.rssFileMiB, exchangedMiB: exchanged / MiB };
+  } finally {
+    await lt.close();
+    await seeder.stop();
+    await Promise.all(outs.map((o) => rm(o, { recursive: true, force: true })));
+  }
+}
+
+export async function benchSeed(sizeMiB = Number(process.env['BENCH_SEED_MIB'] ?? 256), runs = Number(process.env['BENCH_SEED_RUNS'] ?? 3)): Promise<string[]> {
+  if (!hasLibtorrent()) return ['## seed', '', 'skipped: python3-libtorrent is not installed'];
   const dir = await mkdtemp(join(tmpdir(), 'tt-bench-seed-'));
   try {
-    const data = join(dir, 'data.bin');
-    const chunk = randomBytes(1 << 20);
-    const parts: Buffer[] = [];
-    for (let i = 0; i < sizeMiB; i++) parts.push(chunk);
-    await writeFile(data, Buffer.concat(parts));
-    parts.length = 0;
-    const tf = join(dir, 'x.torrent');
-    spawnSync(CLI, ['create', data, '-o', tf, '--piece-length', String(1 << 20), '--quiet']);
-    const ours: number[] = [];
-    const theirs: number[] = [];
-    let rss = 0;
-    const oursLeg = async (r: number): Promise<void> => {
-      const s = spawn(CLI, ['seed', tf, dir, '--port', '0', '--host', '127.0.0.1', '--no-announce', '--quiet', '--skip-verify'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      const line = await new Promise<string>((res) => createInterface({ input: s.stdout }).once('line', res));
-      ours.push(leech(tf, join(dir, `ours-${r}`), (JSON.parse(line) as { port: number }).port));
-      rss = Math.max(rss, await peakRssMiB(s.pid!));
-      s.kill('SIGINT');
-      await rm(join(dir, `ours-${r}`), { recursive: true, force: true });
-    };
-    const theirLeg = async (r: number): Promise<void> => {
-      const lt = spawn(PY, [join(FIX, 'lt-seed.py'), tf, dir, '1'], { stdio: ['pipe', 'pipe', 'ignore'] });
-      const port = Number(await new Promise<string>((res) => createInterface({ input: lt.stdout }).once('line', res)));
-      theirs.push(leech(tf, join(dir, `lt-${r}`), port));
-      lt.kill('SIGKILL');
-      await rm(join(dir, `lt-${r}`), { recursive: true, force: true });
-    };
+    await makeData(join(dir, 'data.bin'), sizeMiB);
+    const torrent = join(dir, 'x.torrent');
+    const c = spawnSync(CLI, ['create', join(dir, 'data.bin'), '-o', torrent, '--piece-length', String(1 << 20), '--quiet'], { encoding: 'utf8' });
+    if (c.status !== 0) throw new Error(`create: ${c.stderr}`);
+    const results: Result[] = [];
     for (let r = 0; r < runs; r++) {
-      // the same conditions for both: no dirty pages from the previous leg being written back,
-      // and each goes first in alternate runs
-      for (const leg of r % 2 === 0 ? [oursLeg, theirLeg] : [theirLeg, oursLeg]) {
-        spawnSync('sync');
-        await leg(r);
-      }
+      // each seeder goes first in alternate runs
+      const kinds: SeederKind[] = r % 2 === 0 ? ['ours', 'libtorrent'] : ['libtorrent', 'ours'];
+      for (const n of LEECHERS) for (const kind of kinds) results.push(await runLeg(kind, n, torrent, dir, r));
     }
-    const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const o = med(ours);
-    const t = med(theirs);
-    return [
-      `## seed (${sizeMiB} MiB to one python-libtorrent leecher on loopback, median of ${runs})`,
+
+    const extra = process.env['BENCH_SEED_ARGS'] ? ` (our seed with ${process.env['BENCH_SEED_ARGS']})` : '';
+    const out = [
+      `## seed${extra} (${sizeMiB} MiB, 1 MiB pieces, to python-libtorrent leechers on loopback, each told only the seeder's address; a fresh seeder per leg; median of ${runs})`,
       '',
-      `our seed: ${fmt(o)} s (${fmt(sizeMiB / o, 0)} MiB/s), peak RSS ${fmt(rss, 1)} MiB; python-libtorrent seeder: ${fmt(t)} s (${fmt(sizeMiB / t, 0)} MiB/s): **${fmt(t / o)}× its upload throughput** (target ≥ 1.0, RSS < 150 MiB)`,
+      '| leechers | seeder | median s (all seeding) | min s | max s | first done s | MiB/s out of the seeder | seeder CPU s | seeder peak RSS MiB | leechers gave each other MiB |',
+      '|---|---|---|---|---|---|---|---|---|---|',
     ];
+    const ratio: string[] = [];
+    for (const n of LEECHERS) {
+      const wall = new Map<SeederKind, number>();
+      for (const kind of ['ours', 'libtorrent'] as const) {
+        const rs = results.filter((x) => x.seeder === kind && x.leechers === n);
+        const walls = rs.map((x) => x.wallS);
+        const w = median(walls);
+        const ex = median(rs.map((x) => x.exchangedMiB));
+        wall.set(kind, w);
+        out.push(`| ${n} | ${kind} | ${fmt(w)} | ${fmt(Math.min(...walls))} | ${fmt(Math.max(...walls))} | ${fmt(median(rs.map((x) => x.firstS)))} | ${fmt((n * sizeMiB - ex) / w, 0)} | ${fmt(median(rs.map((x) => x.cpuS)))} | ${fmt(Math.max(...rs.map((x) => x.rssMiB)), 1)} | ${fmt(ex, 0)} |`);
+      }
+      const runsOf = (kind: SeederKind): string => results.filter((x) => x.seeder === kind && x.leechers === n).map((x) => fmt(x.wallS)).join(', ');
+      ratio.push(`- ${n} leecher${n > 1 ? 's' : ''}: our seed / libtorrent wall time **${fmt(wall.get('ours')! / wall.get('libtorrent')!)}×**${n === 8 ? ' (target ≤ 1.0)' : ''}; runs: ours ${runsOf('ours')}; libtorrent ${runsOf('libtorrent')}`);
+    }
+    out.push(
+      '',
+      ...ratio,
+      '',
+      "MiB/s out of the seeder: what it uploaded (leechers' total minus what they gave each other) over the wall time. " +
+        `Peak RSS: VmHWM, max over runs (of which file-backed at the end of the 8-leecher legs, median: ours ${fmt(median(results.filter((x) => x.seeder === 'ours' && x.leechers === 8).map((x) => x.fileMiB)), 1)} MiB, libtorrent ${fmt(median(results.filter((x) => x.seeder === 'libtorrent' && x.leechers === 8).map((x) => x.fileMiB)), 1)} MiB: node's and python's own binaries and libraries, plus, for libtorrent 2, the data file it maps). ` +
+        'Seeder defaults: ours 4 upload slots + 1 optimistic, libtorrent 8 unchoke slots.',
+    );
+    return out;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  for (const line of await benchSeed()) console.log(line);
 }

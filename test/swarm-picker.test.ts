@@ -98,6 +98,18 @@ test('a late answer to a released block is kept, and the block is no longer offe
   assert.equal(p.endgame, true);
 });
 
+test('a piece stays with the peer that started it while others can start their own', () => {
+  const p = new PiecePicker(torrent(4), all(4), { random: () => 0 });
+  const a = p.pick(() => true, 2, Infinity, none, 'a');
+  assert.equal(new Set(a.map((b) => b.index)).size, 1, 'a starts one piece');
+  const b = p.pick(() => true, 2, Infinity, none, 'b');
+  assert.ok(b.every((x) => x.index !== a[0]!.index), 'b starts its own rather than joining a\'s');
+  // with no room for new pieces, b helps with a's
+  const help = p.pick(() => true, 8, 0, none, 'b');
+  assert.ok(help.some((x) => x.index === a[0]!.index), 'b joins a\'s piece when it cannot start one');
+  assert.deepEqual(p.pick(() => true, 8, 0, none, 'a'), [], 'every block of both pieces is requested');
+});
+
 test('end-game: outstanding blocks are requested from a second peer, never twice from one', () => {
   const p = new PiecePicker(torrent(1), [0]);
   const first = p.pick(() => true, 10, Infinity, none);

@@ -31,8 +31,10 @@ Checks the torrent's files under DIR (or trusts them with --skip-verify), listen
 on --port (TCP, IPv6 and IPv4), announces to the torrent's trackers (and --tracker) at their
 interval, and serves the pieces it has, read from disk: BEP 3 choking
 (the interested peers that take the most get the upload slots every 10 s, plus one
-optimistic unchoke rotating every 30 s), BEP 6 (have all, reject, allowed fast), at most
---max-peers connections, bounded memory whatever the number of peers. Peers may connect
+optimistic unchoke rotating every 30 s; a free slot goes at once to a peer that becomes
+interested; a peer that takes nothing of what it is sent loses its slot in 2 s), BEP 6
+(have all, reject, allowed fast), at most --max-peers connections (when full, an idle or
+non-reading one makes room for a newcomer), bounded memory whatever the number of peers. Peers may connect
 with the plaintext handshake or the MSE encrypted one (libtorrent and qBittorrent try it
 first).
 

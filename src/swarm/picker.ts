@@ -164,12 +164,10 @@ export class PiecePicker {
    */
   pick(has: (i: number) => boolean, max: number, startNew: number, mine: (b: Block) => boolean, owner?: string): Block[] {
     const out: Block[] = [];
-    // 1. blocks never requested in pieces this peer started
-    if (owner !== undefined) {
-      for (const p of this.partials.values()) {
-        if (out.length >= max) return out;
-        if (p.owner === owner && p.unrequested > 0) this.takeFrom(p, out, max, false, mine);
-      }
+    // 1. blocks never requested in pieces this peer started (any started piece, for no peer)
+    for (const p of this.partials.values()) {
+      if (out.length >= max) return out;
+      if (p.unrequested > 0 && (owner === undefined ? has(p.index) : p.owner === owner)) this.takeFrom(p, out, max, false, mine);
     }
     // 2. new pieces, rarest first (or in order)
     for (let started = 0; out.length < max && started < startNew && this.wantedCount > 0; started++) {
@@ -179,7 +177,7 @@ export class PiecePicker {
       this.takeFrom(p, out, max, false, mine);
     }
     // 3. blocks never requested in pieces others started (or whose owner left)
-    for (const p of this.partials.values()) {
+    for (const p of owner === undefined ? [] : this.partials.values()) {
       if (out.length >= max) return out;
       if (p.owner !== owner && p.unrequested > 0 && has(p.index)) this.takeFrom(p, out, max, false, mine);
     }
