@@ -14,6 +14,7 @@ import { commands, findCommand } from './commands/index.js';
 import { CliError, UsageError, escapeLine } from './cli/errors.js';
 import { describeSystemError } from './cli/input.js';
 import type { Command, Io } from './cli/io.js';
+import { watchReader, type ReaderWatch } from './cli/reader-watch.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -94,6 +95,9 @@ async function main(argv: string[]): Promise<number> {
     get stdin() {
       return openStdin();
     },
+    get readerGone() {
+      return (readerWatch ??= watchReader(process.stdout, 1)).signal;
+    },
     stdinFd: 0,
     stdout: process.stdout,
     stderr: process.stderr,
@@ -129,6 +133,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 let stdin: (Readable & { isTTY?: boolean }) | null = null;
+let readerWatch: ReaderWatch | null = null;
 
 /**
  * Standard input: a redirected file is read 256 KiB at a time (process.stdin would read it in
@@ -149,6 +154,7 @@ main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
   // stdin may still hold the loop open (a command that stopped early); stdout drains by itself
   stdin?.destroy();
+  readerWatch?.stop();
   // a leaked handle must not keep a finished command alive, but pending output is never cut
   const finish = (): void => {
     if (process.stdout.writableLength > 0 || process.stderr.writableLength > 0) setTimeout(finish, 200).unref();

@@ -55,9 +55,10 @@ test('announce over HTTP, UDP and HTTP on ::1 to the bittorrent-tracker server: 
   // (its UDP over IPv6 answers, but never lists IPv6 peers: checked separately below)
   for (const url of [t.http, t.udp, t6.http]) {
     const f = await torrentFile([url]);
-    const first = await runCli(['announce', f, '--port', '7001']);
+    // --event started: stay listed (a one-shot announce otherwise says stopped after the reply)
+    const first = await runCli(['announce', f, '--port', '7001', '--event', 'started']);
     assert.equal(first.code, 0, first.stderr);
-    const second = await runCli(['announce', f, '--port', '7002']);
+    const second = await runCli(['announce', f, '--port', '7002', '--event', 'started']);
     assert.equal(second.code, 0, second.stderr);
     const peers = lines(second.stdout);
     assert.ok(peers.some((p) => p['port'] === 7001 && p['source'] === 'tracker' && p['tracker'] === url), `${url}: ${second.stdout}`);
@@ -70,8 +71,8 @@ test('announce over HTTP, UDP and HTTP on ::1 to the bittorrent-tracker server: 
     assert.equal(lines(raw.stdout)[0]!['tracker'], url);
   }
   const f6 = await torrentFile([t.udp6]);
-  await runCli(['announce', f6, '--port', '7004']);
-  const r6 = await runCli(['announce', '--raw', f6, '--port', '7005']);
+  await runCli(['announce', f6, '--port', '7004', '--event', 'started']);
+  const r6 = await runCli(['announce', '--raw', f6, '--port', '7005', '--event', 'started']);
   assert.equal(r6.code, 0, r6.stderr);
   assert.equal(lines(r6.stdout)[0]!['leechers'], 2);
 });
@@ -257,10 +258,10 @@ test('interop: Debian opentracker (whitelist build) over HTTP and UDP', { skip: 
   }
   for (const url of [`http://127.0.0.1:${port}/announce`, `udp://127.0.0.1:${port}`]) {
     // opentracker loads its whitelist in the background after it starts listening
-    let a = await runCli(['announce', f, '--only', '--tracker', url, '--port', '7101']);
+    let a = await runCli(['announce', f, '--only', '--tracker', url, '--port', '7101', '--event', 'started']);
     for (let i = 0; i < 30 && a.code !== 0; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      a = await runCli(['announce', f, '--only', '--tracker', url, '--port', '7101']);
+      a = await runCli(['announce', f, '--only', '--tracker', url, '--port', '7101', '--event', 'started']);
     }
     assert.equal(a.code, 0, a.stderr);
     const b = await runCli(['announce', f, '--only', '--tracker', url, '--port', '7102']);

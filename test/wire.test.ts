@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { CloseReason } from '../src/wire/close-reason.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -103,8 +104,9 @@ test('a connection closes cleanly with its reason: wrong info hash, garbage, ove
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const sock = connect((server.address() as AddressInfo).port, '127.0.0.1');
     const conn = new PeerConnection(sock, { peerId: Buffer.alloc(20, 5), infoHash: hs.infoHash, limits, outgoing: true });
-    const reason = await new Promise<string | null>((r) => conn.on('close', r));
-    assert.match(reason ?? '', re);
+    const reason = await new Promise<CloseReason | null>((r) => conn.on('close', r));
+    assert.equal(reason?.kind, 'violation');
+    assert.match(reason.detail, re);
     server.close();
   }
 });

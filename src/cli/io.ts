@@ -15,6 +15,11 @@ export interface Io {
   env: Readonly<Record<string, string | undefined>>;
   /** aborted on SIGINT/SIGTERM */
   signal: AbortSignal;
+  /**
+   * Aborted once stdout's reader has gone, even while nothing is written (reader-watch.ts): a
+   * command that can sit idle ends on it, normally (exit 0). Watched only once asked for.
+   */
+  readonly readerGone?: AbortSignal;
 }
 
 export interface Command {

@@ -22,12 +22,17 @@ export function resolvePeerArgs(peers: readonly NamedPeer[], io: Io, cmd: string
   return resolvePeers(peers, 'cli', (m) => report(io, cmd, `warning: --peer ${m}`));
 }
 
-/** Peers on stdin (unless it is a terminal) into a feed; the feed ends with stdin. */
-export function feedFromStdin(io: Io, cmd: string, feed: PeerFeed): void {
+/**
+ * Peers on stdin (unless it is a terminal) into a feed; the feed ends with stdin. Returns the
+ * way to stop reading when no more peers are needed (the job is done): a normal end, so the
+ * cut-off input is no warning.
+ */
+export function feedFromStdin(io: Io, cmd: string, feed: PeerFeed): () => void {
   if (io.stdin.isTTY) {
     feed.end();
-    return;
+    return () => {};
   }
+  const done = new AbortController();
   const warn = warnOnce(io, cmd);
   const sink = new Writable({
     objectMode: true,
@@ -36,7 +41,10 @@ export function feedFromStdin(io: Io, cmd: string, feed: PeerFeed): void {
       cb();
     },
   });
-  pipeline(io.stdin, new NdjsonParseStream({ maxLineLength: 64 * 1024 }), new PeerRecordStream((line, why) => warn('peer', `stdin:${line}: not a peer, skipped: ${why}`)), sink)
-    .catch((e: Error) => report(io, cmd, `warning: stdin: ${e.message}; no more peers will be read`))
+  pipeline(io.stdin, new NdjsonParseStream({ maxLineLength: 64 * 1024 }), new PeerRecordStream((line, why) => warn('peer', `stdin:${line}: not a peer, skipped: ${why}`)), sink, { signal: done.signal })
+    .catch((e: Error) => {
+      if (!done.signal.aborted) report(io, cmd, `warning: stdin: ${e.message}; no more peers will be read`);
+    })
     .finally(() => feed.end());
+  return () => done.abort();
 }

@@ -4,6 +4,7 @@ import { CliError, UsageError } from '../cli/errors.js';
 import { report, warnOnce, type Command } from '../cli/io.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { peerKey, peerLine } from '../peers/record.js';
+import { isOwnAddress } from '../peers/self.js';
 import { TrackerClient } from '../tracker/client.js';
 import type { AnnounceEvent, AnnounceParams } from '../tracker/reply.js';
 import { makePeerId } from '../wire/protocol.js';
@@ -46,10 +47,13 @@ options:
   --only             ignore the torrent's own trackers
   --all              ask every tracker, not just the first that answers in tier order
   --watch            keep re-announcing at the trackers' interval, printing only new peers,
-                     until SIGINT; then send 'stopped' and exit 0
+                     until SIGINT or until our reader has gone (the pipeline's end); then
+                     send 'stopped' and exit 0
   --raw              print each tracker's decoded reply as JSON instead of peers
   --scrape           print {tracker, seeders, leechers, downloaded} per tracker instead
-  --event E          started | completed | stopped | none (default: started)
+  --event E          started | completed | stopped | none (default: started, and
+                     'stopped' right after the reply, so that no phantom peer is left
+                     on the tracker; with --event, only that event is sent)
   --port N           the port we say we listen on (default 6881)
   --peer-id ID       40 hex digits or 20 characters (default: -TK0100- and 12 random bytes)
   --numwant N        peers to ask for (default 50)
@@ -105,6 +109,9 @@ examples:
     }
     const seen = new Set<string>();
     const warn = warnOnce(io, 'announce');
+    const watch = a.bool('watch');
+    // --watch ends on SIGINT, or as soon as our reader has gone (| fetch-pieces finished)
+    const stop = watch ? AbortSignal.any([io.signal, io.readerGone ?? new AbortController().signal]) : io.signal;
     let answered = false;
     for (;;) {
       const replies = await client.announce(params, a.bool('all'), onFailure).catch((e: Error) => {
@@ -121,23 +128,27 @@ examples:
         }
         for (const p of r.peers) {
           const k = peerKey(p);
-          if (seen.has(k)) continue;
+          // the address we just announced, echoed back: ourselves, not a peer
+          if (seen.has(k) || isOwnAddress(p.ip, p.port, port)) continue;
           seen.add(k);
           await write(peerLine(p));
         }
       }
-      if (!a.bool('watch') || io.signal.aborted) break;
+      if (!watch || stop.aborted) break;
       const wait = replies.length > 0 ? Math.min(...replies.map((r) => Math.max(r.interval, r.minInterval ?? 0))) : 60;
       params.event = 'none';
-      await sleep(wait * 1000, io.signal);
-      if (io.signal.aborted) break;
+      await sleep(wait * 1000, stop);
+      if (stop.aborted) break;
     }
-    if (a.bool('watch') && answered) {
-      // a polite goodbye, on a fresh deadline: the interrupt must not cancel it
+    // Leave nothing behind: --watch says 'stopped' on its way out, and so does a one-shot
+    // announce right after the reply (it only asked; the address it gave is no listener), unless
+    // --event chose what to say.
+    if (answered && (watch || !a.has('event'))) {
+      // on a fresh deadline: the interrupt must not cancel it
       const bye = new TrackerClient(client.tiers, { timeoutMs: Math.min(timeout, 5) * 1000 });
       await bye.announce({ ...params, event: 'stopped' }, a.bool('all'), onFailure).catch(() => []);
-      return 0;
     }
+    if (watch && answered) return 0;
     if (!answered) throw new CliError(`no tracker answered (${client.urls.length} tried)`);
     return 0;
   },

@@ -28,8 +28,9 @@ ping, find_node, get_peers and announce_peer.
 dht get-peers INFOHASH|MAGNET|TORRENT
   Prints peers as NDJSON ({"ip","port","source":"dht"}) as they are found; ends when the
   lookup converges (exit 1 when no node answered).
-  --watch                look again every minute, printing only new peers, until SIGINT
-                         (or --timeout, when given)
+  --watch                look again every minute, printing only new peers, until SIGINT,
+                         --timeout when given, or the reader of stdout has gone (noticed
+                         within a second, also between rounds)
 
 dht announce INFOHASH|MAGNET|TORRENT --port P
   get_peers, then announce_peer with the tokens received to the closest nodes; prints the
@@ -155,19 +156,18 @@ export const dht: Command = {
     } catch (e) {
       throw new CliError(`cannot bind UDP port ${udpPort}: ${(e as Error).message}`);
     }
-    // stdout gone (| head): stop at once, a normal end
-    const gone = new AbortController();
-    const onStdoutError = (e: NodeJS.ErrnoException): void => void (e.code === 'EPIPE' && gone.abort());
-    io.stdout.on('error', onStdoutError);
+    // our reader gone (| head had enough, | fetch-pieces finished): stop at once, a normal end,
+    // even between rounds when nothing is being written
     const endless = sub === 'serve' || a.bool('watch');
-    const bounds = [io.signal, gone.signal];
+    const gone = (endless || sub === 'get-peers' ? io.readerGone : undefined) ?? new AbortController().signal;
+    const bounds = [io.signal, gone];
     if (!endless || a.has('timeout')) bounds.push(AbortSignal.timeout(timeout));
     const deadline = AbortSignal.any(bounds);
     const silent = (): string => {
       const st = n.stats();
       return `no DHT node answered (${st.queriesSent} queries sent, ${st.timeouts} timed out${deadline.aborted ? `, stopped after ${timeout / 1000} s` : ''})`;
     };
-    const stopped = (): number | null => (gone.signal.aborted ? 0 : io.signal.aborted ? 130 : null);
+    const stopped = (): number | null => (gone.aborted ? 0 : io.signal.aborted ? 130 : null);
     try {
       switch (sub) {
         case 'ping': {
@@ -210,7 +210,7 @@ export const dht: Command = {
             }
             await sleep(60_000, deadline);
             if (deadline.aborted) {
-              if (gone.signal.aborted || io.signal.aborted) return 0; // --watch ends on SIGINT
+              if (gone.aborted || io.signal.aborted) return 0; // --watch ends on SIGINT
               if (!answered) throw new CliError(silent());
               return 0;
             }
@@ -238,7 +238,6 @@ export const dht: Command = {
         }
       }
     } finally {
-      io.stdout.off('error', onStdoutError);
       await n.close();
     }
   },

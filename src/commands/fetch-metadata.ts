@@ -57,11 +57,11 @@ examples:
     const feed = new PeerFeed();
     for (const p of await resolvePeerArgs(peers, io, 'fetch-metadata')) feed.add(p);
     await addMagnetPeers(src, feed, (m) => report(io, 'fetch-metadata', m));
-    feedFromStdin(io, 'fetch-metadata', feed);
+    const stopPeers = feedFromStdin(io, 'fetch-metadata', feed);
     const info = await fetchMetadataFromPeers(src, {
       feed, timeoutMs: timeout * 1000, signal: io.signal, maxSize, maxPeers, pex: !a.bool('no-pex'),
       log: (m) => report(io, 'fetch-metadata', m),
-    });
+    }).finally(stopPeers);
     const { file } = torrentFromInfo(src, info);
     if (out !== undefined) {
       await writeFileAtomic(out, file).catch((e: Error) => {
@@ -70,8 +70,6 @@ examples:
     } else {
       await new Promise<void>((resolve, reject) => io.stdout.write(file, (e) => (e ? reject(e) : resolve())));
     }
-    // stdin may still be open (announce --watch upstream): we are done all the same
-    io.stdin.destroy();
     return 0;
   },
 };

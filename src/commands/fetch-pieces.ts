@@ -98,7 +98,7 @@ examples:
     };
     const feed = new PeerFeed();
     for (const p of await resolvePeerArgs(peers, io, 'fetch-pieces')) feed.add(p);
-    feedFromStdin(io, 'fetch-pieces', feed);
+    const stopPeers = feedFromStdin(io, 'fetch-pieces', feed);
     // the DHT finds peers too (not for private torrents: BEP 27); announced only when we serve
     let dht = await startClientDht(a, io, 'fetch-pieces', src.torrent?.private ?? false);
     const discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port: a.has('serve-from') ? port ?? 6881 : null, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
@@ -164,12 +164,16 @@ examples:
       progress.update({ done: s.done, total: s.wanted, bytes: s.downloaded, extra: { peers: s.peers } });
       statsOut?.write(JSON.stringify({ event: 'stats', time: Date.now() / 1000, ...s }) + '\n');
     }, 1000);
+    // our reader gone (assemble failed, | head had enough) ends us too, normally, even while idle
+    const readerGone = io.readerGone ?? new AbortController().signal;
     try {
-      await pipeline(fetch, writeFrames(io.stdout), { signal: io.signal });
+      await pipeline(fetch, writeFrames(io.stdout), { signal: AbortSignal.any([io.signal, readerGone]) });
     } catch (e) {
       if (e instanceof FetchError) throw new CliError(e.message);
+      if (readerGone.aborted && !io.signal.aborted) return 0;
       throw e;
     } finally {
+      stopPeers();
       clearInterval(ticker);
       const s = fetch.finalStats ?? swarm.stats();
       progress.update({ done: s.done, total: s.wanted, bytes: s.downloaded, extra: { peers: s.peers } }, true);

@@ -1,3 +1,4 @@
+import { describeClose } from '../wire/close-reason.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
@@ -26,7 +27,7 @@ export const peer: Command = {
 Connects to one peer (or waits for one with --listen), handshakes, and prints every message
 in both directions as NDJSON: {"dir":"in","type":"bitfield","pieces":…}, {"dir":"out",
 "type":"interested"}; payloads are summarised (piece messages give index, begin, length; the
-BEP 10 handshake is decoded). A protocol violation ends with {"event":"closed","reason":…}.
+BEP 10 handshake is decoded). A protocol violation ends with {"event":"closed","reason":…,"kind":"violation"}.
 With a TORRENT the messages are checked against it; with a MAGNET or bare INFOHASH only
 their framing, until the metadata is fetched from the peer (BEP 9: --metadata, --request).
 
@@ -190,8 +191,10 @@ examples:
         }
       });
       conn.on('close', (reason) => {
-        print({ event: 'closed', reason });
-        resolve(request === undefined ? (reason === null || reason === 'connection closed by peer' || reason.startsWith('nothing received') ? 0 : 1) : 1);
+        print({ event: 'closed', reason: reason === null ? null : describeClose(reason), ...(reason === null ? {} : { kind: reason.kind }) });
+        // the peer hanging up, or going quiet after the handshake, is how a session ends
+        const normal = reason === null || reason.kind === 'hang-up' || (reason.kind === 'timeout' && conn.remote !== null);
+        resolve(request === undefined && normal ? 0 : 1);
       });
       io.signal.addEventListener('abort', () => conn.close(null), { once: true });
     });

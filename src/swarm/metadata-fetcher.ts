@@ -8,6 +8,7 @@
  * contributed, nobody can be blamed yet: the fetcher then asks one peer at a time for the whole
  * of it, so the liar is the one whose own copy fails.
  */
+import { closeReason } from '../wire/close-reason.js';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { PeerConnection } from '../wire/peer-connection.js';
@@ -113,7 +114,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetcherEvents> {
 
   private drop(conn: PeerConnection, reason: string): void {
     this.emit('log', `${conn.name}: ${reason}`);
-    conn.close(reason);
+    conn.close(closeReason('violation', reason));
     this.removeSource(conn);
   }
 

@@ -9,7 +9,8 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { peerKey, type PeerRecord } from '../peers/record.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
-import { PeerConnection, isHangUp, type ReadFeed } from '../wire/peer-connection.js';
+import { closeReason, describeClose } from '../wire/close-reason.js';
+import { PeerConnection, type ReadFeed } from '../wire/peer-connection.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { Connector } from './connector.js';
 import { MetadataFetcher } from './metadata-fetcher.js';
@@ -119,7 +120,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     if (this.pex) conn.use(this.pex.extension(conn, rec));
     conn.on('handshake', () => {
       this.outcomes.set(key, 'handshake done');
-      if (!conn.extended) conn.close('does not support the extension protocol (BEP 10), so cannot send metadata');
+      if (!conn.extended) conn.close(closeReason('dropped', 'does not support the extension protocol (BEP 10), so cannot send metadata'));
     });
     conn.on('extended-handshake', (d) => {
       const offers = conn.remoteExtensionId('ut_metadata') !== undefined && d.has('metadata_size');
@@ -129,10 +130,10 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     });
     conn.on('close', (reason) => {
       this.conns.delete(conn);
-      if (reason !== null) this.outcomes.set(key, reason);
+      if (reason !== null) this.outcomes.set(key, describeClose(reason));
       // only a connection that failed before the handshake is worth another dial here (a
       // hang-up on plaintext is retried with MSE at once); the metadata either came or not
-      this.connector.release(key, rec, { retry: conn.remote === null && reason !== null && !this.destroyed, handshook: conn.remote !== null, useful: false, hungUp: isHangUp(reason) });
+      this.connector.release(key, rec, { retry: conn.remote === null && reason !== null && !this.destroyed, handshook: conn.remote !== null, useful: false, hungUp: reason?.kind === 'hang-up' });
     });
   }
 }

@@ -13,7 +13,8 @@ import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
-import { PeerConnection, isHangUp, type WireExtension } from '../wire/peer-connection.js';
+import { closeReason, describeClose } from '../wire/close-reason.js';
+import { PeerConnection, type WireExtension } from '../wire/peer-connection.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
 import { PexExchange } from './pex.js';
@@ -102,7 +103,7 @@ export class Seeder extends EventEmitter<SeederEvents> {
         socket.destroy();
         return;
       }
-      victim.close('dropped to make room for a new peer');
+      victim.close(closeReason('dropped', 'dropped to make room for a new peer'));
     }
     const t = this.o.torrent;
     const conn = new PeerConnection(socket, {
@@ -135,7 +136,7 @@ export class Seeder extends EventEmitter<SeederEvents> {
       this.slots.remove(holder);
       this.closedUploaded += conn.uploaded;
       // peers leaving (closed, reset, broken pipe) is the normal end of a download
-      if (reason !== null && !isHangUp(reason)) this.emit('log', `${conn.name}: ${reason}`);
+      if (reason !== null && reason.kind !== 'hang-up') this.emit('log', `${conn.name}: ${describeClose(reason)}`);
     });
   }
 

@@ -20,7 +20,8 @@ import type { Torrent } from '../metainfo/torrent.js';
 import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
 import { isOwnAddress } from '../peers/self.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
-import { PeerConnection, isHangUp, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
+import { closeReason, describeClose, type CloseReason } from '../wire/close-reason.js';
+import { PeerConnection, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
 import { PexExchange } from './pex.js';
 import { BufferPool } from '../storage/buffer-pool.js';
@@ -333,7 +334,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       socket.destroy();
       return;
     }
-    victim?.close('dropped to make room for a new peer');
+    victim?.close(closeReason('dropped', 'dropped to make room for a new peer'));
     const t = this.torrent;
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,
@@ -416,18 +417,18 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     }
   }
 
-  private onClose(peer: Peer, reason: string | null): void {
+  private onClose(peer: Peer, reason: CloseReason | null): void {
     if (this.peers.get(peer.key) !== peer) return;
     this.peers.delete(peer.key);
     if (peer.holder) this.slots.remove(peer.holder);
     this.uploadedClosed += peer.conn.uploaded;
     this.scheduler.forget(peer);
     this.picker.addBitfield((i) => peer.bits.has(i), -1);
-    if (reason === 'protocol violation: connected to ourselves') {
+    if (reason?.kind === 'ourselves') {
       this.connector.ban(peer.key); // our own address, as a tracker lists us: not worth a line
       reason = null;
     }
-    if (reason !== null && !this.finished && !this.destroyed) this.emit('log', `${peer.key}: ${reason}`);
+    if (reason !== null && !this.finished && !this.destroyed) this.emit('log', `${peer.key}: ${describeClose(reason)}`);
     // whatever ended it (a hang-up, a timeout, even a violation: our own bookkeeping once took
     // honest answers for one), the peer is dialled again with back-off; only a ban is final.
     // An incoming connection's address is not one to dial (its port is the peer's own pick).
@@ -435,7 +436,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       retry: peer.conn.outgoing && reason !== null && !this.finished && !this.destroyed,
       handshook: peer.conn.remote !== null,
       useful: peer.conn.downloaded > 0,
-      hungUp: isHangUp(reason),
+      hungUp: reason?.kind === 'hang-up',
     });
     // others may now take the released blocks
     this.scheduler.fillAll();
@@ -502,7 +503,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private onBlock(peer: Peer, index: number, begin: number, block: Buffer): void {
     const mine = this.scheduler.answer(peer, index, begin, block.length);
     if (typeof mine === 'string' && mine !== 'late') {
-      peer.conn.close(`protocol violation: ${mine}`);
+      peer.conn.close(closeReason('violation', mine));
       return;
     }
     const now = Date.now();
@@ -583,7 +584,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       this.connector.ban(key);
       this.bannedCount++;
       this.emit('log', `${key}: banned: sent data that failed the hash check`);
-      this.peers.get(key)?.conn.close('banned');
+      this.peers.get(key)?.conn.close(closeReason('banned', 'banned'));
     }
   }
 

@@ -16,6 +16,7 @@
  * - When the connection limit is full, `victim()` names a connection to drop for a newcomer:
  *   an idle one that wants nothing, or one that stopped reading.
  */
+import { closeReason } from '../wire/close-reason.js';
 import type { PeerConnection } from '../wire/peer-connection.js';
 import { Choker } from './choker.js';
 import type { Uploader } from './uploader.js';
@@ -84,7 +85,7 @@ export class UploadSlots {
     for (const h of this.holders.values()) {
       const c = h.uploader.conn;
       const stalled = h.uploader.stalledFor(now);
-      if (stalled > this.o.dropStalledMs) c.close(`took nothing of what we sent for ${Math.round(stalled / 1000)} s`);
+      if (stalled > this.o.dropStalledMs) c.close(closeReason('dropped', `took nothing of what we sent for ${Math.round(stalled / 1000)} s`));
       else if (!c.amChoking && stalled > this.o.stallMs) h.uploader.choke();
     }
     if (now - this.lastRound >= this.o.roundMs) this.round(now);

@@ -8,6 +8,7 @@
  * (upload-slots.ts) takes its slot away.
  */
 import type { Lease, ReadCache } from '../storage/read-cache.js';
+import { closeReason } from '../wire/close-reason.js';
 import type { PeerConnection } from '../wire/peer-connection.js';
 import type { WireMessage } from '../wire/protocol.js';
 import type { Bitfield } from './bitfield.js';
@@ -105,7 +106,7 @@ export class Uploader {
         return;
       }
       if (this.queue.length >= MAX_QUEUED_REQUESTS) {
-        this.conn.close(`protocol violation: more than ${MAX_QUEUED_REQUESTS} requests queued`);
+        this.conn.close(closeReason('violation', `more than ${MAX_QUEUED_REQUESTS} requests queued`));
         return;
       }
       // a stall is counted from the moment something waits
@@ -138,14 +139,14 @@ export class Uploader {
           this.reading--;
           if (this.conn.closed) return;
           if (block === null) {
-            this.conn.close(`piece ${r.index} is not readable on disk`);
+            this.conn.close(closeReason('local', `piece ${r.index} is not readable on disk`));
             return;
           }
           if (this.sendBlock(r, block)) this.pump();
         },
         (e: Error) => {
           this.reading--;
-          this.conn.close(`reading piece ${r.index}: ${e.message}`);
+          this.conn.close(closeReason('local', `reading piece ${r.index}: ${e.message}`));
         },
       );
     }
@@ -171,7 +172,7 @@ export class Uploader {
     });
     this.sentBlocks++;
     if (this.fault.disconnectAfter !== undefined && this.sentBlocks >= this.fault.disconnectAfter) {
-      this.conn.close('fault switch: disconnect');
+      this.conn.close(closeReason('local', 'fault switch: disconnect'));
       return false;
     }
     return true;

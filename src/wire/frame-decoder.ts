@@ -14,9 +14,12 @@
 import { HANDSHAKE_LENGTH, ID, MAX_BLOCK, PROTOCOL, type Handshake, type WireMessage } from './protocol.js';
 
 export class WireViolation extends Error {
-  constructor(reason: string) {
+  /** how the connection ends for it (our own handshake coming back is no fault of a peer) */
+  readonly kind: 'violation' | 'ourselves';
+  constructor(reason: string, kind: 'violation' | 'ourselves' = 'violation') {
     super(reason);
     this.name = 'WireViolation';
+    this.kind = kind;
   }
 }
 

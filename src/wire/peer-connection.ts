@@ -3,8 +3,8 @@
  * timeouts, byte counters, and a plug-in point for BEP 10 extensions (the core knows nothing of
  * ut_metadata or ut_pex: they register themselves by name).
  *
- * A protocol violation or a timeout closes the connection with a reason ('close' event); it is
- * never thrown out of here.
+ * A protocol violation or a timeout closes the connection with a typed reason ('close' event,
+ * close-reason.ts); it is never thrown out of here.
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
@@ -13,15 +13,11 @@ import { encode } from '../bencode/encoder.js';
 import type { BDict, BValue } from '../bencode/types.js';
 import { ipBytes } from '../peers/compact.js';
 import { normalizeIp } from '../peers/record.js';
+import { closeReason, socketErrorReason, type CloseReason } from './close-reason.js';
 import { FrameDecoder, WireViolation, type WireLimits } from './frame-decoder.js';
 import { MseInitiator, MseResponder, PLAIN_PREFIX, type MseResult } from './mse.js';
 import type { Rc4 } from './rc4.js';
 import { DHT_BIT, EXTENSION_BIT, FAST_BIT, encodeHandshake, encodeMessage, encodeRequests, hasBit, reservedBits, type Handshake, type WireMessage } from './protocol.js';
-
-/** Close reasons that mean the peer went away (closed, reset, broken pipe), not that anything was wrong. */
-export function isHangUp(reason: string | null): boolean {
-  return reason !== null && /^(connection closed by peer|ECONNRESET|EPIPE)$/.test(reason);
-}
 
 export interface WireExtension {
   /** the BEP 10 name, e.g. 'ut_metadata' */
@@ -83,7 +79,8 @@ export interface PeerConnectionEvents {
   /** every message we send (for tracing) */
   sent: [WireMessage];
   'extended-handshake': [BDict];
-  close: [string | null];
+  /** null: we closed it, normally */
+  close: [CloseReason | null];
   drain: [];
 }
 
@@ -113,7 +110,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   downloaded = 0;
   uploaded = 0;
   closed = false;
-  closeReason: string | null = null;
+  closeReason: CloseReason | null = null;
   /** how the stream is carried: MSE (with plaintext or RC4 after it) or the plain protocol */
   encryption: 'none' | 'mse-plaintext' | 'mse-rc4' = 'none';
   /** incoming with skeys: the first bytes, until they show which handshake this is */
@@ -140,9 +137,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     socket.setNoDelay(true);
     if (opts.reads) opts.reads.onChunk = (chunk) => this.onData(chunk);
     else socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (e: NodeJS.ErrnoException) => this.close(e.code ?? e.message));
-    socket.on('close', () => this.close('connection closed by peer'));
-    socket.on('end', () => this.close('connection closed by peer'));
+    socket.on('error', (e: NodeJS.ErrnoException) => this.close(socketErrorReason(e)));
+    socket.on('close', () => this.close(closeReason('hang-up', 'connection closed by peer')));
+    socket.on('end', () => this.close(closeReason('hang-up', 'connection closed by peer')));
     socket.on('drain', () => this.emit('drain'));
     const hsTimeout = opts.handshakeTimeoutMs ?? 10_000;
     const started = Date.now();
@@ -276,7 +273,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   }
 
   /** Closes the connection (idempotent); `reason` null means a normal close by us. */
-  close(reason: string | null = null): void {
+  close(reason: CloseReason | null = null): void {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
@@ -289,12 +286,12 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   private tick(started: number, hsTimeout: number): void {
     const now = Date.now();
     if (this.remote === null) {
-      if (now - started > hsTimeout) this.close(`no handshake within ${hsTimeout} ms`);
+      if (now - started > hsTimeout) this.close(closeReason('timeout', `no handshake within ${hsTimeout} ms`));
       return;
     }
     const idle = this.opts.idleTimeoutMs ?? 120_000;
     if (now - this.lastRecv > idle) {
-      this.close(`nothing received for ${Math.round(idle / 1000)} s`);
+      this.close(closeReason('timeout', `nothing received for ${Math.round(idle / 1000)} s`));
       return;
     }
     if (now - this.lastSend > (this.opts.keepAliveMs ?? 60_000)) this.send({ type: 'keep-alive' });
@@ -317,8 +314,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       if (bytes === null || bytes.length === 0) return;
       this.decoder.write(bytes, (h) => this.onHandshake(h), (m) => this.onMessage(m));
     } catch (e) {
-      if (e instanceof WireViolation) this.close(`protocol violation: ${e.message}`);
-      else this.close(`internal error: ${(e as Error).message}`);
+      if (e instanceof WireViolation) this.close(closeReason(e.kind, e.message));
+      else this.close(closeReason('local', `internal error: ${(e as Error).message}`));
     }
   }
 
@@ -364,7 +361,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       this.decoder.limits = limits;
       this.sendHandshake(h.infoHash);
     }
-    if (h.peerId.equals(this.opts.peerId)) throw new WireViolation('connected to ourselves');
+    if (h.peerId.equals(this.opts.peerId)) throw new WireViolation('connected to ourselves', 'ourselves');
     this.remote = h;
     this.fast = (this.opts.fast ?? true) && hasBit(h.reserved, FAST_BIT);
     this.extended = (this.opts.extended ?? true) && hasBit(h.reserved, EXTENSION_BIT);
