@@ -68,13 +68,20 @@ test('announce over HTTP, UDP and HTTP on ::1 to the bittorrent-tracker server: 
     assert.equal(s['tracker'], url);
     assert.equal(Number(s['seeders']) + Number(s['leechers']), 2);
     const raw = await runCli(['announce', '--raw', f, '--port', '7003']);
-    assert.equal(lines(raw.stdout)[0]!['tracker'], url);
+    const rec = lines(raw.stdout)[0]!;
+    assert.equal(rec['tracker'], url);
+    // the reply in bdecode's tagged mapping: `bencode` turns it back into the tracker's bytes
+    const reply = rec['reply'] as Record<string, unknown>;
+    assert.equal(typeof reply['interval'], 'number');
+    const back = await runCli(['bencode'], { input: JSON.stringify(reply) + '\n' });
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(back.stdout.toString('latin1').match(/5:peers(\d+):/)?.[1] !== undefined, true, back.stdout.toString('latin1'));
   }
   const f6 = await torrentFile([t.udp6]);
   await runCli(['announce', f6, '--port', '7004', '--event', 'started']);
   const r6 = await runCli(['announce', '--raw', f6, '--port', '7005', '--event', 'started']);
   assert.equal(r6.code, 0, r6.stderr);
-  assert.equal(lines(r6.stdout)[0]!['leechers'], 2);
+  assert.equal((lines(r6.stdout)[0]!['reply'] as Record<string, unknown>)['leechers'], 2);
 });
 
 test('tiers: a dead tracker in the first tier falls back to a live one; --all asks both', async () => {

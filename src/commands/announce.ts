@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { toJson } from '../bencode/json.js';
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { report, warnOnce, type Command } from '../cli/io.js';
@@ -49,7 +50,8 @@ options:
   --watch            keep re-announcing at the trackers' interval, printing only new peers,
                      until SIGINT or until our reader has gone (the pipeline's end); then
                      send 'stopped' and exit 0
-  --raw              print each tracker's decoded reply as JSON instead of peers
+  --raw              print {"tracker":URL,"reply":…} per tracker instead of peers: its decoded
+                     reply as bdecode prints it (UDP: its fields, peers as compact bytes)
   --scrape           print {tracker, seeders, leechers, downloaded} per tracker instead
   --event E          started | completed | stopped | none (default: started, and
                      'stopped' right after the reply, so that no phantom peer is left
@@ -123,7 +125,8 @@ examples:
         if (r.warning) report(io, 'announce', `${r.tracker}: warning: ${r.warning}`);
         if (r.skipped) warn(`skipped ${r.tracker}`, `${r.tracker}: ${r.skipped}`);
         if (a.bool('raw')) {
-          await write(JSON.stringify({ tracker: r.tracker, ...r.raw }) + '\n');
+          // the reply in bdecode's tagged mapping (man 7 torrent-tools-formats), as written text
+          await write(`{"tracker":${JSON.stringify(r.tracker)},"reply":${toJson(r.raw)}}\n`);
           continue;
         }
         for (const p of r.peers) {

@@ -5,7 +5,6 @@
 import { decodeCompactPeers } from '../peers/compact.js';
 import { decode } from '../bencode/decoder.js';
 import type { BDict, BValue } from '../bencode/types.js';
-import { escapeLine } from '../cli/errors.js';
 import { normalizeIp, type PeerRecord } from '../peers/record.js';
 
 export type AnnounceEvent = 'started' | 'completed' | 'stopped' | 'none';
@@ -34,8 +33,8 @@ export interface AnnounceReply {
   /** what of the reply was not used, in a phrase (peers given by name) */
   skipped?: string;
   peers: PeerRecord[];
-  /** the decoded reply (HTTP) or its fields (UDP), for --raw */
-  raw: Record<string, unknown>;
+  /** the decoded reply (HTTP), or its fields as one (UDP: peers as the compact bytes), for --raw */
+  raw: BValue;
 }
 
 export interface ScrapeReply {
@@ -69,15 +68,13 @@ function num(v: BValue | undefined): number | undefined {
   return typeof v === 'number' && v >= 0 ? v : undefined;
 }
 
-/** Plain JSON for --raw: byte strings as text when printable, else hex. */
-export function rawJson(v: BValue): unknown {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'bigint') return v.toString();
-  if (Buffer.isBuffer(v)) return /^[\x20-\x7e]*$/.test(v.toString('latin1')) ? v.toString('latin1') : { $hex: v.toString('hex') };
-  if (Array.isArray(v)) return v.map(rawJson);
-  const o: Record<string, unknown> = {};
-  for (const [k, x] of v) o[k] = rawJson(x);
-  return o;
+/**
+ * A tracker's text (failure reason, warning) bounded in length; control characters are escaped
+ * where it is printed, as every line from the network is.
+ */
+function trackerText(b: Buffer): string {
+  const t = b.toString('utf8');
+  return t.length > 300 ? t.slice(0, 300) + '…' : t;
 }
 
 /** Parses an HTTP tracker's bencoded announce reply. */
@@ -91,7 +88,7 @@ export function parseAnnounceBody(body: Buffer, tracker: string): AnnounceReply 
   if (!(d instanceof Map)) throw new TrackerError('reply is not a dict');
   const dict = d as BDict;
   const failure = dict.get('failure reason');
-  if (Buffer.isBuffer(failure)) throw new TrackerError(`failure: ${escapeLine(failure.toString('utf8'), 300)}`);
+  if (Buffer.isBuffer(failure)) throw new TrackerError(`failure: ${trackerText(failure)}`);
   const peers: PeerRecord[] = [];
   let named = 0;
   const p = dict.get('peers');
@@ -118,7 +115,7 @@ export function parseAnnounceBody(body: Buffer, tracker: string): AnnounceReply 
   const p6 = dict.get('peers6');
   if (Buffer.isBuffer(p6)) peers.push(...compactPeers(p6, true, tracker));
   const interval = num(dict.get('interval'));
-  const reply: AnnounceReply = { tracker, interval: Math.max(MIN_INTERVAL, interval ?? 1800), peers, raw: rawJson(dict) as Record<string, unknown> };
+  const reply: AnnounceReply = { tracker, interval: Math.max(MIN_INTERVAL, interval ?? 1800), peers, raw: dict };
   const mi = num(dict.get('min interval'));
   if (mi !== undefined) reply.minInterval = Math.max(MIN_INTERVAL, mi);
   const c = num(dict.get('complete'));
@@ -128,7 +125,7 @@ export function parseAnnounceBody(body: Buffer, tracker: string): AnnounceReply 
   const tid = dict.get('tracker id');
   if (Buffer.isBuffer(tid)) reply.trackerId = tid.toString('latin1');
   const w = dict.get('warning message');
-  if (Buffer.isBuffer(w)) reply.warning = escapeLine(w.toString('utf8'), 300);
+  if (Buffer.isBuffer(w)) reply.warning = trackerText(w);
   if (named > 0) reply.skipped = `${named} peer${named === 1 ? '' : 's'} named by host name, not address, skipped`;
   return reply;
 }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import type { BValue } from '../bencode/types.js';
 import { compactPeers, MIN_INTERVAL, TrackerError, type AnnounceParams, type AnnounceReply, type ScrapeReply } from './reply.js';
 
 const PROTOCOL_ID = 0x41727101980n;
@@ -144,7 +145,7 @@ export async function udpAnnounce(url: string, p: AnnounceParams, o: UdpOptions)
       complete: seeders,
       incomplete: leechers,
       peers,
-      raw: { interval, leechers, seeders, peers: peers.map((x) => `${x.ip}:${x.port}`) },
+      raw: new Map<string, BValue>([['interval', interval], ['leechers', leechers], ['seeders', seeders], ['peers', Buffer.from(r.subarray(20))]]),
     };
   });
 }

@@ -1,6 +1,6 @@
 /** One JSON-able summary per wire message, for `peer` traces: payloads summarised, never dumped. */
 import { decode } from '../bencode/decoder.js';
-import { rawJson } from '../tracker/reply.js';
+import { toJson } from '../bencode/json.js';
 import { decodeMetadataMessage } from './ut-metadata.js';
 import { decodePex } from './ut-pex.js';
 import { DHT_BIT, EXTENSION_BIT, FAST_BIT, hasBit, type Handshake, type WireMessage } from './protocol.js';
@@ -53,7 +53,8 @@ export function describeMessage(m: WireMessage, extension?: string): Record<stri
     case 'extended': {
       if (m.id === 0) {
         try {
-          return { type: m.type, id: 0, handshake: rawJson(decode(m.payload, { maxDepth: 16, allowUnsorted: true })) };
+          // the tagged mapping of bdecode (man 7 torrent-tools-formats), as a value in the record
+          return { type: m.type, id: 0, handshake: JSON.parse(toJson(decode(m.payload, { maxDepth: 16, allowUnsorted: true }))) as unknown };
         } catch {
           return { type: m.type, id: 0, bytes: m.payload.length, malformed: true };
         }
