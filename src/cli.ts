@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { commands, findCommand } from './commands/index.js';
 import { CliError, UsageError, escapeLine } from './cli/errors.js';
 import { describeSystemError } from './cli/input.js';
+import { JobError } from './errors.js';
 import type { Command, Io } from './cli/io.js';
 import { watchReader, type ReaderWatch } from './cli/reader-watch.js';
 
@@ -64,6 +65,11 @@ async function runCommand(cmd: Command, argv: string[], io: Io): Promise<number>
     if (e instanceof CliError) {
       io.stderr.write(`torrent-tools ${cmd.name}: ${escapeLine(e.message)}\n`);
       return e.exitCode;
+    }
+    if (e instanceof JobError) {
+      // the library's own failures (no peers left, no metadata) say it in the user's terms
+      io.stderr.write(`torrent-tools ${cmd.name}: ${escapeLine(e.message)}\n`);
+      return 1;
     }
     const sys = describeSystemError(e);
     if (sys !== null) {

@@ -1,4 +1,20 @@
-/** torrent-tools as a library: the codec and every stream stage the commands are built from. */
+/**
+ * torrent-tools as a library: a whole download in one call (`download()`), every stream stage
+ * the commands are built from, and the codec.
+ */
+export { download, DownloadJob } from './client/download.js';
+export type { DownloadOptions, DownloadEvent, DownloadResult, DownloadProgress } from './client/download.js';
+export { JobError } from './errors.js';
+export { MetadataError } from './client/metadata.js';
+export { loadSource, sourceOfTorrent, sourceOfMagnet } from './metainfo/source.js';
+export type { TorrentSource } from './metainfo/source.js';
+export { fileIndexes, SelectError } from './metainfo/select.js';
+export type { PeerRecord, PeerSource } from './peers/record.js';
+export { peerFromJson, peerLine, peerKey } from './peers/record.js';
+export { resolvePeers } from './peers/resolve.js';
+export type { NamedPeer } from './peers/resolve.js';
+export { makePeerId, PEER_ID_PREFIX, CLIENT_VERSION } from './wire/protocol.js';
+export type { CloseReason, CloseKind } from './wire/close-reason.js';
 export * from './bencode/index.js';
 export { BdecodeStream } from './streams/bdecode.js';
 export { BencodeStream } from './streams/bencode.js';
@@ -9,8 +25,9 @@ export type { NdjsonLine } from './streams/ndjson-parse.js';
 export { PieceFrameEncoder, PieceFrameDecoder, PieceStreamError, frameHeader, writeFrames } from './streams/piece-frames.js';
 export type { PieceFrame } from './streams/piece-frames.js';
 export { FetchStream, FetchError } from './streams/fetch.js';
+export type { FetchOptions } from './streams/fetch.js';
 export { AssembleStream } from './streams/assemble.js';
-export type { AssembleEvent } from './streams/assemble.js';
+export type { AssembleEvent, AssembleOptions } from './streams/assemble.js';
 export { InOrderContentStream, InOrderContentWriter } from './streams/in-order.js';
 export { PeerRecordStream } from './streams/peers.js';
 export { readHaveSet, applyHaveRecord } from './streams/have-set.js';
@@ -22,11 +39,15 @@ export { createTorrent, scanPath } from './metainfo/create.js';
 export { FileStore } from './storage/file-store.js';
 export { verifyPieces, hashPieces } from './storage/verify.js';
 export { Swarm } from './swarm/swarm.js';
+export type { SwarmOptions, SwarmStats, PeerStats, SwarmEvents } from './swarm/swarm.js';
 export { Seeder } from './swarm/seeder.js';
+export type { SeederOptions } from './swarm/seeder.js';
 export { PeerConnection } from './wire/peer-connection.js';
 export { FrameDecoder, WireViolation } from './wire/frame-decoder.js';
 export { TrackerClient } from './tracker/client.js';
 export { AnnounceLoop } from './tracker/loop.js';
+export type { AnnounceLoopOptions } from './tracker/loop.js';
+export type { AnnounceParams, AnnounceReply, ScrapeReply } from './tracker/reply.js';
 export { torrentFileFromMetadata } from './metainfo/from-metadata.js';
 export { UtMetadata, encodeMetadataMessage, decodeMetadataMessage } from './wire/ut-metadata.js';
 export { UtPex, encodePex, decodePex } from './wire/ut-pex.js';

@@ -139,3 +139,34 @@ test('a one-shot announce leaves nothing on the tracker (stopped after the reply
   assert.equal(e.code, 0, e.stderr);
   assert.equal(trk.peers(), 1, '--event started: listed, as asked');
 });
+
+test('a download that fails half-way (a symlink in the way, or SIGINT) still says stopped to the tracker', { timeout: 60_000 }, async () => {
+  const trk = await tracker();
+  const dir = await tmpDir('tt-failway-');
+  // multi-file, so that a symlink standing for the torrent's folder is in the way
+  const data = bytes(rng(44), 4 * 1024 * 1024);
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, makeTorrentBytes('half', [{ path: ['big.bin'], data }], 16384, [['announce', Buffer.from(trk.url)]]));
+  const { symlink } = await import('node:fs/promises');
+  await mkdir(join(dir, 'out1'));
+  await symlink('/tmp', join(dir, 'out1', 'half'));
+  const started = (): Promise<void> => new Promise((r) => trk.server.once('start', () => r()));
+  const stopped = (): Promise<void> => new Promise((r) => trk.server.once('stop', () => r()));
+  let s = stopped();
+  const bad = await runCli(['download', tf, '-o', join(dir, 'out1'), '--no-dht', '--quiet', '--port', '0'], { timeoutMs: 30_000 });
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /symlink|symbolic link/i);
+  await s;
+  assert.equal(trk.peers(), 0, 'nothing left on the tracker');
+  // SIGINT mid-way (checking the files already there, or waiting for peers)
+  await writeFiles(join(dir, 'out2'), 'half', [{ path: ['big.bin'], data }]);
+  const st = started();
+  s = stopped();
+  const c = spawn(process.execPath, [CLI, 'download', tf, '-o', join(dir, 'out2'), '--no-dht', '--quiet', '--port', '0'], { stdio: 'ignore' });
+  await st;
+  c.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => c.on('close', (x) => r(x)));
+  assert.equal(code, 130);
+  await s;
+  assert.equal(trk.peers(), 0, 'nothing left on the tracker');
+});

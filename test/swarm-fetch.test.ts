@@ -118,8 +118,8 @@ test('requests never wait for the periodic tick: with 2 pieces in flight and no 
   const s = await seeds(2);
   // each piece that passes its hash frees room for the next at once: were that left to the
   // tick, the fetch would stop once both started pieces were complete and hashing
-  const fetch = new FetchStream({ torrent: t, maxInFlightBytes: 2 * PL, tickMs: 3_600_000, pex: false, stallTimeoutMs: 0 });
-  for (const x of s) fetch.peers.write({ ip: '127.0.0.1', port: x.port, source: 'cli' });
+  const fetch = new FetchStream(t, { maxInFlightBytes: 2 * PL, tickMs: 3_600_000, pex: false, stallTimeoutMs: 0 });
+  for (const x of s) fetch.write({ ip: '127.0.0.1', port: x.port, source: 'cli' });
   const got: PieceFrame[] = [];
   const timer = setTimeout(() => fetch.destroy(new Error(`stalled with ${got.length} of ${t.pieceCount} pieces`)), 30_000);
   try {

@@ -59,10 +59,10 @@ test('a peer dropped for a protocol violation is dialled again (only a ban is fi
     },
   });
   cleanup.push(() => seeder.close());
-  const f = new FetchStream({ torrent, stallTimeoutMs: 20_000 });
+  const f = new FetchStream(torrent, { stallTimeoutMs: 20_000 });
   const logs: string[] = [];
   f.swarm.on('log', (l) => logs.push(l));
-  f.peers.write({ ip: '127.0.0.1', port: seeder.port, source: 'cli' });
+  f.write({ ip: '127.0.0.1', port: seeder.port, source: 'cli' });
   const got = Buffer.alloc(torrent.length);
   for await (const p of f as AsyncIterable<PieceFrame>) {
     p.piece.copy(got, p.index * PL);

@@ -25,10 +25,10 @@ after(async () => {
 async function fetchFrom(onMessage: (ctx: SeederContext, m: WireMessage) => void, fast = true): Promise<{ logs: string[]; seeder: ScriptedSeeder }> {
   const seeder = await startScriptedSeeder({ torrent, content, fast, onMessage });
   seeders.push(seeder);
-  const f = new FetchStream({ torrent, stallTimeoutMs: 10_000, tickMs: 100 });
+  const f = new FetchStream(torrent, { stallTimeoutMs: 10_000, tickMs: 100 });
   const logs: string[] = [];
   f.swarm.on('log', (l) => logs.push(l));
-  f.peers.write({ ip: '127.0.0.1', port: seeder.port, source: 'cli' });
+  f.write({ ip: '127.0.0.1', port: seeder.port, source: 'cli' });
   const got = Buffer.alloc(torrent.length);
   try {
     for await (const p of f as AsyncIterable<PieceFrame>) {
@@ -128,10 +128,10 @@ test('a block never requested, or one request answered twice, closes the connect
       },
     });
     seeders.push(seeder);
-    const f = new FetchStream({ torrent, stallTimeoutMs: 10_000 });
+    const f = new FetchStream(torrent, { stallTimeoutMs: 10_000 });
     const logs: string[] = [];
     f.swarm.on('log', (l) => logs.push(l));
-    f.peers.write({ ip: '127.0.0.1', port: seeder.port, source: 'cli' });
+    f.write({ ip: '127.0.0.1', port: seeder.port, source: 'cli' });
     const deadline = Date.now() + 5000;
     while (violations(logs).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     f.destroy();

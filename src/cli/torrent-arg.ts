@@ -3,20 +3,14 @@
  * (where it makes sense) a bare info hash.
  */
 import { readFile } from 'node:fs/promises';
-import { MagnetError, parseInfoHash, parseMagnet, type Magnet } from '../metainfo/magnet.js';
-import { LIMITS, MetainfoError, parseTorrent, type Torrent } from '../metainfo/torrent.js';
+import { MagnetError, parseInfoHash } from '../metainfo/magnet.js';
+import { sourceOfMagnet, sourceOfTorrent, type TorrentSource } from '../metainfo/source.js';
+import { LIMITS, MetainfoError, parseTorrent } from '../metainfo/torrent.js';
 import { CliError, UsageError } from './errors.js';
 import { describeSystemError } from './input.js';
 import { warnOnce, type Io } from './io.js';
 
-export interface TorrentSource {
-  torrent?: Torrent;
-  magnet?: Magnet;
-  infoHash: Buffer;
-  /** how messages name it: the file, the magnet's dn, or the hex hash */
-  name: string;
-  trackers: string[][];
-}
+export type { TorrentSource };
 
 export interface TorrentArgOptions {
   strict?: boolean;
@@ -38,15 +32,12 @@ async function readAll(stream: NodeJS.ReadableStream, limit: number, name: strin
 export async function loadTorrentArg(arg: string, io: Io, cmd: string, options: TorrentArgOptions = {}): Promise<TorrentSource> {
   if (/^magnet:/i.test(arg)) {
     if (!options.allowMagnet) throw new UsageError('this command needs a .torrent file, not a magnet URI (fetch-metadata makes one)');
-    let m: Magnet;
     try {
-      m = parseMagnet(arg);
+      return sourceOfMagnet(arg);
     } catch (e) {
       if (e instanceof MagnetError) throw new CliError(`magnet: ${e.message}`);
       throw e;
     }
-    if (!m.infoHash) throw new CliError('magnet: only a v2 (btmh) hash: torrent-tools needs a v1 btih info hash');
-    return { magnet: m, infoHash: m.infoHash, name: m.name ?? m.infoHashHex!, trackers: m.trackers.map((u) => [u]) };
   }
   const hash = parseInfoHash(arg);
   if (hash !== null && options.allowInfoHash) {
@@ -64,8 +55,7 @@ export async function loadTorrentArg(arg: string, io: Io, cmd: string, options: 
   }
   const warn = warnOnce(io, cmd);
   try {
-    const torrent = parseTorrent(buf, { strict: options.strict, onWarning: (m) => warn(m, `${name}: ${m}`) });
-    return { torrent, infoHash: torrent.infoHash, name, trackers: torrent.announce };
+    return sourceOfTorrent(parseTorrent(buf, { strict: options.strict, onWarning: (m) => warn(m, `${name}: ${m}`) }), name);
   } catch (e) {
     if (e instanceof MetainfoError) throw new CliError(`${name}: ${e.message}`);
     throw e;

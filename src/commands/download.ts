@@ -1,31 +1,21 @@
-import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
-import { report, type Command } from '../cli/io.js';
+import { report, type Command, type Io } from '../cli/io.js';
 import { parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.js';
-import { pickFreePort } from '../cli/port.js';
-import { resolveTorrent } from '../cli/metadata.js';
-import { PeerFeed } from '../peers/feed.js';
-import type { Torrent } from '../metainfo/torrent.js';
-import { makePeerId } from '../wire/protocol.js';
 import { Progress, progressMode } from '../cli/progress.js';
 import { resolveSelect } from '../cli/select.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
-import { piecesForFiles } from '../metainfo/pieces.js';
+import { DHT_BOOLEAN_OPTIONS, DHT_HELP, DHT_STRING_OPTIONS, startClientDht } from '../cli/dht-args.js';
+import { DownloadJob, type DownloadResult } from '../client/download.js';
+import type { Torrent } from '../metainfo/torrent.js';
 import { FileStore } from '../storage/file-store.js';
 import { UnsafePathError } from '../storage/safe-path.js';
 import { verifyPieces } from '../storage/verify.js';
-import { AssembleStream, type AssembleEvent } from '../streams/assemble.js';
-import { FetchError, FetchStream } from '../streams/fetch.js';
 import { Bitfield } from '../swarm/bitfield.js';
 import { Seeder } from '../swarm/seeder.js';
 import { AnnounceLoop } from '../tracker/loop.js';
-import { DHT_BOOLEAN_OPTIONS, DHT_HELP, DHT_STRING_OPTIONS, startClientDht } from '../cli/dht-args.js';
-import { DhtDiscovery } from '../dht/discovery.js';
+import { SelectError } from '../metainfo/select.js';
+import type { DhtNode } from '../dht/node.js';
 
 export const download: Command = {
   name: 'download',
@@ -83,8 +73,8 @@ examples:
     if (a.positional.length !== 1) throw new UsageError('expected one TORRENT');
     const out = a.str('output');
     if (out === undefined) throw new UsageError('-o DIR is required');
-    const peers = parsePeerArgs(a.list('peer'));
-    const portArg = a.int('port', 0, 65535) ?? 6881;
+    const peerArgs = parsePeerArgs(a.list('peer'));
+    const port = a.int('port', 0, 65535) ?? 6881;
     const maxPeers = a.int('max-peers', 1, 10_000) ?? 50;
     const maxMemory = a.int('max-memory', 1, Number.MAX_SAFE_INTEGER);
     const timeout = a.int('timeout', 0, 86_400) ?? 120;
@@ -93,157 +83,85 @@ examples:
     const seedTime = a.int('seed-time', 1, 365 * 86_400);
     const src = await loadTorrentArg(a.positional[0]!, io, 'download', { strict: a.bool('strict'), allowMagnet: true, allowInfoHash: true });
     const log = (m: string): void => report(io, 'download', m);
-    const port = portArg === 0 ? await pickFreePort() : portArg;
-    const peerId = makePeerId(randomBytes);
-    // every peer source feeds one place: first the metadata step (magnets), then the swarm
-    const feed = new PeerFeed();
-    for (const p of await resolvePeerArgs(peers, io, 'download')) feed.add(p);
-    let t: Torrent | undefined = src.torrent;
-    let haveCount = 0;
-    const tiers = a.bool('no-announce') ? [] : [...src.trackers.map((x) => [...x]), ...a.list('tracker').map((u) => [u])];
-    let swarmStats = (): { uploaded: number; downloaded: number } => ({ uploaded: 0, downloaded: 0 });
-    const loop = tiers.length > 0
-      ? new AnnounceLoop({
-          tiers, infoHash: src.infoHash, peerId, port,
-          // before the metadata is known the size is too; 'left' must not say we are a seed
-          stats: () => ({ ...swarmStats(), left: t ? Math.max(0, (t.pieceCount - haveCount) * t.pieceLength) : 1 }),
-          onPeers: (list) => list.forEach((p) => feed.add(p)),
-          onFailure: (f) => log(`${f.tracker}: ${f.message}`),
-          onWarning: (tracker, w) => log(`${tracker}: warning: ${w}`),
-        })
-      : null;
-    // the DHT finds peers too (never for a private torrent: BEP 27)
-    let dht = await startClientDht(a, io, 'download', src.torrent?.private ?? false);
-    if (!loop && !dht && peers.length === 0 && (src.magnet?.peers.length ?? 0) === 0) {
-      throw new UsageError('no way to find peers: no trackers and no DHT; give --peer or --tracker');
-    }
-    const discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port: null, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
-    discovery?.start();
-    const stopDht = async (): Promise<void> => {
-      discovery?.stop();
-      await dht?.close();
-      dht = null;
-    };
-    loop?.start();
+    const trackers = a.list('tracker');
+    const dht = await startClientDht(a, io, 'download', src.torrent?.private ?? false);
     try {
-      if (!t) {
-        const got = await resolveTorrent(src, {
-          feed, cacheFile: join(out, '.torrent-tools', `${src.infoHash.toString('hex')}.torrent`), timeoutMs: timeout * 1000,
-          signal: io.signal, maxPeers, peerId, port: port || undefined, log,
-        });
-        t = got.torrent;
-        if (a.bool('json')) io.stdout.write(JSON.stringify({ event: 'metadata', source: got.source, infoHash: t.infoHashHex, name: t.name, bytes: t.infoRaw.length }) + '\n');
-      }
-    } catch (e) {
-      await loop?.stop();
-      await stopDht();
-      throw e;
-    }
-    if (t.private) await stopDht();
-    const selectArgs = a.list('select').length > 0 ? a.list('select') : src.magnet?.select?.map(String) ?? [];
-    const select = selectArgs.length > 0 ? resolveSelect(t, selectArgs) : undefined;
-    const wanted = select ? new Set(piecesForFiles(t, [...select])) : null;
-
-    let writeStore: FileStore;
-    let readStore: FileStore;
-    try {
-      writeStore = await FileStore.open(t, out, { mode: 'write', select, osCache: a.bool('os-cache') });
-      readStore = await FileStore.open(t, out, { mode: 'read', maxOpen: 64 });
-    } catch (e) {
-      if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
-      throw e;
-    }
-    const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'download');
-    // resume: whatever is already valid in DIR is kept
-    const have: number[] = [];
-    let checked = 0;
-    // nothing on disk yet: no need to start hashing threads
-    const anyFile = (await Promise.all(readStore.paths.map((p, i) => (t.files[i]!.pad ? false : stat(p).then(() => true, () => false))))).some(Boolean);
-    if (anyFile) {
-      for await (const [i, ok] of verifyPieces(t, out, { signal: io.signal })) {
-        if (ok) have.push(i);
-        progress.update({ done: ++checked, total: t.pieceCount, bytes: checked * t.pieceLength, extra: { valid: have.length } });
-      }
-      progress.finish();
-    }
-    haveCount = have.length;
-    const fetch = new FetchStream({
-      torrent: t, have, wanted: wanted ?? undefined, maxPeers, maxInFlightBytes: maxMemory, port, serve: readStore, stallTimeoutMs: timeout * 1000, peerId,
-      dhtPort: dht?.address().port,
-    });
-    const swarm = fetch.swarm;
-    swarm.on('log', log);
-    swarmStats = () => ({ uploaded: swarm.uploaded, downloaded: swarm.stats().downloaded });
-    let bound = port;
-    try {
-      bound = await swarm.listen(port);
-      loop?.setPort(bound);
-      discovery?.setPort(bound);
-    } catch (e) {
-      report(io, 'download', `warning: cannot listen on port ${port} (${(e as Error).message}); downloading without incoming connections`);
-    }
-    feed.switchTo((rec) => swarm.addPeer(rec));
-    swarm.on('dht-node', (n) => dht?.addNode(n.ip, n.port));
-
-    const assembler = new AssembleStream(t, writeStore, { trust: true, wanted: wanted ?? undefined, have: new Set(have) });
-    const total = assembler.remaining;
-    let done = 0;
-    let bytes = 0;
-    const bar = setInterval(() => {
-      const s = swarm.stats();
-      progress.update({ done, total, bytes, extra: { peers: s.peers, up: `${(swarm.uploadRate() / 1048576).toFixed(1)}MiB/s` } });
-    }, 250);
-    const sink = new Writable({
-      objectMode: true,
-      write(ev: AssembleEvent, _enc, cb) {
-        if (ev.event === 'piece') {
-          done++;
-          haveCount++;
-          bytes += ev.bytes;
-          swarm.markWritten(ev.index); // on disk: now we may serve it
-        }
-        if (a.bool('json')) io.stdout.write(JSON.stringify(ev) + '\n', () => cb());
-        else cb();
-      },
-    });
-    try {
-      await pipeline(fetch, assembler, sink, { signal: io.signal });
-    } catch (e) {
-      await loop?.stop();
-      await stopDht();
-      if (e instanceof FetchError) throw new CliError(e.message);
-      throw e;
+      return await downloadWith(dht);
     } finally {
-      clearInterval(bar);
-      progress.update({ done, total, bytes }, true);
-      progress.finish();
-      await writeStore.close();
+      // the DHT node's state is saved and its socket closed however the command ends
+      await dht?.close();
     }
-    loop?.completed();
-    if (assembler.remaining > 0) {
-      await loop?.stop();
-      await stopDht();
-      throw new CliError(`${assembler.remaining} of ${total} wanted pieces missing`);
+
+    async function downloadWith(dht: DhtNode | null): Promise<number> {
+      const peers = await resolvePeerArgs(peerArgs, io, 'download');
+      const tiers = (a.bool('no-announce') ? 0 : src.trackers.length) + trackers.length;
+      if (tiers === 0 && !dht && peers.length === 0 && (src.magnet?.peers.length ?? 0) === 0) {
+        throw new UsageError('no way to find peers: no trackers and no DHT; give --peer or --tracker');
+      }
+      // --select names files; checked against the torrent once it is known (a usage error if unknown)
+      const select = a.list('select');
+      if (src.torrent && select.length > 0) resolveSelect(src.torrent, select);
+      const job = new DownloadJob(src, out!, {
+        peers, trackers, announce: !a.bool('no-announce'), dht, port, maxPeers, maxMemory, osCache: a.bool('os-cache'),
+        timeoutMs: timeout * 1000, signal: io.signal, log, ...(select.length > 0 ? { select } : {}),
+      });
+      if (a.bool('json')) job.on('event', (ev) => io.stdout.write(JSON.stringify(ev) + '\n'));
+      const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'download');
+      let phase = '';
+      const draw = (force = false): void => {
+        const s = job.stats();
+        if (s.phase !== phase && phase === 'checking') progress.finish(); // the checking bar ends, the download's starts
+        phase = s.phase;
+        if (s.phase === 'checking') progress.update({ done: s.done, total: s.total, bytes: s.done * (src.torrent?.pieceLength ?? 0), extra: { valid: s.valid } }, force);
+        else if (s.phase === 'downloading' || s.phase === 'done') {
+          progress.update({ done: s.done, total: s.total, bytes: s.bytes, extra: { peers: s.swarm?.peers ?? 0, up: `${(s.uploadRate / 1048576).toFixed(1)}MiB/s` } }, force);
+        }
+      };
+      const bar = setInterval(draw, 250);
+      let result: DownloadResult;
+      try {
+        result = await job;
+      } catch (e) {
+        if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
+        if (e instanceof SelectError) throw new UsageError(`--select: ${e.message}`);
+        throw e;
+      } finally {
+        clearInterval(bar);
+        draw(true);
+        progress.finish();
+      }
+      if (!a.bool('seed')) return 0;
+      // seeding afterwards: the same port, a seeder over what is now on disk
+      const t = result.torrent;
+      return seedAfter(t, out!, result, io, {
+        ratio: ratioText === undefined ? Infinity : Number(ratioText), seedTime, trackers: a.bool('no-announce') ? trackers.map((u) => [u]) : [...t.announce.map((x) => [...x]), ...trackers.map((u) => [u])],
+      });
     }
-    if (!a.bool('seed')) {
-      await loop?.stop();
-      await stopDht();
-      await readStore.close();
-      return 0;
-    }
-    // seeding afterwards: the same port, a seeder over what is now on disk
-    const onDisk = new Bitfield(t.pieceCount);
-    for await (const [i, ok] of verifyPieces(t, out)) if (ok) onDisk.set(i);
-    const seeder = new Seeder({ torrent: t, store: readStore, have: onDisk, peerId: swarm.peerId });
-    seeder.on('log', (m) => report(io, 'download', m));
-    await seeder.listen(bound).catch(() => seeder.listen(0));
-    const ratio = ratioText === undefined ? Infinity : Number(ratioText);
-    const started = Date.now();
-    const uploadedBefore = swarm.uploaded;
+  },
+};
+
+/** `--seed`: serve what is on disk until SIGINT, the ratio or the time; announced as a seed. */
+async function seedAfter(t: Torrent, dir: string, done: DownloadResult, io: Io, o: { ratio: number; seedTime: number | undefined; trackers: string[][] }): Promise<number> {
+  const store = await FileStore.open(t, dir, { mode: 'read', maxOpen: 64 });
+  const onDisk = new Bitfield(t.pieceCount);
+  for await (const [i, ok] of verifyPieces(t, dir)) if (ok) onDisk.set(i);
+  const seeder = new Seeder({ torrent: t, store, have: onDisk, peerId: done.peerId });
+  seeder.on('log', (m) => report(io, 'download', m));
+  const port = await seeder.listen(done.port ?? 0).catch(() => seeder.listen(0));
+  const loop = o.trackers.length > 0
+    ? new AnnounceLoop({
+        tiers: o.trackers, infoHash: t.infoHash, peerId: done.peerId, port,
+        stats: () => ({ uploaded: done.uploaded + seeder.uploaded, downloaded: t.length, left: 0 }),
+        onFailure: (f) => report(io, 'download', `${f.tracker}: ${f.message}`),
+      })
+    : null;
+  loop?.start();
+  const started = Date.now();
+  try {
     await new Promise<void>((resolve) => {
       const check = setInterval(() => {
-        const up = uploadedBefore + seeder.uploaded;
-        if (up / t.length >= ratio || (seedTime !== undefined && Date.now() - started >= seedTime * 1000)) finish();
+        const up = done.uploaded + seeder.uploaded;
+        if (up / t.length >= o.ratio || (o.seedTime !== undefined && Date.now() - started >= o.seedTime * 1000)) finish();
       }, 500);
       function finish(): void {
         clearInterval(check);
@@ -252,10 +170,10 @@ examples:
       if (io.signal.aborted) finish();
       io.signal.addEventListener('abort', finish, { once: true });
     });
+  } finally {
     await loop?.stop();
-    await stopDht();
     await seeder.close();
-    await readStore.close();
-    return 0;
-  },
-};
+    await store.close();
+  }
+  return 0;
+}

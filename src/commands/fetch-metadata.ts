@@ -1,7 +1,7 @@
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { report, type Command } from '../cli/io.js';
-import { addMagnetPeers, fetchMetadataFromPeers, torrentFromInfo } from '../cli/metadata.js';
+import { addMagnetPeers, fetchMetadataFromPeers, torrentFromInfo } from '../client/metadata.js';
 import { writeFileAtomic } from '../storage/write-atomic.js';
 import { feedFromStdin, parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { piecesForFiles } from '../metainfo/pieces.js';
 import { feedFromStdin, parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.js';
-import { resolveTorrent } from '../cli/metadata.js';
+import { resolveTorrent } from '../client/metadata.js';
 import { DHT_BOOLEAN_OPTIONS, DHT_HELP, DHT_STRING_OPTIONS, startClientDht } from '../cli/dht-args.js';
 import { DhtDiscovery } from '../dht/discovery.js';
 import { PeerFeed } from '../peers/feed.js';
@@ -138,8 +138,8 @@ examples:
         throw e;
       }
     }
-    const fetch = new FetchStream({
-      torrent: t, wanted, have, maxPeers, port: port ?? (serve ? 6881 : undefined), sequential: a.bool('sequential'),
+    const fetch = new FetchStream(t, {
+      wanted, have, maxPeers, port: port ?? (serve ? 6881 : undefined), sequential: a.bool('sequential'),
       maxInFlightBytes: maxMemory, stallTimeoutMs: timeout * 1000, serve, dhtPort: dht?.address().port,
     });
     const swarm = fetch.swarm;
@@ -155,7 +155,7 @@ examples:
     feed.switchTo((rec) => swarm.addPeer(rec));
     swarm.on('dht-node', (n) => dht?.addNode(n.ip, n.port));
     // the inputs are over when stdin is, unless the DHT (once bootstrapped) may bring more
-    feed.onEnd(() => void (dht ? dht.ready() : Promise.resolve()).then(() => !dhtActive() && fetch.peers.end()));
+    feed.onEnd(() => void (dht ? dht.ready() : Promise.resolve()).then(() => !dhtActive() && fetch.end()));
 
     const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'fetch');
     const statsOut = a.has('stats') ? createWriteStream(a.str('stats')!, { flags: 'a' }) : null;

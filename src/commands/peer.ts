@@ -15,7 +15,7 @@ import { PeerConnection } from '../wire/peer-connection.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
 import { MetadataFetcher } from '../swarm/metadata-fetcher.js';
-import { torrentFromInfo } from '../cli/metadata.js';
+import { torrentFromInfo } from '../client/metadata.js';
 import type { Torrent } from '../metainfo/torrent.js';
 
 export const peer: Command = {

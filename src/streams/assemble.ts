@@ -5,10 +5,13 @@
  *
  * Pieces are re-verified on a hashing thread while the ones before them are written (two at a
  * time), so SHA-1 and the disk overlap instead of taking turns; events still come in input order.
+ *
+ * Given a directory, the stage opens the torrent's files there itself (before the first piece)
+ * and closes them at its end; given a FileStore, the caller keeps it.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Torrent } from '../metainfo/torrent.js';
-import type { FileStore } from '../storage/file-store.js';
+import { FileStore } from '../storage/file-store.js';
 import { HashPool } from '../storage/hash-pool.js';
 import { checkPiece, type PieceFrame } from './piece-frames.js';
 
@@ -24,6 +27,10 @@ export interface AssembleOptions {
   wanted?: ReadonlySet<number>;
   /** pieces already on disk (from a have-set): they count as done */
   have?: ReadonlySet<number>;
+  /** given a directory: only these files (indexes) are written (pieces still span the others) */
+  select?: ReadonlySet<number>;
+  /** given a directory: write through the page cache rather than around it (FileStore) */
+  osCache?: boolean;
 }
 
 /** Pieces accepted and not yet on disk, at most: some being written while the next hash. */
@@ -36,7 +43,10 @@ const WRITES = 2;
 
 export class AssembleStream extends Transform {
   private readonly torrent: Torrent;
-  private readonly store: FileStore;
+  private store: FileStore | null;
+  /** where to open the store (given a directory), or null when the caller gave one */
+  private readonly dir: string | null;
+  private readonly options: AssembleOptions;
   private readonly hasher: HashPool | null;
   private readonly wanted: ReadonlySet<number> | null;
   /** wanted pieces not yet on disk */
@@ -55,15 +65,26 @@ export class AssembleStream extends Transform {
   /** pieces waiting for one of the WRITES turns */
   private readonly writeQueue: Array<() => void> = [];
 
-  constructor(torrent: Torrent, store: FileStore, options: AssembleOptions = {}) {
+  /** `target`: the output directory (opened and closed by the stage), or an open FileStore. */
+  constructor(torrent: Torrent, target: FileStore | string, options: AssembleOptions = {}) {
     super({ objectMode: true, writableHighWaterMark: 1, readableHighWaterMark: 64 });
     this.torrent = torrent;
-    this.store = store;
+    this.store = typeof target === 'string' ? null : target;
+    this.dir = typeof target === 'string' ? target : null;
+    this.options = options;
     this.hasher = options.trust === true ? null : new HashPool();
     this.wanted = options.wanted ?? null;
     for (let i = 0; i < torrent.pieceCount; i++) {
       if ((this.wanted === null || this.wanted.has(i)) && !options.have?.has(i)) this.missing.add(i);
     }
+  }
+
+  override _construct(cb: (error?: Error | null) => void): void {
+    if (this.dir === null) return cb();
+    FileStore.open(this.torrent, this.dir, { mode: 'write', select: this.options.select, osCache: this.options.osCache }).then((s) => {
+      this.store = s;
+      cb();
+    }, cb);
   }
 
   /** Wanted pieces still missing. */
@@ -99,7 +120,7 @@ export class AssembleStream extends Transform {
       try {
         if (this.failure !== null) return null;
         // a piece outside --select still spans selected files at its edges: write what it covers
-        await this.store.writePiece(f.index, v.bytes);
+        await this.store!.writePiece(f.index, v.bytes);
       } finally {
         this.writeDone();
       }
@@ -144,10 +165,13 @@ export class AssembleStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    void this.tail.then(() => {
+    void this.tail.then(async () => {
       void this.hasher?.close();
-      if (this.failure) {
-        cb(this.failure);
+      // a store of our own is closed before the end is told: every byte is in its file then
+      const closed = await this.closeOwnStore().then(() => null, (e: Error) => e);
+      const failure = this.failure ?? closed;
+      if (failure) {
+        cb(failure);
         return;
       }
       if (this.missing.size === 0 && !this.completed) this.complete();
@@ -157,7 +181,14 @@ export class AssembleStream extends Transform {
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     void this.hasher?.close();
-    cb(err);
+    this.closeOwnStore().then(() => cb(err), (e: Error) => cb(err ?? e));
+  }
+
+  private async closeOwnStore(): Promise<void> {
+    if (this.dir === null || this.store === null) return;
+    const s = this.store;
+    this.store = null;
+    await s.close();
   }
 
   private complete(): void {

@@ -1,39 +1,42 @@
 /**
- * The fetch stage: peers in (its `peers` side, PeerRecord objects), verified pieces out, in
- * completion order. Built on the swarm engine; when the consumer is slow, the swarm starts no
- * new piece (backpressure reaches the peers instead of piling up in memory).
+ * The fetch stage, a Duplex: peer records in, verified pieces out, in completion order, so that
+ * `pipeline(peers, new FetchStream(torrent), new AssembleStream(torrent, dir), sink)` is a
+ * download. Built on the swarm engine; when the consumer is slow, the swarm starts no new
+ * piece (backpressure reaches the peers instead of piling up in memory).
+ *
+ * Ending the peer side says no more peers will come: the stage then fails once no peer is
+ * left to try. A peer source that never ends by itself (a tracker loop) should end on `done`,
+ * which is aborted once every wanted piece is verified: pipeline() settles only when every
+ * stream has ended.
  */
-import { Readable, Writable } from 'node:stream';
+import { Duplex } from 'node:stream';
+import { JobError } from '../errors.js';
+import type { Torrent } from '../metainfo/torrent.js';
 import type { PeerRecord } from '../peers/record.js';
 import { Swarm, type SwarmOptions, type SwarmStats } from '../swarm/swarm.js';
 import type { PieceFrame } from './piece-frames.js';
 
-export interface FetchOptions extends SwarmOptions {
+export interface FetchOptions extends Omit<SwarmOptions, 'torrent'> {
   /** fail when no piece arrives for this long (default 120 s; 0 = never) */
   stallTimeoutMs?: number;
 }
 
-export class FetchError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'FetchError';
-  }
-}
+/** The download cannot go on: nothing arrives, or no peer is left to try. */
+export class FetchError extends JobError {}
 
-export class FetchStream extends Readable {
+export class FetchStream extends Duplex {
   readonly swarm: Swarm;
-  /** write PeerRecords here; ending it says no more peers will come */
-  readonly peers: Writable;
-  private inputEnded = false;
   /** the swarm's figures at the moment the last piece arrived (its peers are gone after) */
   finalStats: SwarmStats | null = null;
+  private readonly completed = new AbortController();
+  private inputEnded = false;
   private lastProgress = Date.now();
   private readonly watchdog: NodeJS.Timeout;
 
-  constructor(options: FetchOptions) {
+  constructor(torrent: Torrent, options: FetchOptions = {}) {
     // a few pieces of buffer between the swarm and the consumer: bounded whatever the torrent size
-    super({ objectMode: true, highWaterMark: 4 });
-    this.swarm = new Swarm(options);
+    super({ readableObjectMode: true, writableObjectMode: true, readableHighWaterMark: 4, writableHighWaterMark: 64 });
+    this.swarm = new Swarm({ ...options, torrent });
     const stall = options.stallTimeoutMs ?? 120_000;
     this.swarm.on('piece', (p) => {
       this.lastProgress = Date.now();
@@ -41,20 +44,9 @@ export class FetchStream extends Readable {
     });
     this.swarm.on('done', () => {
       this.finalStats = this.swarm.stats();
+      this.completed.abort();
       this.push(null);
       this.swarm.destroy();
-    });
-    this.peers = new Writable({
-      objectMode: true,
-      highWaterMark: 64,
-      write: (rec: PeerRecord, _enc, cb) => {
-        this.swarm.addPeer(rec);
-        cb();
-      },
-      final: (cb) => {
-        this.inputEnded = true;
-        cb();
-      },
     });
     this.watchdog = setInterval(() => {
       if (this.swarm.complete || this.destroyed) return;
@@ -68,9 +60,24 @@ export class FetchStream extends Readable {
     this.watchdog.unref();
   }
 
+  /** Aborted once every wanted piece is verified: an endless peer source ends on it. */
+  get done(): AbortSignal {
+    return this.completed.signal;
+  }
+
   /** e.g. "12 of 40 wanted pieces missing" */
   missingSummary(): string {
     return `${this.swarm.wanted - this.swarm.done} of ${this.swarm.wanted} wanted pieces missing`;
+  }
+
+  override _write(rec: PeerRecord, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
+    this.swarm.addPeer(rec);
+    cb();
+  }
+
+  override _final(cb: (error?: Error | null) => void): void {
+    this.inputEnded = true;
+    cb();
   }
 
   override _read(): void {

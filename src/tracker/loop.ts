@@ -31,6 +31,8 @@ export class AnnounceLoop {
   private stopped = false;
   private port: number;
   private readonly warned = new Set<string>();
+  /** the announce on its way, if any */
+  private inFlight: Promise<void> = Promise.resolve();
 
   constructor(options: AnnounceLoopOptions) {
     this.o = options;
@@ -63,7 +65,13 @@ export class AnnounceLoop {
     return { infoHash: this.o.infoHash, peerId: this.o.peerId, port: this.port, ...this.o.stats(), event, numwant: 50, key: this.key };
   }
 
-  private async round(event: AnnounceParams['event'], reschedule = true): Promise<void> {
+  private round(event: AnnounceParams['event'], reschedule = true): Promise<void> {
+    const r = this.announceOnce(event, reschedule);
+    this.inFlight = r;
+    return r;
+  }
+
+  private async announceOnce(event: AnnounceParams['event'], reschedule: boolean): Promise<void> {
     if (this.stopped) return;
     let wait = 60;
     try {
@@ -85,11 +93,18 @@ export class AnnounceLoop {
     }
   }
 
-  /** Stops announcing and says `stopped` to the trackers (bounded by a short deadline). */
+  /**
+   * Stops announcing and says `stopped` to the trackers (bounded by a short deadline). An
+   * announce on its way (a job failing right after it started) is given a moment to land
+   * first: a tracker that heard `started` must hear `stopped` too.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([this.inFlight, new Promise<void>((r) => (grace = setTimeout(r, 3000)))]);
+    clearTimeout(grace);
     this.controller.abort();
     if (!this.answered) return;
     const bye = new TrackerClient(this.client.tiers, { timeoutMs: 3000 });

@@ -11,8 +11,11 @@ import type { PeerFeed } from '../peers/feed.js';
 import type { PeerRecord } from '../peers/record.js';
 import { resolvePeers } from '../peers/resolve.js';
 import { MetadataSwarm } from '../swarm/metadata-swarm.js';
-import { CliError } from './errors.js';
-import type { TorrentSource } from './torrent-arg.js';
+import { JobError } from '../errors.js';
+import type { TorrentSource } from '../metainfo/source.js';
+
+/** The metadata could not be had: what was tried, in one line. */
+export class MetadataError extends JobError {}
 
 export interface MetadataStepOptions {
   feed: PeerFeed;
@@ -36,7 +39,7 @@ export async function addMagnetPeers(src: TorrentSource, feed: PeerFeed, log: (m
   for (const rec of await resolvePeers(src.magnet?.peers ?? [], 'magnet', (m) => log(`warning: x.pe ${m}`))) feed.add(rec);
 }
 
-/** The verified raw info dict of `src` from its peers; CliError saying what was tried otherwise. */
+/** The verified raw info dict of `src` from its peers; MetadataError saying what was tried otherwise. */
 export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStepOptions): Promise<Buffer> {
   const swarm = new MetadataSwarm({
     infoHash: src.infoHash, infoHashV2: src.magnet?.infoHashV2, maxSize: o.maxSize, maxPeers: o.maxPeers,
@@ -49,13 +52,13 @@ export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStep
   try {
     return await new Promise<Buffer>((resolve, reject) => {
       const started = Date.now();
-      const fail = (why: string): void => reject(new CliError(`no metadata for ${src.infoHash.toString('hex')}: ${why}: ${swarm.summary()}`));
+      const fail = (why: string): void => reject(new MetadataError(`no metadata for ${src.infoHash.toString('hex')}: ${why}: ${swarm.summary()}`));
       watch = setInterval(() => {
         if (o.timeoutMs > 0 && Date.now() - started > o.timeoutMs) fail(`nothing within ${Math.round(o.timeoutMs / 1000)} s`);
         // a moment's grace: peers on stdin may still be on their way into the connector
         else if (o.feed.ended && !o.morePeers?.() && !swarm.hasPeersLeft && Date.now() - started > 500) fail('no peers left to try');
       }, 250);
-      abort = (): void => reject(new CliError('interrupted before the metadata arrived'));
+      abort = (): void => reject(new MetadataError('interrupted before the metadata arrived'));
       if (o.signal.aborted) return abort();
       o.signal.addEventListener('abort', abort, { once: true });
       swarm.once('metadata', resolve);
@@ -76,7 +79,7 @@ export function torrentFromInfo(src: TorrentSource, info: Buffer): { torrent: To
     // the hash matched, but the content is still a stranger's: validate it like any torrent
     return { torrent: parseTorrent(file, { onWarning: () => {} }), file };
   } catch (e) {
-    if (e instanceof MetainfoError) throw new CliError(`metadata from peers: ${e.message}`);
+    if (e instanceof MetainfoError) throw new MetadataError(`metadata from peers: ${e.message}`);
     throw e;
   }
 }
