@@ -218,7 +218,7 @@ test('peer addresses: --peer takes a host name (looked up once); stdin peers mus
   const h = await hostileHttp();
   const f = await torrentFile([`${h.url}/nothing`]);
   // nothing listens on port 1: the name resolves, the dial fails, the summary names the address
-  const r = await runCli(['fetch-pieces', f, '--peer', 'localhost:1', '--peer', 'no-such-host.invalid:2', '--quiet', '--no-dht'], { input: '{"ip":"localhost","port":3}\n', timeoutMs: 60_000 });
+  const r = await runCli(['fetch-pieces', f, '--peer', 'localhost:1', '--peer', 'no-such-host.invalid:2', '-v', '--no-dht'], { input: '{"ip":"localhost","port":3}\n', timeoutMs: 60_000 });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /warning: --peer no-such-host\.invalid:2: cannot resolve the name \(ENOTFOUND\); peer skipped/);
   assert.match(r.stderr, /stdin:1: not a peer, skipped: "ip" is not an IP address: "localhost"/);

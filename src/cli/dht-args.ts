@@ -3,6 +3,7 @@
  * (--bootstrap, else $TORRENT_TOOLS_DHT_BOOTSTRAP, else the well-known routers) and where the
  * routing table is kept.
  */
+import type { LogLevel } from '../log.js';
 import { DhtNode } from '../dht/node.js';
 import { defaultStateFile } from '../dht/state.js';
 import { parseHostPort } from '../peers/record.js';
@@ -34,15 +35,18 @@ export const DHT_HELP = `  --no-dht             do not use the DHT (it is never 
   --dht-port N         UDP port of our DHT node (default: any)
 `;
 
-/** Starts the DHT node a download uses, unless turned off or the torrent is private; null then. */
-export async function startClientDht(a: Args, io: Io, cmd: string, isPrivate: boolean): Promise<DhtNode | null> {
+/**
+ * Starts the DHT node a download uses, unless turned off or the torrent is private; null then.
+ * Its lines go to `log` by level (an unreachable bootstrap router is routine: -v shows it).
+ */
+export async function startClientDht(a: Args, io: Io, cmd: string, isPrivate: boolean, log: (line: string, level: LogLevel) => void = (m) => report(io, cmd, m)): Promise<DhtNode | null> {
   if (a.bool('no-dht') || isPrivate) return null;
   const node = new DhtNode({
     port: a.int('dht-port', 0, 65535) ?? 0,
     bootstrap: a.has('bootstrap') ? parseBootstrap(a.list('bootstrap')) : dhtBootstrapFromEnv(io.env),
     stateFile: defaultStateFile(io.env),
   });
-  node.on('log', (m) => report(io, cmd, `dht: ${m}`));
+  node.on('log', (m, level) => log(`dht: ${m}`, level));
   try {
     await node.start();
   } catch (e) {

@@ -20,6 +20,14 @@ export interface Io {
    * command that can sit idle ends on it, normally (exit 0). Watched only once asked for.
    */
   readonly readerGone?: AbortSignal;
+  /** the progress line on stderr, if one is drawn: report() takes it off before a log line */
+  statusLine?: StatusLine;
+}
+
+/** A line redrawn in place at the bottom of the terminal (progress.ts). */
+export interface StatusLine {
+  clear(): void;
+  redraw(): void;
 }
 
 export interface Command {
@@ -34,7 +42,19 @@ export interface Command {
 
 /** Writes `torrent-tools <cmd>: <message>` to stderr, on one escaped line. */
 export function report(io: Io, cmd: string, message: string): void {
+  io.statusLine?.clear();
   io.stderr.write(`torrent-tools ${cmd}: ${escapeLine(message)}\n`);
+  io.statusLine?.redraw();
+}
+
+/**
+ * A line on stdout (NDJSON records of a command that also draws a progress line): the line is
+ * taken off first and put back after, so that a terminal showing both gets no record glued to it.
+ */
+export function printLine(io: Io, line: string): void {
+  io.statusLine?.clear();
+  io.stdout.write(line.endsWith('\n') ? line : line + '\n');
+  io.statusLine?.redraw();
 }
 
 /** A warning that is printed only the first time its key is seen. */

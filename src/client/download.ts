@@ -32,6 +32,7 @@ import { FetchStream } from '../streams/fetch.js';
 import type { SwarmStats } from '../swarm/swarm.js';
 import { AnnounceLoop } from '../tracker/loop.js';
 import { makePeerId } from '../wire/protocol.js';
+import type { LogLevel } from '../log.js';
 import { resolveTorrent } from './metadata.js';
 import { pickFreePort } from './port.js';
 
@@ -60,8 +61,8 @@ export interface DownloadOptions {
   peerId?: Buffer;
   /** stops the download (the job then rejects with an AbortError) */
   signal?: AbortSignal;
-  /** one line per notable thing: a tracker failing, a peer banned, a warning */
-  log?: (line: string) => void;
+  /** one line per thing worth saying, with how much it matters ('peer': one peer's trouble) */
+  log?: (line: string, level: LogLevel) => void;
 }
 
 /** What `download --json` prints: the metadata step (magnets), then assemble's events. */
@@ -75,8 +76,14 @@ export interface DownloadResult {
   pieces: number;
   /** pieces that were already valid in the directory */
   resumed: number;
+  /** payload bytes written in this run */
+  bytes: number;
   /** payload bytes uploaded to other peers meanwhile */
   uploaded: number;
+  /** peers that sent us data */
+  peersUsed: number;
+  /** from the start to the last piece on disk */
+  seconds: number;
   /** the port we listened on (null when we could not) */
   port: number | null;
   peerId: Buffer;
@@ -85,11 +92,13 @@ export interface DownloadResult {
 /** Where the job is, for a progress display. */
 export interface DownloadProgress {
   phase: 'starting' | 'metadata' | 'checking' | 'downloading' | 'done';
+  /** the torrent's piece length, once known (0 before) */
+  pieceLength: number;
   /** checking: pieces checked; downloading: wanted pieces on disk */
   done: number;
   /** checking: pieces in the torrent; downloading: wanted pieces in this run */
   total: number;
-  /** checking: pieces found valid so far */
+  /** checking: pieces found valid so far; downloading: pieces that were valid before */
   valid: number;
   /** payload bytes on disk in this run */
   bytes: number;
@@ -101,7 +110,7 @@ export interface DownloadProgress {
 export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implements PromiseLike<DownloadResult>, AsyncIterable<DownloadEvent> {
   /** settles when the download is complete (or failed, or was aborted) */
   readonly result: Promise<DownloadResult>;
-  private progress: DownloadProgress = { phase: 'starting', done: 0, total: 0, valid: 0, bytes: 0, uploadRate: 0, swarm: null };
+  private progress: DownloadProgress = { phase: 'starting', pieceLength: 0, done: 0, total: 0, valid: 0, bytes: 0, uploadRate: 0, swarm: null };
   private fetch: FetchStream | null = null;
 
   constructor(input: Torrent | string | TorrentSource, dir: string, options: DownloadOptions = {}) {
@@ -139,7 +148,9 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
 
   private async run(input: Torrent | string | TorrentSource, dir: string, o: DownloadOptions): Promise<DownloadResult> {
     await Promise.resolve(); // listeners and iterators attach before the first event
-    const log = o.log ?? ((): void => {});
+    const started = Date.now();
+    const logAt = o.log ?? ((): void => {});
+    const log = (line: string): void => logAt(line, 'notice');
     const signal = o.signal ?? new AbortController().signal;
     const src = isSource(input) ? input : await loadSource(input, (m) => log(`warning: ${m}`));
     const peerId = o.peerId ?? makePeerId(randomBytes);
@@ -147,6 +158,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     const timeoutMs = o.timeoutMs ?? 120_000;
     const feed = new PeerFeed();
     for (const p of o.peers ?? []) feed.add(p);
+    const failedTrackers = new Set<string>();
     let torrent: Torrent | undefined = src.torrent;
     let have = 0;
     let fetch: FetchStream | null = null;
@@ -161,7 +173,8 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
             left: torrent ? Math.max(0, (torrent.pieceCount - have) * torrent.pieceLength) : 1,
           }),
           onPeers: (list) => list.forEach((p) => feed.add(p)),
-          onFailure: (f) => log(`${f.tracker}: ${f.message}`),
+          // a dead tracker is said once; its further failures are routine (-v shows them)
+          onFailure: (f) => logAt(`${f.tracker}: ${f.message}`, failedTrackers.has(f.tracker) ? 'detail' : (failedTrackers.add(f.tracker), 'notice')),
           onWarning: (tracker, w) => log(`${tracker}: warning: ${w}`),
         })
       : null;
@@ -175,9 +188,10 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       this.progress.phase = 'metadata';
       const got = await resolveTorrent(src, {
         feed, cacheFile: join(dir, '.torrent-tools', `${src.infoHash.toString('hex')}.torrent`), timeoutMs, signal,
-        maxPeers: o.maxPeers, peerId, port, log,
+        maxPeers: o.maxPeers, peerId, port, log: (m, level = 'notice') => logAt(m, level),
       });
       const t = (torrent = got.torrent);
+      this.progress.pieceLength = t.pieceLength;
       this.emit('event', { event: 'metadata', source: got.source, infoHash: t.infoHashHex, name: t.name, bytes: t.infoRaw.length });
       // the metadata may say private: then no DHT for it after all (BEP 27)
       const tDht = t.private ? null : dht;
@@ -207,7 +221,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
         have: valid, wanted, maxPeers: o.maxPeers, maxInFlightBytes: o.maxMemory, port, serve: readStore, stallTimeoutMs: timeoutMs, peerId,
         dhtPort: tDht?.address().port,
       }));
-      f.swarm.on('log', log);
+      f.swarm.on('log', logAt);
       let bound: number | null = port;
       try {
         bound = await f.swarm.listen(port);
@@ -220,7 +234,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       this.fetch = f;
 
       const assemble = new AssembleStream(t, dir, { trust: true, wanted, have: valid, select, osCache: o.osCache });
-      Object.assign(this.progress, { phase: 'downloading', done: 0, total: assemble.remaining, bytes: 0 });
+      Object.assign(this.progress, { phase: 'downloading', done: 0, total: assemble.remaining, bytes: 0, valid: valid.size });
       let pieces = 0;
       const events = new Writable({
         objectMode: true,
@@ -240,10 +254,11 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       if (assemble.remaining > 0) throw new JobError(`${assemble.remaining} of ${this.progress.total} wanted pieces missing`);
       loop?.completed();
       this.progress.phase = 'done';
-      return { torrent: t, pieces, resumed: valid.size, uploaded: f.swarm.uploaded, port: bound, peerId };
+      const used = (f.finalStats ?? f.swarm.stats()).perPeer.filter((p) => p.downloaded > 0).length;
+      return { torrent: t, pieces, bytes: this.progress.bytes, resumed: valid.size, uploaded: f.swarm.uploaded, peersUsed: used, seconds: (Date.now() - started) / 1000, port: bound, peerId };
     } finally {
       // one place gives everything back, whatever happened
-      this.progress.swarm = fetch?.swarm.stats() ?? null;
+      this.progress.swarm = fetch ? fetch.finalStats ?? fetch.swarm.stats() : null;
       feed.switchTo(null);
       fetch?.destroy();
       discovery?.stop();

@@ -3,6 +3,7 @@
  * are asked for the info dict by BEP 9, and the result becomes a Torrent, cached in a file so
  * that a resumed run needs no metadata again.
  */
+import type { LogLevel } from '../log.js';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../storage/write-atomic.js';
 import { torrentFileFromMetadata } from '../metainfo/from-metadata.js';
@@ -27,7 +28,7 @@ export interface MetadataStepOptions {
   port?: number;
   peerId?: Buffer;
   pex?: boolean;
-  log: (message: string) => void;
+  log: (message: string, level?: LogLevel) => void;
   /** every peer the step adds as a candidate (for --print-peers) */
   onPeer?: (rec: PeerRecord) => void;
   /** a source besides the feed's inputs may still bring peers (the DHT) */

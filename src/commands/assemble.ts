@@ -76,7 +76,9 @@ examples:
     const frameOptions = { maxPieceLength: t.pieceLength, pieceCount: t.pieceCount };
     const frames = (): Readable[] =>
       io.stdinFd !== undefined && PieceFrameReader.canRead(io.stdinFd) ? [new PieceFrameReader(io.stdinFd, frameOptions)] : [io.stdin, new PieceFrameDecoder(frameOptions)];
-    const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'assemble');
+    // events on the same terminal are progress enough: no line to glue them to
+    const quiet = a.bool('quiet') || (io.stdout.isTTY === true && !a.bool('progress'));
+    const progress = new Progress(io, progressMode(io, { quiet, progress: a.bool('progress') }), 'assemble');
 
     if (toStdout) {
       if (io.stdout.isTTY) throw new UsageError('refusing to write the content to a terminal (redirect stdout)');
@@ -110,7 +112,7 @@ examples:
       if (ev.event === 'piece') {
         done++;
         bytes += ev.bytes;
-        progress.update({ done, total, bytes });
+        progress.update({ done, total, bytes, left: (total - done) * t.pieceLength });
       } else if (ev.event === 'bad-piece') {
         report(io, 'assemble', `warning: piece ${ev.index} refused: ${ev.reason}`);
       }
@@ -122,7 +124,7 @@ examples:
     } catch (e) {
       throw explain(e);
     } finally {
-      progress.update({ done, total, bytes }, true);
+      progress.update({ done, total, bytes, left: (total - done) * t.pieceLength }, true);
       progress.finish();
       await store.close();
     }

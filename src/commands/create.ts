@@ -70,7 +70,7 @@ examples:
         date: a.bool('no-date') ? null : Math.floor(Date.now() / 1000),
         name: a.str('name'),
         signal: io.signal,
-        onProgress: (done, total) => progress.update({ done, total, bytes: done * (pl ?? 0) }),
+        onProgress: (done, total) => progress.update({ done, total, bytes: done * (pl ?? 0), left: (total - done) * (pl ?? 0) }),
       });
     } catch (e) {
       if (e instanceof MetainfoError) throw new CliError(e.message);

@@ -1,8 +1,9 @@
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
-import { report, type Command, type Io } from '../cli/io.js';
+import { type Command, type Io } from '../cli/io.js';
 import { parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.js';
-import { Progress, progressMode } from '../cli/progress.js';
+import { Progress, clock, human, progressMode } from '../cli/progress.js';
+import { Reporter, VERBOSITY_HELP, verbosityOf } from '../cli/reporter.js';
 import { resolveSelect } from '../cli/select.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { DHT_BOOLEAN_OPTIONS, DHT_HELP, DHT_STRING_OPTIONS, startClientDht } from '../cli/dht-args.js';
@@ -35,8 +36,10 @@ fetch-metadata does, and cached as DIR/.torrent-tools/HASH.torrent, so a resumed
 metadata again. A magnet's so= selects files (BEP 53) unless --select is given.
 
 It resumes by itself: what is already in DIR is verified first (all cores) and only the rest
-is fetched. A progress bar on a terminal (pieces, rates down/up, peers, ETA); --json prints
-assemble's NDJSON events on stdout. Exit 0 once every wanted piece is on disk.
+is fetched. On a terminal, one progress line that fits its width (the whole torrent's pieces
+and percent, the rate over the last seconds, peers, upload, ETA) and a summary at the end;
+peers that fail are counted there and printed only with -v. --json prints assemble's NDJSON
+events on stdout. Exit 0 once every wanted piece is on disk.
 
 options:
   -o, --output DIR     where the files go
@@ -54,8 +57,7 @@ ${DHT_HELP}  --seed               keep seeding after the download, until SIGINT,
   --seed-time S        stop seeding after S seconds
   --timeout S          give up when no piece arrives for S seconds (default 120)
   --json               print the NDJSON events (piece, complete) on stdout
-  --quiet              no progress bar
-  --progress           progress as NDJSON on stderr
+${VERBOSITY_HELP}  --progress           progress as NDJSON on stderr (numeric fields, the same keys every time)
   -h, --help           show this help
 
 examples:
@@ -67,8 +69,8 @@ examples:
     const a = parseArgs(argv, {
       string: ['output', 'peer', 'tracker', 'select', 'port', 'max-peers', 'max-memory', 'seed-ratio', 'seed-time', 'timeout', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'tracker', 'select'],
-      boolean: ['seed', 'json', 'quiet', 'progress', 'strict', 'no-announce', 'os-cache', ...DHT_BOOLEAN_OPTIONS],
-      alias: { o: 'output' },
+      boolean: ['seed', 'json', 'quiet', 'verbose', 'progress', 'strict', 'no-announce', 'os-cache', ...DHT_BOOLEAN_OPTIONS],
+      alias: { o: 'output', v: 'verbose', q: 'quiet' },
     });
     if (a.positional.length !== 1) throw new UsageError('expected one TORRENT');
     const out = a.str('output');
@@ -82,9 +84,10 @@ examples:
     if (ratioText !== undefined && !/^\d+(?:\.\d+)?$/.test(ratioText)) throw new UsageError('--seed-ratio: expected a number like 1.5');
     const seedTime = a.int('seed-time', 1, 365 * 86_400);
     const src = await loadTorrentArg(a.positional[0]!, io, 'download', { strict: a.bool('strict'), allowMagnet: true, allowInfoHash: true });
-    const log = (m: string): void => report(io, 'download', m);
+    const reporter = new Reporter(io, 'download', verbosityOf(a));
+    const log = reporter.log;
     const trackers = a.list('tracker');
-    const dht = await startClientDht(a, io, 'download', src.torrent?.private ?? false);
+    const dht = await startClientDht(a, io, 'download', src.torrent?.private ?? false, log);
     try {
       return await downloadWith(dht);
     } finally {
@@ -107,14 +110,19 @@ examples:
       });
       if (a.bool('json')) job.on('event', (ev) => io.stdout.write(JSON.stringify(ev) + '\n'));
       const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'download');
-      let phase = '';
       const draw = (force = false): void => {
         const s = job.stats();
-        if (s.phase !== phase && phase === 'checking') progress.finish(); // the checking bar ends, the download's starts
-        phase = s.phase;
-        if (s.phase === 'checking') progress.update({ done: s.done, total: s.total, bytes: s.done * (src.torrent?.pieceLength ?? 0), extra: { valid: s.valid } }, force);
-        else if (s.phase === 'downloading' || s.phase === 'done') {
-          progress.update({ done: s.done, total: s.total, bytes: s.bytes, extra: { peers: s.swarm?.peers ?? 0, up: `${(s.uploadRate / 1048576).toFixed(1)}MiB/s` } }, force);
+        const pl = s.pieceLength;
+        if (s.phase === 'checking') {
+          progress.phase('checking');
+          progress.update({ done: s.done, total: s.total, bytes: s.done * pl, left: (s.total - s.done) * pl, failed: reporter.failed }, force);
+        } else if (s.phase === 'downloading' || s.phase === 'done') {
+          progress.phase('download');
+          // the whole torrent's pieces: those valid before the run count as done
+          progress.update({
+            done: s.valid + s.done, total: s.valid + s.total, bytes: s.bytes, left: Math.max(0, (s.total - s.done) * pl),
+            peers: s.swarm?.peers ?? 0, upRate: s.uploadRate, failed: reporter.failed,
+          }, force);
         }
       };
       const bar = setInterval(draw, 250);
@@ -122,44 +130,52 @@ examples:
       try {
         result = await job;
       } catch (e) {
-        if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
-        if (e instanceof SelectError) throw new UsageError(`--select: ${e.message}`);
-        throw e;
-      } finally {
         clearInterval(bar);
         draw(true);
         progress.finish();
+        if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
+        if (e instanceof SelectError) throw new UsageError(`--select: ${e.message}`);
+        throw e;
       }
+      clearInterval(bar);
+      draw(true);
+      progress.finish(summary(result, reporter.failed));
       if (!a.bool('seed')) return 0;
       // seeding afterwards: the same port, a seeder over what is now on disk
       const t = result.torrent;
       return seedAfter(t, out!, result, io, {
         ratio: ratioText === undefined ? Infinity : Number(ratioText), seedTime, trackers: a.bool('no-announce') ? trackers.map((u) => [u]) : [...t.announce.map((x) => [...x]), ...trackers.map((u) => [u])],
+        log, progress: new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'seeding'),
       });
     }
   },
 };
 
 /** `--seed`: serve what is on disk until SIGINT, the ratio or the time; announced as a seed. */
-async function seedAfter(t: Torrent, dir: string, done: DownloadResult, io: Io, o: { ratio: number; seedTime: number | undefined; trackers: string[][] }): Promise<number> {
+async function seedAfter(t: Torrent, dir: string, done: DownloadResult, io: Io, o: { ratio: number; seedTime: number | undefined; trackers: string[][]; log: Reporter['log']; progress: Progress }): Promise<number> {
   const store = await FileStore.open(t, dir, { mode: 'read', maxOpen: 64 });
   const onDisk = new Bitfield(t.pieceCount);
   for await (const [i, ok] of verifyPieces(t, dir)) if (ok) onDisk.set(i);
   const seeder = new Seeder({ torrent: t, store, have: onDisk, peerId: done.peerId });
-  seeder.on('log', (m) => report(io, 'download', m));
+  seeder.on('log', o.log);
   const port = await seeder.listen(done.port ?? 0).catch(() => seeder.listen(0));
   const loop = o.trackers.length > 0
     ? new AnnounceLoop({
         tiers: o.trackers, infoHash: t.infoHash, peerId: done.peerId, port,
         stats: () => ({ uploaded: done.uploaded + seeder.uploaded, downloaded: t.length, left: 0 }),
-        onFailure: (f) => report(io, 'download', `${f.tracker}: ${f.message}`),
+        onFailure: (f) => o.log(`${f.tracker}: ${f.message}`, 'notice'),
       })
     : null;
   loop?.start();
   const started = Date.now();
+  const status = (force = false): void => {
+    const up = done.uploaded + seeder.uploaded;
+    o.progress.update({ done: onDisk.size, total: t.pieceCount, bytes: 0, peers: seeder.peers, upRate: seeder.uploadRate(), uploaded: up, ratio: up / t.length }, force);
+  };
   try {
     await new Promise<void>((resolve) => {
       const check = setInterval(() => {
+        status();
         const up = done.uploaded + seeder.uploaded;
         if (up / t.length >= o.ratio || (o.seedTime !== undefined && Date.now() - started >= o.seedTime * 1000)) finish();
       }, 500);
@@ -171,9 +187,22 @@ async function seedAfter(t: Torrent, dir: string, done: DownloadResult, io: Io, 
       io.signal.addEventListener('abort', finish, { once: true });
     });
   } finally {
+    status(true);
+    const up = done.uploaded + seeder.uploaded;
+    o.progress.finish(`${t.name}: seeded ${clock((Date.now() - started) / 1000)}, uploaded ${human(up)} in all (ratio ${(up / t.length).toFixed(2)})`);
     await loop?.stop();
     await seeder.close();
     await store.close();
   }
   return 0;
+}
+
+/** The closing line, short enough for a narrow terminal: what came, how fast, from how many. */
+function summary(r: DownloadResult, failed: number): string {
+  const rate = r.seconds > 0 ? r.bytes / r.seconds : 0;
+  const parts = [`${r.torrent.name}: ${human(r.bytes)} in ${clock(r.seconds)}`, `${human(rate)}/s`, `${r.peersUsed} peer${r.peersUsed === 1 ? '' : 's'}`];
+  if (r.resumed > 0) parts.push(`${r.resumed} pieces kept`);
+  if (r.uploaded > 0) parts.push(`up ${human(r.uploaded)}`);
+  if (failed > 0) parts.push(`${failed} failed`);
+  return parts.join(', ');
 }

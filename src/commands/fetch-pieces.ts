@@ -9,9 +9,10 @@ import { PeerFeed } from '../peers/feed.js';
 import { peerKey, peerLine, type PeerRecord } from '../peers/record.js';
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
-import { report, type Command } from '../cli/io.js';
+import type { Command } from '../cli/io.js';
 import { parsePieceList } from '../cli/pieces-arg.js';
-import { Progress, progressMode } from '../cli/progress.js';
+import { Progress, clock, human, progressMode } from '../cli/progress.js';
+import { Reporter, VERBOSITY_HELP, verbosityOf } from '../cli/reporter.js';
 import { resolveSelect } from '../cli/select.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { FetchError, FetchStream } from '../streams/fetch.js';
@@ -60,8 +61,7 @@ options:
                        the pieces in DIR (where assemble writes): those in --have at once,
                        the ones fetched now once they read back from DIR with a good hash
   --port N             our listening port, advertised to peers
-${DHT_HELP}  --quiet              no progress bar
-  --progress           progress as NDJSON on stderr
+${DHT_HELP}${VERBOSITY_HELP}  --progress           progress as NDJSON on stderr (numeric fields, the same keys every time)
   --strict             refuse a torrent file with non-canonical bencode
   -h, --help           show this help
 
@@ -73,7 +73,8 @@ examples:
     const a = parseArgs(argv, {
       string: ['peer', 'have', 'pieces', 'select', 'max-peers', 'max-memory', 'timeout', 'stats', 'port', 'print-peers', 'save-torrent', 'max-metadata', 'serve-from', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'select'],
-      boolean: ['sequential', 'quiet', 'progress', 'strict', ...DHT_BOOLEAN_OPTIONS],
+      boolean: ['sequential', 'quiet', 'verbose', 'progress', 'strict', ...DHT_BOOLEAN_OPTIONS],
+      alias: { v: 'verbose', q: 'quiet' },
     });
     if (a.positional.length !== 1) throw new UsageError('expected one TORRENT');
     if (io.stdout.isTTY) throw new UsageError('refusing to write the binary piece stream to a terminal (pipe it into assemble, or redirect it)');
@@ -87,7 +88,8 @@ examples:
     if (peers.length === 0 && io.stdin.isTTY && (src.magnet?.peers.length ?? 0) === 0 && (a.bool('no-dht') || src.torrent?.private)) {
       throw new UsageError('no peers: give --peer HOST:PORT, or pipe peers in (announce, dht get-peers)');
     }
-    const log = (m: string): void => report(io, 'fetch-pieces', m);
+    const reporter = new Reporter(io, 'fetch-pieces', verbosityOf(a));
+    const log = reporter.log;
     const printPeers = a.has('print-peers') ? createWriteStream(a.str('print-peers')!, { flags: 'a' }) : null;
     const printed = new Set<string>();
     const onPeer = (p: PeerRecord): void => {
@@ -100,7 +102,7 @@ examples:
     for (const p of await resolvePeerArgs(peers, io, 'fetch-pieces')) feed.add(p);
     const stopPeers = feedFromStdin(io, 'fetch-pieces', feed);
     // the DHT finds peers too (not for private torrents: BEP 27); announced only when we serve
-    let dht = await startClientDht(a, io, 'fetch-pieces', src.torrent?.private ?? false);
+    let dht = await startClientDht(a, io, 'fetch-pieces', src.torrent?.private ?? false, log);
     const discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port: a.has('serve-from') ? port ?? 6881 : null, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
     discovery?.start();
     const dhtActive = (): boolean => dht !== null && dht.table.size > 0;
@@ -161,7 +163,7 @@ examples:
     const statsOut = a.has('stats') ? createWriteStream(a.str('stats')!, { flags: 'a' }) : null;
     const ticker = setInterval(() => {
       const s = swarm.stats();
-      progress.update({ done: s.done, total: s.wanted, bytes: s.downloaded, extra: { peers: s.peers } });
+      progress.update({ done: s.done, total: s.wanted, bytes: s.downloaded, left: (s.wanted - s.done) * t.pieceLength, peers: s.peers, upRate: serve ? swarm.uploadRate() : 0, failed: reporter.failed });
       statsOut?.write(JSON.stringify({ event: 'stats', time: Date.now() / 1000, ...s }) + '\n');
     }, 1000);
     // our reader gone (assemble failed, | head had enough) ends us too, normally, even while idle
@@ -176,8 +178,9 @@ examples:
       stopPeers();
       clearInterval(ticker);
       const s = fetch.finalStats ?? swarm.stats();
-      progress.update({ done: s.done, total: s.wanted, bytes: s.downloaded, extra: { peers: s.peers } }, true);
-      progress.finish();
+      progress.update({ done: s.done, total: s.wanted, bytes: s.downloaded, left: (s.wanted - s.done) * t.pieceLength, peers: s.peers, failed: reporter.failed }, true);
+      const used = s.perPeer.filter((p) => p.downloaded > 0).length;
+      progress.finish(`${t.name}: ${s.done} pieces, ${human(s.downloaded)} in ${clock(progress.seconds)} (${human(s.downloaded / Math.max(0.001, progress.seconds))}/s) from ${used} peer${used === 1 ? '' : 's'}${reporter.failed > 0 ? `, ${reporter.failed} peer failures (-v shows them)` : ''}`);
       statsOut?.end(JSON.stringify({ event: 'stats', time: Date.now() / 1000, ...s }) + '\n');
       printPeers?.end();
       watch?.stop();

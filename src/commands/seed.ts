@@ -1,8 +1,9 @@
 import { createWriteStream } from 'node:fs';
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
-import { report, type Command } from '../cli/io.js';
-import { Progress, progressMode } from '../cli/progress.js';
+import { printLine, report, type Command } from '../cli/io.js';
+import { Reporter, verbosityOf } from '../cli/reporter.js';
+import { Progress, clock, human, progressMode } from '../cli/progress.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { FileStore } from '../storage/file-store.js';
 import { UnsafePathError } from '../storage/safe-path.js';
@@ -52,8 +53,9 @@ options:
   --stats-interval S  seconds between stats records (default 10)
   --tracker URL     also announce to this tracker (repeatable)
   --no-announce     do not announce to any tracker
-  --quiet           no progress line on a terminal
-  --progress        progress as NDJSON on stderr
+  -v, --verbose     print every peer failure (dropped, not reading) with its reason
+  -q, --quiet       no status line; print errors only
+  --progress        progress as NDJSON on stderr (numeric fields, the same keys every time)
   --strict          refuse a torrent file with non-canonical bencode
   -h, --help        show this help
 
@@ -64,7 +66,8 @@ example:
     const a = parseArgs(argv, {
       string: ['port', 'host', 'max-peers', 'slots', 'stats', 'stats-interval', 'tracker'],
       repeat: ['tracker'],
-      boolean: ['skip-verify', 'quiet', 'progress', 'strict', 'no-announce'],
+      boolean: ['skip-verify', 'quiet', 'verbose', 'progress', 'strict', 'no-announce'],
+      alias: { v: 'verbose', q: 'quiet' },
     });
     if (a.positional.length !== 2) throw new UsageError('expected TORRENT and DIR');
     const port = a.int('port', 0, 65535) ?? 6881;
@@ -90,14 +93,15 @@ example:
       let n = 0;
       for await (const [i, ok] of verifyPieces(t, dir, { signal: io.signal })) {
         if (ok) have.set(i);
-        progress.update({ done: ++n, total: t.pieceCount, bytes: n * t.pieceLength, extra: { valid: have.size } });
+        progress.update({ done: ++n, total: t.pieceCount, bytes: n * t.pieceLength, left: (t.pieceCount - n) * t.pieceLength });
       }
-      progress.finish();
+      progress.finish(`${src.name}: ${have.size} of ${t.pieceCount} pieces valid in ${dir}`);
       if (have.size === 0) throw new CliError(`${dir}: no valid piece of ${src.name} found: nothing to seed`);
       if (!have.complete) report(io, 'seed', `warning: ${dir}: ${t.pieceCount - have.size} of ${t.pieceCount} pieces are missing or invalid; serving the other ${have.size}`);
     }
     const seeder = new Seeder({ torrent: t, store, have, maxPeers, slots, fault });
-    seeder.on('log', (m) => report(io, 'seed', m));
+    const reporter = new Reporter(io, 'seed', verbosityOf(a));
+    seeder.on('log', reporter.log);
     let bound: number;
     try {
       bound = await seeder.listen(port, a.str('host'));
@@ -105,14 +109,14 @@ example:
       await store.close();
       throw new CliError(`listen on port ${port}: ${(e as Error).message}`);
     }
-    io.stdout.write(JSON.stringify({ event: 'listening', port: bound, infoHash: t.infoHashHex, pieces: have.size }) + '\n');
+    printLine(io, JSON.stringify({ event: 'listening', port: bound, infoHash: t.infoHashHex, pieces: have.size }));
     const tiers = a.bool('no-announce') ? [] : [...t.announce.map((x) => [...x]), ...a.list('tracker').map((u) => [u])];
     const loop = tiers.length > 0
       ? new AnnounceLoop({
           tiers, infoHash: t.infoHash, peerId: seeder.peerId, port: bound,
           stats: () => ({ uploaded: seeder.uploaded, downloaded: 0, left: (t.pieceCount - have.size) * t.pieceLength }),
-          onFailure: (f) => report(io, 'seed', `${f.tracker}: ${f.message}`),
-          onWarning: (tracker, w) => report(io, 'seed', `${tracker}: warning: ${w}`),
+          onFailure: (f) => reporter.log(`${f.tracker}: ${f.message}`),
+          onWarning: (tracker, w) => reporter.log(`${tracker}: warning: ${w}`),
         })
       : null;
     loop?.start();
@@ -122,17 +126,21 @@ example:
       JSON.stringify({ event: 'stats', seconds: Math.round((Date.now() - started) / 1000), peers: seeder.peers, uploaded: seeder.uploaded, uploadRate: Math.round(seeder.uploadRate()) }) + '\n';
     const statTimer = setInterval(() => {
       const line = stats();
-      io.stdout.write(line);
+      printLine(io, line);
       statsFile?.write(line);
     }, interval * 1000);
-    const barTimer = setInterval(() => progress.update({ done: have.size, total: t.pieceCount, bytes: seeder.uploaded, extra: { peers: seeder.peers } }), 500);
+    progress.phase('seeding');
+    const status = (force = false): void =>
+      progress.update({ done: have.size, total: t.pieceCount, bytes: 0, peers: seeder.peers, upRate: seeder.uploadRate(), uploaded: seeder.uploaded, ratio: seeder.uploaded / t.length, failed: reporter.failed }, force);
+    const barTimer = setInterval(status, 500);
     await new Promise<void>((resolve) => {
       if (io.signal.aborted) resolve();
       io.signal.addEventListener('abort', () => resolve(), { once: true });
     });
     clearInterval(statTimer);
     clearInterval(barTimer);
-    progress.finish();
+    status(true);
+    progress.finish(`${t.name}: seeded ${clock((Date.now() - started) / 1000)}, uploaded ${human(seeder.uploaded)} (ratio ${(seeder.uploaded / t.length).toFixed(2)})`);
     await loop?.stop();
     await seeder.close();
     await store.close();

@@ -65,9 +65,11 @@ examples:
     const bits = Buffer.alloc(Math.ceil(t.pieceCount / 8));
     let valid = 0;
     let checked = 0;
-    const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'verify');
-    const results = verifyPieces(t, dir, { workers, pieces, signal: io.signal });
     const summary = a.bool('summary');
+    // one record per piece on the same terminal is progress enough: no line to glue them to
+    const quiet = a.bool('quiet') || (!summary && io.stdout.isTTY === true && !a.bool('progress'));
+    const progress = new Progress(io, progressMode(io, { quiet, progress: a.bool('progress') }), 'verify');
+    const results = verifyPieces(t, dir, { workers, pieces, signal: io.signal });
     async function* records(): AsyncGenerator<object> {
       for await (const [index, ok] of results) {
         checked++;
@@ -75,13 +77,13 @@ examples:
           valid++;
           bits[index >> 3]! |= 0x80 >> (index & 7);
         }
-        progress.update({ done: checked, total, bytes: checked * t!.pieceLength });
+        progress.update({ done: checked, total, bytes: checked * t!.pieceLength, left: (total - checked) * t!.pieceLength });
         if (!summary) yield { index, valid: ok };
       }
+      progress.finish(); // its final state, before the summary record
       if (summary) yield { pieces: total, valid, invalid: total - valid, missingFiles, bitfield: bits.toString('hex') };
     }
     await pipeline(Readable.from(records()), ndjson.stringify(), io.stdout, { signal: io.signal });
-    progress.finish();
     report(io, 'verify', `${dir}: ${valid} of ${total} pieces valid${missingFiles.length ? `, ${missingFiles.length} file(s) missing` : ''}`);
     return valid === total ? 0 : 1;
   },

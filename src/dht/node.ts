@@ -5,6 +5,7 @@
  * parsed strictly, replies are matched to queries by transaction id and sender address,
  * queries are rate-limited per source address, and every table and store is bounded.
  */
+import type { LogLevel } from '../log.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
@@ -91,7 +92,7 @@ export interface DhtAnnounceOptions extends DhtLookupOptions {
   onPeer?: (p: { ip: string; port: number }) => void;
 }
 
-export class DhtNode extends EventEmitter<{ log: [string] }> {
+export class DhtNode extends EventEmitter<{ log: [line: string, level: LogLevel] }> {
   id: Buffer;
   table: RoutingTable;
   private readonly o: DhtNodeOptions;
@@ -132,7 +133,7 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
     const socket = createSocket({ type: 'udp4' });
     this.socket = socket;
     socket.on('message', (buf, rinfo) => this.onPacket(buf, rinfo.address, rinfo.port));
-    socket.on('error', (e) => this.emit('log', `udp: ${e.message}`));
+    socket.on('error', (e) => this.emit('log', `udp: ${e.message}`, 'notice'));
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind({ port: this.o.port ?? 0, address: this.o.host }, () => {
@@ -237,7 +238,7 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
       p.reject(new DhtError('the node closed'));
     }
     this.pending.clear();
-    if (this.o.stateFile) await saveState(this.o.stateFile, this.id, this.table.all()).catch((e: Error) => this.emit('log', `state: ${e.message}`));
+    if (this.o.stateFile) await saveState(this.o.stateFile, this.id, this.table.all()).catch((e: Error) => this.emit('log', `state: ${e.message}`, 'notice'));
     await new Promise<void>((resolve) => (this.socket ? this.socket.close(() => resolve()) : resolve()));
   }
 
@@ -262,7 +263,7 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
         tries++;
         this.counters.queriesSent++;
         this.o.trace?.({ event: 'query', dir: 'out', addr, q, t: key, ...traceArgs(args), ...(tries > 1 ? { retry: true } : {}) });
-        socket.send(packet, to.port, to.ip, (e) => e && this.emit('log', `send to ${addr}: ${e.message}`));
+        socket.send(packet, to.port, to.ip, (e) => e && this.emit('log', `send to ${addr}: ${e.message}`, 'peer'));
         const timer = setTimeout(() => {
           if (tries < 2 && !this.closed) return send();
           this.pending.delete(key);
@@ -292,7 +293,8 @@ export class DhtNode extends EventEmitter<{ log: [string] }> {
         const ip = isIP(b.host) === 4 ? b.host : (await dnsLookup(b.host, { family: 4 })).address;
         routers.push({ ip, port: b.port });
       } catch (e) {
-        this.emit('log', `bootstrap ${b.host}: ${(e as Error).message}`);
+        // a router that cannot be reached is routine offline, or when others answer
+        this.emit('log', `bootstrap ${b.host}: ${(e as Error).message}`, 'detail');
       }
     }));
     this.routers = routers;

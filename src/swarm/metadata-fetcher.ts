@@ -8,6 +8,7 @@
  * contributed, nobody can be blamed yet: the fetcher then asks one peer at a time for the whole
  * of it, so the liar is the one whose own copy fails.
  */
+import type { LogLevel } from '../log.js';
 import { closeReason } from '../wire/close-reason.js';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -29,7 +30,7 @@ export interface MetadataFetcherOptions {
 export interface MetadataFetcherEvents {
   /** the verified raw info dict */
   metadata: [Buffer];
-  log: [string];
+  log: [line: string, level: LogLevel];
 }
 
 interface Source {
@@ -113,7 +114,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetcherEvents> {
   }
 
   private drop(conn: PeerConnection, reason: string): void {
-    this.emit('log', `${conn.name}: ${reason}`);
+    this.emit('log', `${conn.name}: ${reason}`, 'peer');
     conn.close(closeReason('violation', reason));
     this.removeSource(conn);
   }
@@ -190,7 +191,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetcherEvents> {
       liar.tested = true;
       this.drop(liar.conn, 'sent metadata that does not match the info hash');
     } else {
-      this.emit('log', `metadata from ${contributors.size} peers does not match the info hash; asking one peer at a time`);
+      this.emit('log', `metadata from ${contributors.size} peers does not match the info hash; asking one peer at a time`, 'notice');
       this.suspectMode = true;
       this.single = null;
     }

@@ -4,6 +4,7 @@
  * that matches the info hash. Knows nothing of pieces: until the metadata is here the piece
  * count is unknown, so wire messages are only checked for framing.
  */
+import type { LogLevel } from '../log.js';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
@@ -33,7 +34,7 @@ export interface MetadataSwarmEvents {
   metadata: [Buffer];
   /** a peer added as a candidate (given, or learnt by PEX) */
   peer: [PeerRecord];
-  log: [string];
+  log: [line: string, level: LogLevel];
 }
 
 export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
@@ -52,7 +53,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     this.o = options;
     this.peerId = options.peerId ?? makePeerId(randomBytes);
     this.fetcher = new MetadataFetcher({ infoHash: options.infoHash, infoHashV2: options.infoHashV2, maxSize: options.maxSize });
-    this.fetcher.on('log', (m) => this.emit('log', m));
+    this.fetcher.on('log', (m, level) => this.emit('log', m, level));
     this.fetcher.once('metadata', (buf) => {
       this.emit('metadata', buf);
       this.destroy();

@@ -21,6 +21,7 @@ import { PexExchange } from './pex.js';
 import type { Bitfield } from './bitfield.js';
 import { MAX_QUEUED_REQUESTS, Uploader, type Fault } from './uploader.js';
 import { UploadSlots, type SlotHolder } from './upload-slots.js';
+import type { LogLevel } from '../log.js';
 
 export interface SeederOptions {
   torrent: Torrent;
@@ -38,7 +39,7 @@ export interface SeederOptions {
 }
 
 export interface SeederEvents {
-  log: [string];
+  log: [line: string, level: LogLevel];
   peer: [PeerConnection];
 }
 
@@ -89,7 +90,7 @@ export class Seeder extends EventEmitter<SeederEvents> {
       server.once('error', reject);
       server.listen({ port, host, ipv6Only: false }, () => resolve());
     });
-    server.on('error', (e) => this.emit('log', `listen: ${e.message}`));
+    server.on('error', (e) => this.emit('log', `listen: ${e.message}`, 'notice'));
     const addr = server.address();
     return typeof addr === 'object' && addr !== null ? addr.port : port;
   }
@@ -136,7 +137,7 @@ export class Seeder extends EventEmitter<SeederEvents> {
       this.slots.remove(holder);
       this.closedUploaded += conn.uploaded;
       // peers leaving (closed, reset, broken pipe) is the normal end of a download
-      if (reason !== null && reason.kind !== 'hang-up') this.emit('log', `${conn.name}: ${describeClose(reason)}`);
+      if (reason !== null && reason.kind !== 'hang-up') this.emit('log', `${conn.name}: ${describeClose(reason)}`, 'peer');
     });
   }
 

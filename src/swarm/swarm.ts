@@ -19,6 +19,7 @@ import { pieceHash, pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
 import { isOwnAddress } from '../peers/self.js';
+import type { LogLevel } from '../log.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
 import { closeReason, describeClose, type CloseReason } from '../wire/close-reason.js';
 import { PeerConnection, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
@@ -120,8 +121,8 @@ export interface SwarmEvents {
   peer: [PeerRecord];
   /** a peer's DHT node (BEP 5 `port` message): worth a ping */
   'dht-node': [{ ip: string; port: number }];
-  /** one line for stderr: a peer error, a ban, a hash failure */
-  log: [string];
+  /** one line for stderr: a peer error ('peer'), a ban or a hash failure ('notice') */
+  log: [line: string, level: LogLevel];
   done: [];
 }
 
@@ -186,7 +187,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
       (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
-      (rec, reason) => this.emit('log', `${peerKey(rec)}: ${reason}`),
+      (rec, reason) => this.emit('log', `${peerKey(rec)}: ${reason}`, 'peer'),
     );
     this.pex = t.private || options.pex === false
       ? null
@@ -318,7 +319,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       server.once('close', () => resolve());
       server.listen({ port, host }, () => resolve());
     });
-    server.on('error', (e) => this.emit('log', `listen: ${e.message}`));
+    server.on('error', (e) => this.emit('log', `listen: ${e.message}`, 'notice'));
     const addr = server.address();
     this.ownPort = typeof addr === 'object' && addr !== null ? addr.port : port;
     return this.ownPort;
@@ -428,7 +429,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       this.connector.ban(peer.key); // our own address, as a tracker lists us: not worth a line
       reason = null;
     }
-    if (reason !== null && !this.finished && !this.destroyed) this.emit('log', `${peer.key}: ${describeClose(reason)}`);
+    if (reason !== null && !this.finished && !this.destroyed) this.emit('log', `${peer.key}: ${describeClose(reason)}`, 'peer');
     // whatever ended it (a hang-up, a timeout, even a violation: our own bookkeeping once took
     // honest answers for one), the peer is dialled again with back-off; only a ban is final.
     // An incoming connection's address is not one to dial (its port is the peer's own pick).
@@ -532,7 +533,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       (e: Error) => {
         // the hashing thread died with the bytes: fetch the piece again
         if (this.destroyed) return;
-        this.emit('log', `hashing thread: ${e.message}; fetching piece ${p.index} again`);
+        this.emit('log', `hashing thread: ${e.message}; fetching piece ${p.index} again`, 'notice');
         this.picker.reset(p);
         this.scheduler.fillAll();
       },
@@ -544,7 +545,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     const ok = digest.equals(want);
     if (!ok) {
       this.hashFailures++;
-      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].join(', ')}); fetching it again`);
+      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].join(', ')}); fetching it again`, 'notice');
       const senders = new Set(p.from.filter((x): x is string => x !== undefined));
       if (senders.size === 1) this.strike([...senders][0]!, 2);
       if (senders.size > 1 && !this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
@@ -583,7 +584,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (n >= 2) {
       this.connector.ban(key);
       this.bannedCount++;
-      this.emit('log', `${key}: banned: sent data that failed the hash check`);
+      this.emit('log', `${key}: banned: sent data that failed the hash check`, 'notice');
       this.peers.get(key)?.conn.close(closeReason('banned', 'banned'));
     }
   }
@@ -597,7 +598,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       p.queue.onTick(p.rate.rate(now));
       if (p.requests.size > 0 && now - p.lastBlock > snubMs && !p.snubbed) {
         p.snubbed = true;
-        this.emit('log', `${p.key}: snubbed (no data for ${Math.round(snubMs / 1000)} s); its requests go to others`);
+        this.emit('log', `${p.key}: snubbed (no data for ${Math.round(snubMs / 1000)} s); its requests go to others`, 'peer');
         this.scheduler.releaseAll(p);
       }
       this.scheduler.fill(p);
