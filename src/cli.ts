@@ -14,6 +14,7 @@ import { commands, findCommand } from './commands/index.js';
 import { CliError, UsageError, escapeLine } from './cli/errors.js';
 import { describeSystemError } from './cli/input.js';
 import { JobError } from './errors.js';
+import { didYouMean } from './cli/suggest.js';
 import type { Command, Io } from './cli/io.js';
 import { watchReader, type ReaderWatch } from './cli/reader-watch.js';
 
@@ -59,7 +60,7 @@ async function runCommand(cmd: Command, argv: string[], io: Io): Promise<number>
     if (isEpipe(e)) return 0; // the reader went away (| head): a normal end
     if (io.signal.aborted && (isAbort(e) || e instanceof Error)) return 130;
     if (e instanceof UsageError) {
-      io.stderr.write(`torrent-tools ${cmd.name}: ${escapeLine(e.message)}\nusage: torrent-tools ${cmd.name} ${cmd.synopsis}\n`);
+      io.stderr.write(`torrent-tools ${cmd.name}: ${escapeLine(e.message)}\ntry 'torrent-tools ${cmd.name} --help'\n`);
       return 2;
     }
     if (e instanceof CliError) {
@@ -122,7 +123,7 @@ async function main(argv: string[]): Promise<number> {
   if (first === 'help') {
     const entry = findCommand(rest[0]!);
     if (!entry) {
-      process.stderr.write(`torrent-tools: unknown command ${JSON.stringify(rest[0])}\n`);
+      process.stderr.write(`torrent-tools: unknown command ${escapeLine(JSON.stringify(rest[0]))}${didYouMean(rest[0]!, commands.map((c) => c.name))}\n`);
       return 2;
     }
     const c = await entry.load();
@@ -131,7 +132,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const entry = findCommand(first);
   if (!entry) {
-    process.stderr.write(`torrent-tools: unknown command ${escapeLine(JSON.stringify(first))}\n${mainHelp()}`);
+    process.stderr.write(`torrent-tools: unknown command ${escapeLine(JSON.stringify(first))}${didYouMean(first, commands.map((c) => c.name))}\ntry 'torrent-tools --help'\n`);
     return 2;
   }
   // a command that ends normally after SIGINT (seed: stop and exit 0) chooses its own status

@@ -80,13 +80,19 @@ test('bencode errors name stdin:LINE and the JSON path', async () => {
   assert.equal(utf.stderr, 'torrent-tools bencode: stdin:1: not valid UTF-8\n');
 });
 
-test('usage errors exit 2 with the synopsis; --help and --version', async () => {
+test('usage errors exit 2 with one line and where to look; typos get a suggestion; --help and --version', async () => {
   const u = await runCli(['bdecode', '--max-depth', '1e5']);
   assert.equal(u.code, 2);
-  assert.match(u.stderr, /^torrent-tools bdecode: --max-depth: expected a whole number, got "1e5"\nusage: torrent-tools bdecode /);
+  assert.equal(u.stderr, `torrent-tools bdecode: --max-depth: expected a whole number, got "1e5"\ntry 'torrent-tools bdecode --help'\n`);
   const unknown = await runCli(['bdecode', '--nope']);
   assert.equal(unknown.code, 2);
-  assert.match(unknown.stderr, /unknown option --nope/);
+  assert.match(unknown.stderr, /unknown option --nope\n/);
+  const typo = await runCli(['download', 'x.torrent', '--outptu', 'out']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /^torrent-tools download: unknown option --outptu \(did you mean --output\?\)\ntry 'torrent-tools download --help'\n$/);
+  const cmd = await runCli(['downlaod', 'x.torrent']);
+  assert.equal(cmd.code, 2);
+  assert.equal(cmd.stderr, `torrent-tools: unknown command "downlaod" (did you mean download?)\ntry 'torrent-tools --help'\n`);
   const h = await runCli(['bdecode', '--help']);
   assert.equal(h.code, 0);
   assert.match(h.stdout.toString(), /^usage: torrent-tools bdecode/);

@@ -143,3 +143,24 @@ test('interop: mktorrent and python-libtorrent read our torrents, and we read th
     // the same data: verify agrees with every one of them
     for (const f of [ours, mk, ltf]) assert.equal((await runShell(`$TT verify "${f}" "${dir}" --quiet > /dev/null`)).code, 0, f);
   });
+
+test('a file that is no torrent says what it is, and every file error names its path', async () => {
+  const dir = await tmpDir('tt-notorrent-');
+  const cases: Array<[string, Buffer | null, RegExp]> = [
+    ['page.torrent', Buffer.from('<!DOCTYPE html>\n<html><body>Login</body></html>'), /page\.torrent: not a torrent file: it is an HTML page/],
+    ['doc.torrent', Buffer.from('%PDF-1.7\n...'), /doc\.torrent: not a torrent file: it is a PDF document/],
+    ['empty.torrent', Buffer.alloc(0), /empty\.torrent: not a torrent file: it is empty/],
+    ['link.txt', Buffer.from('magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567\n'), /link\.txt: not a torrent file: it holds a magnet link: give the link itself as the argument/],
+    ['folder', null, /folder: is a directory/],
+  ];
+  for (const [name, content, re] of cases) {
+    const p = join(dir, name);
+    if (content === null) await mkdir(p);
+    else await writeFile(p, content);
+    const r = await runCli(['info', p]);
+    assert.equal(r.code, 1, name);
+    assert.match(r.stderr, re, name);
+  }
+  const bd = await runCli(['bdecode', join(dir, 'folder')]);
+  assert.equal(bd.stderr, `torrent-tools bdecode: ${join(dir, 'folder')}: is a directory\n`);
+});

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { pieceSpans } from '../src/metainfo/pieces.js';
 import type { Torrent } from '../src/metainfo/torrent.js';
+import { writeFileAtomic } from '../src/storage/write-atomic.js';
 import { BufferPool } from '../src/storage/buffer-pool.js';
 import { alignedPiecePool } from '../src/storage/direct-io.js';
 import { HashPool } from '../src/storage/hash-pool.js';
@@ -346,3 +347,13 @@ test('aligned shared piece buffers: hashed in place on the hashing thread, and w
   assert.deepEqual(await readFile(join(dir, 'x.bin')), content);
 });
 
+
+test('writeFileAtomic leaves no temporary file behind when it fails', async () => {
+  const dir = await tmpDir('tt-atomic-');
+  const target = join(dir, 'x.torrent');
+  await mkdir(target); // a directory where the file should go: the rename fails
+  await assert.rejects(writeFileAtomic(target, Buffer.from('d4:infod4:name1:xee')));
+  assert.deepEqual(await readdir(dir), ['x.torrent'], 'only the directory that was there');
+  await writeFileAtomic(join(dir, 'ok.torrent'), Buffer.from('d1:ai1ee'));
+  assert.deepEqual((await readdir(dir)).sort(), ['ok.torrent', 'x.torrent']);
+});

@@ -4,6 +4,7 @@
  * `--port 0012` into 12 and `1e5` into 100000).
  */
 import minimist from 'minimist';
+import { didYouMean } from './suggest.js';
 import { UsageError } from './errors.js';
 
 export interface ArgSpec {
@@ -84,7 +85,10 @@ export function parseArgs(argv: readonly string[], spec: ArgSpec): Args {
       if (arg.length > 1 && arg.startsWith('-')) {
         const full = arg.replace(/^--?/, '').replace(/=.*$/, '');
         const name = known.has(full) ? full : full.replace(/^no-/, '');
-        if (!known.has(name)) throw new UsageError(`unknown option ${arg.replace(/=.*$/, '')}`);
+        if (!known.has(name)) {
+          const long = [...known].filter((k) => k.length > 1);
+          throw new UsageError(`unknown option ${arg.replace(/=.*$/, '')}${didYouMean(full, long, '--')}`);
+        }
       }
       return true;
     },

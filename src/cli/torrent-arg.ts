@@ -7,7 +7,7 @@ import { MagnetError, parseInfoHash } from '../metainfo/magnet.js';
 import { sourceOfMagnet, sourceOfTorrent, type TorrentSource } from '../metainfo/source.js';
 import { LIMITS, MetainfoError, parseTorrent } from '../metainfo/torrent.js';
 import { CliError, UsageError } from './errors.js';
-import { describeSystemError } from './input.js';
+import { describeNonTorrent, describeSystemError } from './input.js';
 import { warnOnce, type Io } from './io.js';
 
 export type { TorrentSource };
@@ -57,7 +57,10 @@ export async function loadTorrentArg(arg: string, io: Io, cmd: string, options: 
   try {
     return sourceOfTorrent(parseTorrent(buf, { strict: options.strict, onWarning: (m) => warn(m, `${name}: ${m}`) }), name);
   } catch (e) {
-    if (e instanceof MetainfoError) throw new CliError(`${name}: ${e.message}`);
+    if (e instanceof MetainfoError) {
+      const looks = describeNonTorrent(buf);
+      throw new CliError(looks === null ? `${name}: ${e.message}` : `${name}: not a torrent file: ${looks}`);
+    }
     throw e;
   }
 }
