@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PieceFrameEncoder, type PieceFrame } from '../src/streams/piece-frames.js';
 import { CLI, runCli, runShell } from './helpers/cli.js';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
 import { makeTorrent, tmpDir, type TestFile } from './helpers/torrent.js';
+import { startSeed } from './helpers/swarm.js';
 
 const PL = 16 * 1024;
 
@@ -202,4 +203,24 @@ test('verify --summary and exit status on damage', async () => {
   const missing = await runCli(['verify', s.tf, join(s.dir, 'nowhere')]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /0 of \d+ pieces valid, 5 file\(s\) missing/);
+});
+
+test('verify and seed take DIR as the folder holding the content or as the content itself', async () => {
+  const dir = await tmpDir('tt-dirrule-');
+  const data = join(dir, 'data');
+  await mkdir(join(data, 'sub'), { recursive: true });
+  await writeFile(join(data, 'a.bin'), Buffer.alloc(100_000, 1));
+  await writeFile(join(data, 'sub', 'b.bin'), Buffer.alloc(5000, 2));
+  const tf = join(dir, 'data.torrent');
+  assert.equal((await runCli(['create', data, '-o', tf, '--quiet'])).code, 0);
+  for (const d of [dir, data]) {
+    const r = await runCli(['verify', tf, d, '--summary']);
+    assert.equal(r.code, 0, `${d}: ${r.stderr}`);
+    assert.equal(JSON.parse(r.stdout.toString()).invalid, 0);
+    const s = await startSeed(tf, d); // it checks the files first: no valid piece would end it
+    await s.stop();
+  }
+  const wrong = await runCli(['verify', tf, join(dir, 'elsewhere'), '--summary']);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /the torrent's content was expected at .*elsewhere\/data \(DIR is the folder that holds data, or data itself\)/);
 });

@@ -1,4 +1,5 @@
 import { createWriteStream } from 'node:fs';
+import { contentDir } from '../cli/content-dir.js';
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { printLine, report, type Command } from '../cli/io.js';
@@ -35,9 +36,10 @@ interval, and serves the pieces it has, read from disk: BEP 3 choking
 optimistic unchoke rotating every 30 s; a free slot goes at once to a peer that becomes
 interested; a peer that takes nothing of what it is sent loses its slot in 2 s), BEP 6
 (have all, reject, allowed fast), at most --max-peers connections (when full, an idle or
-non-reading one makes room for a newcomer), bounded memory whatever the number of peers. Peers may connect
-with the plaintext handshake or the MSE encrypted one (libtorrent and qBittorrent try it
-first).
+non-reading one makes room for a newcomer), bounded memory whatever the number of peers.
+Peers may connect with the plaintext handshake or the MSE encrypted one (libtorrent and
+qBittorrent try it first). DIR is the folder that holds the torrent's content (DIR/NAME), or
+the content itself when DIR/NAME does not exist and DIR's last component is NAME.
 
 stdout gets NDJSON events: {"event":"listening","port":P} once ready, then
 {"event":"stats",…} every --stats-interval seconds. Runs until SIGINT/SIGTERM, then tells the
@@ -78,7 +80,7 @@ example:
     const src = await loadTorrentArg(a.positional[0]!, io, 'seed', { strict: a.bool('strict') });
     const t = src.torrent;
     if (!t) throw new UsageError('seed needs a .torrent file');
-    const dir = a.positional[1]!;
+    const { root: dir, expected } = await contentDir(t, a.positional[1]!);
     let store: FileStore;
     try {
       store = await FileStore.open(t, dir, { mode: 'read', maxOpen: 64 });
@@ -96,8 +98,8 @@ example:
         progress.update({ done: ++n, total: t.pieceCount, bytes: n * t.pieceLength, left: (t.pieceCount - n) * t.pieceLength });
       }
       progress.finish(`${src.name}: ${have.size} of ${t.pieceCount} pieces valid in ${dir}`);
-      if (have.size === 0) throw new CliError(`${dir}: no valid piece of ${src.name} found: nothing to seed`);
-      if (!have.complete) report(io, 'seed', `warning: ${dir}: ${t.pieceCount - have.size} of ${t.pieceCount} pieces are missing or invalid; serving the other ${have.size}`);
+      if (have.size === 0) throw new CliError(`${expected}: no valid piece of ${src.name} found there: nothing to seed (DIR is the folder that holds ${t.name}, or ${t.name} itself)`);
+      if (!have.complete) report(io, 'seed', `warning: ${expected}: ${t.pieceCount - have.size} of ${t.pieceCount} pieces are missing or invalid; serving the other ${have.size}`);
     }
     const seeder = new Seeder({ torrent: t, store, have, maxPeers, slots, fault });
     const reporter = new Reporter(io, 'seed', verbosityOf(a));

@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { contentDir } from '../cli/content-dir.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import ndjson from 'ndjson';
@@ -22,6 +23,8 @@ Reads the torrent's files under DIR, checks every piece's SHA-1 on all cores, an
 line per piece, {"index":N,"valid":true|false}, in index order: a have-set, so
 'fetch-pieces --have' can fetch only the rest. Missing or short files make their pieces
 invalid. A summary goes to stderr. Exit 0 only when every (selected) piece is valid.
+DIR is the folder that holds the torrent's content (DIR/NAME), or the content itself when
+DIR/NAME does not exist and DIR's last component is NAME ('verify data.torrent data/').
 
 options:
   --summary         print one record instead: pieces, valid, invalid, missingFiles, and
@@ -43,7 +46,7 @@ examples:
     const src = await loadTorrentArg(a.positional[0]!, io, 'verify', { strict: a.bool('strict') });
     const t = src.torrent;
     if (!t) throw new UsageError('verify needs a .torrent file');
-    const dir = a.positional[1]!;
+    const { root: dir, expected } = await contentDir(t, a.positional[1]!);
     const select = a.list('select').length > 0 ? resolveSelect(t, a.list('select')) : undefined;
     const pieces = select === undefined ? undefined : piecesForFiles(t, [...select]);
     let store: FileStore;
@@ -84,7 +87,8 @@ examples:
       if (summary) yield { pieces: total, valid, invalid: total - valid, missingFiles, bitfield: bits.toString('hex') };
     }
     await pipeline(Readable.from(records()), ndjson.stringify(), io.stdout, { signal: io.signal });
-    report(io, 'verify', `${dir}: ${valid} of ${total} pieces valid${missingFiles.length ? `, ${missingFiles.length} file(s) missing` : ''}`);
+    report(io, 'verify', `${expected}: ${valid} of ${total} pieces valid${missingFiles.length ? `, ${missingFiles.length} file(s) missing` : ''}`);
+    if (valid === 0 && missingFiles.length > 0) report(io, 'verify', `the torrent's content was expected at ${expected} (DIR is the folder that holds ${t.name}, or ${t.name} itself)`);
     return valid === total ? 0 : 1;
   },
 };
