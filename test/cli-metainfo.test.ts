@@ -164,3 +164,17 @@ test('a file that is no torrent says what it is, and every file error names its 
   const bd = await runCli(['bdecode', join(dir, 'folder')]);
   assert.equal(bd.stderr, `torrent-tools bdecode: ${join(dir, 'folder')}: is a directory\n`);
 });
+
+test('--piece-length takes binary units (256K, 4M); other text is a usage error', async () => {
+  const dir = await tmpDir('tt-units-');
+  await writeFile(join(dir, 'f.bin'), Buffer.alloc(1_000_000, 3));
+  for (const [arg, want] of [['256K', 262144], ['1M', 1048576], ['16KiB', 16384], ['65536', 65536]] as const) {
+    const r = await runCli(['create', join(dir, 'f.bin'), '-o', join(dir, `${arg}.torrent`), '--piece-length', arg, '--quiet']);
+    assert.equal(r.code, 0, r.stderr);
+    const info = await runCli(['info', join(dir, `${arg}.torrent`)]);
+    assert.equal((JSON.parse(info.stdout.toString()) as { pieceLength: number }).pieceLength, want, arg);
+  }
+  const bad = await runCli(['create', join(dir, 'f.bin'), '-o', join(dir, 'x.torrent'), '--piece-length', '3X']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--piece-length: expected a size in bytes like 262144, 256K or 4M, got "3X"/);
+});

@@ -46,3 +46,24 @@ test('the bin runs as an executable, with the node flags of its first line', () 
   assert.equal(r.stdout.trim(), pkg.version);
   assert.match(readFileSync(bin, 'utf8').split('\n')[0]!, /^#!\/usr\/bin\/env -S node --max-semi-space-size=\d+$/);
 });
+
+test('the top-level man page names every command page in SEE ALSO and shows a download', () => {
+  const top = readFileSync(new URL('man/torrent-tools.1', root), 'utf8');
+  for (const c of commands) assert.match(top, new RegExp(`^\\.BR torrent-tools-${c.name} \\(1\\)`, 'm'), `SEE ALSO lacks torrent-tools-${c.name}(1)`);
+  assert.match(top, /^torrent-tools download x\.torrent \\-o out\/$/m);
+});
+
+test('completion: bash completes commands and each command\'s options from its --help', { skip: skipUnless(hasCommand('bash'), 'bash') }, () => {
+  const script = `eval "$("${process.execPath}" "${fileURLToPath(new URL('dist/src/cli.js', root))}" completion bash)"
+COMP_WORDS=(torrent-tools downl); COMP_CWORD=1; _torrent_tools; echo "\${COMPREPLY[*]}"
+COMP_WORDS=(torrent-tools download --out); COMP_CWORD=2; _torrent_tools; echo "\${COMPREPLY[*]}"
+COMP_WORDS=(torrent-tools announce --dow); COMP_CWORD=2; _torrent_tools; echo "\${COMPREPLY[*]}"`;
+  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n'), ['download', '--output', '--downloaded']);
+  for (const shell of ['zsh', 'fish']) {
+    const s = spawnSync(process.execPath, [fileURLToPath(new URL('dist/src/cli.js', root)), 'completion', shell], { encoding: 'utf8' });
+    assert.equal(s.status, 0, s.stderr);
+    assert.match(s.stdout, /fetch-pieces/);
+  }
+});

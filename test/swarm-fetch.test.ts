@@ -197,3 +197,20 @@ test('no usable peer: exit 1 with a summary of what is missing', async () => {
   const usage = await runCli(['fetch-pieces', tf, '--pieces', '0-9999']);
   assert.equal(usage.code, 2);
 });
+
+test('--progress records: the same keys every time, every figure a number, named as in --stats', async () => {
+  await setup();
+  const s = await seeds(1);
+  const res = await runCli(['fetch-pieces', tf, '--progress', ...peerArgs(s)], { timeoutMs: 60_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const recs = res.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(recs.length >= 1, res.stderr);
+  const keys = Object.keys(recs[0]!).sort();
+  assert.deepEqual(keys, ['done', 'downRate', 'downloaded', 'event', 'failed', 'left', 'peers', 'phase', 'seconds', 'total', 'upRate', 'uploaded']);
+  for (const r of recs) {
+    assert.deepEqual(Object.keys(r).sort(), keys);
+    for (const [k, v] of Object.entries(r)) if (k !== 'event' && k !== 'phase') assert.equal(typeof v, 'number', `${k}: ${JSON.stringify(v)}`);
+  }
+  assert.equal(recs.at(-1)!['done'], t.pieceCount);
+  await Promise.all(s.map((x) => x.stop()));
+});

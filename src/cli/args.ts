@@ -54,6 +54,20 @@ export class Args {
     return this.values.get(name) ?? [];
   }
 
+  /**
+   * A size in bytes: a whole number, or one with a binary unit (256K, 4M, 1G, 16KiB; K = 1024),
+   * checked against [min, max].
+   */
+  size(name: string, min: number, max: number): number | undefined {
+    const s = this.str(name);
+    if (s === undefined) return undefined;
+    const m = /^(0|[1-9][0-9]*)(?:([KMGT])(?:iB)?)?$/i.exec(s);
+    if (m === null) throw new UsageError(`--${name}: expected a size in bytes like 262144, 256K or 4M, got ${JSON.stringify(s)}`);
+    const n = Number(m[1]) * 1024 ** (m[2] === undefined ? 0 : 'KMGT'.indexOf(m[2].toUpperCase()) + 1);
+    if (!(n >= min && n <= max)) throw new UsageError(`--${name}: ${s} is out of range [${min}, ${max}] bytes`);
+    return n;
+  }
+
   /** A non-negative decimal integer option, checked against [min, max]. */
   int(name: string, min: number, max: number): number | undefined {
     const s = this.str(name);

@@ -23,8 +23,8 @@ options:
   -o, --output FILE     write the torrent here instead of stdout
   --announce URL        a tracker; repeatable. Each --announce is its own BEP 12 tier;
                         URL,URL puts several trackers in one tier
-  --piece-length N      bytes per piece, a power of two from 16 KiB (default: about 1,500
-                        pieces, between 16 KiB and 16 MiB)
+  --piece-length N      bytes per piece, a power of two from 16 KiB; 256K, 4M accepted
+                        (default: about 1,500 pieces, between 16 KiB and 16 MiB)
   --private             set the private flag (BEP 27: trackers only, no DHT/PEX)
   --comment TEXT        a comment
   --web-seed URL        a BEP 19 web seed; repeatable
@@ -52,7 +52,7 @@ examples:
     const tiers = a.list('announce').map((v) => v.split(',').map((u) => u.trim()).filter((u) => u.length > 0));
     for (const u of tiers.flat()) if (!URL_RE.test(u)) throw new UsageError(`--announce: not a tracker URL: ${JSON.stringify(u)}`);
     for (const u of a.list('web-seed')) if (!/^https?:\/\/\S+$/i.test(u)) throw new UsageError(`--web-seed: not an http(s) URL: ${JSON.stringify(u)}`);
-    const pl = a.int('piece-length', 16 * 1024, 128 * 1024 * 1024);
+    const pl = a.size('piece-length', 16 * 1024, 128 * 1024 * 1024);
     if (pl !== undefined && (pl & (pl - 1)) !== 0) throw new UsageError(`--piece-length: ${pl} is not a power of two`);
     const path = a.positional[0]!;
     const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'create');

@@ -49,7 +49,8 @@ options:
   --select FILE        only this file (repeatable; a path as 'info' shows it, or an index)
   --port N             listen for peers on N (default 6881; 0 = any)
   --max-peers N        connections at most (default 50)
-  --max-memory BYTES   pieces in flight at most, in bytes (default 16777216), as in fetch-pieces
+  --max-memory BYTES   pieces in flight at most, in bytes (default 16M; 64M accepted), as in
+                       fetch-pieces
   --os-cache           write through the page cache (default: whole blocks go straight to the
                        disk with O_DIRECT where the file system allows it)
 ${DHT_HELP}  --seed               keep seeding after the download, until SIGINT, --seed-ratio or --seed-time
@@ -78,7 +79,7 @@ examples:
     const peerArgs = parsePeerArgs(a.list('peer'));
     const port = a.int('port', 0, 65535) ?? 6881;
     const maxPeers = a.int('max-peers', 1, 10_000) ?? 50;
-    const maxMemory = a.int('max-memory', 1, Number.MAX_SAFE_INTEGER);
+    const maxMemory = a.size('max-memory', 1, Number.MAX_SAFE_INTEGER);
     const timeout = a.int('timeout', 0, 86_400) ?? 120;
     const ratioText = a.str('seed-ratio');
     if (ratioText !== undefined && !/^\d+(?:\.\d+)?$/.test(ratioText)) throw new UsageError('--seed-ratio: expected a number like 1.5');

@@ -50,7 +50,7 @@ options:
                        index); repeatable
   --sequential         pick pieces in order (for assemble --stdout into a player)
   --max-peers N        connections at most (default 50)
-  --max-memory BYTES   pieces in flight at most, in bytes (default 16777216)
+  --max-memory BYTES   pieces in flight at most, in bytes (default 16M; 64M accepted)
   --timeout S          give up when no piece arrives for S seconds (default 120; 0 = never)
   --stats FILE         append NDJSON stats (rate, peers, pieces, per-peer figures) every second
   --print-peers FILE   append every peer learnt (given, PEX) as NDJSON, as announce prints them
@@ -81,7 +81,7 @@ examples:
     if (a.has('pieces') && a.has('select')) throw new UsageError('--pieces and --select exclude each other');
     const peers = parsePeerArgs(a.list('peer'));
     const maxPeers = a.int('max-peers', 1, 10_000) ?? 50;
-    const maxMemory = a.int('max-memory', 1, Number.MAX_SAFE_INTEGER);
+    const maxMemory = a.size('max-memory', 1, Number.MAX_SAFE_INTEGER);
     const timeout = a.int('timeout', 0, 86_400) ?? 120;
     const port = a.int('port', 1, 65535);
     const src = await loadTorrentArg(a.positional[0]!, io, 'fetch-pieces', { strict: a.bool('strict'), allowMagnet: true });

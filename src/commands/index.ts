@@ -29,6 +29,7 @@ export const commands: readonly CommandEntry[] = [
   { name: 'fetch-pieces', summary: 'download and verify pieces from peers (NDJSON on stdin), write the piece stream', load: async () => (await import('./fetch-pieces.js')).fetchPieces },
   { name: 'assemble', summary: 'write a piece stream into the torrent\'s files (or its content to stdout)', load: async () => (await import('./assemble.js')).assemble },
   { name: 'verify', summary: 'hash the files on disk and print which pieces are valid (a have-set)', load: async () => (await import('./verify.js')).verify },
+  { name: 'completion', summary: 'print a shell completion script (bash, zsh or fish)', load: async () => (await import('./completion.js')).completion },
 ];
 
 export function findCommand(name: string): CommandEntry | undefined {
