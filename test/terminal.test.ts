@@ -47,9 +47,9 @@ for (const width of [80, 60]) {
     assert.match(screen, /EXIT 0/, screen);
     const bars = lines.filter((l) => /^download /.test(l));
     assert.equal(bars.length, 1, `one progress line:\n${screen}`);
-    assert.match(bars[0]!, /^download 100% .*\d+\/\d+/, `its final state:\n${screen}`);
+    assert.match(bars[0]!, /^download 100% .*384\/384/, `its final state:\n${screen}`);
     assert.ok(bars[0]!.length <= width, `the line fits (a wrapped one would leave frames behind):\n${screen}`);
-    assert.match(screen, /^screen\.bin: 24\.0 MiB in \d+:\d\d, [\d.]+ [KMG]iB\/s, 1 peer, 1 failed$/m, `the summary:\n${screen}`);
+    assert.match(screen, /^screen\.bin: 24\.0 MiB in \d+:\d\d, [\d.]+ [KMG]?i?B\/s, 1 peer, \d+ failed$/m, `the summary:\n${screen}`);
     assert.doesNotMatch(screen, /127\.0\.0\.1:1: ECONNREFUSED/, 'the dead peer is counted, not printed');
     // the torrent's dead tracker is said once; then only the line, the summary and the shell's EXIT
     assert.equal(lines.filter((l) => /announce: ECONNREFUSED/.test(l)).length, 1, screen);
