@@ -13,7 +13,7 @@ import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
-import { closeReason, describeClose } from '../wire/close-reason.js';
+import { describeClose } from '../wire/close-reason.js';
 import { PeerConnection, type WireExtension } from '../wire/peer-connection.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
@@ -97,14 +97,10 @@ export class Seeder extends EventEmitter<SeederEvents> {
 
   /** Serves an already connected socket (an incoming connection accepted elsewhere). */
   accept(socket: Socket): void {
-    if (this.holders.size >= (this.o.maxPeers ?? 100)) {
-      // full: an idle or useless connection makes room, else the newcomer is turned away
-      const victim = this.slots.victim();
-      if (victim === null) {
-        socket.destroy();
-        return;
-      }
-      victim.close(closeReason('dropped', 'dropped to make room for a new peer'));
+    // full: an idle or useless connection makes room, else the newcomer is turned away
+    if (this.holders.size >= (this.o.maxPeers ?? 100) && !this.slots.dropForNewcomer()) {
+      socket.destroy();
+      return;
     }
     const t = this.o.torrent;
     const conn = new PeerConnection(socket, {

@@ -330,12 +330,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     const rec: PeerRecord = { ip: normalizeIp(socket.remoteAddress ?? '') ?? '?', port: socket.remotePort ?? 0, source: 'incoming' };
     const key = peerKey(rec);
     // full: a connection useless to both sides makes room, else the newcomer is turned away
-    const victim = this.peers.size >= (this.o.maxPeers ?? 50) ? this.slots.victim() : undefined;
-    if (this.destroyed || victim === null || !this.connector.claim(key)) {
+    const full = this.peers.size >= (this.o.maxPeers ?? 50);
+    if (this.destroyed || this.connector.isBanned(key) || (full && !this.slots.dropForNewcomer()) || !this.connector.claim(key)) {
       socket.destroy();
       return;
     }
-    victim?.close(closeReason('dropped', 'dropped to make room for a new peer'));
     const t = this.torrent;
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,

@@ -13,8 +13,8 @@
  *   all). After `stallMs` it loses its slot and gets none again until its socket drains; after
  *   `dropStalledMs` it loses the connection. Forty peers that queue requests and never read
  *   delay an honest newcomer by about a second, not for ever.
- * - When the connection limit is full, `victim()` names a connection to drop for a newcomer:
- *   an idle one that wants nothing, or one that stopped reading.
+ * - When the connection limit is full, `dropForNewcomer()` drops a connection to admit a
+ *   newcomer: one that stopped reading, or an idle one that wants nothing.
  */
 import { closeReason } from '../wire/close-reason.js';
 import type { PeerConnection } from '../wire/peer-connection.js';
@@ -92,8 +92,14 @@ export class UploadSlots {
     this.fill(now);
   }
 
-  /** A connection to drop so that a newcomer fits, or null when every one is worth keeping. */
-  victim(now = Date.now()): PeerConnection | null {
+  /** Drops a connection so that a newcomer fits; false when every one is worth keeping. */
+  dropForNewcomer(now = Date.now()): boolean {
+    const v = this.victim(now);
+    v?.close(closeReason('dropped', 'dropped to make room for a new peer'));
+    return v !== null;
+  }
+
+  private victim(now: number): PeerConnection | null {
     let best: { conn: PeerConnection; score: number } | null = null;
     for (const h of this.holders.values()) {
       const c = h.uploader.conn;
