@@ -158,7 +158,6 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     const timeoutMs = o.timeoutMs ?? 120_000;
     const feed = new PeerFeed();
     for (const p of o.peers ?? []) feed.add(p);
-    const failedTrackers = new Set<string>();
     let torrent: Torrent | undefined = src.torrent;
     let have = 0;
     let fetch: FetchStream | null = null;
@@ -174,7 +173,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
           }),
           onPeers: (list) => list.forEach((p) => feed.add(p)),
           // a dead tracker is said once; its further failures are routine (-v shows them)
-          onFailure: (f) => logAt(`${f.tracker}: ${f.message}`, failedTrackers.has(f.tracker) ? 'detail' : (failedTrackers.add(f.tracker), 'notice')),
+          onFailure: (f, repeated) => logAt(`${f.tracker}: ${f.message}`, repeated ? 'detail' : 'notice'),
           onWarning: (tracker, w) => log(`${tracker}: warning: ${w}`),
         })
       : null;

@@ -15,7 +15,11 @@ export interface AnnounceLoopOptions {
   /** current figures: called before every announce */
   stats: () => { uploaded: number; downloaded: number; left: number };
   onPeers?: (peers: PeerRecord[]) => void;
-  onFailure?: (f: TrackerFailure) => void;
+  /**
+   * a tracker failed to answer; `repeated` when it had failed before (a dead tracker fails at
+   * every interval: worth saying once, loudly)
+   */
+  onFailure?: (f: TrackerFailure, repeated: boolean) => void;
   /** a tracker's warning, or what of its reply was skipped (once per tracker and text) */
   onWarning?: (tracker: string, message: string) => void;
   timeoutMs?: number;
@@ -31,6 +35,8 @@ export class AnnounceLoop {
   private stopped = false;
   private port: number;
   private readonly warned = new Set<string>();
+  /** trackers that failed at least once */
+  private readonly failed = new Set<string>();
   /** the announce on its way, if any */
   private inFlight: Promise<void> = Promise.resolve();
 
@@ -75,7 +81,11 @@ export class AnnounceLoop {
     if (this.stopped) return;
     let wait = 60;
     try {
-      const replies = await this.client.announce(this.params(event), false, this.o.onFailure);
+      const replies = await this.client.announce(this.params(event), false, (f) => {
+        const repeated = this.failed.has(f.tracker);
+        if (this.failed.size < 1000) this.failed.add(f.tracker);
+        this.o.onFailure?.(f, repeated);
+      });
       if (replies.length > 0) {
         this.answered = true;
         wait = Math.min(...replies.map((r) => Math.max(r.interval, r.minInterval ?? 0)));
