@@ -6,11 +6,12 @@
  */
 import { createServer } from 'node:net';
 
-export function pickFreePort(): Promise<number> {
+/** A port the kernel picked as free on `host` (default: every address). */
+export function pickFreePort(host?: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
-    srv.listen(0, () => {
+    srv.listen(0, host, () => {
       const addr = srv.address();
       const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
       srv.close(() => resolve(port));
