@@ -1,4 +1,5 @@
 import { parseArgs } from '../cli/args.js';
+import { human } from '../cli/units.js';
 import { UsageError } from '../cli/errors.js';
 import type { Command } from '../cli/io.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
@@ -27,16 +28,6 @@ export function torrentSummary(t: Torrent, withPieces = false): Record<string, u
   return o;
 }
 
-function human(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
-}
 
 function readable(t: Torrent): string {
   const lines = [
