@@ -46,6 +46,13 @@ export interface Measured {
   code: number | null;
 }
 
+/** One leg of a swarm bench: its figures, whether its output matched, what it said on stderr. */
+export interface LegResult extends Measured {
+  leg: string;
+  verified: boolean;
+  stderr: string[];
+}
+
 /**
  * Runs a command, feeding stdin from `feed` (with backpressure), discarding stdout, and measures
  * wall time plus peak RSS and CPU with GNU time when it is installed.
@@ -127,4 +134,12 @@ export function summarizeStderr(lines: string[]): string[] {
     counts.set(k, (counts.get(k) ?? 0) + 1);
   }
   return [...counts].slice(0, 12).map(([l, n]) => `    ${n > 1 ? `${n}× ` : ''}${l}`);
+}
+
+/**
+ * The aria2c leg of the swarm benches, as a bash command for `timeout`: no DHT, LPD or PEX (it
+ * learns peers from the torrent's tracker only), no seeding, its stderr into `err`.
+ */
+export function aria2cArgv(torrent: string, out: string, err: string, port: number): string[] {
+  return ['bash', '-c', 'exec aria2c --no-conf --dir="$1" --seed-time=0 --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false --listen-port="$3" --file-allocation=none --summary-interval=0 --console-log-level=warn --download-result=hide "$0" 2>"$2"', torrent, out, err, String(port)];
 }

@@ -17,7 +17,7 @@ import { hasCommand, hasLibtorrent, SYSTEM_PYTHON } from '../test/helpers/intero
 import { LT_SWARM_PY } from '../test/helpers/lt-swarm.js';
 import { freeTcpPort } from '../test/helpers/ports.js';
 import { spreadSeeders, startRealSwarm, type RealSwarm, type SeederSpec } from '../test/helpers/real-swarm.js';
-import { CLI, fmt, makeData, measureCommand, median, sha1File, summarizeStderr, type Measured } from './harness.js';
+import { CLI, aria2cArgv, fmt, makeData, measureCommand, median, sha1File, summarizeStderr, type LegResult } from './harness.js';
 
 const MiB = 1024 * 1024;
 /** libtorrent's limiter banks up to 3 s of quota: every leg starts after the bank is full. */
@@ -41,17 +41,10 @@ const LEGS: Leg[] = [
   { name: 'download', ours: true, argv: (t) => ['bash', '-c', 'export XDG_STATE_HOME="$4"; exec "$0" download "$1" -o "$2" --no-dht --quiet --port 0 2>"$3"', CLI, t.torrent, t.out, t.err, t.state] },
   { name: 'pipeline', ours: true, argv: (t) => ['bash', '-c', PIPELINE, CLI, t.torrent, t.out, t.err, t.state] },
   { name: 'libtorrent', ours: false, argv: (t) => ['bash', '-c', 'exec "$0" "$1" --leech "$2" "$3" 600 2>"$4" >/dev/null', SYSTEM_PYTHON, LT_SWARM_PY, t.torrent, t.out, t.err] },
-  {
-    name: 'aria2c',
-    ours: false,
-    argv: (t) => ['bash', '-c', 'exec aria2c --no-conf --dir="$1" --seed-time=0 --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false --listen-port="$3" --file-allocation=none --summary-interval=0 --console-log-level=warn --download-result=hide "$0" 2>"$2"', t.torrent, t.out, t.err, String(t.port)],
-  },
+  { name: 'aria2c', ours: false, argv: (t) => aria2cArgv(t.torrent, t.out, t.err, t.port) },
 ];
 
-interface Result extends Measured {
-  leg: string;
-  verified: boolean;
-  stderr: string[];
+interface Result extends LegResult {
   /** MiB each seeder uploaded, by `rateKiB/rttMs`, the leaver and the joiner marked */
   uploads: string;
 }

@@ -13,12 +13,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import Server from 'bittorrent-tracker/server';
 import { hasCommand, hasLibtorrent, SYSTEM_PYTHON } from '../test/helpers/interop.js';
 import { LT_SWARM_PY, LtSwarm, type LtSeeder } from '../test/helpers/lt-swarm.js';
 import { freeTcpPort } from '../test/helpers/ports.js';
-import { announceFor } from '../test/helpers/real-swarm.js';
-import { CLI, fmt, makeData, measureCommand, median, run, sha1File, summarizeStderr, type Measured } from './harness.js';
+import { announceFor, startHttpTracker, type HttpTracker } from '../test/helpers/real-swarm.js';
+import { CLI, aria2cArgv, fmt, makeData, measureCommand, median, run, sha1File, summarizeStderr, type LegResult } from './harness.js';
 
 const SEEDERS = 4;
 /** one leg may not take longer than this (the old lab's limit too) */
@@ -59,45 +58,10 @@ const LEGS: Leg[] = [
     ours: false,
     argv: (t) => ['bash', '-c', 'py=$1 t=$2 o=$3; exec 2>"$4" > /dev/null; shift 4; exec "$0" "$py" --leech "$t" "$o" 600 "$@"', SYSTEM_PYTHON, LT_SWARM_PY, t.torrent, t.out, t.err, ...t.peerArgs],
   },
-  {
-    name: 'aria2c',
-    ours: false,
-    argv: (t) => ['bash', '-c', 'exec aria2c --no-conf --dir="$1" --seed-time=0 --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false --listen-port="$3" --file-allocation=none --summary-interval=0 --console-log-level=warn --download-result=hide "$0" 2>"$2"', t.torrent, t.out, t.err, String(t.port)],
-  },
+  { name: 'aria2c', ours: false, argv: (t) => aria2cArgv(t.torrent, t.out, t.err, t.port) },
 ];
 
-interface Result extends Measured {
-  leg: string;
-  verified: boolean;
-  stderr: string[];
-}
-
-/** A bittorrent-tracker on 127.0.0.1:port (HTTP only), for aria2c. */
-async function startTracker(port: number): Promise<{ url: string; close: () => Promise<void> }> {
-  const tracker = new Server({ http: true, udp: false, ws: false, stats: false });
-  tracker.on('warning', () => {});
-  tracker.on('error', () => {});
-  await new Promise<void>((res, rej) => {
-    const t = setTimeout(() => rej(new Error('tracker did not listen within 5 s')), 5000);
-    tracker.listen(port, '127.0.0.1', () => {
-      clearTimeout(t);
-      res();
-    });
-  });
-  return {
-    url: `http://127.0.0.1:${port}/announce`,
-    close: () =>
-      new Promise<void>((res) => {
-        const t = setTimeout(res, 5000); // a client's keep-alive must not hold us
-        tracker.close(() => {
-          clearTimeout(t);
-          res();
-        });
-      }),
-  };
-}
-
-async function runLeg(leg: Leg, input: Omit<LegInput, 'out' | 'err' | 'port'>, dir: string, sha1: string, r: number): Promise<Result> {
+async function runLeg(leg: Leg, input: Omit<LegInput, 'out' | 'err' | 'port'>, dir: string, sha1: string, r: number): Promise<LegResult> {
   const out = join(dir, `out-${leg.name}-${r}`);
   const err = join(dir, `err-${leg.name}-${r}.txt`);
   // the previous leg's dirty pages must not be written back during this one (async: the
@@ -119,7 +83,7 @@ export async function benchSwarm(sizeMiB = Number(process.env['BENCH_SWARM_MIB']
   const legs = LEGS.filter((l) => wanted.includes(l.name) && (l.name !== 'aria2c' || hasCommand('aria2c')));
   const dir = await mkdtemp(join(tmpdir(), 'tt-bench-swarm-'));
   let lt: LtSwarm | null = null;
-  let tracker: { url: string; close: () => Promise<void> } | null = null;
+  let tracker: HttpTracker | null = null;
   try {
     const sha1 = await makeData(join(dir, 'data.bin'), sizeMiB);
     const trackerPort = await freeTcpPort();
@@ -127,7 +91,7 @@ export async function benchSwarm(sizeMiB = Number(process.env['BENCH_SWARM_MIB']
     // nothing lives in this process yet: spawnSync is harmless here
     const c = spawnSync(CLI, ['create', join(dir, 'data.bin'), '-o', torrent, '--announce', `http://127.0.0.1:${trackerPort}/announce`, '--piece-length', String(1 << 20), '--quiet'], { encoding: 'utf8' });
     if (c.status !== 0) throw new Error(`create: ${c.stderr}`);
-    tracker = await startTracker(trackerPort);
+    tracker = await startHttpTracker(trackerPort); // for aria2c, which learns peers only from one
     lt = await LtSwarm.start();
     const t0 = Date.now();
     const seeders: LtSeeder[] = [];
@@ -137,7 +101,7 @@ export async function benchSwarm(sizeMiB = Number(process.env['BENCH_SWARM_MIB']
     for (const s of seeders) await announceFor(tracker.url, s.infoHash, s.peerId, s.port, 'started');
     const peerArgs = seeders.flatMap((s) => ['--peer', `127.0.0.1:${s.port}`]);
 
-    const results: Result[] = [];
+    const results: LegResult[] = [];
     for (let r = 0; r < runs; r++) {
       for (let k = 0; k < legs.length; k++) {
         const leg = legs[(k + r) % legs.length]!;

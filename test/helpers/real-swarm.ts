@@ -111,25 +111,50 @@ function sayMinInterval(tracker: Server, seconds: number): void {
     });
 }
 
-export async function startRealSwarm(o: RealSwarmOptions): Promise<RealSwarm> {
-  const trackerUrl = `http://127.0.0.1:${o.trackerPort}/announce`;
-  const intervalS = o.announceIntervalS ?? 5;
-  const tracker = new Server({ http: true, udp: false, ws: false, stats: false, interval: intervalS * 1000 });
-  sayMinInterval(tracker, intervalS);
+export interface HttpTracker {
+  /** http://127.0.0.1:PORT/announce */
+  url: string;
+  /** closes it, waiting at most 5 s (a client's keep-alive must not hold us) */
+  close(): Promise<void>;
+}
+
+/**
+ * A bittorrent-tracker (HTTP only) on 127.0.0.1:port; with `intervalS`, it asks for announces
+ * that often and says so as its min interval too (sayMinInterval).
+ */
+export async function startHttpTracker(port: number, intervalS?: number): Promise<HttpTracker> {
+  const tracker = new Server({ http: true, udp: false, ws: false, stats: false, ...(intervalS !== undefined ? { interval: intervalS * 1000 } : {}) });
+  if (intervalS !== undefined) sayMinInterval(tracker, intervalS);
   tracker.on('warning', () => {});
   tracker.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('tracker did not listen within 5 s')), 5000);
-    tracker.listen(o.trackerPort, '127.0.0.1', () => {
+    tracker.listen(port, '127.0.0.1', () => {
       clearTimeout(t);
       resolve();
     });
   });
+  return {
+    url: `http://127.0.0.1:${port}/announce`,
+    close: () =>
+      new Promise<void>((r) => {
+        const t = setTimeout(r, 5000);
+        tracker.close(() => {
+          clearTimeout(t);
+          r();
+        });
+      }),
+  };
+}
+
+export async function startRealSwarm(o: RealSwarmOptions): Promise<RealSwarm> {
+  const tracker = await startHttpTracker(o.trackerPort, o.announceIntervalS ?? 5);
+  const trackerUrl = tracker.url;
   let lt: LtSwarm;
   try {
     lt = await LtSwarm.start();
   } catch (e) {
-    tracker.close();
+    await tracker.close();
     throw e;
   }
   const up = new Map<string, { seeder: RealSeeder; relay: DelayRelay; infoHash: string }>();
@@ -161,13 +186,7 @@ export async function startRealSwarm(o: RealSwarmOptions): Promise<RealSwarm> {
     closed = true;
     await lt.close();
     await Promise.all([...relays].map((r) => r.close()));
-    await new Promise<void>((r) => {
-      const t = setTimeout(r, 5000); // a client's keep-alive must not hold us
-      tracker.close(() => {
-        clearTimeout(t);
-        r();
-      });
-    });
+    await tracker.close();
   };
 
   try {
