@@ -550,7 +550,8 @@ test('interop: our dht get-peers finds a python-libtorrent seeder through its DH
   assert.equal(gp.code, 0, gp.stderr);
   assert.match(gp.stdout.toString(), new RegExp(`"port":${base}`), gp.stdout.toString());
   const out = join(dir, 'ours');
-  const dl = await runCli(['download', `magnet:?xt=urn:btih:${t.infoHashHex}`, '-o', out, '--port', '0', '--bootstrap', boot, '--quiet'], { timeoutMs: 60_000 });
+  // -v: every peer and DHT failure on stderr, for the assertion message should it fail
+  const dl = await runCli(['download', `magnet:?xt=urn:btih:${t.infoHashHex}`, '-o', out, '--port', '0', '--bootstrap', boot, '-v'], { timeoutMs: 60_000 });
   assert.equal(dl.code, 0, dl.stderr);
   assert.deepEqual(await readFile(join(out, 'ltdht', 'lt.bin')), files[0]!.data);
   py.kill('SIGKILL');

@@ -32,7 +32,8 @@ export function runCli(args: string[], options: { input?: Buffer | string; env?:
     child.stderr.on('data', (c: Buffer) => err.push(c));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`torrent-tools ${args.join(' ')}: timed out`));
+      // what it said before it hung is the only clue a timed-out test leaves
+      reject(new Error(`torrent-tools ${args.join(' ')}: timed out; stderr: ${Buffer.concat(err).toString('utf8').slice(-2000)}`));
     }, options.timeoutMs ?? 30_000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
