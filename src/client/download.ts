@@ -186,7 +186,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       discovery?.start();
       this.progress.phase = 'metadata';
       const got = await resolveTorrent(src, {
-        feed, cacheFile: join(dir, '.torrent-tools', `${src.infoHash.toString('hex')}.torrent`), timeoutMs, signal,
+        feed, cacheFile: join(dir, '.torrent-tools', `${src.infoHash.toString('hex')}.torrent`), cacheRoot: dir, timeoutMs, signal,
         maxPeers: o.maxPeers, peerId, port, log: (m, level = 'notice') => logAt(m, level),
       });
       const t = (torrent = got.torrent);
@@ -232,7 +232,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       f.swarm.on('dht-node', (n) => tDht?.addNode(n.ip, n.port));
       this.fetch = f;
 
-      const assemble = new AssembleStream(t, dir, { trust: true, wanted, have: valid, select, osCache: o.osCache });
+      const assemble = new AssembleStream(t, dir, { trust: true, wanted, have: valid, select, osCache: o.osCache, onNotice: (m) => log(`note: ${m}`) });
       Object.assign(this.progress, { phase: 'downloading', done: 0, total: assemble.remaining, bytes: 0, valid: valid.size });
       let pieces = 0;
       const events = new Writable({

@@ -97,9 +97,9 @@ export async function readCachedTorrent(file: string, infoHash: Buffer): Promise
 
 /**
  * The torrent behind a magnet or info hash: from `cacheFile` when it holds the right one, else
- * fetched from peers and then written there.
+ * fetched from peers and then written there (confined to `cacheRoot` when given).
  */
-export async function resolveTorrent(src: TorrentSource, o: MetadataStepOptions & { cacheFile?: string }): Promise<{ torrent: Torrent; source: 'file' | 'cache' | 'peers' }> {
+export async function resolveTorrent(src: TorrentSource, o: MetadataStepOptions & { cacheFile?: string; cacheRoot?: string }): Promise<{ torrent: Torrent; source: 'file' | 'cache' | 'peers' }> {
   // the magnet's x.pe peers serve the download too, whether or not the metadata is cached
   await addMagnetPeers(src, o.feed, o.log);
   if (src.torrent) return { torrent: src.torrent, source: 'file' };
@@ -110,7 +110,7 @@ export async function resolveTorrent(src: TorrentSource, o: MetadataStepOptions 
   const info = await fetchMetadataFromPeers(src, o);
   const { torrent, file } = torrentFromInfo(src, info);
   if (o.cacheFile !== undefined) {
-    await writeFileAtomic(o.cacheFile, file).catch((e: Error) => o.log(`warning: cannot cache the torrent in ${o.cacheFile}: ${e.message}`));
+    await writeFileAtomic(o.cacheFile, file, o.cacheRoot).catch((e: Error) => o.log(`warning: cannot cache the torrent in ${o.cacheFile}: ${e.message}`));
   }
   return { torrent, source: 'peers' };
 }

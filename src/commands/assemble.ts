@@ -30,8 +30,11 @@ disk it prints {"event":"piece","index":N,"bytes":B}; when every wanted piece is
 are missing. The events are a have-set: keep them as a resume journal.
 
 Nothing outside DIR is ever written: paths that would escape it, or go through a symlink, are
-refused before anything is written. Existing files are never truncated or deleted; pieces are
-written in place, so a damaged piece is repaired by receiving it again.
+refused before anything is written, and every file is opened by a walk that follows no symlink
+(a directory swapped for one mid-run fails the run, naming it). A file in DIR that is a hard
+link gets a copy of its own before its first write, so its other names keep their content.
+Existing files are never truncated or deleted; pieces are written in place, so a damaged piece
+is repaired by receiving it again.
 
 options:
   -o, --output DIR      where the files go (created if needed)
@@ -98,7 +101,7 @@ examples:
     const have = a.has('have') ? await readHaveSet(a.str('have')!, t.pieceCount).catch((e: Error) => { throw new CliError(`${a.str('have')}: ${e.message}`); }) : undefined;
     let store: FileStore;
     try {
-      store = await FileStore.open(t, out!, { mode: 'write', select, osCache: a.bool('os-cache') });
+      store = await FileStore.open(t, out!, { mode: 'write', select, osCache: a.bool('os-cache'), onNotice: (m) => report(io, 'assemble', `note: ${m}`) });
     } catch (e) {
       if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
       throw e;

@@ -6,15 +6,16 @@
  * over an existing directory never loses a byte that was there. BEP 47 pad files are never
  * written; they read back as zeros.
  */
-import { constants, type FileHandle, open, mkdir } from 'node:fs/promises';
+import { constants, type FileHandle, realpath } from 'node:fs/promises';
 import { readSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { resolve } from 'node:path';
 import type { Torrent } from '../metainfo/torrent.js';
 import { pieceSize, pieceSpans } from '../metainfo/pieces.js';
 import type { BufferPool } from './buffer-pool.js';
 import { BOUNCE_SIZE, DIRECT_ALIGN, alignDown, alignUp, bouncePool, isAligned } from './direct-io.js';
 import { allocReadBuffer } from './io-buffer.js';
-import { checkNoSymlinks, prepareRoot, safeJoin } from './safe-path.js';
+import { ConfinedRoot, reopen } from './confined.js';
+import { UnsafePathError, checkNoSymlinks, prepareRoot, safeJoin } from './safe-path.js';
 
 export interface StoreOptions {
   /** 'write' creates directories and files as needed; 'read' never creates anything. */
@@ -34,6 +35,8 @@ export interface StoreOptions {
    * write goes around it with O_DIRECT where the file system allows it (direct-io.ts).
    */
   osCache?: boolean;
+  /** hears what the store did that the user should know of (a hard link broken before a write) */
+  onNotice?: (message: string) => void;
 }
 
 interface Slot {
@@ -49,6 +52,11 @@ export class FileStore {
   readonly root: string;
   /** absolute path of each file of the torrent */
   readonly paths: readonly string[];
+  /** each file's path components under `root` */
+  private readonly components: ReadonlyArray<readonly string[]>;
+  private readonly onNotice: ((message: string) => void) | undefined;
+  /** opens every file under `root` without following a symlink on the way */
+  private readonly confined: ConfinedRoot;
   private readonly mode: 'read' | 'write';
   private readonly select: ReadonlySet<number> | undefined;
   private readonly maxOpen: number;
@@ -64,10 +72,13 @@ export class FileStore {
   private tick = 0;
   private closed = false;
 
-  private constructor(torrent: Torrent, root: string, paths: string[], options: StoreOptions) {
+  private constructor(torrent: Torrent, root: string, paths: string[], components: string[][], options: StoreOptions) {
     this.torrent = torrent;
     this.root = root;
     this.paths = paths;
+    this.components = components;
+    this.onNotice = options.onNotice;
+    this.confined = new ConfinedRoot(root);
     this.mode = options.mode;
     this.select = options.select;
     this.maxOpen = Math.max(1, options.maxOpen ?? 128);
@@ -80,15 +91,18 @@ export class FileStore {
    * would write outside `root`, or through a symlink, is refused whole (UnsafePathError).
    */
   static async open(torrent: Torrent, root: string, options: StoreOptions): Promise<FileStore> {
-    const base = options.mode === 'write' ? await prepareRoot(root) : root;
-    const prefix = torrent.multiFile ? [torrent.name] : [];
+    // a real path: every descriptor opened under it is checked to resolve there (confined.ts)
+    const base = options.mode === 'write' ? await prepareRoot(root) : await realpath(root).catch(() => resolve(root));
     const paths: string[] = [];
+    const components: string[][] = [];
     for (const f of torrent.files) {
-      const components = torrent.multiFile ? [...prefix, ...f.path] : [torrent.name];
-      paths.push(safeJoin(base, components));
-      if (!f.pad) await checkNoSymlinks(base, components);
+      const c = torrent.multiFile ? [torrent.name, ...f.path] : [torrent.name];
+      paths.push(safeJoin(base, c));
+      components.push(c);
+      // refuses a torrent whole before anything is written; each open checks again (confined.ts)
+      if (!f.pad) await checkNoSymlinks(base, c);
     }
-    const store = new FileStore(torrent, base, paths, options);
+    const store = new FileStore(torrent, base, paths, components, options);
     if (options.mode === 'write') await store.createEmptyFiles();
     return store;
   }
@@ -199,6 +213,7 @@ export class FileStore {
     const slots = [...this.slots.values()];
     this.slots.clear();
     await Promise.allSettled(slots.flatMap((s) => [s.handle.close(), s.direct?.close()]));
+    await this.confined.close();
   }
 
   private async createEmptyFiles(): Promise<void> {
@@ -236,28 +251,23 @@ export class FileStore {
 
   private async openFile(file: number): Promise<Slot | null> {
     await this.evict();
-    const path = this.paths[file]!;
-    let handle: FileHandle;
-    if (this.mode === 'write') {
-      await mkdir(dirname(path), { recursive: true });
-      // O_NOFOLLOW: the symlink check ran at open(); this closes the window after it
-      handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o666);
-      if (!this.sized.has(file)) {
-        const want = this.torrent.files[file]!.length;
-        const st = await handle.stat();
-        if (st.size < want) await handle.truncate(want); // grow, sparse; never shrink
-        this.sized.add(file);
-      }
-    } else {
-      try {
-        handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ELOOP' || code === 'EISDIR' || code === 'ENOTDIR') return null;
-        throw e;
-      }
+    const write = this.mode === 'write';
+    let handle: FileHandle | null;
+    try {
+      handle = await this.confined.open(this.components[file]!, { create: write, write, onNotice: this.onNotice });
+    } catch (e) {
+      // reading, a file that is not there as a plain file under root is a missing file: its pieces are not on disk
+      if (!write && e instanceof UnsafePathError) return null;
+      throw e;
     }
-    const slot: Slot = { handle, direct: await this.openDirect(path), users: 0, lastUse: ++this.tick };
+    if (handle === null) return null;
+    if (write && !this.sized.has(file)) {
+      const want = this.torrent.files[file]!.length;
+      const st = await handle.stat();
+      if (st.size < want) await handle.truncate(want); // grow, sparse; never shrink
+      this.sized.add(file);
+    }
+    const slot: Slot = { handle, direct: await this.openDirect(handle, this.paths[file]!), users: 0, lastUse: ++this.tick };
     this.slots.set(file, slot);
     return slot;
   }
@@ -275,10 +285,10 @@ export class FileStore {
   }
 
   /** The O_DIRECT handle for a file opened for writing, or null where the file system has none. */
-  private async openDirect(path: string): Promise<FileHandle | null> {
+  private async openDirect(file: FileHandle, path: string): Promise<FileHandle | null> {
     if (!this.direct || constants.O_DIRECT === undefined) return null;
     try {
-      return await open(path, constants.O_WRONLY | constants.O_DIRECT | constants.O_NOFOLLOW);
+      return await reopen(file, path, constants.O_WRONLY | constants.O_DIRECT);
     } catch {
       this.direct = false;
       return null;

@@ -1,12 +1,33 @@
 /** Small files written whole or not at all: a temporary file beside the target, then rename. */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
+import { openConfined } from './confined.js';
+import { prepareRoot } from './safe-path.js';
 
-export async function writeFileAtomic(file: string, bytes: Buffer): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
+/**
+ * Writes `bytes` to `file` atomically. Given `root` (a directory `file` lies under, such as a
+ * download's output directory), the temporary file is created by the confined walk: nothing is
+ * written through a symlink planted on the way.
+ */
+export async function writeFileAtomic(file: string, bytes: Buffer, root?: string): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    await writeFile(tmp, bytes);
+    if (root === undefined) {
+      await mkdir(dirname(file), { recursive: true });
+      await writeFile(tmp, bytes);
+    } else {
+      const real = await prepareRoot(root);
+      const handle = (await openConfined(real, relative(root, tmp).split(sep), { create: true, write: true }))!;
+      try {
+        await handle.truncate(0);
+        await handle.writeFile(bytes);
+      } finally {
+        await handle.close();
+      }
+      // the rename goes by path: a directory swapped meanwhile can only make it fail (no tmp there)
+      await rename(join(real, relative(root, tmp)), join(real, relative(root, file)));
+      return;
+    }
     await rename(tmp, file);
   } catch (e) {
     // a full disk or a target that is a directory: no half-written file is left behind

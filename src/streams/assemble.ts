@@ -31,6 +31,8 @@ export interface AssembleOptions {
   select?: ReadonlySet<number>;
   /** given a directory: write through the page cache rather than around it (FileStore) */
   osCache?: boolean;
+  /** given a directory: what the store did that the user should know of (FileStore) */
+  onNotice?: (message: string) => void;
 }
 
 /** Pieces accepted and not yet on disk, at most: some being written while the next hash. */
@@ -81,7 +83,7 @@ export class AssembleStream extends Transform {
 
   override _construct(cb: (error?: Error | null) => void): void {
     if (this.dir === null) return cb();
-    FileStore.open(this.torrent, this.dir, { mode: 'write', select: this.options.select, osCache: this.options.osCache }).then((s) => {
+    FileStore.open(this.torrent, this.dir, { mode: 'write', select: this.options.select, osCache: this.options.osCache, onNotice: this.options.onNotice }).then((s) => {
       this.store = s;
       cb();
     }, cb);
