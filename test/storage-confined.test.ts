@@ -12,23 +12,12 @@ import { FileStore } from '../src/storage/file-store.js';
 import { walksByDescriptor } from '../src/storage/confined.js';
 import { UnsafePathError } from '../src/storage/safe-path.js';
 import { writeFileAtomic } from '../src/storage/write-atomic.js';
-import { PieceFrameEncoder, type PieceFrame } from '../src/streams/piece-frames.js';
 import { CLI, runCli } from './helpers/cli.js';
+import { encodeFrames as frames } from './helpers/frames.js';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
 import { makeTorrent, tmpDir, type TestFile } from './helpers/torrent.js';
 
 const PL = 16 * 1024;
-
-async function frames(list: PieceFrame[]): Promise<Buffer> {
-  const enc = new PieceFrameEncoder();
-  const parts: Buffer[] = [];
-  enc.on('data', (c: Buffer) => parts.push(c));
-  const done = new Promise((r) => enc.on('end', r));
-  for (const f of list) enc.write(f);
-  enc.end();
-  await done;
-  return Buffer.concat(parts);
-}
 
 /** Every path under `dir`, recursively (symlinks listed, not followed). */
 async function everything(dir: string): Promise<string[]> {
