@@ -2,7 +2,8 @@
  * UDP trackers (BEP 15): connect, then announce or scrape with the connection id, reused for its
  * 60 s. A lost packet is sent again after 15·2^n s, but never past the total deadline, so a dead
  * tracker costs at most `timeoutMs`. Replies are matched by transaction id and checked for
- * length; anything else is ignored (a spoofed or stray datagram cannot end the wait early).
+ * length. A datagram with another transaction id is ignored and the wait goes on (a spoofed or
+ * stray datagram cannot end a valid exchange), only counted so that the timeout can say so.
  */
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
@@ -54,8 +55,20 @@ async function target(url: string): Promise<Target> {
   return { host, port, key: `${host}:${port}` };
 }
 
-/** Sends `packet` until a reply with its transaction id (and at least `minLen` bytes) arrives. */
-function exchange(sock: Socket, t: Target, packet: Buffer, minLen: number, deadline: number, o: UdpOptions): Promise<Buffer> {
+/** Datagrams ignored during one request, for the timeout's message. */
+interface Ignored {
+  wrongTid: number;
+}
+
+function ignoredText(n: Ignored): string {
+  return n.wrongTid === 0 ? '' : ` (${n.wrongTid} datagram${n.wrongTid === 1 ? '' : 's'} with a wrong transaction id ignored)`;
+}
+
+/**
+ * Sends `packet` until a reply with its transaction id (and at least `minLen` bytes) arrives.
+ * Datagrams with another transaction id, or from another port, are ignored: the wait goes on.
+ */
+function exchange(sock: Socket, t: Target, packet: Buffer, minLen: number, deadline: number, o: UdpOptions, ignored: Ignored): Promise<Buffer> {
   const tid = packet.readUInt32BE(12);
   return new Promise((resolve, reject) => {
     let tries = 0;
@@ -70,7 +83,10 @@ function exchange(sock: Socket, t: Target, packet: Buffer, minLen: number, deadl
     const onAbort = (): void => done(Object.assign(new Error('aborted'), { name: 'AbortError' }));
     const onMessage = (msg: Buffer, rinfo: { address: string; port: number }): void => {
       if (rinfo.port !== t.port || msg.length < 8) return;
-      if (msg.readUInt32BE(4) !== tid) return; // not ours
+      if (msg.readUInt32BE(4) !== tid) {
+        ignored.wrongTid++; // not ours: a stray or spoofed datagram
+        return;
+      }
       const action = msg.readUInt32BE(0);
       if (action === A_ERROR) return done(new TrackerError(`failure: ${msg.subarray(8, 308).toString('utf8').replace(/[\x00-\x1f\x7f]/g, '?')}`));
       if (msg.length < minLen) return done(new TrackerError(`reply of ${msg.length} bytes, expected at least ${minLen}`));
@@ -78,7 +94,7 @@ function exchange(sock: Socket, t: Target, packet: Buffer, minLen: number, deadl
     };
     const send = (): void => {
       const left = deadline - Date.now();
-      if (left <= 0) return done(new TrackerError(`no reply within ${o.timeoutMs} ms`));
+      if (left <= 0) return done(new TrackerError(`no reply within ${o.timeoutMs} ms${ignoredText(ignored)}`));
       sock.send(packet, t.port, t.host);
       const wait = Math.min(left, (o.retransmitBaseMs ?? 15_000) * 2 ** tries++);
       timer = setTimeout(send, wait);
@@ -99,14 +115,14 @@ async function withSocket<T>(t: Target, fn: (sock: Socket) => Promise<T>): Promi
   }
 }
 
-async function connectionId(sock: Socket, t: Target, deadline: number, o: UdpOptions): Promise<Buffer> {
+async function connectionId(sock: Socket, t: Target, deadline: number, o: UdpOptions, ignored: Ignored): Promise<Buffer> {
   const cached = connections.get(t.key);
   if (cached && cached.until > Date.now()) return cached.id;
   const p = Buffer.alloc(16);
   p.writeBigUInt64BE(PROTOCOL_ID, 0);
   p.writeUInt32BE(A_CONNECT, 8);
   randomBytes(4).copy(p, 12);
-  const r = await exchange(sock, t, p, 16, deadline, o);
+  const r = await exchange(sock, t, p, 16, deadline, o, ignored);
   if (r.readUInt32BE(0) !== A_CONNECT) throw new TrackerError('connect reply with the wrong action');
   const id = Buffer.from(r.subarray(8, 16));
   connections.set(t.key, { id, until: Date.now() + 60_000 });
@@ -117,7 +133,8 @@ export async function udpAnnounce(url: string, p: AnnounceParams, o: UdpOptions)
   const t = await target(url);
   const deadline = Date.now() + o.timeoutMs;
   return withSocket(t, async (sock) => {
-    const cid = await connectionId(sock, t, deadline, o);
+    const ignored: Ignored = { wrongTid: 0 };
+    const cid = await connectionId(sock, t, deadline, o, ignored);
     const b = Buffer.alloc(98);
     cid.copy(b, 0);
     b.writeUInt32BE(A_ANNOUNCE, 8);
@@ -132,7 +149,7 @@ export async function udpAnnounce(url: string, p: AnnounceParams, o: UdpOptions)
     b.writeUInt32BE(p.key >>> 0, 88);
     b.writeInt32BE(p.numwant, 92);
     b.writeUInt16BE(p.port, 96);
-    const r = await exchange(sock, t, b, 20, deadline, o);
+    const r = await exchange(sock, t, b, 20, deadline, o, ignored);
     if (r.readUInt32BE(0) !== A_ANNOUNCE) throw new TrackerError('announce reply with the wrong action');
     const interval = r.readUInt32BE(8);
     const leechers = r.readUInt32BE(12);
@@ -154,13 +171,14 @@ export async function udpScrape(url: string, infoHash: Buffer, o: UdpOptions): P
   const t = await target(url);
   const deadline = Date.now() + o.timeoutMs;
   return withSocket(t, async (sock) => {
-    const cid = await connectionId(sock, t, deadline, o);
+    const ignored: Ignored = { wrongTid: 0 };
+    const cid = await connectionId(sock, t, deadline, o, ignored);
     const b = Buffer.alloc(36);
     cid.copy(b, 0);
     b.writeUInt32BE(A_SCRAPE, 8);
     randomBytes(4).copy(b, 12);
     infoHash.copy(b, 16);
-    const r = await exchange(sock, t, b, 20, deadline, o);
+    const r = await exchange(sock, t, b, 20, deadline, o, ignored);
     if (r.readUInt32BE(0) !== A_SCRAPE) throw new TrackerError('scrape reply with the wrong action');
     return { tracker: url, seeders: r.readUInt32BE(8), downloaded: r.readUInt32BE(12), leechers: r.readUInt32BE(16) };
   });
