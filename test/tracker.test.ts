@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -248,6 +248,63 @@ test('hostile UDP trackers: wrong transaction ids are ignored until the deadline
   assert.match(b.stderr, /reply of 8 bytes, expected at least 16/);
 });
 
+interface ScriptedUdp {
+  url: string;
+  /** arrival times (ms) of announce requests, with their BEP 15 event (0 none, 1 completed, 2 started, 3 stopped) */
+  announces: Array<{ at: number; event: number }>;
+}
+
+/**
+ * A UDP tracker on loopback that answers connect and announce correctly (one peer,
+ * 127.0.0.1:7000), sending `junk` datagrams with wrong transaction ids just before each reply.
+ */
+async function scriptedUdp(o: { junk?: number; interval?: number }): Promise<ScriptedUdp> {
+  const sock = createSocket('udp4');
+  const announces: ScriptedUdp['announces'] = [];
+  sock.on('message', (msg, rinfo) => {
+    if (msg.length < 16) return;
+    const action = msg.readUInt32BE(8);
+    const tid = msg.readUInt32BE(12);
+    let reply: Buffer;
+    if (action === 0) {
+      reply = Buffer.alloc(16);
+      reply.writeUInt32BE(0x1234, 12); // connection id
+    } else if (action === 1 && msg.length >= 98) {
+      announces.push({ at: Date.now(), event: msg.readUInt32BE(80) });
+      reply = Buffer.alloc(26);
+      reply.writeUInt32BE(o.interval ?? 1800, 8);
+      Buffer.from([127, 0, 0, 1, 0x1b, 0x58]).copy(reply, 20);
+    } else return;
+    reply.writeUInt32BE(action, 0);
+    for (let i = 0; i < (o.junk ?? 0); i++) {
+      const j = Buffer.from(reply);
+      j.writeUInt32BE((tid + 1 + i) >>> 0, 4);
+      sock.send(j, rinfo.port, rinfo.address);
+    }
+    reply.writeUInt32BE(tid, 4);
+    sock.send(reply, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  closers.push(() => sock.close());
+  return { url: `udp://127.0.0.1:${sock.address().port}`, announces };
+}
+
+test('UDP: 2,000 junk datagrams ahead of the real reply neither end the exchange nor crowd the reply out', async (t) => {
+  // the receive buffer we ask for (4 MiB) is capped by the kernel at net.core.rmem_max
+  const rmemMax = Number(await readFile('/proc/sys/net/core/rmem_max', 'utf8').catch(() => '0'));
+  if (rmemMax < 1024 * 1024) return t.skip(`net.core.rmem_max is ${rmemMax}: too small a receive buffer for 2,000 datagrams`);
+  const h = await scriptedUdp({ junk: 2000 });
+  const f = await torrentFile([h.url]);
+  // each run connects (connection ids are per process) and announces: 4,000 junk datagrams
+  // each; before, 0 to 4 of 15 runs got the reply
+  for (let i = 0; i < 8; i++) {
+    const r = await runCli(['announce', f, '--timeout', '3', '--event', 'started'], { timeoutMs: 20_000 });
+    assert.equal(r.code, 0, `run ${i}: ${r.stderr}`);
+    assert.deepEqual(lines(r.stdout).map((p) => p['port']), [7000], `run ${i}`);
+  }
+  assert.equal(h.announces.length, 8);
+});
+
 test('interop: Debian opentracker (whitelist build) over HTTP and UDP', { skip: skipUnless(hasCommand('opentracker'), 'opentracker') }, async () => {
   const f = await torrentFile(['http://127.0.0.1:1/announce']);
   const info = await runCli(['info', f]);
@@ -285,7 +342,6 @@ test('seed announces itself; announce | fetch-pieces | assemble downloads from i
   const { startSeed } = await import('./helpers/swarm.js');
   const { bytes, rng } = await import('./helpers/random.js');
   const { runShell } = await import('./helpers/cli.js');
-  const { readFile } = await import('node:fs/promises');
   const r = rng(3);
   const files = [{ path: ['a.bin'], data: bytes(r, 200_000) }, { path: ['b.bin'], data: bytes(r, 70_000) }];
   const dir = await tmpDir('tt-trk-seed-');

@@ -3,7 +3,9 @@
  * 60 s. A lost packet is sent again after 15·2^n s, but never past the total deadline, so a dead
  * tracker costs at most `timeoutMs`. Replies are matched by transaction id and checked for
  * length. A datagram with another transaction id is ignored and the wait goes on (a spoofed or
- * stray datagram cannot end a valid exchange), only counted so that the timeout can say so.
+ * stray datagram cannot end a valid exchange), only counted so that the timeout can say so. The
+ * socket's receive buffer is enlarged and junk costs one comparison, so that a burst of junk
+ * cannot push the real reply out of the kernel's queue.
  */
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
@@ -55,6 +57,13 @@ async function target(url: string): Promise<Target> {
   return { host, port, key: `${host}:${port}` };
 }
 
+/**
+ * The receive buffer asked for: the kernel caps it at net.core.rmem_max and doubles it, and
+ * counts ~830 bytes per small datagram, so 4 MiB holds ~10,000 junk datagrams queued ahead of
+ * the real reply (the default, 212,992 bytes, holds 256).
+ */
+export const RECV_BUFFER = 4 * 1024 * 1024;
+
 /** Datagrams ignored during one request, for the timeout's message. */
 interface Ignored {
   wrongTid: number;
@@ -81,6 +90,7 @@ function exchange(sock: Socket, t: Target, packet: Buffer, minLen: number, deadl
       else resolve(msg!);
     };
     const onAbort = (): void => done(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+    // called for every datagram, junk included: two reads and a comparison before anything else
     const onMessage = (msg: Buffer, rinfo: { address: string; port: number }): void => {
       if (rinfo.port !== t.port || msg.length < 8) return;
       if (msg.readUInt32BE(4) !== tid) {
@@ -106,7 +116,7 @@ function exchange(sock: Socket, t: Target, packet: Buffer, minLen: number, deadl
 }
 
 async function withSocket<T>(t: Target, fn: (sock: Socket) => Promise<T>): Promise<T> {
-  const sock = createSocket(isIP(t.host) === 6 ? 'udp6' : 'udp4');
+  const sock = createSocket({ type: isIP(t.host) === 6 ? 'udp6' : 'udp4', recvBufferSize: RECV_BUFFER });
   sock.on('error', () => {}); // ICMP unreachable etc.: the deadline reports it
   try {
     return await fn(sock);
