@@ -10,7 +10,8 @@ import { gzipSync } from 'node:zlib';
 import { after, test } from 'node:test';
 import Server from 'bittorrent-tracker/server';
 import { encode, type BValue } from '../src/bencode/index.js';
-import { parseAnnounceBody } from '../src/tracker/reply.js';
+import { AnnounceLoop } from '../src/tracker/loop.js';
+import { nextAnnounceIn, parseAnnounceBody, type AnnounceReply } from '../src/tracker/reply.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { hasCommand, skipUnless } from './helpers/interop.js';
 import { tmpDir } from './helpers/torrent.js';
@@ -303,6 +304,130 @@ test('UDP: 2,000 junk datagrams ahead of the real reply neither end the exchange
     assert.deepEqual(lines(r.stdout).map((p) => p['port']), [7000], `run ${i}`);
   }
   assert.equal(h.announces.length, 8);
+});
+
+test('intervals: whatever a tracker sends is clamped to [5 s, 1 day]; min interval never sets the schedule', () => {
+  const body = (interval: BValue | undefined, min?: BValue): Buffer => {
+    const d = new Map<string, BValue>([['peers', Buffer.alloc(0)]]);
+    if (interval !== undefined) d.set('interval', interval);
+    if (min !== undefined) d.set('min interval', min);
+    return encode(d);
+  };
+  const cases: Array<[BValue | undefined, BValue | undefined, number, number | undefined]> = [
+    [1800, undefined, 1800, undefined],
+    [undefined, undefined, 1800, undefined], // none given: the default
+    [Buffer.from('60'), Buffer.from('x'), 1800, undefined], // not an integer: as if absent
+    [0, 0, 5, 5],
+    [-7, -1, 5, 5],
+    [1, 10 ** 6, 5, 86_400],
+    [1, 10 ** 15, 5, 86_400],
+    [10 ** 15, 10 ** 15, 86_400, 86_400],
+    [10n ** 30n, 10n ** 30n, 86_400, 86_400], // $int: beyond 2^53
+    [-(10n ** 30n), -(10n ** 30n), 5, 5],
+  ];
+  for (const [interval, min, want, wantMin] of cases) {
+    const r = parseAnnounceBody(body(interval, min), 'x');
+    assert.equal(r.interval, want, `interval ${String(interval)}`);
+    assert.equal(r.minInterval, wantMin, `min interval ${String(min)}`);
+    assert.equal(nextAnnounceIn([r]), want, `interval ${String(interval)}, min interval ${String(min)}`);
+  }
+  assert.equal(nextAnnounceIn([]), 60); // nobody answered: again in a minute
+  // replies a program builds itself are clamped again where the wait is computed
+  const made = (interval: number): AnnounceReply => ({ tracker: 'x', interval, minInterval: 10 ** 9, peers: [], raw: 0 });
+  assert.equal(nextAnnounceIn([made(NaN)]), 1800);
+  assert.equal(nextAnnounceIn([made(Infinity)]), 86_400);
+  assert.equal(nextAnnounceIn([made(-Infinity)]), 5);
+  assert.equal(nextAnnounceIn([made(2.5)]), 5);
+  assert.equal(nextAnnounceIn([made(100.7), made(3000)]), 100);
+});
+
+test('hostile intervals: announce --watch and AnnounceLoop announce again at the floor, never silenced, never spinning', async () => {
+  // per path: the reply's interval and min interval, and whether a second announce is due within
+  // the test (interval 1 → the 5 s floor) or not (a huge interval → one day)
+  const plan: Record<string, { interval: BValue; min?: BValue; again: boolean }> = {
+    minhuge: { interval: 1, min: 10 ** 6, again: true }, // was: never again
+    minoverflow: { interval: 1, min: 10 ** 15, again: true }, // was: setTimeout overflow, a spin
+    minbigint: { interval: 1, min: 10n ** 30n, again: true },
+    negative: { interval: -7, min: -1, again: true }, // was: the 1800 s default
+    huge: { interval: 10 ** 15, again: false }, // was: a spin
+    bigint: { interval: 10n ** 30n, again: false },
+    loop: { interval: 1, min: 10 ** 6, again: true }, // AnnounceLoop (seed, download)
+  };
+  const hits = new Map<string, Array<{ at: number; event: string }>>();
+  const server = createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    const name = u.pathname.slice(1);
+    const p = plan[name];
+    if (!p) return void res.writeHead(404).end();
+    const list = hits.get(name) ?? [];
+    hits.set(name, list);
+    if (list.length < 1000) list.push({ at: Date.now(), event: u.searchParams.get('event') ?? 'none' });
+    const d = new Map<string, BValue>([['interval', p.interval], ['peers', Buffer.alloc(0)]]);
+    if (p.min !== undefined) d.set('min interval', p.min);
+    res.end(encode(d));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => server.closeAllConnections());
+  closers.push(() => server.close());
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // UDP: a 32-bit interval of 2^32−1 s (was a spin), and 1 s
+  const udpHuge = await scriptedUdp({ interval: 0xffffffff });
+  const udpOne = await scriptedUdp({ interval: 1 });
+
+  const children: Array<{ name: string; child: ReturnType<typeof spawn>; stderr: string[]; code: Promise<number | null> }> = [];
+  const watch = async (name: string, url: string): Promise<void> => {
+    const f = await torrentFile([url]);
+    const child = spawn(process.execPath, [CLI, 'announce', '--watch', f, '--timeout', '3'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const stderr: string[] = [];
+    child.stderr!.on('data', (c: Buffer) => stderr.push(c.toString()));
+    const code = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    closers.push(() => child.kill('SIGKILL'));
+    children.push({ name, child, stderr, code });
+  };
+  for (const name of Object.keys(plan)) if (name !== 'loop') await watch(name, `${base}/${name}`);
+  await watch('udpHuge', udpHuge.url);
+  await watch('udpOne', udpOne.url);
+  const loop = new AnnounceLoop({
+    tiers: [[`${base}/loop`]],
+    infoHash: Buffer.alloc(20, 0x4c),
+    peerId: Buffer.alloc(20, 0x50),
+    port: 7300,
+    stats: () => ({ uploaded: 0, downloaded: 0, left: 1000 }),
+    timeoutMs: 3000,
+  });
+  loop.start();
+
+  const regular = (name: string): number[] => {
+    if (name === 'udpHuge') return udpHuge.announces.filter((a) => a.event !== 3).map((a) => a.at);
+    if (name === 'udpOne') return udpOne.announces.filter((a) => a.event !== 3).map((a) => a.at);
+    return (hits.get(name) ?? []).filter((h) => h.event !== 'stopped').map((h) => h.at);
+  };
+  const againNames = [...Object.keys(plan).filter((n) => plan[n]!.again), 'udpOne'];
+  const onceNames = [...Object.keys(plan).filter((n) => !plan[n]!.again), 'udpHuge'];
+  // bounded: until every "again" case announced twice and 6 s passed since the last first announce
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const firsts = [...againNames, ...onceNames].map((n) => regular(n)[0]);
+    const ready = firsts.every((t) => t !== undefined) && Date.now() > Math.max(...(firsts as number[])) + 6000 && againNames.every((n) => regular(n).length >= 2);
+    if (ready || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const c of children) c.child.kill('SIGINT');
+  await loop.stop();
+  const codes = await Promise.all(children.map((c) => Promise.race([c.code, new Promise<string>((r) => setTimeout(() => r('hung'), 15_000).unref())])));
+
+  for (const n of againNames) {
+    const at = regular(n);
+    assert.equal(at.length, 2, `${n}: ${at.length} announces (${at.map((t) => t - at[0]!).join(', ')} ms)`);
+    const gap = at[1]! - at[0]!;
+    assert.ok(gap >= 4900 && gap < 8000, `${n}: announced again after ${gap} ms, expected the 5 s floor`);
+  }
+  for (const n of onceNames) assert.equal(regular(n).length, 1, `${n}: ${regular(n).length} announces, expected 1 (next one in a day)`);
+  children.forEach((c, i) => {
+    assert.equal(codes[i], 0, `${c.name}: ${c.stderr.join('')}`);
+    assert.doesNotMatch(c.stderr.join(''), /TimeoutOverflowWarning/, c.name);
+  });
+  assert.ok(hits.get('loop')!.some((h) => h.event === 'stopped'), 'the loop said stopped');
 });
 
 test('interop: Debian opentracker (whitelist build) over HTTP and UDP', { skip: skipUnless(hasCommand('opentracker'), 'opentracker') }, async () => {

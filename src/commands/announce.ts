@@ -7,7 +7,7 @@ import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { peerKey, peerLine } from '../peers/record.js';
 import { isOwnAddress } from '../peers/self.js';
 import { TrackerClient } from '../tracker/client.js';
-import type { AnnounceEvent, AnnounceParams } from '../tracker/reply.js';
+import { nextAnnounceIn, type AnnounceEvent, type AnnounceParams } from '../tracker/reply.js';
 import { makePeerId } from '../wire/protocol.js';
 
 const EVENTS = ['started', 'completed', 'stopped', 'none'];
@@ -47,9 +47,10 @@ options:
   --tracker URL      add a tracker (repeatable); with --only, use only these
   --only             ignore the torrent's own trackers
   --all              ask every tracker, not just the first that answers in tier order
-  --watch            keep re-announcing at the trackers' interval, printing only new peers,
-                     until SIGINT or until our reader has gone (the pipeline's end); then
-                     send 'stopped' and exit 0
+  --watch            keep re-announcing at the trackers' interval (clamped to 5 s..1 day;
+                     'min interval' does not delay it), printing only new peers, until
+                     SIGINT or until our reader has gone (the pipeline's end); then send
+                     'stopped' and exit 0
   --raw              print {"tracker":URL,"reply":…} per tracker instead of peers: its decoded
                      reply as bdecode prints it (UDP: its fields, peers as compact bytes)
   --scrape           print {tracker, seeders, leechers, downloaded} per tracker instead
@@ -138,9 +139,9 @@ examples:
         }
       }
       if (!watch || stop.aborted) break;
-      const wait = replies.length > 0 ? Math.min(...replies.map((r) => Math.max(r.interval, r.minInterval ?? 0))) : 60;
       params.event = 'none';
-      await sleep(wait * 1000, stop);
+      // the trackers' interval (clamped to [5 s, 1 day] whatever they send), a minute if none answered
+      await sleep(nextAnnounceIn(replies) * 1000, stop);
       if (stop.aborted) break;
     }
     // Leave nothing behind: --watch says 'stopped' on its way out, and so does a one-shot

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { PeerRecord } from '../peers/record.js';
 import { TrackerClient, type TrackerFailure } from './client.js';
-import type { AnnounceParams } from './reply.js';
+import { nextAnnounceIn, type AnnounceParams, type AnnounceReply } from './reply.js';
 
 export interface AnnounceLoopOptions {
   tiers: string[][];
@@ -79,17 +79,14 @@ export class AnnounceLoop {
 
   private async announceOnce(event: AnnounceParams['event'], reschedule: boolean): Promise<void> {
     if (this.stopped) return;
-    let wait = 60;
+    let replies: AnnounceReply[] = [];
     try {
-      const replies = await this.client.announce(this.params(event), false, (f) => {
+      replies = await this.client.announce(this.params(event), false, (f) => {
         const repeated = this.failed.has(f.tracker);
         if (this.failed.size < 1000) this.failed.add(f.tracker);
         this.o.onFailure?.(f, repeated);
       });
-      if (replies.length > 0) {
-        this.answered = true;
-        wait = Math.min(...replies.map((r) => Math.max(r.interval, r.minInterval ?? 0)));
-      }
+      if (replies.length > 0) this.answered = true;
       for (const r of replies) {
         for (const w of [r.warning, r.skipped]) if (w !== undefined) this.warnOnce(r.tracker, w);
         this.o.onPeers?.(r.peers);
@@ -98,7 +95,10 @@ export class AnnounceLoop {
       return; // aborted: stopping
     }
     if (reschedule && !this.stopped) {
-      this.timer = setTimeout(() => void this.round('none'), wait * 1000);
+      // the trackers' interval, clamped (reply.ts), or a minute when none answered; min
+      // interval does not hold the schedule back: it only spaces out announces made early, and
+      // the only early ones here are events (completed), which are sent when they happen (BEP 3)
+      this.timer = setTimeout(() => void this.round('none'), nextAnnounceIn(replies) * 1000);
       this.timer.unref();
     }
   }

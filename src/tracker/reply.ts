@@ -24,7 +24,9 @@ export interface AnnounceParams {
 
 export interface AnnounceReply {
   tracker: string;
+  /** seconds until the next regular announce, clamped to [MIN_INTERVAL, MAX_INTERVAL] */
   interval: number;
+  /** the least spacing of announces made ahead of schedule, clamped alike */
   minInterval?: number;
   complete?: number;
   incomplete?: number;
@@ -57,6 +59,38 @@ export class TrackerError extends Error {
  * come and go) is obeyed, as libtorrent obeys it when its minimum is lowered.
  */
 export const MIN_INTERVAL = 5;
+
+/**
+ * A tracker's interval above this (one day) is lowered to it: no reply can silence us for good,
+ * and every wait stays far below setTimeout's limit (2^31−1 ms, about 24.8 days; past it Node
+ * warns and fires after 1 ms, which made a huge interval a spin).
+ */
+export const MAX_INTERVAL = 86_400;
+
+/** The interval when a tracker gives none, or something that is not an integer. */
+export const DEFAULT_INTERVAL = 1800;
+
+/**
+ * A tracker's interval or min interval, in seconds, made safe to wait on: an integer (a bencode
+ * bigint too) is clamped to [MIN_INTERVAL, MAX_INTERVAL], so a negative one is the floor and a
+ * huge one the ceiling; anything else (absent, NaN, a string) is `fallback`.
+ */
+export function clampInterval(v: unknown, fallback = DEFAULT_INTERVAL): number {
+  if (typeof v === 'bigint') return v < BigInt(MIN_INTERVAL) ? MIN_INTERVAL : v > BigInt(MAX_INTERVAL) ? MAX_INTERVAL : Number(v);
+  if (typeof v !== 'number' || Number.isNaN(v)) return fallback;
+  return Math.min(MAX_INTERVAL, Math.max(MIN_INTERVAL, Math.floor(v)));
+}
+
+/**
+ * Seconds until the next regular announce after these replies: the shortest of their intervals.
+ * `min interval` plays no part: it only spaces out announces made ahead of the schedule (a
+ * tracker saying `interval 1, min interval 1000000` gets the floor, not eleven days of silence).
+ * With no reply at all, `retry`.
+ */
+export function nextAnnounceIn(replies: readonly AnnounceReply[], retry = 60): number {
+  if (replies.length === 0) return retry;
+  return Math.min(...replies.map((r) => clampInterval(r.interval)));
+}
 
 export function compactPeers(buf: Buffer, v6: boolean, tracker: string): PeerRecord[] {
   const peers = decodeCompactPeers(buf, v6 ? 6 : 4);
@@ -114,10 +148,9 @@ export function parseAnnounceBody(body: Buffer, tracker: string): AnnounceReply 
   } else if (p !== undefined) throw new TrackerError('"peers" is neither a string nor a list');
   const p6 = dict.get('peers6');
   if (Buffer.isBuffer(p6)) peers.push(...compactPeers(p6, true, tracker));
-  const interval = num(dict.get('interval'));
-  const reply: AnnounceReply = { tracker, interval: Math.max(MIN_INTERVAL, interval ?? 1800), peers, raw: dict };
-  const mi = num(dict.get('min interval'));
-  if (mi !== undefined) reply.minInterval = Math.max(MIN_INTERVAL, mi);
+  const reply: AnnounceReply = { tracker, interval: clampInterval(dict.get('interval')), peers, raw: dict };
+  const mi = dict.get('min interval');
+  if (typeof mi === 'number' || typeof mi === 'bigint') reply.minInterval = clampInterval(mi);
   const c = num(dict.get('complete'));
   if (c !== undefined) reply.complete = c;
   const ic = num(dict.get('incomplete'));

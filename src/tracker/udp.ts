@@ -12,7 +12,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { BValue } from '../bencode/types.js';
-import { compactPeers, MIN_INTERVAL, TrackerError, type AnnounceParams, type AnnounceReply, type ScrapeReply } from './reply.js';
+import { clampInterval, compactPeers, TrackerError, type AnnounceParams, type AnnounceReply, type ScrapeReply } from './reply.js';
 
 const PROTOCOL_ID = 0x41727101980n;
 const A_CONNECT = 0;
@@ -168,7 +168,7 @@ export async function udpAnnounce(url: string, p: AnnounceParams, o: UdpOptions)
     const peers = compactPeers(r.subarray(20), isIP(t.host) === 6, url);
     return {
       tracker: url,
-      interval: Math.max(MIN_INTERVAL, interval),
+      interval: clampInterval(interval),
       complete: seeders,
       incomplete: leechers,
       peers,
