@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import ref from 'bencode';
-import { decode, encode, type BValue } from '../src/bencode/index.js';
+import { decode, encode, fromJson, toJson, type BValue } from '../src/bencode/index.js';
 import { CLI, fmt, measureCommand, ms, timeIt } from './harness.js';
 
 
@@ -44,6 +44,16 @@ function structureHeavyTorrent(): Buffer {
   ]));
 }
 
+/** `mib` MiB of NDJSON lines (the tagged JSON of both torrents, alternately) written into `w`. */
+async function feedJson(w: NodeJS.WritableStream, mib: number): Promise<void> {
+  const block = Buffer.from(toJson(decode(typicalTorrent())) + '\n' + toJson(decode(structureHeavyTorrent())) + '\n');
+  let sent = 0;
+  while (sent < mib * (1 << 20)) {
+    if (!w.write(block)) await new Promise((r) => w.once('drain', r));
+    sent += block.length;
+  }
+}
+
 /** 1 GiB of concatenated values written into `w` with backpressure. */
 async function feedGiB(w: NodeJS.WritableStream): Promise<void> {
   const unit = encode(new Map<string, BValue>([['data', randomBytes(900)], ['index', 123456], ['list', [1, 2, Buffer.from('three')]]]));
@@ -68,6 +78,16 @@ export async function benchBencode(): Promise<string[]> {
     const theirsE = timeIt(() => ref.encode(rv));
     out.push(`| ${name} | encode | ${ms(oursE)} | ${ms(theirsE)} | ${fmt(theirsE / oursE)}× |`);
   }
+  out.push('', '| input | op (ours only: npm bencode has no JSON mapping) | time |', '|---|---|---|');
+  for (const [name, buf] of [['typical', typicalTorrent()], ['structure-heavy', structureHeavyTorrent()]] as const) {
+    const v = decode(buf);
+    const text = toJson(v);
+    out.push(`| ${name} | toJson | ${ms(timeIt(() => toJson(v)))} |`);
+    out.push(`| ${name} | JSON.parse + fromJson (the bencode CLI's path) | ${ms(timeIt(() => fromJson(JSON.parse(text))))} |`);
+  }
+  const j = await measureCommand(CLI, ['bencode'], (w) => feedJson(w, 256));
+  out.push('', `bencode CLI on 256 MiB of NDJSON (both torrents' JSON, alternately): ${fmt(j.wallS)} s wall (${fmt(256 / j.wallS, 0)} MiB/s), ` +
+    `peak RSS ${j.maxRssMiB === null ? 'n/a (no /usr/bin/time)' : fmt(j.maxRssMiB, 1) + ' MiB'}, exit ${j.code}`);
   const m = await measureCommand(CLI, ['bdecode'], feedGiB);
   out.push('', `bdecode CLI on a 1 GiB stream of ~1 KiB values: ${fmt(m.wallS)} s wall (${fmt(1024 / m.wallS, 0)} MiB/s), ` +
     `peak RSS ${m.maxRssMiB === null ? 'n/a (no /usr/bin/time)' : fmt(m.maxRssMiB, 1) + ' MiB'}, exit ${m.code}`);
