@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BencodeDecoder, BencodeError, decode, decodeAll, decodeFirst, encode, type BValue, type DecodeOptions, type Span } from '../src/bencode/index.js';
+import { BencodeDecoder, BencodeError, decode, decodeAll, decodeFirst, encode, type BEncodable, type BValue, type DecodeOptions, type Span } from '../src/bencode/index.js';
 import { randomChunks, randomValue, rng, seedFromEnv } from './helpers/random.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -122,6 +122,46 @@ test('nesting 100000 deep is an error, not a crash; 100 deep is always fine', ()
   assert.ok(Array.isArray(decode(ok, { maxDepth: 100 })));
   const dd = b('d1:a'.repeat(512) + 'i1e' + 'e'.repeat(512));
   assert.ok(decode(dd) instanceof Map);
+});
+
+test('the deepest nesting --max-depth allows (5000) decodes in any chunking and encodes back', () => {
+  const depth = 5000;
+  for (const open of ['l', 'd1:a', 'd1:\xff']) {
+    const input = b(open.repeat(depth) + 'i1e' + 'e'.repeat(depth));
+    const r = rng(11);
+    for (const chunks of [[input], oneByte(input), randomChunks(r, input, 7)]) {
+      const out = decodeChunks(chunks, { maxDepth: depth });
+      assert.equal(out.length, 1);
+      // encode() walks the same 5,000 levels (deepEqual would recurse)
+      assert.ok(encode(out[0]!).equals(input), open);
+    }
+    const over = b(open.repeat(depth + 1) + 'i1e' + 'e'.repeat(depth + 1));
+    const e = errorOf(over, { maxDepth: depth });
+    assert.equal(e.message, `byte ${open.length * depth}: nesting deeper than 5000 levels`);
+  }
+});
+
+test('the encoder takes values nested up to its own limit (10000), and says so beyond', () => {
+  let v: BValue = 1;
+  for (let i = 0; i < 10000; i++) v = i % 2 === 0 ? [v] : new Map([['k', v]]);
+  const x = encode(v);
+  assert.equal(x.length, 5000 * 'l'.length + 5000 * 'd1:k'.length + 3 + 10000);
+  assert.ok(encode(decode(x, { maxDepth: 10000 })).equals(x));
+  let o: BEncodable = 'x';
+  for (let i = 0; i < 10000; i++) o = { k: o };
+  assert.equal(encode(o).length, 10000 * 'd1:k'.length + 3 + 10000);
+  const e = (() => {
+    try {
+      encode([v]);
+    } catch (err) {
+      return err as Error;
+    }
+    return null;
+  })();
+  assert.ok(e !== null);
+  // one readable line: the 10,000-part path is elided in the middle
+  assert.match(e.message, /^at \[0\]\.k\[0\]\.k.*…\(9984 more\)….*: nesting deeper than 10000 levels$/);
+  assert.ok(e.message.length < 200, e.message);
 });
 
 test('string and value size limits', () => {

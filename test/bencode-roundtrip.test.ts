@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BencodeDecoder, decode, encode, fromJson, toJson, type BValue } from '../src/bencode/index.js';
+import { BencodeDecoder, decode, encode, EncodeError, fromJson, toJson, type BValue } from '../src/bencode/index.js';
 import { randomChunks, randomValue, rng, seedFromEnv } from './helpers/random.js';
 
 const RUNS = 400;
@@ -110,4 +110,42 @@ test('the encoder refuses values with no bencode form', () => {
   assert.throws(() => encode(new Map([['\u0100', 1]])), /binary strings/);
   assert.deepEqual(encode({ b: 'x', a: new Uint8Array([1]) }), Buffer.from('d1:a1:\x011:b1:xe', 'latin1'));
   assert.deepEqual(encode(-0), Buffer.from('i0e'));
+});
+
+/** A value `depth` containers deep: lists, dicts with UTF-8 keys, and dicts in $dict form. */
+function deepValue(depth: number, shape: 'list' | 'object' | 'pairs' | 'mixed'): BValue {
+  // the innermost value is not UTF-8: a {"$hex":…} leaf, one JSON level more
+  let v: BValue = Buffer.from([0xff]);
+  for (let i = 0; i < depth; i++) {
+    const s = shape === 'mixed' ? (['list', 'object', 'pairs'] as const)[i % 3]! : shape;
+    if (s === 'list') v = [1, v];
+    else if (s === 'object') v = new Map<string, BValue>([['$a', 1], ['k', v]]);
+    else v = new Map<string, BValue>([['\xff', v]]);
+  }
+  return v;
+}
+
+test('the JSON mapping works both ways at the deepest level the limits allow (5000), compact and pretty', () => {
+  for (const shape of ['list', 'object', 'pairs', 'mixed'] as const) {
+    const v = deepValue(5000, shape);
+    const x = encode(v);
+    const line = toJson(v);
+    assert.ok(!line.includes('\n'));
+    // (deepEqual would recurse: compare the bytes)
+    assert.ok(encode(fromJson(JSON.parse(line), { maxDepth: 5000 })).equals(x), shape);
+    const pretty = toJson(v, ' ');
+    assert.ok(encode(fromJson(JSON.parse(pretty), { maxDepth: 5000 })).equals(x), shape);
+    // one level more is refused, naming where
+    const over = toJson([v]);
+    const message = /^at \[0\]\S*…\(\d+ more\)…\S*: nesting deeper than 5000 levels$/;
+    assert.throws(() => fromJson(JSON.parse(over), { maxDepth: 5000 }), (e: Error) => e instanceof EncodeError && message.test(e.message), shape);
+  }
+  // the pairs form is the deepest JSON: 3 levels per dict and the $hex leaf
+  assert.ok(toJson(deepValue(5000, 'pairs')).startsWith('{"$dict":[[{"$hex":"ff"},{"$dict":[['));
+});
+
+test('maxDepth counts bencode containers: tags and $dict pairs do not add levels', () => {
+  assert.deepEqual(encode(fromJson({ a: { $hex: 'ff' } }, { maxDepth: 1 })), Buffer.from('d1:a1:\xffe', 'latin1'));
+  assert.deepEqual(encode(fromJson({ $dict: [[{ $hex: 'ff' }, { $int: '1' }]] }, { maxDepth: 1 })), Buffer.from('d1:\xffi1ee', 'latin1'));
+  assert.throws(() => fromJson([[1]], { maxDepth: 1 }), /^EncodeError: at \[0\]: nesting deeper than 1 levels$/);
 });

@@ -60,6 +60,40 @@ test('bad input: exit 1, one line naming the source and byte offset, no partial 
   assert.equal(deep.stderr, 'torrent-tools bdecode: stdin: byte 512: nesting deeper than 512 levels\n');
 });
 
+test('--max-depth 5000, the most the option allows, works both ways; one level more is a one-line error', async () => {
+  const depth = 5000;
+  // lists; dicts (JSON objects); dicts with a non-UTF-8 key, whose JSON ({"$dict":[[{"$hex":…},…]]})
+  // nests 3 levels per dict and a $hex leaf: 15,001 JSON levels
+  for (const open of ['l', 'd1:a', 'd1:\xff']) {
+    const input = Buffer.from(open.repeat(depth) + '1:\xfe' + 'e'.repeat(depth), 'latin1');
+    const j = await runCli(['bdecode', '--max-depth', String(depth)], { input });
+    assert.equal(j.code, 0, j.stderr.slice(0, 300));
+    assert.equal(j.stderr, '');
+    const back = await runCli(['bencode', '--max-depth', String(depth)], { input: j.stdout });
+    assert.equal(back.code, 0, back.stderr.slice(0, 300));
+    assert.ok(back.stdout.equals(input), open);
+    // --pretty walks the same levels
+    const pretty = await runCli(['bdecode', '--pretty', '--max-depth', String(depth)], { input });
+    assert.equal(pretty.code, 0, pretty.stderr.slice(0, 300));
+
+    const over = Buffer.from(open.repeat(depth + 1) + '1:\xfe' + 'e'.repeat(depth + 1), 'latin1');
+    const e = await runCli(['bdecode', '--max-depth', String(depth)], { input: over });
+    assert.equal(e.code, 1);
+    assert.equal(e.stderr, `torrent-tools bdecode: stdin: byte ${open.length * depth}: nesting deeper than 5000 levels\n`);
+    // (JSON.stringify would overflow the stack here: it recurses)
+    const wide = j.stdout.toString().trimEnd();
+    const e2 = await runCli(['bencode', '--max-depth', String(depth)], { input: `"x"\n${open === 'l' ? `[${wide}]` : `{"k":${wide}}`}\n` });
+    assert.equal(e2.code, 1);
+    assert.equal(e2.stdout.toString('latin1'), '1:x');
+    assert.match(e2.stderr, /^torrent-tools bencode: stdin:2: at \S+ more\)\S+: nesting deeper than 5000 levels\n$/);
+  }
+  for (const cmd of ['bdecode', 'bencode']) {
+    const u = await runCli([cmd, '--max-depth', '5001']);
+    assert.equal(u.code, 2);
+    assert.match(u.stderr, new RegExp(`^torrent-tools ${cmd}: --max-depth: .*5000.*\n`));
+  }
+});
+
 test('--lenient accepts unsorted keys and warns once', async () => {
   const r = await runCli(['bdecode', '--lenient'], { input: 'd1:bi1e1:ai2eed1:bi1e1:ai2ee' });
   assert.equal(r.code, 0);

@@ -20,3 +20,18 @@ export class EncodeError extends Error {
     this.path = path;
   }
 }
+
+/** Path components shown at each end of a long path: a message must stay one readable line. */
+const PATH_ENDS = 8;
+
+/**
+ * The JSON path of keys and indexes (`.info.files[3]`), its middle elided when it is long: a
+ * value 5,000 levels deep would otherwise give an error line of 15,000 characters.
+ */
+export function pathText(parts: ReadonlyArray<string | number>): string {
+  const one = (p: string | number): string => (typeof p === 'number' ? `[${p}]` : `.${p}`);
+  if (parts.length <= 2 * PATH_ENDS + 1) return parts.map(one).join('');
+  const head = parts.slice(0, PATH_ENDS).map(one).join('');
+  const tail = parts.slice(-PATH_ENDS).map(one).join('');
+  return `${head}…(${parts.length - 2 * PATH_ENDS} more)…${tail}`;
+}

@@ -3,6 +3,7 @@ import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { openInput } from '../cli/input.js';
 import type { Command } from '../cli/io.js';
+import { DEPTH_MAX, DEPTH_MIN } from '../cli/limits.js';
 import { BencodeStream } from '../streams/bencode.js';
 import { FromJsonStream } from '../streams/from-json.js';
 import { DEFAULT_MAX_LINE, NdjsonError, NdjsonParseStream } from '../streams/ndjson-parse.js';
@@ -20,7 +21,9 @@ name the line and the JSON path. Blank lines are skipped.
 
 options:
   --force             write binary even when stdout is a terminal
-  --max-depth N       refuse containers nested deeper than N (default 512; 100..5000)
+  --max-depth N       refuse containers nested deeper than N (default 512; ${DEPTH_MIN}..${DEPTH_MAX});
+                      tags ({"$hex":…}) and $dict pairs are not levels; every depth in
+                      the range works (JSON.parse does not recurse, nothing else here does)
   --max-line BYTES    refuse longer input lines (default ${DEFAULT_MAX_LINE})
   -h, --help          show this help
 
@@ -32,7 +35,7 @@ example:
     const a = parseArgs(argv, { string: ['max-depth', 'max-line'], boolean: ['force'] });
     if (a.positional.length > 1) throw new UsageError('expected at most one FILE');
     if (io.stdout.isTTY && !a.bool('force')) throw new UsageError('refusing to write binary bencode to a terminal (redirect stdout, or --force)');
-    const maxDepth = a.int('max-depth', 100, 5000) ?? 512;
+    const maxDepth = a.int('max-depth', DEPTH_MIN, DEPTH_MAX) ?? 512;
     const maxLineLength = a.int('max-line', 1, 2 ** 31 - 1) ?? DEFAULT_MAX_LINE;
     const input = openInput(a.positional[0], io);
     try {
