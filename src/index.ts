@@ -19,7 +19,7 @@ export * from './bencode/index.js';
 export { BdecodeStream } from './streams/bdecode.js';
 export { BencodeStream } from './streams/bencode.js';
 export { JsonLinesStream } from './streams/json-lines.js';
-export { FromJsonStream } from './streams/from-json.js';
+export { FromJsonStream, FromJsonTextStream } from './streams/from-json.js';
 export { NdjsonParseStream, NdjsonError, DEFAULT_MAX_LINE } from './streams/ndjson-parse.js';
 export type { NdjsonLine } from './streams/ndjson-parse.js';
 export { PieceFrameEncoder, PieceFrameDecoder, PieceStreamError, frameHeader, writeFrames } from './streams/piece-frames.js';

@@ -85,13 +85,29 @@ test('--max-depth 5000, the most the option allows, works both ways; one level m
     const e2 = await runCli(['bencode', '--max-depth', String(depth)], { input: `"x"\n${open === 'l' ? `[${wide}]` : `{"k":${wide}}`}\n` });
     assert.equal(e2.code, 1);
     assert.equal(e2.stdout.toString('latin1'), '1:x');
-    assert.match(e2.stderr, /^torrent-tools bencode: stdin:2: at \S+ more\)\S+: nesting deeper than 5000 levels\n$/);
+    assert.match(e2.stderr, /^torrent-tools bencode: stdin:2: (at \S+ more\)\S+: )?nesting deeper than 5000 levels( \(JSON nested more than 15001 deep at column \d+\))?\n$/);
   }
   for (const cmd of ['bdecode', 'bencode']) {
     const u = await runCli([cmd, '--max-depth', '5001']);
     assert.equal(u.code, 2);
     assert.match(u.stderr, new RegExp(`^torrent-tools ${cmd}: --max-depth: .*5000.*\n`));
   }
+});
+
+test('bencode refuses repeated JSON object keys, naming the line and the key', async () => {
+  const r = await runCli(['bencode'], { input: '{"a":1}\n{"info":{"length":1,"name":"x","length":2}}\n' });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout.toString(), 'd1:ai1ee');
+  assert.equal(r.stderr, 'torrent-tools bencode: stdin:2: at .info: duplicate key "length"\n');
+  const top = await runCli(['bencode'], { input: '{"a":1,"b":2,"a":1}' });
+  assert.equal(top.stderr, 'torrent-tools bencode: stdin:1: duplicate key "a"\n');
+  const pairs = await runCli(['bencode'], { input: '{"$dict":[[{"$hex":"ff"},1],["b",2],[{"$hex":"FF"},3]]}\n' });
+  assert.equal(pairs.stderr, 'torrent-tools bencode: stdin:1: at .$dict[2][0]: duplicate dict key {"$hex":"ff"}\n');
+  const hex = await runCli(['bencode'], { input: '[{"$hex":"00","$hex":"01"}]\n' });
+  assert.equal(hex.stderr, 'torrent-tools bencode: stdin:1: at [0]: duplicate key "$hex"\n');
+  // what bdecode refuses the same way
+  const d = await runCli(['bdecode'], { input: 'd1:ai1e1:ai2ee' });
+  assert.equal(d.stderr, 'torrent-tools bdecode: stdin: byte 7: duplicate dict key "a"\n');
 });
 
 test('--lenient accepts unsorted keys and warns once', async () => {

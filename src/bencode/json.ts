@@ -6,8 +6,8 @@
  * - a dict whose keys are all UTF-8 → JSON object in the same key order, a key starting with
  *   `$` written with one more `$`; otherwise {"$dict":[[key, value], …]} with tagged keys.
  *
- * json-write.ts writes it, json-read.ts reads it back. Neither recurses: any depth the limits
- * allow works.
+ * json-write.ts writes it, json-read.ts reads it back (json-scan.ts finds in the JSON text what
+ * JSON.parse does not say). Neither recurses: any depth the limits allow works.
  */
 export { toJson } from './json-write.js';
-export { fromJson, type FromJsonOptions } from './json-read.js';
+export { fromJson, fromJsonText, type FromJsonOptions } from './json-read.js';

@@ -5,8 +5,8 @@ import { openInput } from '../cli/input.js';
 import type { Command } from '../cli/io.js';
 import { DEPTH_MAX, DEPTH_MIN } from '../cli/limits.js';
 import { BencodeStream } from '../streams/bencode.js';
-import { FromJsonStream } from '../streams/from-json.js';
-import { DEFAULT_MAX_LINE, NdjsonError, NdjsonParseStream } from '../streams/ndjson-parse.js';
+import { FromJsonTextStream } from '../streams/from-json.js';
+import { DEFAULT_MAX_LINE, NdjsonError } from '../streams/ndjson-parse.js';
 
 export const bencode: Command = {
   name: 'bencode',
@@ -16,8 +16,8 @@ export const bencode: Command = {
 Reads JSON values, one per line, from FILE (or stdin) and writes each as canonical bencode
 (dict keys sorted by their raw bytes). It reads the tagged forms of 'torrent-tools bdecode'
 ({"$hex":…}, {"$int":…}, {"$dict":…}, '$$' keys), so 'bdecode | bencode' gives back canonical
-input byte for byte. Values with no bencode form (null, booleans, fractions) are errors that
-name the line and the JSON path. Blank lines are skipped.
+input byte for byte. Values with no bencode form (null, booleans, fractions) and an object
+that repeats a key are errors that name the line and the JSON path. Blank lines are skipped.
 
 options:
   --force             write binary even when stdout is a terminal
@@ -39,7 +39,7 @@ example:
     const maxLineLength = a.int('max-line', 1, 2 ** 31 - 1) ?? DEFAULT_MAX_LINE;
     const input = openInput(a.positional[0], io);
     try {
-      await pipeline(input.stream, new NdjsonParseStream({ maxLineLength }), new FromJsonStream({ maxDepth }), new BencodeStream(), io.stdout, { signal: io.signal });
+      await pipeline(input.stream, new FromJsonTextStream({ maxLineLength, maxDepth }), new BencodeStream(), io.stdout, { signal: io.signal });
     } catch (e) {
       if (e instanceof NdjsonError) throw new CliError(`${input.name}:${e.message}`);
       throw e;

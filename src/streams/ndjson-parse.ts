@@ -20,6 +20,12 @@ export interface NdjsonLine {
 export const DEFAULT_MAX_LINE = 64 * 1024 * 1024;
 
 /**
+ * Turns a line's text into its value. A SyntaxError becomes "invalid JSON: …" at the line; a
+ * hook says where its own errors are by throwing an NdjsonError; anything else passes as is.
+ */
+export type LineParse = (text: string, line: number) => unknown;
+
+/**
  * NDJSON bytes in, `{line, value}` out, one per non-blank line.
  *
  * Lines are split on raw bytes here rather than with split2 or ndjson.parse: split2 decodes
@@ -30,12 +36,14 @@ export const DEFAULT_MAX_LINE = 64 * 1024 * 1024;
  */
 export class NdjsonLineParser implements ChunkParser<NdjsonLine> {
   private readonly maxLine: number;
+  private readonly parse: LineParse;
   private parts: Buffer[] = [];
   private partLen = 0;
   private lineNo = 0;
 
-  constructor(maxLineLength = DEFAULT_MAX_LINE) {
+  constructor(maxLineLength = DEFAULT_MAX_LINE, parse: LineParse = (text) => JSON.parse(text)) {
     this.maxLine = maxLineLength;
+    this.parse = parse;
   }
 
   /** Lines read so far. */
@@ -93,9 +101,10 @@ export class NdjsonLineParser implements ChunkParser<NdjsonLine> {
     if (text.trim() === '') return;
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = this.parse(text, this.lineNo);
     } catch (e) {
-      throw new NdjsonError(this.lineNo, `invalid JSON: ${(e as Error).message}`);
+      if (e instanceof SyntaxError) throw new NdjsonError(this.lineNo, `invalid JSON: ${e.message}`);
+      throw e;
     }
     emit({ line: this.lineNo, value } satisfies NdjsonLine);
   }

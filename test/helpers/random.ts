@@ -27,7 +27,9 @@ export function bytes(r: () => number, n: number): Buffer {
   return b;
 }
 
-const KEY_TEXTS = ['', '$', '$hex', '$int', '$dict', '$$x', '__proto__', 'constructor', 'prototype', '10', '2', 'ñ', '日本', 'a b', 'info', 'pieces', '\u0000', '😀'];
+// JSON's own punctuation inside strings too: a reader of the JSON text must not take it for structure
+const KEY_TEXTS = ['', '$', '$hex', '$int', '$dict', '$$x', '__proto__', 'constructor', 'prototype', '10', '2', 'ñ', '日本', 'a b', 'info', 'pieces', '\u0000', '😀',
+  'http://h:1/a', '"', '\\', '\\"', '"{[:', 'a\\":b'];
 
 function randomString(r: () => number): Buffer {
   switch (int(r, 0, 4)) {
