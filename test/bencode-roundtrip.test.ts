@@ -269,3 +269,19 @@ async function collect(chunks: Buffer[], options: { maxDepth?: number } = {}): P
   await done;
   return out;
 }
+
+test('toJson shares its frames between calls: a failed call, another indent, a call from inside a call', () => {
+  const v = new Map<string, BValue>([['a', [1, new Map<string, BValue>([['\xff', [2]]])]]]);
+  const line = '{"a":[1,{"$dict":[[{"$hex":"ff"},[2]]]}]}';
+  assert.throws(() => toJson([[1, undefined as unknown as BValue]]), TypeError);
+  assert.equal(toJson(v), line);
+  assert.equal(toJson(v, '\t'), '{\n\t"a": [\n\t\t1,\n\t\t{\n\t\t\t"$dict": [\n\t\t\t\t[{"$hex":"ff"}, [\n\t\t\t\t\t2\n\t\t\t\t]]\n\t\t\t]\n\t\t}\n\t]\n}');
+  assert.equal(toJson(v), line);
+  class Nosy extends Map<string, BValue> {
+    override get size(): number {
+      assert.equal(toJson(v), line);
+      return super.size;
+    }
+  }
+  assert.equal(toJson([new Nosy([['b', [3]]]), v]), `[{"b":[3]},${line}]`);
+});
