@@ -24,6 +24,7 @@ export { NdjsonParseStream, NdjsonError, DEFAULT_MAX_LINE } from './streams/ndjs
 export type { NdjsonLine } from './streams/ndjson-parse.js';
 export { PieceFrameEncoder, PieceFrameDecoder, PieceStreamError, frameHeader, writeFrames } from './streams/piece-frames.js';
 export type { PieceFrame } from './streams/piece-frames.js';
+export { DeferredError } from './streams/deferred-error.js';
 export { FetchStream, FetchError } from './streams/fetch.js';
 export type { FetchOptions } from './streams/fetch.js';
 export { AssembleStream } from './streams/assemble.js';

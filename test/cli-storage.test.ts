@@ -92,6 +92,45 @@ test('a stream that ends early: exit 1 saying how many pieces are missing', asyn
   assert.match(bad.stderr, /^torrent-tools assemble: stdin: byte \d+: expected 'i', 'l', 'd' or a digit/);
 });
 
+test('a malformed frame after good ones arriving in one read: the good pieces are written and journalled, then exit 1 with one line', async () => {
+  const seed = seedFromEnv();
+  const s = await setup(seed);
+  const first = s.order.slice(0, 3);
+  const good = await frames(first.map((i) => ({ index: i, piece: s.piece(i) })));
+  // a frame whose piece is one byte short of its length: the byte after it is not the closing 'e'
+  const bad = Buffer.concat([Buffer.from(`d5:indexi${s.order[3]}e5:piece${PL}:`), s.piece(s.order[3]!).subarray(1), Buffer.from('e')]);
+  const input = Buffer.concat([good, bad, await frames([{ index: s.order[4]!, piece: s.piece(s.order[4]!) }])]);
+  const at = good.length + bad.length; // the frame's end, where 'e' was expected: the next frame's 'd' is there
+  await writeFile(join(s.dir, 'stream'), input);
+  // stdin a pipe (the whole stream in one write) and a file (one read)
+  for (const how of ['pipe', 'file'] as const) {
+    const out = join(s.dir, `out-${how}`);
+    const journal = join(s.dir, `journal-${how}.ndjson`);
+    const r = how === 'pipe'
+      ? await runCli(['assemble', s.tf, '-o', out], { input })
+      : await runShell(`$TT assemble "${s.tf}" -o "${out}" < "${join(s.dir, 'stream')}"`);
+    assert.equal(r.code, 1, `${how}, seed ${seed}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^torrent-tools assemble: stdin: byte ${at}: expected a string dict key or 'e', got 'd'\n$`), `${how}, seed ${seed}`);
+    await writeFile(journal, r.stdout);
+    const events = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string; index: number });
+    assert.deepEqual(events, first.map((i) => ({ event: 'piece', index: i, bytes: PL })), `${how}, seed ${seed}`);
+    const v = await runCli(['verify', s.tf, out, '--quiet']);
+    const valid = v.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { index: number; valid: boolean }).filter((x) => x.valid).map((x) => x.index);
+    assert.deepEqual(valid, [...first].sort((a, b) => a - b), `${how}: on disk, seed ${seed}`);
+    // the journal is the resume state: the rest of the pieces complete the files
+    const rest = s.order.slice(3).map((i) => ({ index: i, piece: s.piece(i) }));
+    const resumed = await runCli(['assemble', s.tf, '-o', out, '--have', journal], { input: await frames(rest) });
+    assert.equal(resumed.code, 0, `${how}, seed ${seed}: ${resumed.stderr}`);
+    await sameFiles(out, 'multi', s.fs);
+  }
+  // --stdout: the content of the pieces before the bad frame goes out first
+  const inOrder = Buffer.concat([await frames([0, 1, 2].map((i) => ({ index: i, piece: s.piece(i) }))), bad]);
+  const c = await runCli(['assemble', s.tf, '--stdout'], { input: inOrder });
+  assert.equal(c.code, 1, c.stderr);
+  assert.equal(c.stderr.split('\n').length, 2, c.stderr);
+  assert.deepEqual(c.stdout, s.content.subarray(0, 3 * PL), `--stdout, seed ${seed}`);
+});
+
 test('a corrupted piece is refused with a warning and counted missing', async () => {
   const s = await setup(seedFromEnv());
   const good = s.order.slice(1).map((i) => ({ index: i, piece: s.piece(i) }));

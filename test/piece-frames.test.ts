@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, open, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -10,8 +10,11 @@ import { test } from 'node:test';
 import { decodeAll } from '../src/bencode/index.js';
 import { readHaveSet } from '../src/streams/have-set.js';
 import { PieceFrameReader } from '../src/streams/piece-frame-reader.js';
-import { FrameParser, PieceFrameDecoder, PieceFrameEncoder, writeFrames, type PieceFrame } from '../src/streams/piece-frames.js';
+import { AssembleStream, type AssembleEvent } from '../src/streams/assemble.js';
+import { DeferredError } from '../src/streams/deferred-error.js';
+import { FrameParser, PieceFrameDecoder, PieceFrameEncoder, PieceStreamError, writeFrames, type PieceFrame } from '../src/streams/piece-frames.js';
 import { bytes, randomChunks, rng, seedFromEnv } from './helpers/random.js';
+import { makeTorrent } from './helpers/torrent.js';
 
 async function collect<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
   const out: T[] = [];
@@ -49,19 +52,112 @@ test('frames round-trip in 1-byte and random chunks; unknown keys are ignored', 
   }
 });
 
-test('bad piece streams fail with the byte offset and reason', async () => {
-  const cases: Array<[string, RegExp]> = [
-    ['d5:indexi1e5:piece5:abcdefe', /byte 25: expected a string dict key or 'e', got 'f'/],
-    ['d5:piece2:hie', /byte 0: frame has no non-negative integer "index"/],
-    ['d5:indexi1ee', /byte 0: frame has no byte string "piece"/],
-    ['d5:indexi100e5:piece2:hie', /piece index 100 is beyond the torrent's 100 pieces/],
-    ['i1e', /expected a dict/],
-    ['d5:indexi1e5:piece2:h', /truncated piece stream/],
-    ['d5:indexi1e5:piece99999:', /string length exceeds the limit of 4096 bytes/],
-  ];
-  for (const [input, re] of cases) {
+/** Malformed frames: the input, where the error is in it, what it says, and whether a frame may follow it (not: only the end makes it malformed). */
+const MALFORMED: Array<[string, number, RegExp, boolean]> = [
+  ['d5:indexi1e5:piece5:abcdefe', 25, /expected a string dict key or 'e', got 'f'/, true],
+  ['d5:piece2:hie', 0, /frame has no non-negative integer "index"/, true],
+  ['d5:indexi-1e5:piece2:hie', 0, /frame has no non-negative integer "index"/, true],
+  ['d5:indexi1ee', 0, /frame has no byte string "piece"/, true],
+  ['d5:indexi100e5:piece2:hie', 0, /piece index 100 is beyond the torrent's 100 pieces/, true],
+  ['i1e', 0, /expected a dict \(a piece frame\)/, true],
+  ['xyz', 0, /expected 'i', 'l', 'd' or a digit/, true],
+  ['d5:indexi1e5:piece99999:', 21, /string length exceeds the limit of 4096 bytes/, true],
+  ['d5:indexi1e5:piece2:h', 21, /truncated piece stream/, false],
+];
+
+/** What a decoder gave: frames as {index, piece}, and the DeferredError's message (only ever last). */
+async function outcome(stream: NodeJS.ReadableStream): Promise<{ frames: PieceFrame[]; error: string | null }> {
+  const frames: PieceFrame[] = [];
+  let error: string | null = null;
+  for await (const x of stream as AsyncIterable<PieceFrame | DeferredError>) {
+    assert.equal(error, null, 'nothing comes after the DeferredError');
+    if (x instanceof DeferredError) {
+      assert.ok(x.error instanceof PieceStreamError, String(x.error));
+      error = x.error.message;
+    } else {
+      frames.push({ index: x.index, piece: Buffer.from(x.piece) });
+      x.release?.();
+    }
+  }
+  return { frames, error };
+}
+
+test('bad piece streams end with a DeferredError naming the byte offset and reason', async () => {
+  for (const [input, at, re] of MALFORMED) {
     const dec = new PieceFrameDecoder({ maxPieceLength: 4096, pieceCount: 100 });
-    await assert.rejects(collect(Readable.from([Buffer.from(input)]).pipe(dec)), re, input);
+    const got = await outcome(Readable.from([Buffer.from(input)]).pipe(dec));
+    assert.deepEqual(got.frames, [], input);
+    assert.match(got.error ?? '', new RegExp(`^byte ${at}: ${re.source}`), input);
+  }
+});
+
+test('a malformed frame after good ones: every frame before it comes out, then the error, in 1-byte and random chunks (decoder) and from a file and a pipe (reader)', async () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  const PL = 4096;
+  const good = [0, 1, 2].map((i) => ({ index: i, piece: bytes(r, i === 1 ? 100 : PL) }));
+  const prefix = await encodeFrames(good);
+  const after = await encodeFrames([{ index: 3, piece: Buffer.from('never') }]);
+  const dir = await mkdtemp(join(tmpdir(), 'tt-badframe-'));
+  for (const [bad, at, re, more] of MALFORMED) {
+    // a frame after the bad one is never parsed: the stream is over at the bad one
+    const wire = Buffer.concat([prefix, Buffer.from(bad), more ? after : Buffer.alloc(0)]);
+    const want = new RegExp(`^byte ${prefix.length + at}: ${re.source}`);
+    for (const max of [1, 13, 5000, wire.length]) {
+      const dec = new PieceFrameDecoder({ maxPieceLength: PL, pieceCount: 100 });
+      const got = await outcome(Readable.from(randomChunks(r, wire, max)).pipe(dec));
+      assert.deepEqual(got.frames, good, `${bad}, chunks <= ${max}, seed ${seed}`);
+      assert.match(got.error ?? 'no error', want, `${bad}, chunks <= ${max}, seed ${seed}`);
+    }
+    const file = join(dir, 'pieces.bin');
+    await writeFile(file, wire);
+    const fifo = join(dir, `pipe${MALFORMED.findIndex((m) => m[0] === bad)}`);
+    execFileSync('mkfifo', [fifo]);
+    // the pipe gets the whole stream in one write and stays open (the reader must not wait for
+    // its end), unless only the end makes the frame malformed
+    const writer = open(fifo, 'w').then(async (w) => {
+      await w.write(wire);
+      if (!more) await w.close();
+      return w;
+    });
+    for (const path of [file, fifo]) {
+      const fd = openSync(path, 'r');
+      const got = await outcome(new PieceFrameReader(fd, { maxPieceLength: PL, pieceCount: 100 }));
+      assert.deepEqual(got.frames, good, `${bad} from ${path}, seed ${seed}`);
+      assert.match(got.error ?? 'no error', want, `${bad} from ${path}, seed ${seed}`);
+      assert.throws(() => closeSync(fd), /EBADF/, 'the reader closes its descriptor');
+    }
+    if (more) await (await writer).close();
+  }
+});
+
+test('AssembleStream after a decoder: the pieces before a malformed frame are on disk and announced before the sink raises its error', async () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  const PL = 16 * 1024;
+  const { torrent, content } = makeTorrent('x.bin', [{ path: ['x.bin'], data: bytes(r, 5 * PL) }], PL, true);
+  const piece = (i: number): Buffer => content.subarray(i * PL, (i + 1) * PL);
+  const prefix = await encodeFrames([2, 0, 4].map((i) => ({ index: i, piece: piece(i) })));
+  const wire = Buffer.concat([prefix, Buffer.from('d5:indexi1e5:piece3:abcX')]);
+  for (const max of [1, 777, wire.length]) {
+    const dir = await mkdtemp(join(tmpdir(), 'tt-badframe-asm-'));
+    const events: AssembleEvent[] = [];
+    const sink = new Writable({
+      objectMode: true,
+      write(ev: AssembleEvent | DeferredError, _enc, cb) {
+        if (ev instanceof DeferredError) return cb(ev.error);
+        events.push(ev);
+        setTimeout(cb, 5); // a slow journal: the error must still wait for it
+      },
+    });
+    const dec = new PieceFrameDecoder({ maxPieceLength: PL, pieceCount: torrent.pieceCount });
+    await assert.rejects(
+      pipeline(Readable.from(randomChunks(r, wire, max)), dec, new AssembleStream(torrent, dir), sink),
+      new RegExp(`^PieceStreamError: byte ${prefix.length + 23}: expected a string dict key or 'e', got 'X'`),
+    );
+    assert.deepEqual(events, [2, 0, 4].map((i) => ({ event: 'piece', index: i, bytes: PL })), `chunks <= ${max}, seed ${seed}`);
+    const file = await readFile(join(dir, 'x.bin'));
+    for (const i of [0, 2, 4]) assert.deepEqual(file.subarray(i * PL, (i + 1) * PL), piece(i), `piece ${i}, chunks <= ${max}, seed ${seed}`);
   }
 });
 

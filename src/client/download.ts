@@ -28,6 +28,7 @@ import type { PeerRecord } from '../peers/record.js';
 import { FileStore } from '../storage/file-store.js';
 import { verifyPieces } from '../storage/verify.js';
 import { AssembleStream, type AssembleEvent } from '../streams/assemble.js';
+import { DeferredError } from '../streams/deferred-error.js';
 import { FetchStream } from '../streams/fetch.js';
 import type { SwarmStats } from '../swarm/swarm.js';
 import { AnnounceLoop } from '../tracker/loop.js';
@@ -237,7 +238,9 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       let pieces = 0;
       const events = new Writable({
         objectMode: true,
-        write: (ev: AssembleEvent, _enc, cb) => {
+        write: (ev: AssembleEvent | DeferredError, _enc, cb) => {
+          // the fetch stage never ends so, but the sink is where one is raised (deferred-error.ts)
+          if (ev instanceof DeferredError) return cb(ev.error);
           if (ev.event === 'piece') {
             pieces++;
             have++;

@@ -1,7 +1,5 @@
-import type { Readable, Transform } from 'node:stream';
-import { objectTransform } from 'through2';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import ndjson from 'ndjson';
 import { piecesForFiles } from '../metainfo/pieces.js';
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
@@ -12,6 +10,7 @@ import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { FileStore } from '../storage/file-store.js';
 import { UnsafePathError } from '../storage/safe-path.js';
 import { AssembleStream, type AssembleEvent } from '../streams/assemble.js';
+import { DeferredError } from '../streams/deferred-error.js';
 import { readHaveSet } from '../streams/have-set.js';
 import { InOrderContentWriter } from '../streams/in-order.js';
 import { PieceFrameReader } from '../streams/piece-frame-reader.js';
@@ -110,20 +109,26 @@ examples:
     const total = stage.remaining;
     let done = 0;
     let bytes = 0;
-    // a pass-through that watches the events go by: through2's small-object case
-    const watch = objectTransform({ highWaterMark: 16 }, (ev: AssembleEvent, _enc: BufferEncoding, cb: (err: Error | null, ev: AssembleEvent) => void) => {
-      if (ev.event === 'piece') {
-        done++;
-        bytes += ev.bytes;
-        progress.update({ done, total, bytes, left: (total - done) * t.pieceLength });
-      } else if (ev.event === 'bad-piece') {
-        report(io, 'assemble', `warning: piece ${ev.index} refused: ${ev.reason}`);
-      }
-      cb(null, ev);
-    }) as unknown as Transform;
+    // the events, one NDJSON line each, each handed to stdout before the next is taken; a
+    // malformed frame arrives as a DeferredError after the pieces before it, and is raised only
+    // once their lines are out: the journal keeps every piece that reached the disk
+    const journal = new Writable({
+      objectMode: true,
+      highWaterMark: 16,
+      write(ev: AssembleEvent | DeferredError, _enc, cb) {
+        if (ev instanceof DeferredError) return cb(ev.error);
+        if (ev.event === 'piece') {
+          done++;
+          bytes += ev.bytes;
+          progress.update({ done, total, bytes, left: (total - done) * t.pieceLength });
+        } else if (ev.event === 'bad-piece') {
+          report(io, 'assemble', `warning: piece ${ev.index} refused: ${ev.reason}`);
+        }
+        io.stdout.write(JSON.stringify(ev) + '\n', cb);
+      },
+    });
     try {
-      // events go to stdout as NDJSON (ndjson.stringify fits here: one small object per piece)
-      await pipeline([...frames(), stage, watch, ndjson.stringify(), io.stdout], { signal: io.signal });
+      await pipeline([...frames(), stage, journal], { signal: io.signal });
     } catch (e) {
       throw explain(e);
     } finally {

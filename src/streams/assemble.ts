@@ -8,11 +8,16 @@
  *
  * Given a directory, the stage opens the torrent's files there itself (before the first piece)
  * and closes them at its end; given a FileStore, the caller keeps it.
+ *
+ * An input that ends with a DeferredError (a malformed frame after good ones, from the piece
+ * stream decoders) is passed on as the last object, once every piece before it is on disk and
+ * its event out: the sink raises it (deferred-error.ts), so the journal keeps those pieces.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Torrent } from '../metainfo/torrent.js';
 import { FileStore } from '../storage/file-store.js';
 import { HashPool } from '../storage/hash-pool.js';
+import { DeferredError } from './deferred-error.js';
 import { checkPiece, type PieceFrame } from './piece-frames.js';
 
 export type AssembleEvent =
@@ -66,6 +71,8 @@ export class AssembleStream extends Transform {
   private writing = 0;
   /** pieces waiting for one of the WRITES turns */
   private readonly writeQueue: Array<() => void> = [];
+  /** the input ended with an error (deferred-error.ts): passed on after the pieces before it */
+  private deferred: DeferredError | null = null;
 
   /** `target`: the output directory (opened and closed by the stage), or an open FileStore. */
   constructor(torrent: Torrent, target: FileStore | string, options: AssembleOptions = {}) {
@@ -94,9 +101,22 @@ export class AssembleStream extends Transform {
     return this.missing.size;
   }
 
-  override _transform(f: PieceFrame, _enc: BufferEncoding, cb: TransformCallback): void {
+  override _transform(f: PieceFrame | DeferredError, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.failure) {
       cb(this.failure);
+      return;
+    }
+    if (this.deferred !== null) {
+      cb(); // the input is over: nothing after its deferred error counts
+      return;
+    }
+    if (f instanceof DeferredError) {
+      // after every piece before it is on disk and announced, as the input's last word
+      this.deferred = f;
+      this.tail = this.tail.then(() => {
+        if (this.failure === null) this.push(f);
+      });
+      cb();
       return;
     }
     const outcome = this.land(f); // hashing and writing start now, beside the pieces before it
@@ -176,7 +196,7 @@ export class AssembleStream extends Transform {
         cb(failure);
         return;
       }
-      if (this.missing.size === 0 && !this.completed) this.complete();
+      if (this.missing.size === 0 && !this.completed && this.deferred === null) this.complete();
       cb();
     });
   }

@@ -18,6 +18,7 @@ import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pieceSpans } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { HashPool } from '../storage/hash-pool.js';
+import { DeferredError } from './deferred-error.js';
 import { checkPiece, type PieceFrame } from './piece-frames.js';
 
 export interface InOrderOptions {
@@ -211,8 +212,10 @@ export class InOrderContentStream extends Transform {
     return this.order.next > this.order.last;
   }
 
-  override _transform(f: PieceFrame, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.order.take(f, cb);
+  /** A DeferredError (deferred-error.ts) fails the stream once every piece before it is placed. */
+  override _transform(f: PieceFrame | DeferredError, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (f instanceof DeferredError) this.order.settled().then(() => cb(f.error), cb);
+    else this.order.take(f, cb);
   }
 
   override _flush(cb: TransformCallback): void {
@@ -246,8 +249,10 @@ export class InOrderContentWriter extends Writable {
     return this.order.next > this.order.last;
   }
 
-  override _write(f: PieceFrame, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.order.take(f, cb);
+  /** A DeferredError (deferred-error.ts) is raised once every piece before it is out. */
+  override _write(f: PieceFrame | DeferredError, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
+    if (f instanceof DeferredError) this.order.settled().then(() => cb(f.error), cb);
+    else this.order.take(f, cb);
   }
 
   override _final(cb: (error?: Error | null) => void): void {

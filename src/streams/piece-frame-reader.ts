@@ -6,12 +6,14 @@
  * parser copies out what it keeps (FrameParser `reusesInput`), so the next read may overwrite
  * the buffer at once. A regular file is read with positional-less fs.read (from wherever the
  * shell left the offset); a pipe or socket through net.Socket's `onread`, which reads into a
- * buffer of ours and pauses when the consumer is full.
+ * buffer of ours and pauses when the consumer is full. A malformed frame ends the stream as
+ * in PieceFrameDecoder: the frames before it, then a DeferredError.
  */
 import { close, fstatSync, read } from 'node:fs';
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { Readable } from 'node:stream';
-import { FrameParser, type PieceFrame, type PieceFrameDecoderOptions } from './piece-frames.js';
+import { DeferredError } from './deferred-error.js';
+import { FrameParser, PieceStreamError, type PieceFrame, type PieceFrameDecoderOptions } from './piece-frames.js';
 
 const CHUNK = 256 * 1024;
 /** a piece with at least this much left to gather is read straight into its buffer */
@@ -71,7 +73,7 @@ export class PieceFrameReader extends Readable {
     return this.parse((push) => this.parser.filled(n, push));
   }
 
-  /** Runs a parser step, pushing its frames; false when the consumer is full or the step failed (the stream is destroyed). */
+  /** Runs a parser step, pushing its frames; false when the consumer is full or the step failed (the stream is over). */
   private parse(step: (push: (f: PieceFrame) => void) => void): boolean {
     let more = true;
     try {
@@ -79,10 +81,27 @@ export class PieceFrameReader extends Readable {
         more = this.push(f) && more;
       });
     } catch (e) {
-      this.destroy(e as Error);
+      this.fail(e);
       return false;
     }
     return more;
+  }
+
+  /**
+   * A malformed frame ends the stream after the frames before it, which are pushed already: a
+   * DeferredError follows them (deferred-error.ts) and nothing more is read. Destroying the
+   * stream would drop them, and the pipeline would drop the pieces its consumer is writing.
+   * Any other error (the descriptor's) fails it at once.
+   */
+  private fail(e: unknown): void {
+    if (!(e instanceof PieceStreamError)) {
+      this.destroy(e as Error);
+      return;
+    }
+    this.ended = true;
+    this.socket?.pause();
+    this.push(new DeferredError(e));
+    this.push(null);
   }
 
   /** The rest of the piece being gathered, when it is worth reading into place. */
@@ -97,7 +116,7 @@ export class PieceFrameReader extends Readable {
     try {
       this.parser.end();
     } catch (e) {
-      this.destroy(e as Error);
+      this.fail(e); // a frame cut off by the end
       return;
     }
     this.push(null);

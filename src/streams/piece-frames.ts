@@ -14,6 +14,7 @@ import type { HashPool } from '../storage/hash-pool.js';
 import { pieceHash, pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { ChunkParserStream, type ChunkParser } from './chunk-parser.js';
+import { DeferredError } from './deferred-error.js';
 
 export interface PieceFrame {
   index: number;
@@ -189,10 +190,15 @@ export class FrameParser implements ChunkParser<PieceFrame> {
   }
 }
 
-/** Piece stream bytes in, `{index, piece}` out (see FrameParser). */
-export class PieceFrameDecoder extends ChunkParserStream<PieceFrame> {
+/**
+ * Piece stream bytes in, `{index, piece}` out (see FrameParser). A malformed frame ends the
+ * output: every frame before it comes out, then a DeferredError with the PieceStreamError
+ * (deferred-error.ts), so the frames read with the bad one are assembled and journalled
+ * before anything fails. What follows the bad frame is not parsed.
+ */
+export class PieceFrameDecoder extends ChunkParserStream<PieceFrame | DeferredError> {
   constructor(options: PieceFrameDecoderOptions) {
     // each frame is one piece: a readable buffer of 2 frames bounds memory to ~3 pieces
-    super(new FrameParser(options), { writable: 256 * 1024, readable: 2 });
+    super(new FrameParser(options), { writable: 256 * 1024, readable: 2, defer: (e) => e instanceof PieceStreamError });
   }
 }
