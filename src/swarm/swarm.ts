@@ -428,7 +428,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       this.connector.ban(peer.key); // our own address, as a tracker lists us: not worth a line
       reason = null;
     }
-    if (reason !== null && !this.finished && !this.destroyed) this.emit('log', `${peer.key}: ${describeClose(reason)}`, 'peer');
+    // a ban has its own line (strike), said once: its close would say it again
+    if (reason !== null && reason.kind !== 'banned' && !this.finished && !this.destroyed) this.emit('log', `${peer.key}: ${describeClose(reason)}`, 'peer');
     // whatever ended it (a hang-up, a timeout, even a violation: our own bookkeeping once took
     // honest answers for one), the peer is dialled again with back-off; only a ban is final.
     // An incoming connection's address is not one to dial (its port is the peer's own pick).
@@ -544,8 +545,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     const ok = digest.equals(want);
     if (!ok) {
       this.hashFailures++;
-      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].join(', ')}); fetching it again`, 'notice');
       const senders = new Set(p.from.filter((x): x is string => x !== undefined));
+      // the pieces a liar had in flight when it was banned fail one by one after its ban: news
+      // only with -v (a liar with 40 pieces in flight was 40 notices)
+      const news = senders.size === 0 || [...senders].some((k) => !this.connector.isBanned(k));
+      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].join(', ')}); fetching it again`, news ? 'notice' : 'detail');
       if (senders.size === 1) this.strike([...senders][0]!, 2);
       if (senders.size > 1 && !this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
       else this.buffers.give(p.buf);
@@ -577,7 +581,12 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (this.picker.finished) this.finish();
   }
 
+  /**
+   * Counts bad data against `key`; enough of it bans the peer, once: its other pieces in flight
+   * fail after the ban, and each would otherwise ban it again (one line and one count each).
+   */
   private strike(key: string, weight: number): void {
+    if (this.connector.isBanned(key)) return;
     const n = (this.strikes.get(key) ?? 0) + weight;
     this.strikes.set(key, n);
     if (n >= 2) {
