@@ -1,4 +1,5 @@
-import { Writable, type Readable } from 'node:stream';
+import { Writable, type Readable, type Transform } from 'node:stream';
+import { objectTransform } from 'through2';
 import { pipeline } from 'node:stream/promises';
 import { piecesForFiles } from '../metainfo/pieces.js';
 import { parseArgs } from '../cli/args.js';
@@ -109,26 +110,32 @@ examples:
     const total = stage.remaining;
     let done = 0;
     let bytes = 0;
-    // the events, one NDJSON line each, each handed to stdout before the next is taken; a
-    // malformed frame arrives as a DeferredError after the pieces before it, and is raised only
-    // once their lines are out: the journal keeps every piece that reached the disk
+    // a pass-through that watches the events go by (through2's small-object case); a malformed
+    // frame's DeferredError passes through it like an event
+    const watch = objectTransform({ highWaterMark: 16 }, (ev: AssembleEvent | DeferredError, _enc: BufferEncoding, cb: (err: Error | null, ev: AssembleEvent | DeferredError) => void) => {
+      if (ev instanceof DeferredError) return cb(null, ev);
+      if (ev.event === 'piece') {
+        done++;
+        bytes += ev.bytes;
+        progress.update({ done, total, bytes, left: (total - done) * t.pieceLength });
+      } else if (ev.event === 'bad-piece') {
+        report(io, 'assemble', `warning: piece ${ev.index} refused: ${ev.reason}`);
+      }
+      cb(null, ev);
+    }) as unknown as Transform;
+    // the events, one NDJSON line each, each handed to stdout before the next is taken; the
+    // DeferredError of a malformed frame is raised only once the lines before it are out: the
+    // journal keeps every piece that reached the disk (ndjson.stringify would drop them)
     const journal = new Writable({
       objectMode: true,
       highWaterMark: 16,
       write(ev: AssembleEvent | DeferredError, _enc, cb) {
         if (ev instanceof DeferredError) return cb(ev.error);
-        if (ev.event === 'piece') {
-          done++;
-          bytes += ev.bytes;
-          progress.update({ done, total, bytes, left: (total - done) * t.pieceLength });
-        } else if (ev.event === 'bad-piece') {
-          report(io, 'assemble', `warning: piece ${ev.index} refused: ${ev.reason}`);
-        }
         io.stdout.write(JSON.stringify(ev) + '\n', cb);
       },
     });
     try {
-      await pipeline([...frames(), stage, journal], { signal: io.signal });
+      await pipeline([...frames(), stage, watch, journal], { signal: io.signal });
     } catch (e) {
       throw explain(e);
     } finally {

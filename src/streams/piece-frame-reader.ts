@@ -156,14 +156,18 @@ export class PieceFrameReader extends Readable {
     this.socket.on('error', (e) => this.destroy(e));
   }
 
-  /** The descriptor is closed at the end (a socket over it closes it anyway). */
+  /**
+   * The descriptor is closed at the end (a socket over it closes it anyway), unless it is
+   * stdin, stdout or stderr: a closed 0 is the next descriptor anything opens, and libuv aborts
+   * the process (uv__close: `fd > STDERR_FILENO`) when it later closes a pipe that got it.
+   */
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     if (this.socket !== null) {
       this.socket.destroy();
       cb(err);
     } else if (this.isFile) {
       // a read still running owns the fd until its callback: close after it
-      const closeFd = (): void => close(this.fd, () => cb(err));
+      const closeFd = (): void => (this.fd > 2 ? close(this.fd, () => cb(err)) : cb(err));
       if (this.reading) this.afterRead = closeFd;
       else closeFd();
     } else {
