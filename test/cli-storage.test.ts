@@ -3,8 +3,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { PieceFrameEncoder, type PieceFrame } from '../src/streams/piece-frames.js';
 import { CLI, runCli, runShell } from './helpers/cli.js';
+import { encodeFrames as frames } from './helpers/frames.js';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
 import { makeTorrent, tmpDir, type TestFile } from './helpers/torrent.js';
 import { startSeed } from './helpers/swarm.js';
@@ -19,17 +19,6 @@ function files(r: () => number): TestFile[] {
     { path: ['empty.txt'], data: Buffer.alloc(0) },
     { path: ['d.bin'], data: bytes(r, 40 * PL + 5) },
   ];
-}
-
-async function frames(list: PieceFrame[]): Promise<Buffer> {
-  const enc = new PieceFrameEncoder();
-  const parts: Buffer[] = [];
-  enc.on('data', (c: Buffer) => parts.push(c));
-  const done = new Promise((r) => enc.on('end', r));
-  for (const f of list) enc.write(f);
-  enc.end();
-  await done;
-  return Buffer.concat(parts);
 }
 
 async function setup(seed: number, single = false) {

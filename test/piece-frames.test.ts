@@ -12,7 +12,8 @@ import { readHaveSet } from '../src/streams/have-set.js';
 import { PieceFrameReader } from '../src/streams/piece-frame-reader.js';
 import { AssembleStream, type AssembleEvent } from '../src/streams/assemble.js';
 import { DeferredError } from '../src/streams/deferred-error.js';
-import { FrameParser, PieceFrameDecoder, PieceFrameEncoder, PieceStreamError, writeFrames, type PieceFrame } from '../src/streams/piece-frames.js';
+import { FrameParser, PieceFrameDecoder, PieceStreamError, writeFrames, type PieceFrame } from '../src/streams/piece-frames.js';
+import { encodeFrames } from './helpers/frames.js';
 import { bytes, randomChunks, rng, seedFromEnv } from './helpers/random.js';
 import { makeTorrent } from './helpers/torrent.js';
 
@@ -20,14 +21,6 @@ async function collect<T>(stream: NodeJS.ReadableStream): Promise<T[]> {
   const out: T[] = [];
   for await (const x of stream as AsyncIterable<T>) out.push(x);
   return out;
-}
-
-async function encodeFrames(frames: PieceFrame[]): Promise<Buffer> {
-  const enc = new PieceFrameEncoder();
-  const out = collect<Buffer>(enc);
-  for (const f of frames) enc.write(f);
-  enc.end();
-  return Buffer.concat(await out);
 }
 
 test('frames are plain bencode: d5:indexi<N>e5:piece<len>:<bytes>e', async () => {
