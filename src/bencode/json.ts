@@ -9,5 +9,5 @@
  * json-write.ts writes it, json-read.ts reads it back (json-scan.ts finds in the JSON text what
  * JSON.parse does not say). Neither recurses: any depth the limits allow works.
  */
-export { toJson } from './json-write.js';
+export { toJson, toJsonChunks, JSON_CHUNK_SIZE } from './json-write.js';
 export { fromJson, fromJsonText, type FromJsonOptions } from './json-read.js';
