@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { toJson, toJsonChunks, type BValue } from '../src/bencode/index.js';
 import { JsonLinesStream } from '../src/streams/json-lines.js';
-import { bytes, int, randomValue, rng, seedFromEnv } from './helpers/random.js';
+import { NdjsonError, NdjsonLineParser, type NdjsonLine } from '../src/streams/ndjson-parse.js';
+import { bytes, int, randomChunks, randomValue, rng, seedFromEnv } from './helpers/random.js';
 
 const RUNS = 300;
 
@@ -133,4 +134,48 @@ test('JsonLinesStream writes a value in pieces of about 1 MiB, each line whole',
     assert.ok(out.length >= 12, `${out.length} pieces`);
     for (const c of out) assert.ok(c.length <= 1.5 * 1024 * 1024, `a piece of ${c.length} bytes`);
   }
+});
+
+function parseAll(parser: NdjsonLineParser, chunks: Buffer[]): NdjsonLine[] {
+  const out: NdjsonLine[] = [];
+  for (const c of chunks) parser.write(c, (l) => out.push(l));
+  parser.end((l) => out.push(l));
+  return out;
+}
+
+test('NdjsonLineParser: a line longer than a string can be (in characters, not bytes) is refused naming it, in any chunking', () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  // the limit lowered to 10 characters: 10 characters of 4 bytes each (20 UTF-16 units) are too many,
+  // 5 of them (10 units, 20 bytes) are not; a `\r` before the newline is no part of the line
+  const fits = ['"日日日日日日日日"', '"😀😀😀😀"', '"aaaaaaaa"\r', '"é😀éé日"'];
+  const tooLong = ['"😀😀😀😀😀"', '"aaaaaaaaa"', '"aaaaaaaa"\r\r', '"日日日日日日日日日"'];
+  for (const t of fits) assert.ok(Buffer.byteLength(t) > 10 || t.endsWith('\r'), t);
+  const ok = Buffer.from(fits.join('\n') + '\n');
+  const want = fits.map((t) => JSON.parse(t.replace(/\r$/, '')) as string);
+  for (const chunks of [[ok], [...ok].map((c) => Buffer.from([c])), randomChunks(r, ok, 7)]) {
+    assert.deepEqual(parseAll(new NdjsonLineParser(1000, undefined, 10), chunks).map((l) => l.value), want, `seed ${seed}`);
+  }
+  for (const [i, t] of tooLong.entries()) {
+    const input = Buffer.from(`1\n${t}\n2\n`);
+    for (const chunks of [[input], [...input].map((c) => Buffer.from([c])), randomChunks(r, input, 7)]) {
+      assert.throws(() => parseAll(new NdjsonLineParser(1000, undefined, 10), chunks),
+        (e: Error) => e instanceof NdjsonError && e.line === 2 && /^2: line longer than 10 characters, the most one JSON text can have/.test(e.message),
+        `seed ${seed} case ${i}`);
+    }
+    // without a newline at the end
+    assert.throws(() => parseAll(new NdjsonLineParser(1000, undefined, 10), [...Buffer.from(`1\n${t}`)].map((c) => Buffer.from([c]))), /^NdjsonError: 2: line longer than 10 characters/);
+  }
+  // refused as soon as it is too long, not gathered to its end first
+  const endless = new NdjsonLineParser(1e6, undefined, 10);
+  let fed = 0;
+  assert.throws(() => {
+    for (const c of Buffer.from('1\n"' + '日'.repeat(1000))) {
+      endless.write(Buffer.from([c]), () => {});
+      fed++;
+    }
+  }, /^NdjsonError: 2: line longer than 10 characters/);
+  assert.equal(fed, 2 + 1 + 3 * 10, 'refused at the first byte of its 12th character');
+  // the byte limit still comes first when it is lower
+  assert.throws(() => parseAll(new NdjsonLineParser(12, undefined, 10), [Buffer.from('"😀😀😀😀😀"\n')]), /^NdjsonError: 1: line longer than 12 bytes$/);
 });

@@ -10,7 +10,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { CLI } from './helpers/cli.js';
+import { CLI, runShell } from './helpers/cli.js';
 
 const MIB = 1024 * 1024;
 const dirs: string[] = [];
@@ -126,4 +126,9 @@ test('bdecode --pretty writes 89.5 MB of control characters, 537 M characters of
   assert.equal(r.code, 0);
   assert.equal(r.differsAt, null);
   assert.equal(r.length, lengthOf(want));
+});
+
+test('bencode refuses a line longer than a string can be (bdecode\'s line above), in one line naming it and the limit', async () => {
+  const r = await runShell('$TT bdecode "$IN" | $TT bencode --max-line 2147483647 > /dev/null; echo "status=${PIPESTATUS[*]}" >&2', { env: { IN: await controls() } });
+  assert.equal(r.stderr, `torrent-tools bencode: stdin:1: line longer than ${constants.MAX_STRING_LENGTH} characters, the most one JSON text can have (the longest string V8 can make)\nstatus=0 1\n`);
 });

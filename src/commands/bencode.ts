@@ -6,7 +6,7 @@ import type { Command } from '../cli/io.js';
 import { DEPTH_MAX, DEPTH_MIN } from '../cli/limits.js';
 import { BencodeStream } from '../streams/bencode.js';
 import { FromJsonTextStream } from '../streams/from-json.js';
-import { DEFAULT_MAX_LINE, NdjsonError } from '../streams/ndjson-parse.js';
+import { DEFAULT_MAX_LINE, MAX_LINE_CHARS, NdjsonError } from '../streams/ndjson-parse.js';
 
 export const bencode: Command = {
   name: 'bencode',
@@ -24,7 +24,9 @@ options:
   --max-depth N       refuse containers nested deeper than N (default 512; ${DEPTH_MIN}..${DEPTH_MAX});
                       tags ({"$hex":…}) and $dict pairs are not levels; every depth in
                       the range works (JSON.parse does not recurse, nothing else here does)
-  --max-line BYTES    refuse longer input lines (default ${DEFAULT_MAX_LINE})
+  --max-line BYTES    refuse longer input lines (default ${DEFAULT_MAX_LINE}); whatever
+                      BYTES, a line of more than ${MAX_LINE_CHARS} characters cannot be
+                      read (the longest string V8 can make; see the man page)
   -h, --help          show this help
 
 example:

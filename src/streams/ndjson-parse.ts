@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer';
+import { constants, isAscii, isUtf8 } from 'node:buffer';
 import { ChunkParserStream, type ChunkParser } from './chunk-parser.js';
 
 /** A parse error at a 1-based line of NDJSON input. */
@@ -20,6 +20,25 @@ export interface NdjsonLine {
 export const DEFAULT_MAX_LINE = 64 * 1024 * 1024;
 
 /**
+ * The longest line that can be read, in characters (UTF-16 code units): a line is parsed as
+ * one JS string, and V8 lets none be longer (2^29−24 = 536,870,888). A longer line is refused
+ * whatever the line limit, naming the line.
+ */
+export const MAX_LINE_CHARS = constants.MAX_STRING_LENGTH;
+
+/** Characters (UTF-16 code units) of UTF-8 bytes: one per byte that is not a continuation, two for a 4-byte sequence. */
+function utf16Length(b: Buffer): number {
+  if (isAscii(b)) return b.length;
+  let n = b.length;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if ((c & 0xc0) === 0x80) n--;
+    else if (c >= 0xf0) n++;
+  }
+  return n;
+}
+
+/**
  * Turns a line's text into its value. A SyntaxError becomes "invalid JSON: …" at the line; a
  * hook says where its own errors are by throwing an NdjsonError; anything else passes as is.
  */
@@ -37,13 +56,18 @@ export type LineParse = (text: string, line: number) => unknown;
 export class NdjsonLineParser implements ChunkParser<NdjsonLine> {
   private readonly maxLine: number;
   private readonly parse: LineParse;
+  private readonly maxChars: number;
   private parts: Buffer[] = [];
   private partLen = 0;
+  /** characters of `parts`, counted only once they hold more than `maxChars` bytes; else -1 */
+  private partChars = -1;
   private lineNo = 0;
 
-  constructor(maxLineLength = DEFAULT_MAX_LINE, parse: LineParse = (text) => JSON.parse(text)) {
+  /** `maxLineChars` cannot be raised past MAX_LINE_CHARS (a test lowers it). */
+  constructor(maxLineLength = DEFAULT_MAX_LINE, parse: LineParse = (text) => JSON.parse(text), maxLineChars = MAX_LINE_CHARS) {
     this.maxLine = maxLineLength;
     this.parse = parse;
+    this.maxChars = Math.min(maxLineChars, MAX_LINE_CHARS);
   }
 
   /** Lines read so far. */
@@ -58,10 +82,13 @@ export class NdjsonLineParser implements ChunkParser<NdjsonLine> {
       if (nl === -1) break;
       let line: Buffer;
       if (this.partLen > 0) {
-        this.parts.push(chunk.subarray(start, nl));
-        line = Buffer.concat(this.parts, this.partLen + nl - start);
+        const last = chunk.subarray(start, nl);
+        this.hold(last, this.lineNo + 1);
+        this.parts.push(last);
+        line = Buffer.concat(this.parts, this.partLen);
         this.parts = [];
         this.partLen = 0;
+        this.partChars = -1;
       } else {
         line = chunk.subarray(start, nl);
       }
@@ -72,10 +99,28 @@ export class NdjsonLineParser implements ChunkParser<NdjsonLine> {
     }
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
-      this.partLen += rest.length;
-      if (this.partLen > this.maxLine) throw this.tooLong(this.lineNo + 1);
+      this.hold(rest, this.lineNo + 1);
       this.parts.push(rest);
     }
+  }
+
+  /**
+   * Counts `piece` into the line being gathered, refusing the line (`line`) as soon as it is
+   * too long: longer than the line limit in bytes, or than a string can be in characters (so a
+   * line that cannot be read is not gathered to its end first).
+   */
+  private hold(piece: Buffer, line: number): void {
+    this.partLen += piece.length;
+    if (this.partLen > this.maxLine) throw this.tooLong(line);
+    if (this.partLen <= this.maxChars) return;
+    // (a byte is at most one character: until here the line cannot be too long to be a string)
+    if (this.partChars < 0) {
+      this.partChars = 0;
+      for (const p of this.parts) this.partChars += utf16Length(p);
+    }
+    this.partChars += utf16Length(piece);
+    // (+1: a `\r` before the newline is no part of the text)
+    if (this.partChars > this.maxChars + 1) throw this.tooLongText(line);
   }
 
   /** The input ended: a last line without a newline still counts. */
@@ -85,6 +130,7 @@ export class NdjsonLineParser implements ChunkParser<NdjsonLine> {
     const last = Buffer.concat(this.parts, this.partLen);
     this.parts = [];
     this.partLen = 0;
+    this.partChars = -1;
     this.parseLine(last, emit);
   }
 
@@ -92,11 +138,17 @@ export class NdjsonLineParser implements ChunkParser<NdjsonLine> {
     return new NdjsonError(line, `line longer than ${this.maxLine} bytes`);
   }
 
+  private tooLongText(line: number): NdjsonError {
+    return new NdjsonError(line, `line longer than ${this.maxChars} characters, the most one JSON text can have (the longest string V8 can make)`);
+  }
+
   private parseLine(raw: Buffer, emit: (line: NdjsonLine) => void): void {
     let end = raw.length;
     if (end > 0 && raw[end - 1] === 0x0d) end--;
     const line = raw.subarray(0, end);
     if (!isUtf8(line)) throw new NdjsonError(this.lineNo, 'not valid UTF-8');
+    // (a line given whole in one chunk was not counted by hold())
+    if (line.length > this.maxChars && utf16Length(line) > this.maxChars) throw this.tooLongText(this.lineNo);
     const text = line.toString('utf8');
     if (text.trim() === '') return;
     let value: unknown;
