@@ -132,3 +132,11 @@ test('bencode refuses a line longer than a string can be (bdecode\'s line above)
   const r = await runShell('$TT bdecode "$IN" | $TT bencode --max-line 2147483647 > /dev/null; echo "status=${PIPESTATUS[*]}" >&2', { env: { IN: await controls() } });
   assert.equal(r.stderr, `torrent-tools bencode: stdin:1: line longer than ${constants.MAX_STRING_LENGTH} characters, the most one JSON text can have (the longest string V8 can make)\nstatus=0 1\n`);
 });
+
+test('an error about a key megabytes long quotes its start and its length, never the whole key', { timeout: 60_000 }, async () => {
+  // out of order after "b": the message used to quote all 90 MB, escaped (six characters a byte)
+  const f = await bigFile(['d1:bi1e90000000:', { unit: Buffer.alloc(MIB, 1), n: 90_000_000 }, 'i1ee']);
+  const r = await runShell(`$TT bdecode "${f}"`, { timeoutMs: 60_000 });
+  assert.equal(r.code, 1, r.stderr.slice(0, 300));
+  assert.match(r.stderr, /^torrent-tools bdecode: .*in\.bin: byte 7: dict key "(\\u0001){100}"… \(90000000 characters\) is out of order \(keys must be sorted\)\n$/);
+});

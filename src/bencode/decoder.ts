@@ -6,7 +6,8 @@
  * limit with a clear error, never a stack overflow. Every error names the absolute offset of the
  * first byte that cannot be accepted.
  */
-import { BencodeError } from './errors.js';
+import { constants } from 'node:buffer';
+import { BencodeError, quoted } from './errors.js';
 import type { BDict, BValue, Span } from './types.js';
 
 export type LenientKind = 'unsorted-keys' | 'duplicate-keys' | 'leading-zeros';
@@ -503,8 +504,11 @@ export class BencodeDecoder {
     if (top.list !== null) {
       top.list.push(v);
     } else if (top.key === null) {
-      // a dict key (the S_VALUE check guarantees it is a byte string)
-      this.key(top, (v as Buffer).toString('latin1'), start);
+      // a dict key (the S_VALUE check guarantees it is a byte string); keys are JS strings, so
+      // one longer than the longest string V8 makes is refused here rather than crashing
+      const k = v as Buffer;
+      if (k.length > constants.MAX_STRING_LENGTH) throw new BencodeError(start, `dict key of ${k.length} bytes: longer than the longest key this decoder can hold (${constants.MAX_STRING_LENGTH} bytes)`);
+      this.key(top, k.toString('latin1'), start);
     } else {
       top.dict!.set(top.key, v);
       top.key = null;
@@ -516,14 +520,14 @@ export class BencodeDecoder {
     const last = top.lastKey;
     if (last !== null && last >= key) {
       if (last > key) {
-        if (!this.o.allowUnsorted) throw new BencodeError(start, `dict key ${JSON.stringify(key)} is out of order (keys must be sorted)`);
+        if (!this.o.allowUnsorted) throw new BencodeError(start, `dict key ${quoted(key)} is out of order (keys must be sorted)`);
         this.o.onLenient?.('unsorted-keys', start);
         top.unsorted = true;
       }
     }
     // once the order is broken, an earlier key may come back anywhere
     if (last === key || (top.unsorted && top.dict!.has(key))) {
-      if (!this.o.allowDuplicates) throw new BencodeError(start, `duplicate dict key ${JSON.stringify(key)}`);
+      if (!this.o.allowDuplicates) throw new BencodeError(start, `duplicate dict key ${quoted(key)}`);
       this.o.onLenient?.('duplicate-keys', start);
     }
     top.key = key;

@@ -21,6 +21,18 @@ export class EncodeError extends Error {
   }
 }
 
+/** Characters of a key or string quoted in a message: the rest is counted, not shown. */
+const QUOTE_MAX = 100;
+
+/**
+ * `text` as JSON for a message, cut after its first characters: keys can be megabytes long, and
+ * quoting one whole made a line of hundreds of MiB (or an internal error past V8's string limit).
+ */
+export function quoted(text: string): string {
+  if (text.length <= QUOTE_MAX) return JSON.stringify(text);
+  return `${JSON.stringify(text.slice(0, QUOTE_MAX))}… (${text.length} characters)`;
+}
+
 /** Path components shown at each end of a long path: a message must stay one readable line. */
 const PATH_ENDS = 8;
 
@@ -29,7 +41,7 @@ const PATH_ENDS = 8;
  * value 5,000 levels deep would otherwise give an error line of 15,000 characters.
  */
 export function pathText(parts: ReadonlyArray<string | number>): string {
-  const one = (p: string | number): string => (typeof p === 'number' ? `[${p}]` : `.${p}`);
+  const one = (p: string | number): string => (typeof p === 'number' ? `[${p}]` : p.length <= QUOTE_MAX ? `.${p}` : `.${quoted(p)}`);
   if (parts.length <= 2 * PATH_ENDS + 1) return parts.map(one).join('');
   const head = parts.slice(0, PATH_ENDS).map(one).join('');
   const tail = parts.slice(-PATH_ENDS).map(one).join('');

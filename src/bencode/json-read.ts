@@ -8,7 +8,7 @@
  * there is an error (building one per value cost more than the conversion itself).
  */
 import { isUtf8 } from 'node:buffer';
-import { EncodeError, pathText } from './errors.js';
+import { EncodeError, pathText, quoted } from './errors.js';
 import { findDuplicateKey, jsonShape } from './json-scan.js';
 import type { BDict, BValue } from './types.js';
 
@@ -58,7 +58,7 @@ export function fromJsonText(text: string, options: FromJsonOptions = {}): BValu
   if (reader.keys !== shape.members) {
     // the parsed objects have fewer keys than the text: one was repeated (JSON.parse kept the last)
     const dup = findDuplicateKey(text);
-    if (dup !== null) throw new EncodeError(pathText(dup.path), `duplicate key ${JSON.stringify(dup.key)}`);
+    if (dup !== null) throw new EncodeError(pathText(dup.path), `duplicate key ${quoted(dup.key)}`);
   }
   return value;
 }
@@ -75,7 +75,8 @@ function hex(v: unknown): Buffer | null {
 
 /** A byte string in its JSON form, for messages. */
 function shown(b: Buffer): string {
-  return isUtf8(b) ? JSON.stringify(b.toString('utf8')) : `{"$hex":"${b.toString('hex')}"}`;
+  if (isUtf8(b)) return quoted(b.toString('utf8'));
+  return b.length <= 50 ? `{"$hex":"${b.toString('hex')}"}` : `{"$hex":"${b.subarray(0, 50).toString('hex')}…"} (${b.length} bytes)`;
 }
 
 const LIST = 0;
@@ -195,7 +196,7 @@ class Reader {
       let real = name;
       if (name.charCodeAt(0) === 0x24) {
         if (name.charCodeAt(1) !== 0x24) {
-          this.fail(HERE, `unknown tag ${JSON.stringify(name)} (a key that starts with '$' is written with one more '$')`, 1);
+          this.fail(HERE, `unknown tag ${quoted(name)} (a key that starts with '$' is written with one more '$')`, 1);
         }
         real = name.slice(1);
       }
