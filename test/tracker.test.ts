@@ -136,6 +136,10 @@ async function hostileHttp(): Promise<Hostile> {
       case '/loop':
         res.writeHead(302, { location: '/loop' }).end();
         break;
+      case '/badredirect':
+        // found by `npm run fuzz`: an address no URL can hold, thrown inside the response handler
+        res.writeHead(302, { location: 'http://327.0.0.1:6969/announce' }).end();
+        break;
       case '/gzip':
         res.writeHead(200, { 'content-encoding': 'gzip' }).end(gzipSync(good));
         break;
@@ -176,6 +180,7 @@ test('hostile HTTP trackers: one clear line each, never a crash or a hang', asyn
     ['/big', /reply larger than 1048576 bytes/],
     ['/slow', /no reply within 1000 ms/],
     ['/loop', /more than 5 redirects/],
+    ['/badredirect', /redirected to a bad URL "http:\/\/327\.0\.0\.1:6969\/announce"/],
     ['/gzipbomb', /reply larger than 1048576 bytes/],
     ['/garbage', /reply is not bencode: byte 0/],
     ['/truncated', /reply is not bencode: byte \d+: unexpected end of input/],

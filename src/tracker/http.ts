@@ -59,7 +59,14 @@ function get(url: string, o: HttpOptions, redirects = 0): Promise<Buffer> {
         clearTimeout(timer);
         res.resume();
         if (redirects >= MAX_REDIRECTS) return reject(new TrackerError(`more than ${MAX_REDIRECTS} redirects`));
-        get(new URL(res.headers.location, u).toString(), o, redirects + 1).then(resolve, reject);
+        let next: string;
+        try {
+          next = new URL(res.headers.location, u).toString();
+        } catch {
+          // thrown here it would be uncaught: this is an event handler
+          return reject(new TrackerError(`redirected to a bad URL ${JSON.stringify(res.headers.location.slice(0, 200))}`));
+        }
+        get(next, o, redirects + 1).then(resolve, reject);
         return;
       }
       const enc = (res.headers['content-encoding'] ?? '').toLowerCase();
