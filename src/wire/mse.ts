@@ -65,8 +65,13 @@ function modPow(base: bigint, exp: bigint, mod: bigint): bigint {
  * on every construction, about 30 ms of CPU per connection.
  */
 class KeyPair {
-  private readonly x = toBig(randomBytes(20));
-  readonly publicKey = toBytes(modPow(2n, this.x, PRIME));
+  private readonly x: bigint;
+  readonly publicKey: Buffer;
+
+  constructor(random: (n: number) => Buffer) {
+    this.x = toBig(random(20));
+    this.publicKey = toBytes(modPow(2n, this.x, PRIME));
+  }
 
   /** The shared secret; the peer's key must be in (1, p-1) or it would force a known secret. */
   secret(peerKey: Buffer): Buffer {
@@ -76,7 +81,13 @@ class KeyPair {
   }
 }
 
-const pad = (): Buffer => randomBytes(randomInt(MAX_PAD + 1));
+/** Where a handshake's secrets and pads come from: crypto's, unless a test or the fuzzer replays a session. */
+export type MseRandom = (n: number) => Buffer;
+
+/** A pad of 0..512 random bytes. */
+function pad(random: MseRandom | undefined): Buffer {
+  return random === undefined ? randomBytes(randomInt(MAX_PAD + 1)) : random(random(2).readUInt16BE(0) % (MAX_PAD + 1));
+}
 
 function ciphers(s: Buffer, skey: Buffer, initiator: boolean): { enc: Rc4; dec: Rc4 } {
   const a = new Rc4(sha1('keyA', s, skey));
@@ -107,7 +118,8 @@ class Input {
  */
 export class MseResponder {
   private readonly input = new Input();
-  private readonly keys = new KeyPair();
+  private readonly keys: KeyPair;
+  private readonly random: MseRandom | undefined;
   private readonly skeys: readonly Buffer[];
   private readonly send: (b: Buffer) => void;
   private readonly allowPlaintext: boolean;
@@ -118,7 +130,9 @@ export class MseResponder {
   private provide = 0;
   private padLen = 0;
 
-  constructor(opts: { skeys: readonly Buffer[]; send: (b: Buffer) => void; allowPlaintext?: boolean }) {
+  constructor(opts: { skeys: readonly Buffer[]; send: (b: Buffer) => void; allowPlaintext?: boolean; random?: MseRandom }) {
+    this.random = opts.random;
+    this.keys = new KeyPair(opts.random ?? randomBytes);
     this.skeys = opts.skeys;
     this.send = opts.send;
     this.allowPlaintext = opts.allowPlaintext ?? true;
@@ -133,7 +147,7 @@ export class MseResponder {
           const ya = this.input.take(KEY_LEN);
           if (ya === null) return null;
           this.s = this.keys.secret(ya);
-          this.send(Buffer.concat([this.keys.publicKey, pad()]));
+          this.send(Buffer.concat([this.keys.publicKey, pad(this.random)]));
           this.state = 'sync';
           break;
         }
@@ -198,7 +212,7 @@ export class MseResponder {
 /** The side that dialled: offers `provide` (CRYPTO_* bits) for the torrent `infoHash`. */
 export class MseInitiator {
   private readonly input = new Input();
-  private readonly keys = new KeyPair();
+  private readonly keys: KeyPair;
   private readonly infoHash: Buffer;
   private readonly send: (b: Buffer) => void;
   private readonly provide: number;
@@ -208,11 +222,12 @@ export class MseInitiator {
   private select = 0;
   private padLen = 0;
 
-  constructor(opts: { infoHash: Buffer; send: (b: Buffer) => void; provide?: number }) {
+  constructor(opts: { infoHash: Buffer; send: (b: Buffer) => void; provide?: number; random?: MseRandom }) {
+    this.keys = new KeyPair(opts.random ?? randomBytes);
     this.infoHash = opts.infoHash;
     this.send = opts.send;
     this.provide = opts.provide ?? CRYPTO_PLAINTEXT | CRYPTO_RC4;
-    this.send(Buffer.concat([this.keys.publicKey, pad()]));
+    this.send(Buffer.concat([this.keys.publicKey, pad(opts.random)]));
   }
 
   push(chunk: Buffer): MseResult | null {
