@@ -20,6 +20,11 @@ import { TARGETS, target as findTarget } from './targets.js';
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/fuzz
 const ROOT = join(HERE, '..', '..');
 const CORPUS = join(ROOT, 'test', 'fuzz-corpus');
+/**
+ * The fuzzing thread's stack: about the main thread's (V8's 984 KiB; a worker gets 4 MiB by
+ * default), so that recursion overflows where it would in the CLI.
+ */
+const STACK_MB = 1.17;
 
 const USAGE = `usage: npm run fuzz -- [TARGET…] [options]
 
@@ -89,7 +94,7 @@ async function campaign(name: string, o: { runs: number; seed: number; hangMs: n
     const job: WorkerJob = { target: name, runs: o.runs - res.runs, seed, batch: 2000, hangMs: o.hangMs, shrinkMs: 30_000, maxRssMb: 0, coverage: o.coverage, corpusRoot: CORPUS, known: [...known], skip: [...skip], shared };
     const runsBefore = res.runs;
     const outcome = await new Promise<'done' | 'hang' | 'memory' | 'error'>((resolve) => {
-      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: o.heapMb } });
+      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: o.heapMb, stackSizeMb: STACK_MB } });
       let finished = false;
       let lastRuns = 0;
       let lastPrint = performance.now();

@@ -87,15 +87,23 @@ function bencodeRun(input: Buffer): void {
     check(encode(fromJson(JSON.parse(line))).equals(input), 'toJson then fromJson changed the value');
     toJson(strict, '  ');
   }
-  // 2. lenient, streamed in the input's own chunking, under a depth limit it picks (some high,
-  // as --max-depth allows), compared with the same decode of the whole input
-  const maxDepth = [512, 4, 100, 2000][(h >>> 4) % 4]!;
+  // 2. lenient, streamed in the input's own chunking, under a depth limit it picks (up to the
+  // 5000 that --max-depth allows), compared with the same decode of the whole input; each value
+  // then goes the ways bdecode and bencode take it (JSON, pretty JSON, back to bencode)
+  const maxDepth = [512, 4, 100, 5000][(h >>> 4) % 4]!;
   const opts = { allowUnsorted: true, allowDuplicates: true, allowLeadingZeros: true, maxDepth, maxIntegerDigits: 64, spans: new WeakMap<object, { start: number; end: number }>() };
   const streamed: string[] = [];
   let streamErr: BencodeError | null = null;
   const d = new BencodeDecoder(opts);
   try {
-    for (const c of chunks(input, h)) d.write(c, (v) => streamed.push(toJson(v)));
+    for (const c of chunks(input, h)) {
+      d.write(c, (v) => {
+        const line = toJson(v);
+        streamed.push(line);
+        toJson(v, ' ');
+        encode(fromJson(JSON.parse(line), { maxDepth }));
+      });
+    }
     d.end();
   } catch (e) {
     if (!(e instanceof BencodeError)) throw e;
