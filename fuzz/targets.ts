@@ -1085,7 +1085,7 @@ const pieceStreamTarget: FuzzTarget = {
 const peerJsonArb: fc.Arbitrary<Buffer> = fc
   .array(
     fc.oneof(
-      fc.record({ ip: fc.oneof(fc.constantFrom('203.0.113.5', '::1', '::ffff:1.2.3.4', 'FE80::1', '1.2.3', 'localhost', '', '::', '1:2:3:4:5:6:7:8:9'), fc.string({ maxLength: 8 })), port: fc.oneof(fc.integer({ min: -1, max: 70000 }), fc.constantFrom(1.5, 1e21)), source: fc.string({ maxLength: 6 }), peerId: fc.constantFrom('ab'.repeat(20), 'zz', 'AB'.repeat(20)) }).map((o) => JSON.stringify(o)),
+      fc.record({ ip: fc.oneof(fc.constantFrom('203.0.113.5', '::1', '::ffff:1.2.3.4', 'FE80::1', 'fe80::1%eth0', '1.2.3', 'localhost', '', '::', '1:2:3:4:5:6:7:8:9'), fc.string({ maxLength: 8 })), port: fc.oneof(fc.integer({ min: -1, max: 70000 }), fc.constantFrom(1.5, 1e21)), source: fc.string({ maxLength: 6 }), peerId: fc.constantFrom('ab'.repeat(20), 'zz', 'AB'.repeat(20)) }).map((o) => JSON.stringify(o)),
       fc.json({ maxDepth: 3 }),
       fc.constantFrom('', '   ', '{"ip":"1.2.3.4","port":1}\r', '{"event":"piece","index":7}', '[1,2]', 'null', '{"ip":1,"port":"2"}', '{', '\u00e9', '{"__proto__":{"ip":"1.1.1.1"},"ip":"1.1.1.1","port":9}'),
     ),

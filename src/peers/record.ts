@@ -20,15 +20,23 @@ export function peerKey(p: { ip: string; port: number }): string {
   return isIP(p.ip) === 6 ? `[${p.ip}]:${p.port}` : `${p.ip}:${p.port}`;
 }
 
-/** Canonical text form of an IP: IPv4-mapped IPv6 becomes IPv4, IPv6 lower-case and compressed. */
+/**
+ * Canonical text form of an IP: IPv4-mapped IPv6 becomes IPv4, IPv6 lower-case and compressed.
+ * Null for anything else, including an IPv6 address with a zone (`fe80::1%eth0`): isIP() takes
+ * it, but the zone names an interface of the machine that wrote it, and URL refuses it.
+ */
 export function normalizeIp(ip: string): string | null {
   const kind = isIP(ip);
   if (kind === 4) return ip;
-  if (kind !== 6) return null;
+  if (kind !== 6 || ip.includes('%')) return null;
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (mapped) return mapped[1]!;
   // URL does the RFC 5952 compression for us
-  return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  try {
+    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  } catch {
+    return null;
+  }
 }
 
 /** A peer record from one parsed NDJSON value, or an error message saying what is wrong. */
