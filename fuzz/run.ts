@@ -35,6 +35,7 @@ Fuzzes every decoder that takes outside bytes (or the TARGETs named), one after 
   --timeout-ms N    an input that runs longer is a hang (default 1000)
   --max-heap-mb N   heap limit of the fuzzing thread: past it, the input is a memory failure (default 1024)
   --no-coverage     skip line coverage (a little faster)
+  --coverage-detail also list the lines (of the compiled dist/…js) never run
   --list            list the targets and exit
   --write-seeds     (re)write the targets' built-in seed inputs into test/fuzz-corpus/ and exit
   -h, --help        this text
