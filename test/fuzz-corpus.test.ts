@@ -20,11 +20,7 @@ const LIMIT_MS = 1000;
  * this file's to fix): replayed as `todo` tests, so they show without failing the suite. Take
  * an entry out when its fix lands: the test then guards the fix.
  */
-export const KNOWN_FAILURES: Readonly<Record<string, string>> = {
-  'bencode/crash-39c22c4e4aa9.bin': 'src/bencode/json.ts, encoder.ts: 4990 nested lists, within --max-depth 5000, overflow the stack in toJson (also toJson pretty, encode, fromJson)',
-  'bencode/crash-6eefbb2e1722.bin': 'src/bencode/json.ts: the same stack overflow in toJson, found by the fuzzer (a mutated nested seed)',
-  'tracker-http/crash-4422109b3110.bin': 'src/tracker/http.ts: a redirect whose Location is not a valid URL throws TypeError (Invalid URL) out of the response handler, uncaught',
-};
+export const KNOWN_FAILURES: Readonly<Record<string, string>> = {};
 
 for (const t of TARGETS) {
   let files: string[] = [];
