@@ -7,6 +7,9 @@
 import fc from 'fast-check';
 import { encode } from '../src/bencode/encoder.js';
 import type { BValue } from '../src/bencode/types.js';
+// a small seeded generator (mulberry32), for what an input derives from its hash: the tests' own
+import { rng } from '../test/helpers/random.js';
+export { rng };
 
 /** FNV-1a over the bytes: how an input picks its own chunking and options, reproducibly. */
 export function hash32(b: Uint8Array): number {
@@ -15,17 +18,6 @@ export function hash32(b: Uint8Array): number {
   return h >>> 0;
 }
 
-/** A small seeded generator (mulberry32), for what an input derives from its hash. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * How a stream decoder is fed `input`, decided by the input itself so that a saved input

@@ -31,7 +31,7 @@ import { TrackerError, parseAnnounceBody, type AnnounceParams } from '../src/tra
 import { resetUdpConnections, udpAnnounce, udpScrape } from '../src/tracker/udp.js';
 import { describeHandshake, describeMessage } from '../src/wire/describe.js';
 import { FrameDecoder, WireViolation, type WireLimits } from '../src/wire/frame-decoder.js';
-import { CRYPTO_PLAINTEXT, CRYPTO_RC4, MseInitiator, MseResponder } from '../src/wire/mse.js';
+import { CRYPTO_PLAINTEXT, CRYPTO_RC4, KeyPair, MseInitiator, MseResponder } from '../src/wire/mse.js';
 import { PeerConnection } from '../src/wire/peer-connection.js';
 import { encodeHandshake, encodeMessage, reservedBits, type WireMessage } from '../src/wire/protocol.js';
 import { Rc4 } from '../src/wire/rc4.js';
@@ -551,18 +551,6 @@ export function replayRandom(label: string): (n: number) => Buffer {
   };
 }
 
-const PRIME = BigInt('0xFFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A63A36210000000000090563');
-const toBig = (b: Buffer): bigint => BigInt(`0x${b.toString('hex') || '0'}`);
-const toBytes96 = (n: bigint): Buffer => Buffer.from(n.toString(16).padStart(192, '0'), 'hex');
-function modPow(base: bigint, exp: bigint): bigint {
-  let r = 1n;
-  let b = base % PRIME;
-  for (let e = exp; e > 0n; e >>= 1n) {
-    if (e & 1n) r = (r * b) % PRIME;
-    b = (b * b) % PRIME;
-  }
-  return r;
-}
 const MSE_SKEY = INFO_HASH;
 const MSE_OTHER_SKEY = sha1('another torrent');
 
@@ -576,12 +564,11 @@ let mseKeys: { responder: MseKeys; initiator: MseKeys } | null = null;
 /** The fuzzing peer's keys against the decoder's replayed ones (its first random(20) is its secret exponent). */
 function keysFor(): { responder: MseKeys; initiator: MseKeys } {
   if (mseKeys) return mseKeys;
-  const peerX = toBig(sha1('fuzzing peer'));
-  const ours = toBytes96(modPow(2n, peerX));
-  const theirs = (label: string): bigint => modPow(2n, toBig(replayRandom(label)(20)));
+  const peer = new KeyPair(() => sha1('fuzzing peer'));
+  const theirs = (label: string): Buffer => new KeyPair(replayRandom(label)).publicKey;
   mseKeys = {
-    responder: { ours, secret: toBytes96(modPow(theirs('mse-responder'), peerX)) },
-    initiator: { ours, secret: toBytes96(modPow(theirs('mse-initiator'), peerX)) },
+    responder: { ours: peer.publicKey, secret: peer.secret(theirs('mse-responder')) },
+    initiator: { ours: peer.publicKey, secret: peer.secret(theirs('mse-initiator')) },
   };
   return mseKeys;
 }

@@ -64,10 +64,11 @@ function modPow(base: bigint, exp: bigint, mod: bigint): bigint {
  * half a millisecond; node's DiffieHellman with this (non-standard) prime checks its primality
  * on every construction, about 30 ms of CPU per connection.
  */
-class KeyPair {
+export class KeyPair {
   private readonly x: bigint;
   readonly publicKey: Buffer;
 
+  /** `random(20)` is the secret exponent (the fuzzer gives a known one, to play the other side) */
   constructor(random: (n: number) => Buffer) {
     this.x = toBig(random(20));
     this.publicKey = toBytes(modPow(2n, this.x, PRIME));
