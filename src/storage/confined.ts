@@ -18,6 +18,7 @@
 import { constants, copyFile, type FileHandle, lstat, mkdir, open, readlink, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, sep } from 'node:path';
+import { leastRecentlyUsedIdle, type Used } from './lru.js';
 import { UnsafePathError } from './safe-path.js';
 
 const PROC_FD = '/proc/self/fd';
@@ -38,10 +39,10 @@ export interface ConfinedOpen {
   onNotice?: (message: string) => void;
 }
 
-interface HeldDir {
+interface HeldDir extends Used {
   handle: Promise<FileHandle | null>;
-  users: number;
-  lastUse: number;
+  /** no longer in the cache: closed when its last user lets go */
+  forgotten: boolean;
 }
 
 /**
@@ -90,7 +91,7 @@ export class ConfinedRoot {
   async close(): Promise<void> {
     const held = [...this.dirs.values()];
     this.dirs.clear();
-    await Promise.allSettled(held.map(async (d) => (await d.handle)?.close()));
+    await Promise.allSettled(held.map(closeHeld));
   }
 
   private async openByDescriptor(components: readonly string[], o: ConfinedOpen, shown: string): Promise<FileHandle | null> {
@@ -114,7 +115,7 @@ export class ConfinedRoot {
         // and open the copy, checked like any other
       }
     } finally {
-      entry.users--;
+      this.release(entry);
     }
   }
 
@@ -124,7 +125,7 @@ export class ConfinedRoot {
     let held = this.dirs.get(key);
     if (held === undefined) {
       const handle = n === 0 ? openRoot(this.root, o) : this.openChild(components, n, o);
-      held = { handle, users: 0, lastUse: 0 };
+      held = { handle, users: 0, lastUse: 0, forgotten: false };
       this.dirs.set(key, held);
       // a failure or a missing directory is not kept: the next open looks again
       handle.then((h) => { if (h === null) this.drop(key, held!); }, () => this.drop(key, held!));
@@ -134,7 +135,7 @@ export class ConfinedRoot {
     try {
       return { entry: held, dir: await held.handle };
     } catch (e) {
-      held.users--;
+      this.release(held);
       throw e;
     } finally {
       this.trim();
@@ -146,8 +147,13 @@ export class ConfinedRoot {
     try {
       return dir === null ? null : await openDirectoryIn(dir, components[n - 1]!, o, join(this.root, ...components.slice(0, n)));
     } finally {
-      entry.users--;
+      this.release(entry);
     }
+  }
+
+  private release(held: HeldDir): void {
+    held.users--;
+    if (held.forgotten && held.users === 0) void closeHeld(held);
   }
 
   private drop(key: string, held: HeldDir): void {
@@ -161,33 +167,27 @@ export class ConfinedRoot {
       const held = this.dirs.get(key);
       if (held === undefined) continue;
       this.dirs.delete(key);
-      void this.closeWhenIdle(held);
+      // one a walk holds now is closed when it lets go (its number could be reused meanwhile)
+      if (held.users === 0) void closeHeld(held);
+      else held.forgotten = true;
     }
   }
 
   /** Closes the least recently used idle directories beyond `maxDirs`; one in use is never closed (its number could be reused). */
   private trim(): void {
     while (this.dirs.size > this.maxDirs) {
-      let victim: string | null = null;
-      let oldest = Infinity;
-      for (const [key, d] of this.dirs) {
-        if (d.users === 0 && d.lastUse < oldest) {
-          oldest = d.lastUse;
-          victim = key;
-        }
-      }
+      const victim = leastRecentlyUsedIdle(this.dirs);
       if (victim === null) return;
       const held = this.dirs.get(victim)!;
       this.dirs.delete(victim);
-      void held.handle.then((h) => h?.close(), () => {}).catch(() => {});
+      void closeHeld(held);
     }
   }
+}
 
-  private async closeWhenIdle(held: HeldDir): Promise<void> {
-    // forgotten while a walk holds it: that walk ends soon; close after it
-    while (held.users > 0) await new Promise((r) => setTimeout(r, 10));
-    await held.handle.then((h) => h?.close(), () => {}).catch(() => {});
-  }
+/** Closes a held directory, if it opened at all; never rejects. */
+async function closeHeld(held: HeldDir): Promise<void> {
+  await held.handle.then((h) => h?.close(), () => {}).catch(() => {});
 }
 
 /**

@@ -15,6 +15,7 @@ import type { BufferPool } from './buffer-pool.js';
 import { BOUNCE_SIZE, DIRECT_ALIGN, alignDown, alignUp, bouncePool, isAligned } from './direct-io.js';
 import { allocReadBuffer } from './io-buffer.js';
 import { ConfinedRoot, reopen } from './confined.js';
+import { leastRecentlyUsedIdle } from './lru.js';
 import { UnsafePathError, checkNoSymlinks, prepareRoot, safeJoin } from './safe-path.js';
 
 export interface StoreOptions {
@@ -298,14 +299,7 @@ export class FileStore {
   /** Closes the least recently used idle handles until there is room for one more. */
   private async evict(): Promise<void> {
     while (this.slots.size + this.opening.size >= this.maxOpen) {
-      let victim: number | null = null;
-      let oldest = Infinity;
-      for (const [file, s] of this.slots) {
-        if (s.users === 0 && s.lastUse < oldest) {
-          oldest = s.lastUse;
-          victim = file;
-        }
-      }
+      const victim = leastRecentlyUsedIdle(this.slots);
       if (victim === null) return; // all in use: go over the limit rather than deadlock
       const s = this.slots.get(victim)!;
       this.slots.delete(victim);

@@ -10,28 +10,33 @@ import { prepareRoot } from './safe-path.js';
  * written through a symlink planted on the way.
  */
 export async function writeFileAtomic(file: string, bytes: Buffer, root?: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
+  let tmp = `${file}.${process.pid}.tmp`;
+  let target = file;
+  // the confined tmp is only ever removed once it was made: its path may lead through a symlink
+  let made = root === undefined;
   try {
     if (root === undefined) {
       await mkdir(dirname(file), { recursive: true });
       await writeFile(tmp, bytes);
     } else {
       const real = await prepareRoot(root);
-      const handle = (await openConfined(real, relative(root, tmp).split(sep), { create: true, write: true }))!;
+      const components = relative(root, tmp).split(sep);
+      tmp = join(real, ...components);
+      target = join(real, relative(root, file));
+      const handle = (await openConfined(real, components, { create: true, write: true }))!;
+      made = true;
       try {
         await handle.truncate(0);
         await handle.writeFile(bytes);
       } finally {
         await handle.close();
       }
-      // the rename goes by path: a directory swapped meanwhile can only make it fail (no tmp there)
-      await rename(join(real, relative(root, tmp)), join(real, relative(root, file)));
-      return;
     }
-    await rename(tmp, file);
+    // the rename goes by path: a directory swapped meanwhile can only make it fail (no tmp there)
+    await rename(tmp, target);
   } catch (e) {
     // a full disk or a target that is a directory: no half-written file is left behind
-    await rm(tmp, { force: true }).catch(() => {});
+    if (made) await rm(tmp, { force: true }).catch(() => {});
     throw e;
   }
 }
