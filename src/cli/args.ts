@@ -6,6 +6,7 @@
 import minimist from 'minimist';
 import { didYouMean } from './suggest.js';
 import { UsageError } from './errors.js';
+import { parseRate, unitFactor } from './units.js';
 
 export interface ArgSpec {
   /** options that take a value */
@@ -63,9 +64,15 @@ export class Args {
     if (s === undefined) return undefined;
     const m = /^(0|[1-9][0-9]*)(?:([KMGT])(?:iB)?)?$/i.exec(s);
     if (m === null) throw new UsageError(`--${name}: expected a size in bytes like 262144, 256K or 4M, got ${JSON.stringify(s)}`);
-    const n = Number(m[1]) * 1024 ** (m[2] === undefined ? 0 : 'KMGT'.indexOf(m[2].toUpperCase()) + 1);
+    const n = Number(m[1]) * unitFactor(m[2]);
     if (!(n >= min && n <= max)) throw new UsageError(`--${name}: ${s} is out of range [${min}, ${max}] bytes`);
     return n;
+  }
+
+  /** A rate in bytes per second (units.ts parseRate(): 500K, 1.5M/s, 65536; 0 = unlimited). */
+  rate(name: string): number | undefined {
+    const s = this.str(name);
+    return s === undefined ? undefined : parseRate(s, `--${name}`);
   }
 
   /** A non-negative decimal integer option, checked against [min, max]. */
