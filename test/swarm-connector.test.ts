@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { Connector, type ConnectionEnd } from '../src/swarm/connector.js';
 import type { PeerRecord } from '../src/peers/record.js';
+import { Session } from '../src/session/session.js';
 import { Swarm } from '../src/swarm/swarm.js';
 import { makeTorrent } from './helpers/torrent.js';
 
@@ -95,12 +96,14 @@ test('unreachable peers are given up after a bounded count; a banned one is neve
 
 test('our own listening address, echoed back by a tracker, is never dialled', async () => {
   const { torrent } = makeTorrent('self.bin', [{ path: ['self.bin'], data: Buffer.alloc(40_000, 1) }], 16384, true);
-  const swarm = new Swarm({ torrent });
+  const session = new Session();
+  const port = await session.listen(0, '127.0.0.1');
+  const swarm = new Swarm({ torrent, ...session.swarmOptions() });
   const peers: string[] = [];
   swarm.on('peer', (p) => peers.push(`${p.ip}:${p.port}`));
-  const port = await swarm.listen(0, '127.0.0.1');
   for (const ip of ['127.0.0.1', '127.0.0.2', '::1', '0.0.0.0']) swarm.addPeer({ ip, port, source: 'tracker' });
   swarm.addPeer({ ip: '127.0.0.1', port: port === 65535 ? 1 : port + 1, source: 'tracker' });
   assert.deepEqual(peers, [`127.0.0.1:${port === 65535 ? 1 : port + 1}`], 'only the other port is a peer');
   swarm.destroy();
+  await session.close();
 });

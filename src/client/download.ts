@@ -10,7 +10,6 @@
  * the tracker loop, which says `stopped`, the files) is given back in one place whatever the
  * outcome: success, failure or the abort signal.
  */
-import { randomBytes } from 'node:crypto';
 import { EventEmitter, on } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -30,12 +29,11 @@ import { verifyPieces } from '../storage/verify.js';
 import { AssembleStream, type AssembleEvent } from '../streams/assemble.js';
 import { DeferredError } from '../streams/deferred-error.js';
 import { FetchStream } from '../streams/fetch.js';
-import type { SwarmStats } from '../swarm/swarm.js';
+import type { Swarm, SwarmStats } from '../swarm/swarm.js';
+import { Session } from '../session/session.js';
 import { AnnounceLoop } from '../tracker/loop.js';
-import { makePeerId } from '../wire/protocol.js';
 import type { LogLevel } from '../log.js';
 import { resolveTorrent } from './metadata.js';
-import { pickFreePort } from './port.js';
 
 export interface DownloadOptions {
   /** peers to try besides those the trackers and the DHT give (addresses, not names) */
@@ -46,30 +44,44 @@ export interface DownloadOptions {
   trackers?: readonly string[];
   /** a started DHT node to find peers with (not for private torrents); the caller closes it */
   dht?: DhtNode | null;
+  /**
+   * the session this download joins (its port, DHT node, hashing thread and connection cap);
+   * default: one of its own, listening on `port`, closed with the job
+   */
+  session?: Session;
   /** only these files: paths as `info` shows them, or indexes (default: a magnet's so=, else all) */
   select?: ReadonlyArray<string | number>;
-  /** listen for peers here (default 0: a free port, the one announced) */
+  /** listen for peers here, without `session` (default 0: a free port, the one announced) */
   port?: number;
   /** connections at most (default 50) */
   maxPeers?: number;
   /** bytes of pieces in flight at most (default 16 MiB) */
   maxMemory?: number;
+  /** bytes of blocks read back for uploading, cached (default 8 MiB) */
+  readCache?: number;
   /** write through the page cache (default: around it where the file system allows) */
   osCache?: boolean;
   /** give up when no piece (or no metadata) arrives for this long (default 120 s; 0 = never) */
   timeoutMs?: number;
-  /** our BEP 20 peer id (default: -TK0100- and 12 random bytes) */
+  /** our BEP 20 peer id, without `session` (default: -TK0100- and 12 random bytes) */
   peerId?: Buffer;
-  /** stops the download (the job then rejects with an AbortError) */
+  /**
+   * once complete, go on serving with the same connections until the ratio (uploaded ÷ size)
+   * or the time is reached, or the signal aborts; `result` settles at completion, `closed`
+   * when the seeding ends
+   */
+  seed?: { ratio?: number; seconds?: number };
+  /** stops the download (the job then rejects with an AbortError), or ends the seeding */
   signal?: AbortSignal;
   /** one line per thing worth saying, with how much it matters ('peer': one peer's trouble) */
   log?: (line: string, level: LogLevel) => void;
 }
 
-/** What `download --json` prints: the metadata step (magnets), then assemble's events. */
-export type DownloadEvent =
-  | { event: 'metadata'; source: 'file' | 'cache' | 'peers'; infoHash: string; name: string; bytes: number }
-  | AssembleEvent;
+/** What `download --json` prints: the metadata step (magnets), then assemble's events, each with the info hash. */
+export type DownloadEvent = (
+  | { event: 'metadata'; source: 'file' | 'cache' | 'peers'; name: string; bytes: number }
+  | AssembleEvent
+) & { infoHash: string };
 
 export interface DownloadResult {
   torrent: Torrent;
@@ -92,9 +104,11 @@ export interface DownloadResult {
 
 /** Where the job is, for a progress display. */
 export interface DownloadProgress {
-  phase: 'starting' | 'metadata' | 'checking' | 'downloading' | 'done';
+  phase: 'starting' | 'metadata' | 'checking' | 'downloading' | 'seeding' | 'done';
   /** the torrent's piece length, once known (0 before) */
   pieceLength: number;
+  /** the torrent's size, once known (0 before) */
+  size: number;
   /** checking: pieces checked; downloading: wanted pieces on disk */
   done: number;
   /** checking: pieces in the torrent; downloading: wanted pieces in this run */
@@ -105,19 +119,28 @@ export interface DownloadProgress {
   bytes: number;
   /** bytes/s we upload */
   uploadRate: number;
+  /** payload bytes uploaded in this run */
+  uploaded: number;
   swarm: SwarmStats | null;
 }
 
 export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implements PromiseLike<DownloadResult>, AsyncIterable<DownloadEvent> {
   /** settles when the download is complete (or failed, or was aborted) */
   readonly result: Promise<DownloadResult>;
-  private progress: DownloadProgress = { phase: 'starting', pieceLength: 0, done: 0, total: 0, valid: 0, bytes: 0, uploadRate: 0, swarm: null };
+  /** settles when everything the job took is given back: after the seeding, with `seed` */
+  readonly closed: Promise<DownloadResult>;
+  private progress: DownloadProgress = { phase: 'starting', pieceLength: 0, size: 0, done: 0, total: 0, valid: 0, bytes: 0, uploadRate: 0, uploaded: 0, swarm: null };
   private fetch: FetchStream | null = null;
 
   constructor(input: Torrent | string | TorrentSource, dir: string, options: DownloadOptions = {}) {
     super();
-    this.result = this.run(input, dir, options);
-    this.result.catch(() => {}); // a job nobody awaits must not crash the process
+    let completed: (r: DownloadResult) => void = () => {};
+    const early = new Promise<DownloadResult>((resolve) => (completed = resolve));
+    this.closed = this.run(input, dir, options, (r) => completed(r));
+    this.result = Promise.race([early, this.closed]);
+    // a job nobody awaits must not crash the process
+    this.result.catch(() => {});
+    this.closed.catch(() => {});
   }
 
   then<A = DownloadResult, B = never>(onFulfilled?: ((r: DownloadResult) => A | PromiseLike<A>) | null, onRejected?: ((e: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
@@ -140,22 +163,35 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
   /** Figures for a progress display (cheap; call it as often as you draw). */
   stats(): DownloadProgress {
     const f = this.fetch;
-    if (f !== null && this.progress.phase === 'downloading') {
+    if (f !== null && (this.progress.phase === 'downloading' || this.progress.phase === 'seeding')) {
       this.progress.swarm = f.swarm.stats();
       this.progress.uploadRate = f.swarm.uploadRate();
+      this.progress.uploaded = f.swarm.uploaded;
     }
     return { ...this.progress };
   }
 
-  private async run(input: Torrent | string | TorrentSource, dir: string, o: DownloadOptions): Promise<DownloadResult> {
+  private async run(input: Torrent | string | TorrentSource, dir: string, o: DownloadOptions, completed: (r: DownloadResult) => void): Promise<DownloadResult> {
     await Promise.resolve(); // listeners and iterators attach before the first event
     const started = Date.now();
     const logAt = o.log ?? ((): void => {});
     const log = (line: string): void => logAt(line, 'notice');
     const signal = o.signal ?? new AbortController().signal;
     const src = isSource(input) ? input : await loadSource(input, (m) => log(`warning: ${m}`));
-    const peerId = o.peerId ?? makePeerId(randomBytes);
-    const port = o.port === undefined || o.port === 0 ? await pickFreePort() : o.port;
+    const infoHash = src.infoHash.toString('hex');
+    const emit = (ev: DistributiveOmit<DownloadEvent, 'infoHash'>): void => {
+      this.emit('event', { ...ev, infoHash } as DownloadEvent);
+    };
+    const own = o.session ? null : new Session({ peerId: o.peerId, dht: o.dht });
+    const session = o.session ?? own!;
+    if (own) {
+      await own.listen(o.port ?? 0).catch((e: Error) => {
+        log(`warning: cannot listen on port ${o.port ?? 0} (${e.message}); downloading without incoming connections`);
+      });
+    }
+    const peerId = session.peerId;
+    // trackers are told a port even when we could not listen: the one asked for
+    const port = session.port ?? o.port ?? 0;
     const timeoutMs = o.timeoutMs ?? 120_000;
     const feed = new PeerFeed();
     for (const p of o.peers ?? []) feed.add(p);
@@ -179,20 +215,21 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
         })
       : null;
     // the DHT finds peers too, never for a private torrent (BEP 27)
-    const dht = o.dht && !src.torrent?.private ? o.dht : null;
-    let discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
+    const dht = session.dht && !src.torrent?.private ? session.dht : null;
+    let discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port: session.port, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
     let readStore: FileStore | null = null;
     try {
       loop?.start();
       discovery?.start();
       this.progress.phase = 'metadata';
       const got = await resolveTorrent(src, {
-        feed, cacheFile: join(dir, '.torrent-tools', `${src.infoHash.toString('hex')}.torrent`), cacheRoot: dir, timeoutMs, signal,
-        maxPeers: o.maxPeers, peerId, port, log: (m, level = 'notice') => logAt(m, level),
+        feed, cacheFile: join(dir, '.torrent-tools', `${infoHash}.torrent`), cacheRoot: dir, timeoutMs, signal,
+        maxPeers: o.maxPeers, peerId, port: session.port ?? undefined, budget: session.budget, log: (m, level = 'notice') => logAt(m, level),
       });
       const t = (torrent = got.torrent);
       this.progress.pieceLength = t.pieceLength;
-      this.emit('event', { event: 'metadata', source: got.source, infoHash: t.infoHashHex, name: t.name, bytes: t.infoRaw.length });
+      this.progress.size = t.length;
+      emit({ event: 'metadata', source: got.source, name: t.name, bytes: t.infoRaw.length });
       // the metadata may say private: then no DHT for it after all (BEP 27)
       const tDht = t.private ? null : dht;
       if (t.private && discovery) {
@@ -218,17 +255,12 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       have = valid.size;
 
       const f = (fetch = new FetchStream(t, {
-        have: valid, wanted, maxPeers: o.maxPeers, maxInFlightBytes: o.maxMemory, port, serve: readStore, stallTimeoutMs: timeoutMs, peerId,
-        dhtPort: tDht?.address().port,
+        ...session.swarmOptions(), dhtPort: tDht ? session.dhtPort : undefined,
+        have: valid, wanted, maxPeers: o.maxPeers, maxInFlightBytes: o.maxMemory, readCacheBytes: o.readCache, serve: readStore, stallTimeoutMs: timeoutMs,
+        keepSwarm: o.seed !== undefined,
       }));
       f.swarm.on('log', logAt);
-      let bound: number | null = port;
-      try {
-        bound = await f.swarm.listen(port);
-      } catch (e) {
-        bound = null;
-        log(`warning: cannot listen on port ${port} (${(e as Error).message}); downloading without incoming connections`);
-      }
+      session.host(f.swarm);
       feed.switchTo((rec) => f.swarm.addPeer(rec));
       f.swarm.on('dht-node', (n) => tDht?.addNode(n.ip, n.port));
       this.fetch = f;
@@ -248,27 +280,61 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
             this.progress.bytes += ev.bytes;
             f.swarm.markWritten(ev.index); // on disk: now we may serve it
           }
-          this.emit('event', ev);
+          emit(ev);
           cb();
         },
       });
       await pipeline(f, assemble, events, { signal });
       if (assemble.remaining > 0) throw new JobError(`${assemble.remaining} of ${this.progress.total} wanted pieces missing`);
       loop?.completed();
-      this.progress.phase = 'done';
       const used = (f.finalStats ?? f.swarm.stats()).perPeer.filter((p) => p.downloaded > 0).length;
-      return { torrent: t, pieces, bytes: this.progress.bytes, resumed: valid.size, uploaded: f.swarm.uploaded, peersUsed: used, seconds: (Date.now() - started) / 1000, port: bound, peerId };
+      const result: DownloadResult = { torrent: t, pieces, bytes: this.progress.bytes, resumed: valid.size, uploaded: f.swarm.uploaded, peersUsed: used, seconds: (Date.now() - started) / 1000, port: session.port, peerId };
+      if (o.seed !== undefined) {
+        this.progress.phase = 'seeding';
+        completed(result);
+        await seedUntil(f.swarm, t.length, o.seed, signal);
+      }
+      this.progress.phase = 'done';
+      return result;
     } finally {
       // one place gives everything back, whatever happened
       this.progress.swarm = fetch ? fetch.finalStats ?? fetch.swarm.stats() : null;
+      if (fetch) {
+        this.progress.uploaded = fetch.swarm.uploaded;
+        session.unhost(fetch.swarm);
+      }
       feed.switchTo(null);
       fetch?.destroy();
+      fetch?.swarm.destroy();
       discovery?.stop();
       await loop?.stop();
       await readStore?.close();
+      await own?.close();
     }
   }
 }
+
+/** Serving on after completion: until the ratio, the time, or the signal. */
+function seedUntil(swarm: Swarm, size: number, until: { ratio?: number; seconds?: number }, signal: AbortSignal): Promise<void> {
+  const started = Date.now();
+  return new Promise<void>((resolve) => {
+    const finish = (): void => {
+      clearInterval(check);
+      signal.removeEventListener('abort', finish);
+      resolve();
+    };
+    const check = setInterval(() => {
+      const ratioReached = until.ratio !== undefined && swarm.uploaded / Math.max(1, size) >= until.ratio;
+      const timeUp = until.seconds !== undefined && Date.now() - started >= until.seconds * 1000;
+      if (ratioReached || timeUp || swarm.destroyed) finish();
+    }, 250);
+    if (signal.aborted) finish();
+    else signal.addEventListener('abort', finish, { once: true });
+  });
+}
+
+/** Omit over each member of a union (plain Omit would merge them). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function isSource(x: Torrent | string | TorrentSource): x is TorrentSource {
   return typeof x === 'object' && 'trackers' in x && !('pieceLength' in x);

@@ -14,6 +14,7 @@ import { resolvePeers } from '../peers/resolve.js';
 import { MetadataSwarm } from '../swarm/metadata-swarm.js';
 import { JobError } from '../errors.js';
 import type { TorrentSource } from '../metainfo/source.js';
+import type { ConnectionBudget } from '../session/budget.js';
 
 /** The metadata could not be had: what was tried, in one line. */
 export class MetadataError extends JobError {}
@@ -28,6 +29,8 @@ export interface MetadataStepOptions {
   port?: number;
   peerId?: Buffer;
   pex?: boolean;
+  /** connections at most across the torrents of a session */
+  budget?: ConnectionBudget | null;
   log: (message: string, level?: LogLevel) => void;
   /** every peer the step adds as a candidate (for --print-peers) */
   onPeer?: (rec: PeerRecord) => void;
@@ -44,7 +47,7 @@ export async function addMagnetPeers(src: TorrentSource, feed: PeerFeed, log: (m
 export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStepOptions): Promise<Buffer> {
   const swarm = new MetadataSwarm({
     infoHash: src.infoHash, infoHashV2: src.magnet?.infoHashV2, maxSize: o.maxSize, maxPeers: o.maxPeers,
-    port: o.port, peerId: o.peerId, pex: o.pex,
+    port: o.port, peerId: o.peerId, pex: o.pex, budget: o.budget,
   });
   swarm.on('log', o.log);
   if (o.onPeer) swarm.on('peer', o.onPeer);

@@ -20,6 +20,7 @@ import { FetchError, FetchStream } from '../streams/fetch.js';
 import { FileStore } from '../storage/file-store.js';
 import { UnsafePathError } from '../storage/safe-path.js';
 import { DiskWatch } from '../swarm/disk-watch.js';
+import { Session } from '../session/session.js';
 import { readHaveSet } from '../streams/have-set.js';
 import { writeFrames } from '../streams/piece-frames.js';
 
@@ -141,15 +142,18 @@ examples:
         throw e;
       }
     }
+    // serving: a session of one torrent, for the listening port
+    const session = serve ? new Session({ dht }) : null;
+    await session?.listen(port ?? 6881).catch((e: Error) => log(`warning: cannot listen on port ${port ?? 6881} (${e.message}); serving no one`));
     const fetch = new FetchStream(t, {
-      wanted, have, maxPeers, port: port ?? (serve ? 6881 : undefined), sequential: a.bool('sequential'),
+      ...session?.swarmOptions(), wanted, have, maxPeers, port: session?.port ?? port, sequential: a.bool('sequential'),
       maxInFlightBytes: maxMemory, stallTimeoutMs: timeout * 1000, serve, dhtPort: dht?.address().port,
     });
     const swarm = fetch.swarm;
     swarm.on('log', log);
     let watch: DiskWatch | null = null;
     if (serve) {
-      await swarm.listen(port ?? 6881).catch((e: Error) => log(`warning: cannot listen on port ${port ?? 6881} (${e.message}); serving no one`));
+      session?.host(swarm);
       const w = new DiskWatch(t, serve, (i) => swarm.markWritten(i));
       swarm.on('piece', (p) => w.add(p.index));
       watch = w;
@@ -186,6 +190,7 @@ examples:
       printPeers?.end();
       watch?.stop();
       fetch.destroy();
+      await session?.close();
       discovery?.stop();
       await dht?.close();
       await serve?.close();

@@ -19,6 +19,11 @@ import type { PieceFrame } from './piece-frames.js';
 export interface FetchOptions extends Omit<SwarmOptions, 'torrent'> {
   /** fail when no piece arrives for this long (default 120 s; 0 = never) */
   stallTimeoutMs?: number;
+  /**
+   * the swarm outlives the stage once complete (it goes on seeding, with its connections);
+   * whoever set this destroys it
+   */
+  keepSwarm?: boolean;
 }
 
 /** The download cannot go on: nothing arrives, or no peer is left to try. */
@@ -32,11 +37,13 @@ export class FetchStream extends Duplex {
   private inputEnded = false;
   private lastProgress = Date.now();
   private readonly watchdog: NodeJS.Timeout;
+  private readonly keepSwarm: boolean;
 
   constructor(torrent: Torrent, options: FetchOptions = {}) {
     // a few pieces of buffer between the swarm and the consumer: bounded whatever the torrent size
     super({ readableObjectMode: true, writableObjectMode: true, readableHighWaterMark: 4, writableHighWaterMark: 64 });
     this.swarm = new Swarm({ ...options, torrent });
+    this.keepSwarm = options.keepSwarm ?? false;
     const stall = options.stallTimeoutMs ?? 120_000;
     this.swarm.on('piece', (p) => {
       this.lastProgress = Date.now();
@@ -46,7 +53,7 @@ export class FetchStream extends Duplex {
       this.finalStats = this.swarm.stats();
       this.completed.abort();
       this.push(null);
-      this.swarm.destroy();
+      if (!this.keepSwarm) this.swarm.destroy();
     });
     this.watchdog = setInterval(() => {
       if (this.swarm.complete || this.destroyed) return;
@@ -86,7 +93,7 @@ export class FetchStream extends Duplex {
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     clearInterval(this.watchdog);
-    this.swarm.destroy();
+    if (!(this.keepSwarm && this.swarm.complete)) this.swarm.destroy();
     cb(err);
   }
 }

@@ -37,6 +37,11 @@ export class Bitfield {
     return this.count === this.length;
   }
 
+  /** The pieces set, in order. */
+  *indexes(): IterableIterator<number> {
+    for (let i = 0; i < this.length; i++) if (this.has(i)) yield i;
+  }
+
   toBuffer(): Buffer {
     return Buffer.from(this.bytes);
   }

@@ -14,6 +14,7 @@
 import { connect, isIP, type Socket } from 'node:net';
 import { peerKey, type PeerRecord } from '../peers/record.js';
 import type { ReadFeed } from '../wire/peer-connection.js';
+import type { ConnectionBudget } from '../session/budget.js';
 
 const READ_BUFFER = 64 * 1024;
 
@@ -27,6 +28,8 @@ export interface ConnectorOptions {
   retryBaseMs?: number;
   /** the longest wait between dials (default 60 s) */
   retryMaxMs?: number;
+  /** a cap shared with other torrents: every dial takes a slot of it until its connection ends */
+  budget?: ConnectionBudget | null;
 }
 
 /** How a connection ended, as far as dialling it again is concerned. */
@@ -61,6 +64,9 @@ export class Connector {
   /** addresses connected or being dialled */
   private readonly active = new Set<string>();
   private readonly banned = new Set<string>();
+  /** addresses we dialled that hold a slot of the shared budget */
+  private readonly budgeted = new Set<string>();
+  private readonly pumpLater = (): void => this.pump();
   private queued = 0;
   private halfOpenCount = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -69,7 +75,7 @@ export class Connector {
   private readonly onFail: (rec: PeerRecord, reason: string) => void;
 
   constructor(options: ConnectorOptions, onSocket: (socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean) => void, onFail: (rec: PeerRecord, reason: string) => void) {
-    this.o = { maxAttempts: 4, retryBaseMs: 2000, retryMaxMs: 60_000, ...options };
+    this.o = { maxAttempts: 4, retryBaseMs: 2000, retryMaxMs: 60_000, budget: null, ...options };
     this.onSocket = onSocket;
     this.onFail = onFail;
   }
@@ -108,6 +114,7 @@ export class Connector {
   /** The connection to `key` ended: queue it again as `end` says, or forget it. */
   release(key: string, rec: PeerRecord, end: ConnectionEnd): void {
     this.active.delete(key);
+    if (this.budgeted.delete(key)) this.o.budget?.give();
     const k = this.known.get(key) ?? { rec, failures: 0, encrypt: false, methodProven: false, notBefore: null };
     if (!end.retry || this.stopped || this.banned.has(key)) {
       this.known.delete(key);
@@ -142,6 +149,7 @@ export class Connector {
 
   stop(): void {
     this.stopped = true;
+    this.o.budget?.forget(this.pumpLater);
     this.known.clear();
     this.queued = 0;
     if (this.timer) clearTimeout(this.timer);
@@ -176,8 +184,13 @@ export class Connector {
         soonest = Math.min(soonest, k.notBefore);
         continue;
       }
+      if (this.o.budget && !this.o.budget.take()) {
+        this.o.budget.wait(this.pumpLater);
+        break;
+      }
       k.notBefore = null;
       this.queued--;
+      if (this.o.budget) this.budgeted.add(key);
       this.dial(key, k);
     }
     if (soonest < Infinity && this.timer === null) {

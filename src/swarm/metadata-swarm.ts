@@ -16,6 +16,7 @@ import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { Connector } from './connector.js';
 import { MetadataFetcher } from './metadata-fetcher.js';
 import { PexExchange } from './pex.js';
+import type { ConnectionBudget } from '../session/budget.js';
 
 export interface MetadataSwarmOptions {
   infoHash: Buffer;
@@ -28,6 +29,8 @@ export interface MetadataSwarmOptions {
   port?: number;
   /** learn peers by PEX meanwhile (default true) */
   pex?: boolean;
+  /** connections at most across the torrents of a session */
+  budget?: ConnectionBudget | null;
 }
 
 export interface MetadataSwarmEvents {
@@ -60,7 +63,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     });
     this.pex = options.pex === false ? null : new PexExchange({ onPeer: (rec) => this.addPeer(rec) });
     this.connector = new Connector(
-      { maxPeers: options.maxPeers ?? 50, halfOpen: 16, connectTimeoutMs: 5000, maxAttempts: 2 },
+      { maxPeers: options.maxPeers ?? 50, halfOpen: 16, connectTimeoutMs: 5000, maxAttempts: 2, budget: options.budget },
       (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
       (rec, reason) => this.outcomes.set(peerKey(rec), reason),
     );
@@ -104,6 +107,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     const key = peerKey(rec);
     if (this.destroyed) {
       socket.destroy();
+      this.connector.release(key, rec, { retry: false, handshook: false, useful: false, hungUp: false });
       return;
     }
     const conn = new PeerConnection(socket, {

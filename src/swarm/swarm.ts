@@ -1,5 +1,8 @@
 /**
- * The download engine: many peer connections feeding one piece picker.
+ * One torrent's live state: its peer connections, what their messages mean, choking and
+ * uploading (upload-slots.ts, uploader.ts), PEX and ut_metadata serving, and, while pieces are
+ * wanted, the download engine: many connections feeding one piece picker. A seed is a swarm
+ * that wants nothing; a download that completes keeps its connections and goes on serving.
  *
  * Which blocks each peer is asked for is requests.ts's business (queues sized from each peer's
  * rate after a slow start, request-queue.ts). Here: connections, what their messages mean,
@@ -11,13 +14,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { pieceHash, pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
-import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
+import { peerKey, type PeerRecord } from '../peers/record.js';
 import { isOwnAddress } from '../peers/self.js';
 import type { LogLevel } from '../log.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
@@ -35,7 +38,8 @@ import { BLOCK, PiecePicker, type PartialPiece } from './picker.js';
 import { RateMeter } from './rate.js';
 import { RequestQueue } from './request-queue.js';
 import { RequestScheduler, type Requester } from './requests.js';
-import { MAX_QUEUED_REQUESTS, Uploader } from './uploader.js';
+import { MAX_QUEUED_REQUESTS, Uploader, type Fault } from './uploader.js';
+import type { ConnectionBudget } from '../session/budget.js';
 import { UploadSlots, type SlotHolder } from './upload-slots.js';
 
 export interface SwarmOptions {
@@ -60,7 +64,7 @@ export interface SwarmOptions {
    * 1000 ms). Requests never wait for it: tests set it to hours to show so.
    */
   tickMs?: number;
-  /** our listening port, advertised in the extended handshake */
+  /** our listening port (the session's), advertised in the extended handshake */
   port?: number;
   /** extensions each connection gets besides ut_metadata (serving this torrent) and ut_pex */
   extensions?: (conn: PeerConnection, rec: PeerRecord) => WireExtension[];
@@ -71,9 +75,21 @@ export interface SwarmOptions {
   random?: () => number;
   /**
    * Upload while downloading: serve pieces read back from this store (the output directory).
-   * A piece is offered only once markWritten() says it is on disk.
+   * A piece is offered only once markWritten() says it is on disk; pieces in `have` are.
    */
   serve?: FileStore;
+  /** regular upload slots (default 4) */
+  slots?: number;
+  /** seconds between choking rounds (default 10) */
+  roundSeconds?: number;
+  /** bytes of blocks read back for uploading, cached (default 8 MiB) */
+  readCacheBytes?: number;
+  /** test only: misbehave when uploading (uploader.ts) */
+  fault?: Fault;
+  /** a hashing thread shared with other torrents (default: one of its own, closed with it) */
+  hasher?: HashPool;
+  /** connections at most across the torrents of a session */
+  budget?: ConnectionBudget | null;
 }
 
 export interface PeerStats {
@@ -152,12 +168,13 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   readonly servable: Bitfield;
   /** serve mode: who we upload to */
   private readonly slots: UploadSlots;
-  private server: Server | null = null;
+  private slotTimer: NodeJS.Timeout | null = null;
   /** the port we listen on: our own address, when a tracker echoes it, is not dialled */
-  private ownPort: number | null = null;
+  private readonly ownPort: number | null;
   private uploadedClosed = 0;
   private readonly pex: PexExchange | null;
-  private readonly hasher = new HashPool();
+  private readonly hasher: HashPool;
+  private readonly ownsHasher: boolean;
   /** piece buffers: back here when a failed copy is dropped or a piece's consumer releases it */
   private readonly buffers: BufferPool;
   /** serve mode: blocks read back from the output directory (small: uploading is secondary here) */
@@ -172,7 +189,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.have = new Bitfield(t.pieceCount);
     for (const i of options.have ?? []) this.have.set(i);
     this.servable = new Bitfield(t.pieceCount, this.have.bytes);
-    this.reads = options.serve ? new ReadCache(options.serve, 8 * 1024 * 1024) : null;
+    this.reads = options.serve ? new ReadCache(options.serve, options.readCacheBytes ?? 8 * 1024 * 1024) : null;
+    this.hasher = options.hasher ?? new HashPool();
+    this.ownsHasher = options.hasher === undefined;
+    this.ownPort = options.port ?? null;
     const wanted = [...(options.wanted ?? Array.from({ length: t.pieceCount }, (_, i) => i))].filter((i) => !this.have.has(i));
     this.wantedTotal = wanted.length;
     this.maxInFlight = Math.max(options.maxInFlightBytes ?? 16 * 1024 * 1024, 2 * t.pieceLength);
@@ -185,17 +205,27 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     });
     this.scheduler = new RequestScheduler(this.picker, t.pieceLength, this.maxInFlight, () => this.peers.values());
     this.connector = new Connector(
-      { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
+      { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000, budget: options.budget },
       (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
       (rec, reason) => this.emit('log', `${peerKey(rec)}: ${reason}`, 'peer'),
     );
     this.pex = t.private || options.pex === false
       ? null
       : new PexExchange({ onPeer: (rec) => this.addPeer(rec), isSeed: () => this.finished, peerIsSeed: (c) => this.peers.get(c.name)?.bits.complete ?? false });
-    this.slots = new UploadSlots({ seeding: () => this.finished, random: options.random });
+    this.slots = new UploadSlots({ slots: options.slots, roundMs: options.roundSeconds === undefined ? undefined : options.roundSeconds * 1000, seeding: () => this.finished, random: options.random });
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 1000);
     this.timer.unref();
+    if (this.reads) {
+      // often enough that a slot whose holder stopped reading goes to the next peer within ~1 s
+      this.slotTimer = setInterval(() => this.slots.tick(), 250);
+      this.slotTimer.unref();
+    }
     if (this.wantedTotal === 0) queueMicrotask(() => this.finish());
+  }
+
+  /** The hash incoming handshakes name (the session's listener routes by it). */
+  get infoHash(): Buffer {
+    return this.torrent.infoHash;
   }
 
   /** Pieces verified in this run. */
@@ -216,6 +246,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     return this.peers.size > 0 || this.connector.pending > 0 || this.connector.connecting > 0;
   }
 
+  /** A candidate to dial. A swarm that wants nothing dials nobody: peers that want pieces come to it. */
   addPeer(rec: PeerRecord): void {
     if (this.destroyed || this.finished || isOwnAddress(rec.ip, rec.port, this.ownPort)) return;
     if (this.connector.add(rec)) this.emit('peer', rec);
@@ -263,10 +294,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (this.destroyed) return;
     this.destroyed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.slotTimer) clearInterval(this.slotTimer);
     this.connector.stop();
-    this.server?.close();
     this.pex?.destroy();
-    void this.hasher.close();
+    if (this.ownsHasher) void this.hasher.close();
     for (const p of [...this.peers.values()]) p.conn.close(null);
     this.peers.clear();
   }
@@ -275,7 +306,14 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (this.finished) return;
     this.finished = true;
     this.scheduler.stopped = true;
+    // serving on: the connections stay, but a peer that has everything wants nothing from us
+    for (const p of [...this.peers.values()]) this.dropIfSeed(p);
     this.emit('done');
+  }
+
+  /** Two seeds have nothing to say to each other. */
+  private dropIfSeed(peer: Peer): void {
+    if (this.finished && this.reads && peer.bits.complete) peer.conn.close(null);
   }
 
   private limits(): WireLimits {
@@ -284,11 +322,12 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 
   private onSocket(socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean): void {
+    const key = peerKey(rec);
     if (this.destroyed || this.finished) {
       socket.destroy();
+      this.connector.release(key, rec, { retry: false, handshook: false, useful: false, hungUp: false });
       return;
     }
-    const key = peerKey(rec);
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,
       infoHash: this.torrent.infoHash,
@@ -308,44 +347,17 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     return { v: Buffer.from(CLIENT_VERSION), reqq: this.o.serve ? MAX_QUEUED_REQUESTS : 500, ...(p ? { p } : {}) };
   }
 
-  /** Listens for incoming peers (serve mode); resolves with the port bound. */
-  async listen(port: number, host?: string): Promise<number> {
-    const server = createServer((s) => this.accept(s));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      // destroyed meanwhile (nothing left to fetch): closing must settle this too, or the
-      // process would find its event loop empty and quietly exit mid-command
-      server.once('close', () => resolve());
-      server.listen({ port, host }, () => resolve());
-    });
-    server.on('error', (e) => this.emit('log', `listen: ${e.message}`, 'notice'));
-    const addr = server.address();
-    this.ownPort = typeof addr === 'object' && addr !== null ? addr.port : port;
-    return this.ownPort;
-  }
-
-  /** An incoming connection: the same peer handling as ours, once its handshake names our torrent. */
-  accept(socket: Socket): void {
-    const rec: PeerRecord = { ip: normalizeIp(socket.remoteAddress ?? '') ?? '?', port: socket.remotePort ?? 0, source: 'incoming' };
+  /**
+   * An incoming connection whose handshake names this torrent (the session's listener routes
+   * it here): taken, with the limits its messages are checked against, or refused (null).
+   */
+  adopt(conn: PeerConnection, rec: PeerRecord): WireLimits | null {
     const key = peerKey(rec);
     // full: a connection useless to both sides makes room, else the newcomer is turned away
     const full = this.peers.size >= (this.o.maxPeers ?? 50);
-    if (this.destroyed || this.connector.isBanned(key) || (full && !this.slots.dropForNewcomer()) || !this.connector.claim(key)) {
-      socket.destroy();
-      return;
-    }
-    const t = this.torrent;
-    const conn = new PeerConnection(socket, {
-      peerId: this.peerId,
-      outgoing: false,
-      skeys: [t.infoHash],
-      name: key,
-      accept: (h) => (h.equals(t.infoHash) ? this.limits() : null),
-      extendedHandshake: this.extendedHandshake(),
-      dhtPort: this.o.dhtPort,
-    });
+    if (this.destroyed || this.connector.isBanned(key) || (full && !this.slots.dropForNewcomer()) || !this.connector.claim(key)) return null;
     this.attach(conn, key, rec);
+    return this.limits();
   }
 
   private attach(conn: PeerConnection, key: string, rec: PeerRecord): void {
@@ -369,7 +381,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (this.reads) {
       peer.holder = {
         id: key,
-        uploader: new Uploader(conn, this.reads, this.servable),
+        uploader: new Uploader(conn, this.reads, this.servable, this.o.fault),
         downloadRate: (now) => peer.rate.rate(now),
         // it has pieces we want, or is sending some: worth keeping whatever it takes
         useful: () => peer.useful || peer.requests.size > 0,
@@ -428,8 +440,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       this.connector.ban(peer.key); // our own address, as a tracker lists us: not worth a line
       reason = null;
     }
-    // a ban has its own line (strike), said once: its close would say it again
-    if (reason !== null && reason.kind !== 'banned' && !this.finished && !this.destroyed) this.emit('log', `${peer.key}: ${describeClose(reason)}`, 'peer');
+    // a ban has its own line (strike), said once: its close would say it again; a leecher
+    // leaving a seed (closed, reset, broken pipe) is the normal end of its download
+    const routine = reason?.kind === 'banned' || (this.finished && reason?.kind === 'hang-up');
+    if (reason !== null && !routine && !this.destroyed) this.emit('log', `${peer.key}: ${describeClose(reason)}`, 'peer');
     // whatever ended it (a hang-up, a timeout, even a violation: our own bookkeeping once took
     // honest answers for one), the peer is dialled again with back-off; only a ban is final.
     // An incoming connection's address is not one to dial (its port is the peer's own pick).
@@ -451,12 +465,14 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         peer.bits = bits;
         this.picker.addBitfield((i) => bits.has(i), 1);
         this.updateInterest(peer);
+        this.dropIfSeed(peer);
         break;
       }
       case 'have-all':
         peer.bits.setAll();
         this.picker.addBitfield(() => true, 1);
         this.updateInterest(peer);
+        this.dropIfSeed(peer);
         break;
       case 'have-none':
         break;
@@ -465,6 +481,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
           this.picker.addHave(m.index);
           if (!peer.conn.amInterested && this.picker.isWanted(m.index)) this.updateInterest(peer);
           else this.scheduler.fill(peer);
+          this.dropIfSeed(peer);
         }
         break;
       case 'unchoke':
@@ -600,7 +617,6 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** Once a second: resize queues from measured rates, detect snubs, drop useless peers. */
   private tick(): void {
     const now = Date.now();
-    if (this.o.serve) this.slots.tick(now);
     const snubMs = this.o.snubMs ?? 15_000;
     for (const p of this.peers.values()) {
       p.queue.onTick(p.rate.rate(now));

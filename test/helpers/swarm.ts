@@ -10,8 +10,19 @@ export interface SeedProc {
   stop: () => Promise<void>;
 }
 
-export async function startSeed(torrent: string, dir: string, options: { env?: Record<string, string>; args?: string[]; port?: number } = {}): Promise<SeedProc> {
-  const child = spawn(process.execPath, [CLI, 'seed', torrent, dir, '--port', String(options.port ?? 0), '--host', '127.0.0.1', '--quiet', ...(options.args ?? ['--no-announce'])], {
+export function startSeed(torrent: string, dir: string, options: SeedOptions = {}): Promise<SeedProc> {
+  return startSeedOf([torrent, dir], options);
+}
+
+export interface SeedOptions {
+  env?: Record<string, string>;
+  args?: string[];
+  port?: number;
+}
+
+/** `seed` with these positionals: TORRENT... DIR, or FOLDER... */
+export async function startSeedOf(positionals: string[], options: SeedOptions = {}): Promise<SeedProc> {
+  const child = spawn(process.execPath, [CLI, 'seed', ...positionals, '--port', String(options.port ?? 0), '--host', '127.0.0.1', '--quiet', ...(options.args ?? ['--no-announce'])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });

@@ -1,0 +1,78 @@
+/**
+ * What the torrents of one process share: the peer id, one listening port (incoming handshakes
+ * routed by info hash, listener.ts), one DHT node, one hashing thread, and a cap on
+ * connections. Each torrent is a Swarm built with `swarmOptions()` and hosted on the port
+ * while it runs; the session outlives them and is closed last.
+ */
+import { randomBytes } from 'node:crypto';
+import type { DhtNode } from '../dht/node.js';
+import type { LogLevel } from '../log.js';
+import { HashPool } from '../storage/hash-pool.js';
+import type { SwarmOptions } from '../swarm/swarm.js';
+import { makePeerId } from '../wire/protocol.js';
+import { ConnectionBudget } from './budget.js';
+import { PeerListener, type IncomingRoute } from './listener.js';
+
+export interface SessionOptions {
+  /** our BEP 20 peer id, the same for every torrent (default: -TK0100- and 12 random bytes) */
+  peerId?: Buffer;
+  /** a started DHT node the torrents share (the caller closes it) */
+  dht?: DhtNode | null;
+  /** connections at most, all torrents together (default 500) */
+  maxConnections?: number;
+  log?: (line: string, level: LogLevel) => void;
+}
+
+export class Session {
+  readonly peerId: Buffer;
+  readonly dht: DhtNode | null;
+  readonly hasher = new HashPool();
+  readonly budget: ConnectionBudget;
+  readonly listener: PeerListener;
+  private closed = false;
+
+  constructor(options: SessionOptions = {}) {
+    this.peerId = options.peerId ?? makePeerId(randomBytes);
+    this.dht = options.dht ?? null;
+    this.budget = new ConnectionBudget(options.maxConnections ?? 500);
+    this.listener = new PeerListener({ peerId: this.peerId, budget: this.budget, dhtPort: this.dhtPort });
+    const log = options.log;
+    if (log) this.listener.on('log', log);
+  }
+
+  /** The port we listen on, once listening. */
+  get port(): number | null {
+    return this.listener.port;
+  }
+
+  get dhtPort(): number | undefined {
+    return this.dht?.address().port;
+  }
+
+  /** Listens for peers of every hosted torrent on `port` (0: any free one); resolves with it. */
+  listen(port: number, host?: string): Promise<number> {
+    return this.listener.listen(port, host);
+  }
+
+  /** What a torrent's Swarm takes from the session. */
+  swarmOptions(): Pick<SwarmOptions, 'peerId' | 'hasher' | 'budget' | 'port' | 'dhtPort'> {
+    return { peerId: this.peerId, hasher: this.hasher, budget: this.budget, port: this.port ?? undefined, dhtPort: this.dhtPort };
+  }
+
+  /** Incoming connections for this torrent come to it from now on. */
+  host(route: IncomingRoute): void {
+    this.listener.add(route);
+  }
+
+  unhost(route: IncomingRoute): void {
+    this.listener.remove(route);
+  }
+
+  /** Stops listening and the hashing thread; the torrents are stopped by their owners first. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.listener.close();
+    await this.hasher.close();
+  }
+}
