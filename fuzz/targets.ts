@@ -1053,9 +1053,9 @@ function pieceStreamRun(input: Buffer): void {
       p.end();
     } catch (e) {
       if (!(e instanceof PieceStreamError)) throw e;
-      return { out: got.map((f) => `${f.index}:${sha1(f.piece).toString('hex')}`), err: e.message };
+      return { out: got.map((f) => `${f.index}:${sha1(f.piece.bytes).toString('hex')}`), err: e.message };
     }
-    return { out: got.map((f) => `${f.index}:${sha1(f.piece).toString('hex')}`), err: null };
+    return { out: got.map((f) => `${f.index}:${sha1(f.piece.bytes).toString('hex')}`), err: null };
   };
   const whole = frames(false, [input]);
   const read = frames(true, chunks(input, h));

@@ -12,8 +12,9 @@ import { readHaveSet } from '../src/streams/have-set.js';
 import { PieceFrameReader } from '../src/streams/piece-frame-reader.js';
 import { AssembleStream, type AssembleEvent } from '../src/streams/assemble.js';
 import { DeferredError } from '../src/streams/deferred-error.js';
+import { PieceLease } from '../src/storage/piece-lease.js';
 import { FrameParser, PieceFrameDecoder, PieceStreamError, writeFrames, type PieceFrame } from '../src/streams/piece-frames.js';
-import { encodeFrames } from './helpers/frames.js';
+import { encodeFrames, rawCopy, type RawFrame } from './helpers/frames.js';
 import { bytes, randomChunks, rng, seedFromEnv } from './helpers/random.js';
 import { makeTorrent } from './helpers/torrent.js';
 
@@ -37,8 +38,7 @@ test('frames round-trip in 1-byte and random chunks; unknown keys are ignored', 
   const wire = Buffer.concat([await encodeFrames(frames), Buffer.from('d5:extrai1e5:indexi1e5:piece2:hie')]);
   for (const max of [1, 7, 5000]) {
     const dec = new PieceFrameDecoder({ maxPieceLength: 4096, pieceCount: 100 });
-    const got = collect<PieceFrame>(Readable.from(randomChunks(r, wire, max)).pipe(dec));
-    const all = await got;
+    const all = (await collect<PieceFrame>(Readable.from(randomChunks(r, wire, max)).pipe(dec))).map(rawCopy);
     assert.equal(all.length, 21, `seed ${seed}`);
     for (let i = 0; i < 20; i++) assert.deepEqual(all[i], frames[i], `seed ${seed} frame ${i}`);
     assert.deepEqual(all[20], { index: 1, piece: Buffer.from('hi') });
@@ -59,8 +59,8 @@ const MALFORMED: Array<[string, number, RegExp, boolean]> = [
 ];
 
 /** What a decoder gave: frames as {index, piece}, and the DeferredError's message (only ever last). */
-async function outcome(stream: NodeJS.ReadableStream): Promise<{ frames: PieceFrame[]; error: string | null }> {
-  const frames: PieceFrame[] = [];
+async function outcome(stream: NodeJS.ReadableStream): Promise<{ frames: RawFrame[]; error: string | null }> {
+  const frames: RawFrame[] = [];
   let error: string | null = null;
   for await (const x of stream as AsyncIterable<PieceFrame | DeferredError>) {
     assert.equal(error, null, 'nothing comes after the DeferredError');
@@ -68,8 +68,8 @@ async function outcome(stream: NodeJS.ReadableStream): Promise<{ frames: PieceFr
       assert.ok(x.error instanceof PieceStreamError, String(x.error));
       error = x.error.message;
     } else {
-      frames.push({ index: x.index, piece: Buffer.from(x.piece) });
-      x.release?.();
+      frames.push(rawCopy(x));
+      x.piece.release();
     }
   }
   return { frames, error };
@@ -188,8 +188,8 @@ test('writeFrames writes what the encoder does and releases each piece only once
     },
   });
   let released = 0;
-  const withRelease = frames.map((f) => ({ ...f, release: () => events.push(`release ${f.index} after ${chunks.length} chunks`) && released++ }));
-  await pipeline(Readable.from(withRelease), writeFrames(out));
+  const leased = frames.map((f) => ({ index: f.index, piece: new PieceLease(f.piece, { give: () => events.push(`release ${f.index} after ${chunks.length} chunks`) && released++ }) }));
+  await pipeline(Readable.from(leased), writeFrames(out));
   assert.equal(released, 6);
   assert.deepEqual(Buffer.concat(chunks), await encodeFrames(frames));
   // three chunks per frame (header, piece, trailer): piece i is released once all 3(i+1) are written
@@ -201,12 +201,13 @@ test('writeFrames stops with the error of a sink that fails, releasing nothing i
   const out = new Writable({ write: (_c, _e, cb) => cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })) });
   out.on('error', () => {});
   let released = 0;
-  const frames = [{ index: 0, piece: Buffer.from('ab'), release: () => released++ }];
+  const frames = [{ index: 0, piece: new PieceLease(Buffer.from('ab'), { give: () => released++ }) }];
   await assert.rejects(pipeline(Readable.from(frames), writeFrames(out)), /EPIPE/);
   assert.equal(released, 0);
+  assert.ok(!frames[0]!.piece.ended, 'the lease is still the pipeline\'s: out may hold the bytes');
 });
 
-for (const PL of [3000, 256 * 1024]) test(`PieceFrameReader reads a pipe and a file (${PL}-byte pieces${PL > 65536 ? ', read straight into their buffers' : ''}): every frame intact, pooled pieces released`, async () => {
+for (const PL of [3000, 256 * 1024]) test(`PieceFrameReader reads a pipe and a file (${PL}-byte pieces${PL > 65536 ? ', read straight into their buffers' : ''}): every frame intact, released pieces' buffers reused`, async () => {
   const seed = seedFromEnv();
   const r = rng(seed);
   // full-size pieces and a short last one, an unknown key, split so that pieces complete in one
@@ -236,18 +237,22 @@ for (const PL of [3000, 256 * 1024]) test(`PieceFrameReader reads a pipe and a f
     }
     const fd = openSync(path, 'r');
     const reader = new PieceFrameReader(fd, { maxPieceLength: PL, pieceCount: 100 });
-    const got: PieceFrame[] = [];
-    let released = 0;
+    const got: RawFrame[] = [];
+    /** the memory of the full-size pieces: the pool's (aligned, shared) */
+    const memory = new Set<ArrayBufferLike>();
     for await (const f of reader as AsyncIterable<PieceFrame>) {
-      got.push({ index: f.index, piece: Buffer.from(f.piece) });
-      if (f.release) {
-        released++;
-        f.release();
+      got.push(rawCopy(f));
+      if (f.piece.bytes.length === PL) {
+        assert.ok(f.piece.bytes.buffer instanceof SharedArrayBuffer, `piece ${f.index} is from the pool`);
+        memory.add(f.piece.bytes.buffer);
       }
+      f.piece.release();
     }
     assert.throws(() => closeSync(fd), /EBADF/, 'the reader closes its descriptor');
     assert.deepEqual(got, want, `${path}, seed ${seed}`);
-    assert.equal(released, 29, 'every full-size piece came from the pool');
+    // small pieces: a read holds many, all parsed before the first is released; big ones are
+    // read one at a time, each into a buffer released pieces gave back
+    if (PL > 65536) assert.ok(memory.size <= 4, `29 full-size pieces in ${memory.size} buffers`);
   }
 });
 
@@ -259,8 +264,11 @@ test('FrameParser: pieces read straight into pendingPiece() and bytes written ar
   const wire = Buffer.concat(frames.map((f) => Buffer.concat([Buffer.from(`d5:indexi${f.index}e5:piece${f.piece.length}:`), f.piece, Buffer.from('e')])));
   for (let round = 0; round < 20; round++) {
     const parser = new FrameParser({ maxPieceLength: PL, pieceCount: 40, reusesInput: true });
-    const got: PieceFrame[] = [];
-    const onFrame = (f: PieceFrame): void => void got.push({ index: f.index, piece: Buffer.from(f.piece) });
+    const got: RawFrame[] = [];
+    const onFrame = (f: PieceFrame): void => {
+      got.push(rawCopy(f));
+      f.piece.release();
+    };
     const scratch = Buffer.alloc(PL);
     let at = 0;
     while (at < wire.length) {

@@ -12,9 +12,11 @@ import { writeFileAtomic } from '../src/storage/write-atomic.js';
 import { BufferPool } from '../src/storage/buffer-pool.js';
 import { alignedPiecePool } from '../src/storage/direct-io.js';
 import { HashPool } from '../src/storage/hash-pool.js';
+import { PieceLease, PieceLeaseError } from '../src/storage/piece-lease.js';
 import { FileStore } from '../src/storage/file-store.js';
 import { AssembleStream } from '../src/streams/assemble.js';
 import { InOrderContentStream, InOrderContentWriter } from '../src/streams/in-order.js';
+import { pieceFrame } from '../src/streams/piece-frames.js';
 import { UnsafePathError, safeJoin } from '../src/storage/safe-path.js';
 import { verifyPieces } from '../src/storage/verify.js';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
@@ -249,6 +251,53 @@ test('BufferPool hands back what was given, keeps at most max of its size, refus
   assert.notEqual(pool.take(), c);
 });
 
+test('PieceLease: one buffer, followed through the hashing thread, given home once; misuse throws', async () => {
+  const pool = new BufferPool(1024, 4);
+  const given: Buffer[] = [];
+  const home = { give: (b: Buffer) => void given.push(b) };
+  const hasher = new HashPool();
+  try {
+    // moved memory: the buffer object changes, the lease follows, the pool gets the new one
+    const buf = pool.take();
+    buf.fill(7);
+    const lease = new PieceLease(buf, home);
+    const hashing = lease.sha1(hasher);
+    assert.throws(() => lease.bytes, /cannot read: its bytes are on the hashing thread/);
+    assert.throws(() => lease.release(), PieceLeaseError, 'no release while the memory is away');
+    assert.deepEqual(await hashing, createHash('sha1').update(Buffer.alloc(1024, 7)).digest());
+    assert.equal(buf.length, 0, 'the original Buffer was detached by the move');
+    assert.notEqual(lease.bytes, buf);
+    assert.deepEqual(lease.bytes, Buffer.alloc(1024, 7));
+    const moved = lease.bytes;
+    lease.release();
+    assert.equal(given.length, 1);
+    assert.equal(given[0], moved, 'the buffer the bytes are in now goes home');
+    assert.ok(lease.ended);
+    assert.throws(() => lease.release(), /cannot release: it was released/);
+    assert.throws(() => lease.bytes, PieceLeaseError);
+    assert.equal(given.length, 1, 'a second release gives nothing back');
+
+    // handed on: the old lease is spent, the new one owns the buffer and gives it home
+    const c = pool.take();
+    const a = pool.lease(c);
+    const b = a.transfer();
+    assert.throws(() => a.bytes, /cannot read: it was handed on/);
+    assert.throws(() => a.release(), PieceLeaseError);
+    assert.equal(b.bytes, c);
+    b.release();
+    assert.equal(pool.take(), c, 'back in the pool');
+
+    // detached: the bytes stay with the caller, the buffer never goes home
+    const d = new PieceLease(Buffer.alloc(1024), home);
+    const kept = d.detach();
+    assert.equal(kept.length, 1024);
+    assert.throws(() => d.release(), /cannot release: it was detached/);
+    assert.equal(given.length, 1);
+  } finally {
+    await hasher.close();
+  }
+});
+
 test('assemble releases each piece once it is on disk, also a bad one, never before', async () => {
   const r = rng(seedFromEnv());
   const files = layout(r);
@@ -269,11 +318,12 @@ test('assemble releases each piece once it is on disk, also a bad one, never bef
   const released: number[] = [];
   const frames = Array.from({ length: t.pieceCount }, (_, i) => ({
     index: i,
-    piece: i === 1 ? Buffer.alloc(PL) : Buffer.from(content.subarray(i * PL, (i + 1) * PL)),
-    release: () => {
-      released.push(i);
-      if (i !== 1) assert.deepEqual(onDisk(i), content.subarray(i * PL, (i + 1) * PL), `piece ${i} released before it was on disk`);
-    },
+    piece: new PieceLease(i === 1 ? Buffer.alloc(PL) : Buffer.from(content.subarray(i * PL, (i + 1) * PL)), {
+      give: () => {
+        released.push(i);
+        if (i !== 1) assert.deepEqual(onDisk(i), content.subarray(i * PL, (i + 1) * PL), `piece ${i} released before it was on disk`);
+      },
+    }),
   }));
   const asm = new AssembleStream(t, store);
   const events: string[] = [];
@@ -294,7 +344,7 @@ test('in-order content: the stream and the stdout writer give the content in ord
   const order = Array.from({ length: t.pieceCount }, (_, i) => i).sort(() => r() - 0.5);
   const piece = (i: number): Buffer => Buffer.from(content.subarray(i * PL, (i + 1) * PL));
   const parts: Buffer[] = [];
-  await pipeline(Readable.from(order.map((i) => ({ index: i, piece: piece(i) }))), new InOrderContentStream(t, { maxBuffer: 2 * PL }), new Writable({
+  await pipeline(Readable.from(order.map((i) => pieceFrame(i, piece(i)))), new InOrderContentStream(t, { maxBuffer: 2 * PL }), new Writable({
     write(c: Buffer, _e, cb) { parts.push(c); cb(); },
   }));
   assert.deepEqual(Buffer.concat(parts), want, `seed ${seed}: stream`);
@@ -303,10 +353,7 @@ test('in-order content: the stream and the stdout writer give the content in ord
   const out: Buffer[] = [];
   const sink = new Writable({ write(c: Buffer, _e, cb) { setImmediate(() => { out.push(Buffer.from(c)); cb(); }); } });
   const released: number[] = [];
-  const frames = [...order, order[0]!].map((i) => {
-    const p = piece(i);
-    return { index: i, piece: p, release: (moved?: Buffer) => { released.push(i); (moved ?? p).fill(0xaa); } };
-  });
+  const frames = [...order, order[0]!].map((i) => ({ index: i, piece: new PieceLease(piece(i), { give: (b) => { released.push(i); b.fill(0xaa); } }) }));
   const writer = new InOrderContentWriter(t, sink, { maxBuffer: 2 * PL });
   await pipeline(Readable.from(frames), writer);
   assert.deepEqual(Buffer.concat(out), want, `seed ${seed}: writer`);
@@ -316,7 +363,7 @@ test('in-order content: the stream and the stdout writer give the content in ord
   // a piece that is not the torrent's stops the output with an error
   const bad = piece(0);
   bad[3] ^= 1;
-  await assert.rejects(pipeline(Readable.from([{ index: 0, piece: bad }]), new InOrderContentWriter(t, new Writable({ write(_c, _e, cb) { cb(); } }))), /piece 0 does not match/);
+  await assert.rejects(pipeline(Readable.from([pieceFrame(0, bad)]), new InOrderContentWriter(t, new Writable({ write(_c, _e, cb) { cb(); } }))), /piece 0 does not match/);
 });
 
 test('aligned shared piece buffers: hashed in place on the hashing thread, and written directly', async () => {
@@ -333,11 +380,12 @@ test('aligned shared piece buffers: hashed in place on the hashing thread, and w
       const want = content.subarray(i * pl, (i + 1) * pl);
       const buf = want.length === pl ? pool.take() : Buffer.alloc(want.length);
       want.copy(buf);
-      const { digest, data } = await hasher.sha1(buf);
-      if (want.length === pl) assert.ok(data === buf && buf.buffer instanceof SharedArrayBuffer && buf.length === pl, 'shared memory stays where it is');
+      const lease = want.length === pl ? pool.lease(buf) : new PieceLease(buf);
+      const digest = await lease.sha1(hasher);
+      if (want.length === pl) assert.ok(lease.bytes === buf && buf.buffer instanceof SharedArrayBuffer && buf.length === pl, 'shared memory stays where it is');
       assert.deepEqual(digest, createHash('sha1').update(want).digest());
-      await store.writePiece(i, data);
-      if (want.length === pl) pool.give(buf);
+      await store.writePiece(i, lease.bytes);
+      lease.release();
     }
     if (await directIoWorks(dir)) assert.ok(store.directBytes >= 5 * pl, `${store.directBytes} bytes written directly`);
   } finally {

@@ -67,7 +67,8 @@ for (const cmd of ['fetch-pieces', 'download'] as const) {
       let n = 0;
       for await (const f of Readable.from([r.stdout]).pipe(new PieceFrameDecoder({ maxPieceLength: PL, pieceCount: torrent.pieceCount }))) {
         const frame = f as PieceFrame;
-        frame.piece.copy(got, frame.index * PL);
+        frame.piece.bytes.copy(got, frame.index * PL);
+        frame.piece.release();
         n++;
       }
       assert.equal(n, torrent.pieceCount);

@@ -6,6 +6,7 @@ import { FetchStream } from '../src/streams/fetch.js';
 import { PieceFrameDecoder, type PieceFrame } from '../src/streams/piece-frames.js';
 import { Readable } from 'node:stream';
 import { runCli, runShell } from './helpers/cli.js';
+import { rawCopy, type RawFrame } from './helpers/frames.js';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
 import { peerArgs, startSeed, type SeedProc } from './helpers/swarm.js';
 import { makeTorrent, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
@@ -42,13 +43,16 @@ async function seeds(n: number, dir = full, env?: Record<string, string>): Promi
   return list;
 }
 
-async function decodeStream(buf: Buffer): Promise<PieceFrame[]> {
-  const out: PieceFrame[] = [];
-  for await (const f of Readable.from([buf]).pipe(new PieceFrameDecoder({ maxPieceLength: PL, pieceCount: t.pieceCount }))) out.push(f as PieceFrame);
+async function decodeStream(buf: Buffer): Promise<RawFrame[]> {
+  const out: RawFrame[] = [];
+  for await (const f of Readable.from([buf]).pipe(new PieceFrameDecoder({ maxPieceLength: PL, pieceCount: t.pieceCount }))) {
+    out.push(rawCopy(f as PieceFrame));
+    (f as PieceFrame).piece.release();
+  }
   return out;
 }
 
-function checkPieces(frames: PieceFrame[], expect: number[]): void {
+function checkPieces(frames: RawFrame[], expect: number[]): void {
   assert.deepEqual(frames.map((f) => f.index).sort((a, b) => a - b), expect);
   for (const f of frames) assert.ok(f.piece.equals(content.subarray(f.index * PL, (f.index + 1) * PL)), `piece ${f.index} bytes (seed ${seed0})`);
 }
@@ -120,13 +124,13 @@ test('requests never wait for the periodic tick: with 2 pieces in flight and no 
   // tick, the fetch would stop once both started pieces were complete and hashing
   const fetch = new FetchStream(t, { maxInFlightBytes: 2 * PL, tickMs: 3_600_000, pex: false, stallTimeoutMs: 0 });
   for (const x of s) fetch.write({ ip: '127.0.0.1', port: x.port, source: 'cli' });
-  const got: PieceFrame[] = [];
+  const got: RawFrame[] = [];
   const timer = setTimeout(() => fetch.destroy(new Error(`stalled with ${got.length} of ${t.pieceCount} pieces`)), 30_000);
   try {
     for await (const f of fetch) {
       const frame = f as PieceFrame;
-      got.push({ index: frame.index, piece: Buffer.from(frame.piece) });
-      frame.release?.();
+      got.push(rawCopy(frame));
+      frame.piece.release();
     }
   } finally {
     clearTimeout(timer);

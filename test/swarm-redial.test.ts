@@ -65,8 +65,8 @@ test('a peer dropped for a protocol violation is dialled again (only a ban is fi
   f.write({ ip: '127.0.0.1', port: seeder.port, source: 'cli' });
   const got = Buffer.alloc(torrent.length);
   for await (const p of f as AsyncIterable<PieceFrame>) {
-    p.piece.copy(got, p.index * PL);
-    p.release?.();
+    p.piece.bytes.copy(got, p.index * PL);
+    p.piece.release();
   }
   assert.ok(got.equals(content));
   assert.match(logs.join('\n'), /protocol violation/);

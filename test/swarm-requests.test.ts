@@ -32,8 +32,8 @@ async function fetchFrom(onMessage: (ctx: SeederContext, m: WireMessage) => void
   const got = Buffer.alloc(torrent.length);
   try {
     for await (const p of f as AsyncIterable<PieceFrame>) {
-      p.piece.copy(got, p.index * PL);
-      p.release?.();
+      p.piece.bytes.copy(got, p.index * PL);
+      p.piece.release();
     }
   } catch (e) {
     throw new Error(`${(e as Error).message}; swarm log: ${logs.join(' | ')}`);

@@ -6,6 +6,8 @@
  * is given back; one that is never given back is only left to the collector, so a consumer
  * that cannot tell when it is done with the bytes (a stream handing them on) just keeps it.
  */
+import { PieceLease } from './piece-lease.js';
+
 export class BufferPool {
   readonly size: number;
   private readonly max: number;
@@ -31,16 +33,8 @@ export class BufferPool {
     this.free.push(buf);
   }
 
-  /**
-   * A `release` for whoever ends up with `buf`: gives it back once, however often called. A
-   * holder that moved the memory to a worker and back (HashPool) passes the buffer it came back in.
-   */
-  releaser(buf: Buffer): (moved?: Buffer) => void {
-    let given = false;
-    return (moved) => {
-      if (given) return;
-      given = true;
-      this.give(moved ?? buf);
-    };
+  /** A lease on `buf`, a buffer taken from here: its release gives it back (piece-lease.ts). */
+  lease(buf: Buffer): PieceLease {
+    return new PieceLease(buf, this);
   }
 }

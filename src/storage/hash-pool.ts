@@ -40,7 +40,10 @@ export class HashPool {
     return w;
   }
 
-  /** The SHA-1 of `data`. `data` is given up (its memory moves) and comes back as `data`. */
+  /**
+   * The SHA-1 of `data`. `data` is given up (its memory moves) and comes back as `data`. A
+   * piece under a lease is hashed through PieceLease.sha1, which follows the move.
+   */
   sha1(data: Buffer): Promise<{ digest: Buffer; data: Buffer }> {
     if (this.failure) return Promise.reject(this.failure);
     this.worker ??= this.start();

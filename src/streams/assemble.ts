@@ -102,12 +102,10 @@ export class AssembleStream extends Transform {
   }
 
   override _transform(f: PieceFrame | DeferredError, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.failure) {
+    if (this.failure !== null || this.deferred !== null) {
+      // the stage failed, or the input is over at its deferred error: nothing after counts
+      if (!(f instanceof DeferredError)) f.piece.release();
       cb(this.failure);
-      return;
-    }
-    if (this.deferred !== null) {
-      cb(); // the input is over: nothing after its deferred error counts
       return;
     }
     if (f instanceof DeferredError) {
@@ -131,27 +129,28 @@ export class AssembleStream extends Transform {
     else this.blocked = cb;
   }
 
-  /** Checks and writes one piece; its event, or null once something failed. Never rejects. */
+  /** Checks and writes one piece, then releases it; its event, or null once something failed. Never rejects. */
   private async land(f: PieceFrame): Promise<AssembleEvent | null> {
-    let bytes: Buffer | undefined;
     try {
-      const v = await checkPiece(this.torrent, this.hasher, f);
-      bytes = v.bytes;
-      if (v.refused !== undefined) return { event: 'bad-piece', index: f.index, reason: v.refused };
+      const refused = await checkPiece(this.torrent, this.hasher, f);
+      if (refused !== null) return { event: 'bad-piece', index: f.index, reason: refused };
       await this.writeTurn();
+      const bytes = f.piece.bytes;
       try {
         if (this.failure !== null) return null;
         // a piece outside --select still spans selected files at its edges: write what it covers
-        await this.store!.writePiece(f.index, v.bytes);
+        await this.store!.writePiece(f.index, bytes);
       } finally {
         this.writeDone();
       }
-      return { event: 'piece', index: f.index, bytes: v.bytes.length };
+      return { event: 'piece', index: f.index, bytes: bytes.length };
     } catch (e) {
       this.failure ??= e as Error;
       return null;
     } finally {
-      f.release?.(bytes);
+      // on disk, refused or failed: the bytes are no longer needed (a hashing thread that died
+      // has given the lease back, without its bytes)
+      f.piece.release();
     }
   }
 

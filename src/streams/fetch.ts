@@ -47,7 +47,8 @@ export class FetchStream extends Duplex {
     const stall = options.stallTimeoutMs ?? 120_000;
     this.swarm.on('piece', (p) => {
       this.lastProgress = Date.now();
-      if (!this.push({ index: p.index, piece: p.piece, release: p.release } satisfies PieceFrame)) this.swarm.pause();
+      // the frame's reader owns the piece from here: another listener may look at the index only
+      if (!this.push({ index: p.index, piece: p.piece.transfer() } satisfies PieceFrame)) this.swarm.pause();
     });
     this.swarm.on('done', () => {
       this.finalStats = this.swarm.stats();

@@ -7,9 +7,10 @@
  *
  * Two faces over one reordering: a Transform (content bytes out, for library pipelines) and a
  * sink that writes to a stream itself (the command's stdout). Only the sink knows when the bytes
- * have left, so only it gives each piece's buffer back (`release`): without that every piece was
- * a fresh 1 MiB allocation, and on this machine fresh memory cost 1.4–2.9 s of system time per
- * GiB and 123 MiB of RSS.
+ * have left, so only it gives the buffer of a piece it wrote back (releases its lease); the
+ * Transform detaches them. Without that every piece was a fresh 1 MiB allocation, and on this
+ * machine fresh memory cost 1.4–2.9 s of system time per GiB and 123 MiB of RSS. A piece whose
+ * bytes went nowhere (not needed, refused, parked in the spill file) is released by both.
  */
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pieceSpans } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { HashPool } from '../storage/hash-pool.js';
+import { PieceLease } from '../storage/piece-lease.js';
 import { DeferredError } from './deferred-error.js';
 import { checkPiece, type PieceFrame } from './piece-frames.js';
 
@@ -35,12 +37,6 @@ type Emit = (bytes: Buffer) => Promise<void> | undefined;
 /** Pieces being checked at once: one hashing while the one before it goes out. */
 const DEPTH = 2;
 
-interface Held {
-  piece: Buffer;
-  /** gives the piece's buffer back, when its producer pooled it and the face allows it */
-  release: (() => void) | undefined;
-}
-
 /** The reordering shared by both faces: which piece is next, what is held, what is spilled. */
 class ContentReorder {
   private readonly torrent: Torrent;
@@ -49,8 +45,9 @@ class ContentReorder {
   /** SHA-1 on another core, so the output keeps moving while a piece is checked */
   private readonly hasher: HashPool | null;
   private readonly emit: Emit;
+  /** whether a piece whose bytes were emitted is released (the sink) or detached (the Transform) */
   private readonly releases: boolean;
-  private readonly held = new Map<number, Held>();
+  private readonly held = new Map<number, PieceLease>();
   private heldBytes = 0;
   /** pieces parked in the spill file: index → [offset, length] */
   private readonly spilled = new Map<number, [number, number]>();
@@ -95,7 +92,9 @@ class ContentReorder {
     this.pending++;
     this.tail = this.tail.then(async () => {
       try {
-        if (this.failure === null) await this.place(f, await checked);
+        const ok = await checked;
+        if (this.failure === null) await this.place(f, ok);
+        else f.piece.release();
       } catch (e) {
         this.failure ??= e as Error;
       }
@@ -114,14 +113,11 @@ class ContentReorder {
     if (this.failure !== null) throw this.failure;
   }
 
-  /** The piece's bytes (hashing moves them to another thread and back), or null when they are not the torrent's. */
-  private async check(f: PieceFrame): Promise<Buffer | null> {
+  /** Whether the piece is needed and the torrent's (hashing moves its bytes to another thread and back). */
+  private async check(f: PieceFrame): Promise<boolean> {
     // not needed now is not needed at placing either (next only grows): no hashing for it
-    if (!this.needed(f.index)) return null;
-    const v = await checkPiece(this.torrent, this.hasher, f);
-    if (v.refused === undefined) return v.bytes;
-    f.release?.(v.bytes);
-    return null;
+    if (!this.needed(f.index)) return false;
+    return (await checkPiece(this.torrent, this.hasher, f)) === null;
   }
 
   /** False for a piece outside what is written, already out, or already waiting. */
@@ -129,20 +125,28 @@ class ContentReorder {
     return index >= this.next && index <= this.last && !this.held.has(index) && !this.spilled.has(index);
   }
 
-  private async place(f: PieceFrame, piece: Buffer | null): Promise<void> {
+  /** Takes the piece's lease: holds it, parks its bytes in the spill file, or releases it. */
+  private async place(f: PieceFrame, ok: boolean): Promise<void> {
+    const lease = f.piece;
     if (!this.needed(f.index)) {
-      if (this.releases) f.release?.(piece ?? undefined); // not needed, or a duplicate
+      lease.release(); // not needed, or a duplicate: checked or not, its bytes go nowhere
       return;
     }
-    if (piece === null) throw new Error(`piece ${f.index} does not match the torrent's hash`);
-    const held: Held = { piece, release: this.releases && f.release ? () => f.release!(piece) : undefined };
-    if (f.index !== this.next && this.heldBytes + piece.length > this.maxBuffer) {
-      await this.park(f.index, piece);
-      held.release?.();
+    if (!ok) {
+      lease.release();
+      throw new Error(`piece ${f.index} does not match the torrent's hash`);
+    }
+    const length = lease.bytes.length;
+    if (f.index !== this.next && this.heldBytes + length > this.maxBuffer) {
+      try {
+        await this.park(f.index, lease.bytes);
+      } finally {
+        lease.release(); // in the file now (or failed to be): the buffer is free either way
+      }
       return;
     }
-    this.held.set(f.index, held);
-    this.heldBytes += piece.length;
+    this.held.set(f.index, lease);
+    this.heldBytes += length;
     await this.drainHeld();
   }
 
@@ -162,16 +166,18 @@ class ContentReorder {
       let p = this.held.get(this.next);
       if (p !== undefined) {
         this.held.delete(this.next);
-        this.heldBytes -= p.piece.length;
+        this.heldBytes -= p.bytes.length;
       } else {
         const loc = this.spilled.get(this.next);
         if (loc === undefined || this.spill === null) return;
         this.spilled.delete(this.next);
-        p = { piece: Buffer.allocUnsafe(loc[1]), release: undefined };
-        await this.spill.fh.read(p.piece, 0, loc[1], loc[0]);
+        p = new PieceLease(Buffer.allocUnsafe(loc[1]));
+        await this.spill.fh.read(p.bytes, 0, loc[1], loc[0]);
       }
-      await this.emitPiece(this.next, p.piece);
-      p.release?.();
+      await this.emitPiece(this.next, p.bytes);
+      // the sink's output has the bytes now; a Transform's reader may still be reading them
+      if (this.releases) p.release();
+      else p.detach();
       this.next++;
     }
   }
@@ -194,7 +200,7 @@ class ContentReorder {
   }
 }
 
-/** Pieces in, content bytes out. The pieces are pushed as they are, so none is released. */
+/** Pieces in, content bytes out. The bytes are pushed as they are, so a piece pushed is detached, not released. */
 export class InOrderContentStream extends Transform {
   private readonly order: ContentReorder;
 

@@ -1,13 +1,14 @@
 /**
  * The piece stream read straight from a file descriptor (assemble's stdin), frames out: piece
- * bytes are read into the piece's own (pooled) buffer, everything between pieces into one
- * reused buffer. A stream over fd 0 hands out a fresh buffer per read: 1 GiB of them per
- * GiB, garbage that held ~35 MiB of assemble's RSS until the collector came round. Here the
- * parser copies out what it keeps (FrameParser `reusesInput`), so the next read may overwrite
- * the buffer at once. A regular file is read with positional-less fs.read (from wherever the
- * shell left the offset); a pipe or socket through net.Socket's `onread`, which reads into a
- * buffer of ours and pauses when the consumer is full. A malformed frame ends the stream as
- * in PieceFrameDecoder: the frames before it, then a DeferredError.
+ * bytes are read into the piece's own pooled buffer (the frame's lease gives it back when
+ * released), everything between pieces into one reused buffer. A stream over fd 0 hands out a
+ * fresh buffer per read: 1 GiB of them per GiB, garbage that held ~35 MiB of assemble's RSS
+ * until the collector came round. Here the parser copies out what it keeps (FrameParser
+ * `reusesInput`), so the next read may overwrite the buffer at once. A regular file is read
+ * with positional-less fs.read (from wherever the shell left the offset); a pipe or socket
+ * through net.Socket's `onread`, which reads into a buffer of ours and pauses when the
+ * consumer is full. A malformed frame ends the stream as in PieceFrameDecoder: the frames
+ * before it, then a DeferredError.
  */
 import { close, fstatSync, read } from 'node:fs';
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';

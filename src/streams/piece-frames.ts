@@ -11,34 +11,41 @@ import type { BValue } from '../bencode/types.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import { alignedPiecePool } from '../storage/direct-io.js';
 import type { HashPool } from '../storage/hash-pool.js';
+import { PieceLease } from '../storage/piece-lease.js';
 import { pieceHash, pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { ChunkParserStream, type ChunkParser } from './chunk-parser.js';
 import { DeferredError } from './deferred-error.js';
 
+/**
+ * A piece on its way between stages. Whoever holds the frame holds its lease (piece-lease.ts):
+ * a stage that pushes the frame on hands the lease on with it; the one that is done with the
+ * bytes (assemble once they are on disk, writeFrames once `out` has them) releases it, so a
+ * pooled buffer (the fetch stage's, the frame parser's) serves a later piece.
+ */
 export interface PieceFrame {
   index: number;
-  piece: Buffer;
-  /**
-   * Gives `piece`'s buffer back for reuse (the fetch stage's and the frame parser's pieces). A
-   * consumer that is done with the bytes (assemble, once they are on disk) calls it; one that
-   * hands them on does not. One that moved the memory (HashPool) passes the buffer it is in now.
-   */
-  release?: (moved?: Buffer) => void;
+  piece: PieceLease;
+}
+
+/** A frame of bytes from no pool (tests, a library's own pieces): releasing it frees nothing. */
+export function pieceFrame(index: number, bytes: Buffer): PieceFrame {
+  return { index, piece: new PieceLease(bytes) };
 }
 
 /**
- * Whether a frame's piece is the torrent's: why not, if it is refused, and the buffer its
- * bytes are in now (hashing on `hasher`'s thread moves them there and back). Null `hasher`:
- * the stream is trusted, only the index and size are checked.
+ * Whether a frame's piece is the torrent's: null, or why it is refused. Hashing on `hasher`'s
+ * thread moves the bytes there and back (PieceLease.sha1); the caller still holds the lease.
+ * Null `hasher`: the stream is trusted, only the index and size are checked.
  */
-export async function checkPiece(torrent: Torrent, hasher: HashPool | null, f: PieceFrame): Promise<{ bytes: Buffer; refused?: string }> {
-  if (f.index >= torrent.pieceCount) return { bytes: f.piece, refused: 'index beyond the torrent' };
+export async function checkPiece(torrent: Torrent, hasher: HashPool | null, f: PieceFrame): Promise<string | null> {
+  if (f.index >= torrent.pieceCount) return 'index beyond the torrent';
   const size = pieceSize(torrent, f.index);
-  if (f.piece.length !== size) return { bytes: f.piece, refused: `${f.piece.length} bytes, expected ${size}` };
-  if (hasher === null) return { bytes: f.piece };
-  const { digest, data } = await hasher.sha1(f.piece);
-  return digest.equals(pieceHash(torrent, f.index)) ? { bytes: data } : { bytes: data, refused: 'SHA-1 mismatch' };
+  const length = f.piece.bytes.length;
+  if (length !== size) return `${length} bytes, expected ${size}`;
+  if (hasher === null) return null;
+  const digest = await f.piece.sha1(hasher);
+  return digest.equals(pieceHash(torrent, f.index)) ? null : 'SHA-1 mismatch';
 }
 
 /** A piece stream that is well-formed bencode but not a valid frame, or not bencode at all. */
@@ -61,8 +68,8 @@ const TRAILER = Buffer.from('e', 'latin1');
 /**
  * `{index, piece}` objects in, frames out. The piece bytes are pushed as they are, never
  * copied into a bigger buffer: a frame costs two small allocations whatever the piece size.
- * Pieces are not released (a Transform cannot know when the next stage is done with them):
- * where frames go straight to a file or pipe, `writeFrames` is the stage that recycles.
+ * Leases are detached, not released (a Transform cannot know when the next stage is done with
+ * the bytes): where frames go straight to a file or pipe, `writeFrames` is the stage that recycles.
  */
 export class PieceFrameEncoder extends Transform {
   constructor(options: { highWaterMark?: number } = {}) {
@@ -70,8 +77,9 @@ export class PieceFrameEncoder extends Transform {
   }
 
   override _transform(f: PieceFrame, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.push(frameHeader(f.index, f.piece.length));
-    this.push(f.piece);
+    const piece = f.piece.detach();
+    this.push(frameHeader(f.index, piece.length));
+    this.push(piece);
     cb(null, TRAILER);
   }
 }
@@ -86,10 +94,11 @@ export function writeFrames(out: Writable): (frames: AsyncIterable<PieceFrame>) 
   const written = (chunk: Buffer): Promise<void> => new Promise((resolve, reject) => out.write(chunk, (e) => (e ? reject(e) : resolve())));
   return async (frames) => {
     for await (const f of frames) {
-      out.write(frameHeader(f.index, f.piece.length));
-      out.write(f.piece);
+      const piece = f.piece.bytes;
+      out.write(frameHeader(f.index, piece.length));
+      out.write(piece);
       await written(TRAILER); // a stream writes in order: the piece is out too
-      f.release?.();
+      f.piece.release();
     }
     await new Promise<void>((resolve) => out.end(resolve));
   };
@@ -109,8 +118,8 @@ export interface PieceFrameDecoderOptions {
  * nothing larger than one piece plus a little room for keys is buffered.
  *
  * A piece gathered from several chunks (every full-size piece bigger than a read) lands in a
- * buffer from a pool; the frame's `release` gives it back. A fresh buffer per piece was 1 GiB
- * of garbage per GiB, which let `assemble`'s RSS climb to ~100 MiB before the collector
+ * buffer from a pool; releasing the frame's lease gives it back. A fresh buffer per piece was
+ * 1 GiB of garbage per GiB, which let `assemble`'s RSS climb to ~100 MiB before the collector
  * caught up.
  */
 export class FrameParser implements ChunkParser<PieceFrame> {
@@ -184,9 +193,9 @@ export class FrameParser implements ChunkParser<PieceFrame> {
       throw new PieceStreamError(start, `piece index ${index} is beyond the torrent's ${this.pieceCount} pieces`);
     }
     if (!Buffer.isBuffer(piece)) throw new PieceStreamError(start, 'frame has no byte string "piece"');
-    if (piece !== this.gathering) return { index, piece };
+    if (piece !== this.gathering) return pieceFrame(index, piece);
     this.gathering = null;
-    return { index, piece, release: this.pool.releaser(piece) };
+    return { index, piece: this.pool.lease(piece) };
   }
 }
 

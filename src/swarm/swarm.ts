@@ -130,10 +130,11 @@ interface Peer extends Requester {
 
 export interface SwarmEvents {
   /**
-   * a verified piece (call pause() when the consumer is full); call `release` once done with
-   * the bytes and its buffer is reused for a later piece
+   * a verified piece (call pause() when the consumer is full). The listener that keeps the
+   * bytes takes the lease (`piece.transfer()`) and releases it once done with them: its buffer
+   * is reused for a later piece (piece-lease.ts)
    */
-  piece: [{ index: number; piece: Buffer; release: () => void }];
+  piece: [{ index: number; piece: import('../storage/piece-lease.js').PieceLease }];
   peer: [PeerRecord];
   /** a peer's DHT node (BEP 5 `port` message): worth a ping */
   'dht-node': [{ ip: string; port: number }];
@@ -594,7 +595,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     // no `have` to a peer that has the piece (libtorrent's default too): to seeds it is only a
     // syscall per piece per peer
     if (!this.o.serve) for (const peer of this.peers.values()) if (peer.conn.remote && !peer.bits.has(p.index)) peer.conn.send({ type: 'have', index: p.index });
-    this.emit('piece', { index: p.index, piece: p.buf, release: this.buffers.releaser(p.buf) });
+    this.emit('piece', { index: p.index, piece: this.buffers.lease(p.buf) });
     if (this.picker.finished) this.finish();
   }
 
