@@ -30,6 +30,7 @@ import { UtMetadata } from '../wire/ut-metadata.js';
 import { PexExchange } from './pex.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import { HashPool } from '../storage/hash-pool.js';
+import type { PieceLease } from '../storage/piece-lease.js';
 import type { BValue } from '../bencode/types.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from './bitfield.js';
@@ -134,7 +135,7 @@ export interface SwarmEvents {
    * bytes takes the lease (`piece.transfer()`) and releases it once done with them: its buffer
    * is reused for a later piece (piece-lease.ts)
    */
-  piece: [{ index: number; piece: import('../storage/piece-lease.js').PieceLease }];
+  piece: [{ index: number; piece: PieceLease }];
   peer: [PeerRecord];
   /** a peer's DHT node (BEP 5 `port` message): worth a ping */
   'dht-node': [{ ip: string; port: number }];
