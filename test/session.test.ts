@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -207,5 +207,39 @@ test('download --seed keeps the connections it had when it completed, and serves
     stop.abort();
     await job.closed.catch(() => {});
     await session.close();
+  }
+});
+
+test('a magnet download goes on over the connection its metadata came on: one TCP connection in all', async () => {
+  const dir = await tmpDir('tt-handover-');
+  const m = made('handed', [9 * PL + 100, 5000]);
+  const tf = join(dir, 'handed.torrent');
+  await writeFile(tf, m.bytes);
+  await writeFiles(join(dir, 'data'), m.name, m.files);
+  const seed = await startSeed(tf, join(dir, 'data'));
+  seeds.push(seed);
+  // a counting relay in front of the seed
+  let connections = 0;
+  const relay = createServer((inbound) => {
+    connections++;
+    const out = connect(seed.port, '127.0.0.1');
+    inbound.pipe(out).pipe(inbound);
+    inbound.on('error', () => out.destroy());
+    out.on('error', () => inbound.destroy());
+  });
+  await new Promise<void>((res) => relay.listen(0, '127.0.0.1', () => res()));
+  const relayPort = (relay.address() as { port: number }).port;
+  try {
+    const job = new DownloadJob(magnetFromTorrent(m.torrent), join(dir, 'out'), { peers: [{ ip: '127.0.0.1', port: relayPort, source: 'cli' }], announce: false, port: 0 });
+    const events: string[] = [];
+    job.on('event', (ev) => events.push(ev.event === 'metadata' ? `metadata:${ev.source}` : ev.event));
+    const result = await job;
+    assert.equal(result.pieces, m.torrent.pieceCount);
+    assert.equal(events[0], 'metadata:peers');
+    await same(join(dir, 'out'), m);
+    assert.equal(connections, 1, 'the metadata connection was handed over to the download, not closed and dialled again');
+    assert.equal(result.peersUsed, 1, 'the summary counts the peer that served the download');
+  } finally {
+    relay.close();
   }
 });

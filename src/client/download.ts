@@ -31,6 +31,7 @@ import { DeferredError } from '../streams/deferred-error.js';
 import { FetchStream } from '../streams/fetch.js';
 import type { Swarm, SwarmStats } from '../swarm/swarm.js';
 import { Session } from '../session/session.js';
+import type { HandedPeer } from '../swarm/hand-over.js';
 import { AnnounceLoop } from '../tracker/loop.js';
 import type { LogLevel } from '../log.js';
 import { resolveTorrent } from './metadata.js';
@@ -218,6 +219,8 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     const dht = session.dht && !src.torrent?.private ? session.dht : null;
     let discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port: session.port, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
     let readStore: FileStore | null = null;
+    // the connections the metadata came over, kept for the download
+    let handed: HandedPeer[] = [];
     try {
       loop?.start();
       discovery?.start();
@@ -225,6 +228,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       const got = await resolveTorrent(src, {
         feed, cacheFile: join(dir, '.torrent-tools', `${infoHash}.torrent`), cacheRoot: dir, timeoutMs, signal,
         maxPeers: o.maxPeers, peerId, port: session.port ?? undefined, budget: session.budget, log: (m, level = 'notice') => logAt(m, level),
+        onHandOver: (peers) => (handed = peers),
       });
       const t = (torrent = got.torrent);
       this.progress.pieceLength = t.pieceLength;
@@ -261,6 +265,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       }));
       f.swarm.on('log', logAt);
       session.host(f.swarm);
+      for (const h of handed.splice(0)) f.swarm.takeOver(h);
       feed.switchTo((rec) => f.swarm.addPeer(rec));
       f.swarm.on('dht-node', (n) => tDht?.addNode(n.ip, n.port));
       this.fetch = f;
@@ -304,6 +309,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
         session.unhost(fetch.swarm);
       }
       feed.switchTo(null);
+      for (const h of handed) h.drop();
       fetch?.destroy();
       fetch?.swarm.destroy();
       discovery?.stop();

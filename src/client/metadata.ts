@@ -15,6 +15,7 @@ import { MetadataSwarm } from '../swarm/metadata-swarm.js';
 import { JobError } from '../errors.js';
 import type { TorrentSource } from '../metainfo/source.js';
 import type { ConnectionBudget } from '../session/budget.js';
+import type { HandedPeer } from '../swarm/hand-over.js';
 
 /** The metadata could not be had: what was tried, in one line. */
 export class MetadataError extends JobError {}
@@ -36,6 +37,11 @@ export interface MetadataStepOptions {
   onPeer?: (rec: PeerRecord) => void;
   /** a source besides the feed's inputs may still bring peers (the DHT) */
   morePeers?: () => boolean;
+  /**
+   * the connections open when the metadata arrives, for the torrent's swarm to take over
+   * (default: they are closed)
+   */
+  onHandOver?: (peers: HandedPeer[]) => void;
 }
 
 /** A magnet's x.pe peers into the feed (the feed remembers each once), host names looked up once. */
@@ -54,7 +60,7 @@ export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStep
   let watch: NodeJS.Timeout | undefined;
   let abort: (() => void) | undefined;
   try {
-    return await new Promise<Buffer>((resolve, reject) => {
+    const info = await new Promise<Buffer>((resolve, reject) => {
       const started = Date.now();
       const fail = (why: string): void => reject(new MetadataError(`no metadata for ${src.infoHash.toString('hex')}: ${why}: ${swarm.summary()}`));
       watch = setInterval(() => {
@@ -68,6 +74,8 @@ export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStep
       swarm.once('metadata', resolve);
       o.feed.switchTo((rec) => swarm.addPeer(rec));
     });
+    o.onHandOver?.(swarm.handOver());
+    return info;
   } finally {
     clearInterval(watch);
     if (abort) o.signal.removeEventListener('abort', abort);

@@ -136,6 +136,24 @@ export class Connector {
     this.pump();
   }
 
+  /** The connection to `key` goes to another owner: forgotten here; whether it held a slot of the budget. */
+  handOff(key: string): boolean {
+    this.active.delete(key);
+    this.known.delete(key);
+    return this.budgeted.delete(key);
+  }
+
+  /** A connection handed over from another owner, dialled by it with `encrypt`: ours now. */
+  adopt(key: string, rec: PeerRecord, budgeted: boolean, encrypt: boolean): boolean {
+    if (this.stopped || this.active.has(key) || this.banned.has(key)) return false;
+    const k = this.known.get(key);
+    if (k?.notBefore !== null && k?.notBefore !== undefined) this.queued--;
+    this.known.set(key, { rec, failures: 0, encrypt, methodProven: true, notBefore: null });
+    this.active.add(key);
+    if (budgeted) this.budgeted.add(key);
+    return true;
+  }
+
   ban(key: string): void {
     this.banned.add(key);
     const k = this.known.get(key);

@@ -10,12 +10,13 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { peerKey, type PeerRecord } from '../peers/record.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
-import { closeReason, describeClose } from '../wire/close-reason.js';
+import { closeReason, describeClose, type CloseReason } from '../wire/close-reason.js';
 import { PeerConnection, type ReadFeed } from '../wire/peer-connection.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { Connector } from './connector.js';
 import { MetadataFetcher } from './metadata-fetcher.js';
 import { PexExchange } from './pex.js';
+import { HandedPeer, PieceRecorder } from './hand-over.js';
 import type { ConnectionBudget } from '../session/budget.js';
 
 export interface MetadataSwarmOptions {
@@ -46,7 +47,8 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
   private readonly connector: Connector;
   private readonly fetcher: MetadataFetcher;
   private readonly pex: PexExchange | null;
-  private readonly conns = new Set<PeerConnection>();
+  /** open connections, and how to let go of one without closing it (handOver) */
+  private readonly conns = new Map<PeerConnection, { key: string; rec: PeerRecord; recorder: PieceRecorder; detach: () => void }>();
   /** peer → what became of it, for the summary when nobody delivered */
   private readonly outcomes = new Map<string, string>();
   destroyed = false;
@@ -58,8 +60,9 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     this.fetcher = new MetadataFetcher({ infoHash: options.infoHash, infoHashV2: options.infoHashV2, maxSize: options.maxSize });
     this.fetcher.on('log', (m, level) => this.emit('log', m, level));
     this.fetcher.once('metadata', (buf) => {
+      // no more dials; the connections stay until handed over to the torrent, or destroy()
+      this.connector.stop();
       this.emit('metadata', buf);
-      this.destroy();
     });
     this.pex = options.pex === false ? null : new PexExchange({ onPeer: (rec) => this.addPeer(rec) });
     this.connector = new Connector(
@@ -100,7 +103,23 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     this.connector.stop();
     this.fetcher.destroy();
     this.pex?.destroy();
-    for (const c of [...this.conns]) c.close(null);
+    for (const c of [...this.conns.keys()]) c.close(null);
+  }
+
+  /**
+   * The handshaken connections, for the torrent's swarm to take over (hand-over.ts), with what
+   * each peer said of its pieces so far; this swarm lets go of them without closing them.
+   */
+  handOver(): HandedPeer[] {
+    const out: HandedPeer[] = [];
+    for (const [conn, c] of [...this.conns]) {
+      if (conn.remote === null || conn.closed) continue;
+      c.detach();
+      this.conns.delete(conn);
+      const budgeted = this.connector.handOff(c.key);
+      out.push(new HandedPeer({ conn, rec: c.rec, recorder: c.recorder, budgeted, budget: this.o.budget ?? null }));
+    }
+    return out;
   }
 
   private onSocket(socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean): void {
@@ -119,26 +138,38 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
       encrypt: encrypt ? CRYPTO_PLAINTEXT | CRYPTO_RC4 : undefined,
       extendedHandshake: { v: Buffer.from(CLIENT_VERSION), ...(this.o.port ? { p: this.o.port } : {}) },
     });
-    this.conns.add(conn);
     this.outcomes.set(key, 'connected');
     conn.use(this.fetcher.extension(conn));
     if (this.pex) conn.use(this.pex.extension(conn, rec));
-    conn.on('handshake', () => {
+    const onHandshake = (): void => {
       this.outcomes.set(key, 'handshake done');
       if (!conn.extended) conn.close(closeReason('dropped', 'does not support the extension protocol (BEP 10), so cannot send metadata'));
-    });
-    conn.on('extended-handshake', (d) => {
+      // we have nothing; once the torrent takes the connection over it says what it has by
+      // `have` messages, valid at any time (a bitfield is only valid right after the handshake)
+      else if (conn.fast) conn.send({ type: 'have-none' });
+    };
+    const onExtended = (d: Map<string, unknown>): void => {
       const offers = conn.remoteExtensionId('ut_metadata') !== undefined && d.has('metadata_size');
       this.outcomes.set(key, offers ? 'offered metadata' : 'has no metadata to offer');
       // a peer without metadata may still tell us of others by PEX
       if (!offers && (this.pex === null || conn.remoteExtensionId('ut_pex') === undefined)) conn.close(null);
-    });
-    conn.on('close', (reason) => {
+    };
+    const onClose = (reason: CloseReason | null): void => {
+      this.conns.get(conn)?.recorder.stop();
       this.conns.delete(conn);
       if (reason !== null) this.outcomes.set(key, describeClose(reason));
       // only a connection that failed before the handshake is worth another dial here (a
       // hang-up on plaintext is retried with MSE at once); the metadata either came or not
       this.connector.release(key, rec, { retry: conn.remote === null && reason !== null && !this.destroyed, handshook: conn.remote !== null, useful: false, hungUp: reason?.kind === 'hang-up' });
-    });
+    };
+    conn.on('handshake', onHandshake);
+    conn.on('extended-handshake', onExtended);
+    conn.on('close', onClose);
+    const detach = (): void => {
+      conn.off('handshake', onHandshake);
+      conn.off('extended-handshake', onExtended);
+      conn.off('close', onClose);
+    };
+    this.conns.set(conn, { key, rec, recorder: new PieceRecorder(conn), detach });
   }
 }

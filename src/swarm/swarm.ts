@@ -23,7 +23,7 @@ import type { Torrent } from '../metainfo/torrent.js';
 import { peerKey, type PeerRecord } from '../peers/record.js';
 import { isOwnAddress } from '../peers/self.js';
 import type { LogLevel } from '../log.js';
-import type { WireLimits } from '../wire/frame-decoder.js';
+import { bitfieldProblem, type WireLimits } from '../wire/frame-decoder.js';
 import { closeReason, describeClose, type CloseReason } from '../wire/close-reason.js';
 import { PeerConnection, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
@@ -35,6 +35,7 @@ import type { BValue } from '../bencode/types.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from './bitfield.js';
 import { Connector } from './connector.js';
+import type { HandedPeer } from './hand-over.js';
 import { BLOCK, PiecePicker, type PartialPiece } from './picker.js';
 import { RateMeter } from './rate.js';
 import { RequestQueue } from './request-queue.js';
@@ -308,9 +309,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (this.finished) return;
     this.finished = true;
     this.scheduler.stopped = true;
-    // serving on: the connections stay, but a peer that has everything wants nothing from us
-    for (const p of [...this.peers.values()]) this.dropIfSeed(p);
     this.emit('done');
+    // serving on: the connections stay, but a peer that has everything wants nothing from us
+    // (after 'done': its listeners take the figures of the peers that served the download)
+    for (const p of [...this.peers.values()]) this.dropIfSeed(p);
   }
 
   /** Two seeds have nothing to say to each other. */
@@ -362,10 +364,46 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     return this.limits();
   }
 
-  private attach(conn: PeerConnection, key: string, rec: PeerRecord): void {
-    conn.use(new UtMetadata({ info: () => this.torrent.infoRaw }));
-    if (this.pex) conn.use(this.pex.extension(conn, rec));
-    for (const ext of this.o.extensions?.(conn, rec) ?? []) conn.use(ext);
+  /**
+   * A connection the magnet's metadata step opened (hand-over.ts): taken as it is, with what
+   * the peer said of its pieces replayed, now that they can be checked; false if refused.
+   */
+  takeOver(handed: HandedPeer): boolean {
+    const pieces = handed.take();
+    if (pieces === null) return false;
+    const { conn, rec } = handed;
+    const key = peerKey(rec);
+    if (this.destroyed || this.finished || this.peers.has(key) || !this.connector.adopt(key, rec, handed.budgeted, conn.encryption !== 'none')) {
+      if (handed.budgeted) this.o.budget?.give();
+      conn.close(null);
+      return false;
+    }
+    conn.setLimits(this.limits());
+    const peer = this.attach(conn, key, rec, true);
+    const q = conn.remoteExtended?.get('reqq');
+    if (typeof q === 'number' && q > 0) peer.reqq = Math.min(q, 500);
+    // what we have (a resumed download): `have` messages, valid at any time
+    const bits = this.o.serve ? this.servable : this.have;
+    for (const i of bits.indexes()) conn.send({ type: 'have', index: i });
+    // what it has, checked now that the piece count is known, as if it came now
+    const n = this.torrent.pieceCount;
+    const bad = pieces.bitfield !== null ? bitfieldProblem(pieces.bitfield, n) : pieces.haves.find((i) => i >= n) !== undefined ? `have for piece ${pieces.haves.find((i) => i >= n)} of ${n}` : null;
+    if (bad !== null) {
+      conn.close(closeReason('violation', bad));
+      return false;
+    }
+    if (pieces.haveAll) this.onMessage(peer, { type: 'have-all' });
+    else if (pieces.bitfield !== null) this.onMessage(peer, { type: 'bitfield', bits: pieces.bitfield });
+    for (const index of pieces.haves) this.onMessage(peer, { type: 'have', index });
+    return !conn.closed;
+  }
+
+  private attach(conn: PeerConnection, key: string, rec: PeerRecord, takenOver = false): Peer {
+    const exts: WireExtension[] = [new UtMetadata({ info: () => this.torrent.infoRaw })];
+    if (this.pex) exts.push(this.pex.extension(conn, rec));
+    exts.push(...(this.o.extensions?.(conn, rec) ?? []));
+    if (takenOver) conn.replaceExtensions(exts);
+    else for (const ext of exts) conn.use(ext);
     const peer: Peer = {
       key, rec, conn,
       bits: new Bitfield(this.torrent.pieceCount),
@@ -398,6 +436,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       if (typeof q === 'number' && q > 0) peer.reqq = Math.min(q, 500);
     });
     conn.on('close', (reason) => this.onClose(peer, reason));
+    return peer;
   }
 
   /** Serve mode: piece `index` is now on disk; offer it to everyone. */
@@ -631,3 +670,4 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     }
   }
 }
+

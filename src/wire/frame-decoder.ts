@@ -223,12 +223,8 @@ export class FrameDecoder {
       case ID.bitfield: {
         const bits = f.subarray(1);
         const count = this.limits.pieceCount;
-        if (count !== undefined) {
-          const want = Math.ceil(count / 8);
-          if (bits.length !== want) throw new WireViolation(`bitfield of ${bits.length} bytes, expected ${want}`);
-          const spare = want * 8 - count;
-          if (spare > 0 && (bits[want - 1]! & ((1 << spare) - 1)) !== 0) throw new WireViolation('bitfield has spare bits set');
-        }
+        const bad = count === undefined ? null : bitfieldProblem(bits, count);
+        if (bad !== null) throw new WireViolation(bad);
         return { type: 'bitfield', bits };
       }
       case ID.request:
@@ -257,4 +253,12 @@ export class FrameDecoder {
         throw new WireViolation(`unknown message id ${id}`);
     }
   }
+}
+
+/** Why `bits` cannot be a bitfield of `count` pieces (BEP 3: exactly its length, spare bits clear), or null. */
+export function bitfieldProblem(bits: Uint8Array, count: number): string | null {
+  const want = Math.ceil(count / 8);
+  if (bits.length !== want) return `bitfield of ${bits.length} bytes, expected ${want}`;
+  const spare = want * 8 - count;
+  return spare > 0 && (bits[want - 1]! & ((1 << spare) - 1)) !== 0 ? 'bitfield has spare bits set' : null;
 }

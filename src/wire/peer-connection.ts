@@ -161,6 +161,16 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.extensions.push(ext);
   }
 
+  /**
+   * A new owner's extensions in place of the old ones (a magnet's connection taken over by its
+   * torrent): the peer is told by a new extended handshake, which BEP 10 allows at any time.
+   */
+  replaceExtensions(exts: readonly WireExtension[]): void {
+    this.extensions.length = 0;
+    this.extensions.push(...exts);
+    if (this.extended && this.remote !== null && !this.closed) this.sendExtendedHandshake();
+  }
+
   /** Updates the limits (e.g. once the metadata of a magnet is known). */
   setLimits(limits: WireLimits): void {
     this.decoder.limits = limits;
