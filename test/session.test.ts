@@ -68,13 +68,18 @@ test('one download process, four torrents (files, a magnet, a list) from one see
   const out = join(dir, 'out');
   const res = await runCli([
     'download', join(dir, 'alpha.torrent'), magnetFromTorrent(ts[1]!.torrent), '-i', list, '-o', out,
-    '--peer', `127.0.0.1:${seed.port}`, '--no-announce', '--no-dht', '--port', '0', '--json', '--timeout', '4',
+    '--peer', `127.0.0.1:${seed.port}`, '--no-announce', '--port', '0', '--json', '--timeout', '4',
   ], { timeoutMs: 60_000 });
   assert.equal(res.code, 1, res.stderr);
   for (const m of ts) await same(join(out, m.torrent.infoHashHex), m);
-  assert.match(res.stderr, /3 of 4 torrents complete/);
+  assert.match(res.stderr, /3\/4 torrents complete/);
   assert.match(res.stderr, /nobody \([0-9a-f]{8}\): /, 'the failed torrent is named in the summary');
-  const events = res.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string; infoHash: string });
+  const records = res.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string; infoHash: string });
+  const session = records.pop() as unknown as { event: string; torrents: number; complete: number; failed: number; dht: { id: string; port: number } | null };
+  assert.equal(session.event, 'session', 'the last record sums the session up');
+  assert.deepEqual([session.torrents, session.complete, session.failed], [4, 3, 1]);
+  assert.ok(session.dht !== null && /^[0-9a-f]{40}$/.test(session.dht.id) && session.dht.port > 0, 'one DHT node served all four');
+  const events = records;
   assert.ok(events.every((e) => typeof e.infoHash === 'string' && e.infoHash.length === 40), 'every event carries its info hash');
   const completed = new Set(events.filter((e) => e.event === 'complete').map((e) => e.infoHash));
   assert.deepEqual([...completed].sort(), ts.map((m) => m.torrent.infoHashHex).sort());

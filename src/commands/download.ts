@@ -169,8 +169,8 @@ async function* requestsOf(args: readonly string[], list: string | undefined, io
   addAbortSignal(io.signal, input);
   for await (const item of readTorrentList(input, name)) {
     if (item instanceof TorrentListError) {
-      const message = item.message;
-      yield { where: item.where, load: () => Promise.reject(new CliError(message)) };
+      const reason = item.reason;
+      yield { where: item.where, load: () => Promise.reject(new CliError(reason)) };
       continue;
     }
     yield { where: item.where, load: () => load(item.input), output: item.output, ...(item.select ? { select: item.select } : {}) };

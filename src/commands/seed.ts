@@ -105,7 +105,12 @@ examples:
     try {
       for (const job of jobs) {
         try {
-          served.push(await openServed(job, { io, skipVerify: a.bool('skip-verify'), strict: a.bool('strict'), progress, single }));
+          const s = await openServed(job, { io, skipVerify: a.bool('skip-verify'), strict: a.bool('strict'), progress, single });
+          const twin = served.find((x) => x.torrent.infoHash.equals(s.torrent.infoHash));
+          if (twin) {
+            report(io, 'seed', `note: ${job.torrent}: the same torrent as ${twin.path}: served once`);
+            await s.store.close();
+          } else served.push(s);
         } catch (e) {
           if (single || !(e instanceof CliError || e instanceof UsageError)) throw e;
           refused.push(e.message);
@@ -165,6 +170,8 @@ interface SeedJob {
 async function seedJobs(args: readonly string[]): Promise<SeedJob[]> {
   const kinds = await Promise.all(args.map((p) => stat(p).then((st) => (st.isDirectory() ? 'dir' : 'file'), () => 'missing' as const)));
   const last = args.length - 1;
+  // a DIR that does not exist (a typo) is not one more torrent: nothing would be served from it
+  if (last > 0 && kinds[last] === 'missing' && !args[last]!.endsWith('.torrent')) throw new CliError(`${args[last]}: no such directory`);
   const hasFile = kinds.some((k) => k !== 'dir');
   // the last folder after torrent files holds their content (the seed TORRENT DIR of old)
   const dataDir = hasFile && last > 0 && kinds[last] === 'dir' ? args[last]! : null;
@@ -184,6 +191,8 @@ async function seedJobs(args: readonly string[]): Promise<SeedJob[]> {
 }
 
 interface Served {
+  /** the .torrent it came from */
+  path: string;
   torrent: Torrent;
   store: FileStore;
   have: Bitfield;
@@ -193,7 +202,10 @@ interface Served {
 
 /** Loads, locates and checks one torrent's content; a CliError says why it cannot be served. */
 async function openServed(job: SeedJob, o: { io: Io; skipVerify: boolean; strict: boolean; progress: Progress; single: boolean }): Promise<Served> {
-  const src = await loadTorrentArg(job.torrent, o.io, 'seed', { strict: o.strict });
+  const src = await loadTorrentArg(job.torrent, o.io, 'seed', { strict: o.strict }).catch((e: unknown) => {
+    // a magnet among the arguments: say which
+    throw e instanceof UsageError ? new UsageError(`${job.torrent}: ${e.message}`) : e;
+  });
   const t = src.torrent;
   if (!t) throw new UsageError(`${job.torrent}: seed needs a .torrent file`);
   const { root: dir, expected } = await contentDir(t, job.dir);
@@ -207,7 +219,7 @@ async function openServed(job: SeedJob, o: { io: Io; skipVerify: boolean; strict
   const have = new Bitfield(t.pieceCount);
   if (o.skipVerify) {
     have.setAll();
-    return { torrent: t, store, have, swarm: null, loop: null };
+    return { path: job.torrent, torrent: t, store, have, swarm: null, loop: null };
   }
   let n = 0;
   o.progress.phase('checking');
@@ -221,7 +233,7 @@ async function openServed(job: SeedJob, o: { io: Io; skipVerify: boolean; strict
     throw new CliError(`${expected}: no valid piece of ${src.name} found there: nothing to seed (DIR is the folder that holds ${t.name}, or ${t.name} itself)`);
   }
   if (!have.complete) report(o.io, 'seed', `warning: ${expected}: ${t.pieceCount - have.size} of ${t.pieceCount} pieces are missing or invalid; serving the other ${have.size}`);
-  return { torrent: t, store, have, swarm: null, loop: null };
+  return { path: job.torrent, torrent: t, store, have, swarm: null, loop: null };
 }
 
 /** Stats records and the status line until SIGINT/SIGTERM. */
