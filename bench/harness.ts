@@ -1,8 +1,9 @@
 /** Timing helpers for `npm run bench`: figures are ratios against a reference measured in the same run. */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -142,4 +143,90 @@ export function summarizeStderr(lines: string[]): string[] {
  */
 export function aria2cArgv(torrent: string, out: string, err: string, port: number): string[] {
   return ['bash', '-c', 'exec aria2c --no-conf --dir="$1" --seed-time=0 --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false --listen-port="$3" --file-allocation=none --summary-interval=0 --console-log-level=warn --download-result=hide "$0" 2>"$2"', torrent, out, err, String(port)];
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** A live process's peak RSS (VmHWM), current RSS and file-backed part of it, in MiB (NaN once gone). */
+export async function procStatus(pid: number): Promise<{ hwmMiB: number; rssMiB: number; rssFileMiB: number }> {
+  const s = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? NaN) / 1024;
+  return { hwmMiB: kb('VmHWM'), rssMiB: kb('VmRSS'), rssFileMiB: kb('RssFile') };
+}
+
+/** user + sys CPU seconds of a live process so far */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const s = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // fields after the ')' that closes the command name: utime and stime are the 12th and 13th
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+/** The first line a child prints on stdout (its "ready" line), within 120 s. */
+export function firstLine(child: ChildProcess, what: string): Promise<string> {
+  return new Promise((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`${what}: not ready within 120 s`)), 120_000);
+    createInterface({ input: child.stdout! }).once('line', (l) => {
+      clearTimeout(t);
+      res(l);
+    });
+    child.once('exit', (c) => {
+      clearTimeout(t); // a pending timer would hold the bench's event loop for its 120 s
+      rej(new Error(`${what} exited ${c} before it was ready`));
+    });
+  });
+}
+
+/** Stops a child with `signal`, SIGKILL after 5 s: never leaves a process behind. */
+export function stopper(child: ChildProcess, signal: NodeJS.Signals): () => Promise<void> {
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.kill(signal);
+    await gone;
+    clearTimeout(killer);
+  };
+}
+
+async function childrenOf(pid: number): Promise<number[]> {
+  const s = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return s.split(' ').filter(Boolean).map(Number);
+}
+
+/**
+ * Samples the summed VmRSS of the leaf processes under `roots()` (the clients themselves, not the
+ * `time`/`timeout` wrappers above them) every `everyMs`: the memory several processes hold at
+ * the same moment, which the sum of their separate peaks overstates.
+ */
+export class RssSampler {
+  peakMiB = 0;
+  private readonly timer: NodeJS.Timeout;
+  private busy = false;
+
+  constructor(private readonly roots: () => number[], everyMs = 200) {
+    this.timer = setInterval(() => void this.sample(), everyMs);
+  }
+
+  async sample(): Promise<void> {
+    if (this.busy) return; // a slow /proc walk on a loaded machine must not pile up
+    this.busy = true;
+    try {
+      let sum = 0;
+      const walk = async (pid: number, depth: number): Promise<void> => {
+        const kids = depth < 8 ? await childrenOf(pid) : [];
+        if (kids.length === 0) sum += (await procStatus(pid)).rssMiB || 0;
+        for (const k of kids) await walk(k, depth + 1);
+      };
+      for (const r of this.roots()) await walk(r, 0);
+      this.peakMiB = Math.max(this.peakMiB, sum);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  stop(): number {
+    clearInterval(this.timer);
+    return this.peakMiB;
+  }
 }

@@ -10,21 +10,19 @@
  * Run alone: `node dist/bench/seed.js` (env BENCH_SEED_MIB, default 256; BENCH_SEED_RUNS, default 3;
  * BENCH_SEED_ARGS, more options for our seed, e.g. "--slots 8").
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { hasLibtorrent, SYSTEM_PYTHON } from '../test/helpers/interop.js';
 import { LtSwarm } from '../test/helpers/lt-swarm.js';
-import { CLI, fmt, makeData, median, run } from './harness.js';
+import { CLI, cpuSeconds, firstLine, fmt, makeData, median, procStatus, run, stopper } from './harness.js';
 
 const FIX = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const MiB = 1024 * 1024;
 const LEECHERS = [1, 8] as const;
 const LIMIT_MS = 600_000;
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 type SeederKind = 'ours' | 'libtorrent';
 
@@ -48,42 +46,6 @@ interface Result {
   fileMiB: number;
   /** payload the leechers uploaded (to each other: the seeder takes nothing) */
   exchangedMiB: number;
-}
-
-async function procStatus(pid: number): Promise<{ hwmMiB: number; rssFileMiB: number }> {
-  const s = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? NaN) / 1024;
-  return { hwmMiB: kb('VmHWM'), rssFileMiB: kb('RssFile') };
-}
-
-/** user + sys CPU seconds of a process so far */
-async function cpuSeconds(pid: number): Promise<number> {
-  const s = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  // fields after the ')' that closes the command name: utime and stime are the 12th and 13th
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-
-function firstLine(child: ChildProcess, what: string): Promise<string> {
-  return new Promise((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`${what}: not ready within 120 s`)), 120_000);
-    createInterface({ input: child.stdout! }).once('line', (l) => {
-      clearTimeout(t);
-      res(l);
-    });
-    child.once('exit', (c) => rej(new Error(`${what} exited ${c} before it was ready`)));
-  });
-}
-
-function stopper(child: ChildProcess, signal: NodeJS.Signals): () => Promise<void> {
-  return async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise<void>((r) => child.once('exit', () => r()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.kill(signal);
-    await gone;
-    clearTimeout(killer);
-  };
 }
 
 async function startSeeder(kind: SeederKind, torrent: string, dir: string): Promise<Seeder> {

@@ -17,6 +17,12 @@ export interface LtSeeder {
   infoHash: string;
 }
 
+/** One session seeding many torrents: one port, one upload limit for all of them. */
+export interface LtManySeeder extends LtSeeder {
+  /** in the order of the torrents given */
+  infoHashes: string[];
+}
+
 export interface LtPeerStats {
   ip: string;
   port: number;
@@ -52,6 +58,11 @@ export interface LtLeechOptions {
   name?: string;
 }
 
+/** One session leeching many torrents (each into its own `out`), done once all are seeding. */
+export interface LtLeechManyOptions extends Omit<LtLeechOptions, 'torrent' | 'out'> {
+  torrents: Array<{ torrent: string; out: string }>;
+}
+
 type Reply = Record<string, unknown>;
 interface Pending {
   resolve: (r: Reply) => void;
@@ -79,6 +90,11 @@ export class LtSwarm {
       this.pending.clear();
     });
     child.stdin!.on('error', () => {}); // it may be gone already: the exit handler reports that
+  }
+
+  /** The python process: to read its RSS and CPU time from /proc when it stands for a client. */
+  get pid(): number {
+    return this.child.pid!;
   }
 
   static start(): Promise<LtSwarm> {
@@ -129,6 +145,22 @@ export class LtSwarm {
   async seed(torrent: string, data: string, uploadRate: number, name?: string, timeoutMs = 120_000): Promise<LtSeeder> {
     const r = await this.request('seed', { torrent, data, upload_rate: uploadRate, name }, timeoutMs);
     return { name: String(r['name']), port: Number(r['port']), peerId: Buffer.from(String(r['peer_id']), 'latin1').toString('hex'), infoHash: String(r['info_hash']) };
+  }
+
+  /**
+   * One session seeding all `torrents` (each's data under its `data`), replying once every one
+   * is seeding; `trust` skips the hash check (libtorrent's seed mode: setup in no time).
+   */
+  async seedMany(torrents: Array<{ torrent: string; data: string }>, uploadRate: number, o: { name?: string; trust?: boolean; timeoutMs?: number } = {}): Promise<LtManySeeder> {
+    const r = await this.request('seed', { torrents, upload_rate: uploadRate, name: o.name, trust: o.trust ?? false }, o.timeoutMs ?? 120_000);
+    const hashes = r['info_hashes'];
+    return { name: String(r['name']), port: Number(r['port']), peerId: Buffer.from(String(r['peer_id']), 'latin1').toString('hex'), infoHash: String(r['info_hash']), infoHashes: Array.isArray(hashes) ? hashes.map(String) : [] };
+  }
+
+  /** One session leeching all `torrents`; `waitDone(name)` resolves once every one is seeding. */
+  async leechMany(o: LtLeechManyOptions): Promise<{ name: string; port: number }> {
+    const r = await this.request('leech', { torrents: o.torrents, trackers: o.trackers, peers: o.peers ?? [], upload_rate: o.uploadRate ?? 0, download_rate: o.downloadRate ?? 0, name: o.name });
+    return { name: String(r['name']), port: Number(r['port']) };
   }
 
   async leech(o: LtLeechOptions): Promise<{ name: string; port: number }> {
