@@ -7,6 +7,7 @@ import { benchMetadata } from './metadata.js';
 import { benchDht } from './dht.js';
 import { benchSeed } from './seed.js';
 import { benchRealSwarm } from './real-swarm.js';
+import { benchMany } from './many.js';
 
 const only = process.argv.slice(2);
 const suites: Array<[string, () => Promise<string[]>]> = [
@@ -16,6 +17,7 @@ const suites: Array<[string, () => Promise<string[]>]> = [
   ['seed', () => benchSeed()],
   ['swarm', () => benchSwarm()],
   ['real-swarm', () => benchRealSwarm()],
+  ['many', () => benchMany()],
   ['metadata', () => benchMetadata()],
   ['dht', () => benchDht()],
 ];
