@@ -40,6 +40,9 @@ export { parseMagnet, magnetFromTorrent, MagnetError } from './metainfo/magnet.j
 export { pieceSize, pieceSpans, piecesForFiles, blockRanges } from './metainfo/pieces.js';
 export { createTorrent, scanPath } from './metainfo/create.js';
 export { FileStore } from './storage/file-store.js';
+export type { StoreOptions } from './storage/file-store.js';
+export { OpenFiles } from './storage/open-files.js';
+export type { Holder as OpenFilesHolder } from './storage/open-files.js';
 export { verifyPieces, hashPieces } from './storage/verify.js';
 export { Swarm } from './swarm/swarm.js';
 export type { SwarmOptions, SwarmStats, PeerStats, SwarmEvents } from './swarm/swarm.js';

@@ -18,7 +18,8 @@
 import { constants, copyFile, type FileHandle, lstat, mkdir, open, readlink, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, sep } from 'node:path';
-import { leastRecentlyUsedIdle, type Used } from './lru.js';
+import { leastRecentlyUsedIdle, nextUse, oldestIdleUse, type Used } from './lru.js';
+import type { Holder, OpenFiles } from './open-files.js';
 import { UnsafePathError } from './safe-path.js';
 
 const PROC_FD = '/proc/self/fd';
@@ -37,6 +38,13 @@ export interface ConfinedOpen {
    * `onNotice` hears of each. Only with `write`.
    */
   onNotice?: (message: string) => void;
+}
+
+export interface ConfinedOptions {
+  /** directories kept open, at most (default 32) */
+  maxDirs?: number;
+  /** a limit on open descriptors shared with other holders (open-files.ts): each held directory counts */
+  openFiles?: OpenFiles;
 }
 
 interface HeldDir extends Used {
@@ -58,12 +66,26 @@ export class ConfinedRoot {
   private readonly maxDirs: number;
   /** held directories by their components joined with '/' (no component contains one); '' is the root */
   private readonly dirs = new Map<string, HeldDir>();
-  private tick = 0;
+  /** the shared limit, and what it may close of ours to make room (null without one) */
+  private readonly openFiles: OpenFiles | null;
+  private readonly holder: Holder;
 
   /** `root` must be a real path (no symlink in it). */
-  constructor(root: string, maxDirs = 32) {
+  constructor(root: string, options: ConfinedOptions = {}) {
     this.root = root;
-    this.maxDirs = maxDirs;
+    this.maxDirs = options.maxDirs ?? 32;
+    this.openFiles = options.openFiles ?? null;
+    this.holder = {
+      oldestIdle: () => oldestIdleUse(this.dirs),
+      closeOldestIdle: async () => {
+        const victim = leastRecentlyUsedIdle(this.dirs);
+        if (victim === null) return;
+        const held = this.dirs.get(victim)!;
+        this.dirs.delete(victim);
+        await this.closeHeld(held);
+      },
+    };
+    this.openFiles?.register(this.holder);
   }
 
   /**
@@ -89,9 +111,10 @@ export class ConfinedRoot {
   }
 
   async close(): Promise<void> {
+    this.openFiles?.unregister(this.holder);
     const held = [...this.dirs.values()];
     this.dirs.clear();
-    await Promise.allSettled(held.map(closeHeld));
+    await Promise.allSettled(held.map((h) => this.closeHeld(h)));
   }
 
   private async openByDescriptor(components: readonly string[], o: ConfinedOpen, shown: string): Promise<FileHandle | null> {
@@ -124,14 +147,14 @@ export class ConfinedRoot {
     const key = components.slice(0, n).join('/');
     let held = this.dirs.get(key);
     if (held === undefined) {
-      const handle = n === 0 ? openRoot(this.root, o) : this.openChild(components, n, o);
+      const handle = n === 0 ? this.counted(() => openRoot(this.root, o)) : this.openChild(components, n, o);
       held = { handle, users: 0, lastUse: 0, forgotten: false };
       this.dirs.set(key, held);
       // a failure or a missing directory is not kept: the next open looks again
       handle.then((h) => { if (h === null) this.drop(key, held!); }, () => this.drop(key, held!));
     }
     held.users++;
-    held.lastUse = ++this.tick;
+    held.lastUse = nextUse();
     try {
       return { entry: held, dir: await held.handle };
     } catch (e) {
@@ -145,15 +168,36 @@ export class ConfinedRoot {
   private async openChild(components: readonly string[], n: number, o: ConfinedOpen): Promise<FileHandle | null> {
     const { entry, dir } = await this.hold(components, n - 1, o);
     try {
-      return dir === null ? null : await openDirectoryIn(dir, components[n - 1]!, o, join(this.root, ...components.slice(0, n)));
+      // counted once the parent is held: making room cannot close the parent itself
+      return dir === null ? null : await this.counted(() => openDirectoryIn(dir, components[n - 1]!, o, join(this.root, ...components.slice(0, n))));
     } finally {
       this.release(entry);
     }
   }
 
+  /** Opens a directory counted in a shared limit: reserved first, given back when nothing opened. */
+  private async counted(open: () => Promise<FileHandle | null>): Promise<FileHandle | null> {
+    const budget = this.openFiles;
+    if (budget === null) return open();
+    await budget.reserve(1);
+    let dir: FileHandle | null = null;
+    try {
+      dir = await open();
+      return dir;
+    } finally {
+      if (dir === null) budget.release(1);
+    }
+  }
+
+  /** Closes a held directory, if it opened at all, and gives its descriptor back; never rejects. */
+  private async closeHeld(held: HeldDir): Promise<void> {
+    const closing = held.handle.then((dir) => (dir === null ? 0 : dir.close().then(() => 1, () => 1)), () => 0);
+    await (this.openFiles === null ? closing : this.openFiles.releaseAfter(closing));
+  }
+
   private release(held: HeldDir): void {
     held.users--;
-    if (held.forgotten && held.users === 0) void closeHeld(held);
+    if (held.forgotten && held.users === 0) void this.closeHeld(held);
   }
 
   private drop(key: string, held: HeldDir): void {
@@ -168,7 +212,7 @@ export class ConfinedRoot {
       if (held === undefined) continue;
       this.dirs.delete(key);
       // one a walk holds now is closed when it lets go (its number could be reused meanwhile)
-      if (held.users === 0) void closeHeld(held);
+      if (held.users === 0) void this.closeHeld(held);
       else held.forgotten = true;
     }
   }
@@ -180,14 +224,9 @@ export class ConfinedRoot {
       if (victim === null) return;
       const held = this.dirs.get(victim)!;
       this.dirs.delete(victim);
-      void closeHeld(held);
+      void this.closeHeld(held);
     }
   }
-}
-
-/** Closes a held directory, if it opened at all; never rejects. */
-async function closeHeld(held: HeldDir): Promise<void> {
-  await held.handle.then((h) => h?.close(), () => {}).catch(() => {});
 }
 
 /**

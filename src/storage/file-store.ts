@@ -15,7 +15,8 @@ import type { BufferPool } from './buffer-pool.js';
 import { BOUNCE_SIZE, DIRECT_ALIGN, alignDown, alignUp, bouncePool, isAligned } from './direct-io.js';
 import { allocReadBuffer } from './io-buffer.js';
 import { ConfinedRoot, reopen } from './confined.js';
-import { leastRecentlyUsedIdle } from './lru.js';
+import { leastRecentlyUsedIdle, nextUse, oldestIdleUse } from './lru.js';
+import type { Holder, OpenFiles } from './open-files.js';
 import { UnsafePathError, checkNoSymlinks, prepareRoot, safeJoin } from './safe-path.js';
 
 export interface StoreOptions {
@@ -25,6 +26,13 @@ export interface StoreOptions {
   select?: ReadonlySet<number>;
   /** the most files kept open at once (torrents can have tens of thousands); two descriptors each when writing directly */
   maxOpen?: number;
+  /**
+   * A limit on open descriptors shared with other stores of the process (open-files.ts): each
+   * file's descriptors (two when writing directly) and each held directory count, and the least
+   * recently used idle one of any store is closed to make room. `maxOpen` still caps this store.
+   * Counted at open and close only. Not across threads.
+   */
+  openFiles?: OpenFiles;
   /**
    * Read with blocking pread on the calling thread instead of libuv's pool. Only for a thread
    * that does nothing else (the hashing workers): there it saves the pool hop and its wake-ups
@@ -70,8 +78,10 @@ export class FileStore {
   private readonly slots = new Map<number, Slot>();
   private readonly opening = new Map<number, Promise<Slot | null>>();
   private readonly sized = new Set<number>();
-  private tick = 0;
   private closed = false;
+  /** the shared limit, and what it may close of ours to make room (null without one) */
+  private readonly openFiles: OpenFiles | null;
+  private readonly holder: Holder;
 
   private constructor(torrent: Torrent, root: string, paths: string[], components: string[][], options: StoreOptions) {
     this.torrent = torrent;
@@ -79,12 +89,21 @@ export class FileStore {
     this.paths = paths;
     this.components = components;
     this.onNotice = options.onNotice;
-    this.confined = new ConfinedRoot(root);
+    this.openFiles = options.openFiles ?? null;
+    this.confined = new ConfinedRoot(root, { openFiles: this.openFiles ?? undefined });
     this.mode = options.mode;
     this.select = options.select;
     this.maxOpen = Math.max(1, options.maxOpen ?? 128);
     this.blockingReads = options.blockingReads === true;
     this.direct = options.mode === 'write' && options.osCache !== true;
+    this.holder = {
+      oldestIdle: () => oldestIdleUse(this.slots),
+      closeOldestIdle: async () => {
+        const s = this.takeOldestIdle();
+        if (s !== null) await this.closeSlot(s).catch(() => {}); // its owner is not the one waiting: nobody to tell
+      },
+    };
+    this.openFiles?.register(this.holder);
   }
 
   /**
@@ -104,7 +123,14 @@ export class FileStore {
       if (!f.pad) await checkNoSymlinks(base, c);
     }
     const store = new FileStore(torrent, base, paths, components, options);
-    if (options.mode === 'write') await store.createEmptyFiles();
+    if (options.mode === 'write') {
+      try {
+        await store.createEmptyFiles();
+      } catch (e) {
+        await store.close(); // its handles and its place in a shared limit
+        throw e;
+      }
+    }
     return store;
   }
 
@@ -210,10 +236,11 @@ export class FileStore {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.openFiles?.unregister(this.holder);
     await Promise.allSettled([...this.opening.values()]);
     const slots = [...this.slots.values()];
     this.slots.clear();
-    await Promise.allSettled(slots.flatMap((s) => [s.handle.close(), s.direct?.close()]));
+    await Promise.allSettled(slots.map((s) => this.closeSlot(s)));
     await this.confined.close();
   }
 
@@ -231,7 +258,7 @@ export class FileStore {
     const have = this.slots.get(file);
     if (have !== undefined) {
       have.users++;
-      have.lastUse = ++this.tick;
+      have.lastUse = nextUse();
       return have;
     }
     let pending = this.opening.get(file);
@@ -242,7 +269,7 @@ export class FileStore {
     const slot = await pending;
     if (slot === null) return null;
     slot.users++;
-    slot.lastUse = ++this.tick;
+    slot.lastUse = nextUse();
     return slot;
   }
 
@@ -252,25 +279,41 @@ export class FileStore {
 
   private async openFile(file: number): Promise<Slot | null> {
     await this.evict();
+    // a shared limit counts before the open; what does not open (a missing file, a refused O_DIRECT twin) is given back
+    let counted = 0;
+    if (this.openFiles !== null) {
+      counted = this.direct && constants.O_DIRECT !== undefined ? 2 : 1;
+      await this.openFiles.reserve(counted);
+    }
     const write = this.mode === 'write';
-    let handle: FileHandle | null;
+    let handle: FileHandle | null = null;
     try {
-      handle = await this.confined.open(this.components[file]!, { create: write, write, onNotice: this.onNotice });
+      try {
+        handle = await this.confined.open(this.components[file]!, { create: write, write, onNotice: this.onNotice });
+      } catch (e) {
+        // reading, a file that is not there as a plain file under root is a missing file: its pieces are not on disk
+        if (!write && e instanceof UnsafePathError) return null;
+        throw e;
+      }
+      if (handle === null) return null;
+      if (write && !this.sized.has(file)) {
+        const want = this.torrent.files[file]!.length;
+        const st = await handle.stat();
+        if (st.size < want) await handle.truncate(want); // grow, sparse; never shrink
+        this.sized.add(file);
+      }
+      const slot: Slot = { handle, direct: await this.openDirect(handle, this.paths[file]!), users: 0, lastUse: nextUse() };
+      this.slots.set(file, slot);
+      // from here the slot's descriptors are given back by its close (closeSlot, refuseDirect)
+      counted -= descriptors(slot);
+      handle = null;
+      return slot;
     } catch (e) {
-      // reading, a file that is not there as a plain file under root is a missing file: its pieces are not on disk
-      if (!write && e instanceof UnsafePathError) return null;
+      await handle?.close().catch(() => {}); // a failed stat or truncate: not kept, so not left open
       throw e;
+    } finally {
+      if (counted > 0) this.openFiles!.release(counted);
     }
-    if (handle === null) return null;
-    if (write && !this.sized.has(file)) {
-      const want = this.torrent.files[file]!.length;
-      const st = await handle.stat();
-      if (st.size < want) await handle.truncate(want); // grow, sparse; never shrink
-      this.sized.add(file);
-    }
-    const slot: Slot = { handle, direct: await this.openDirect(handle, this.paths[file]!), users: 0, lastUse: ++this.tick };
-    this.slots.set(file, slot);
-    return slot;
   }
 
   /**
@@ -280,8 +323,10 @@ export class FileStore {
   private refuseDirect(): void {
     this.direct = false;
     for (const s of this.slots.values()) {
-      void s.direct?.close().catch(() => {});
+      if (s.direct === null) continue;
+      const closing = s.direct.close().then(() => 1, () => 1);
       s.direct = null;
+      void this.openFiles?.releaseAfter(closing);
     }
   }
 
@@ -296,16 +341,37 @@ export class FileStore {
     }
   }
 
-  /** Closes the least recently used idle handles until there is room for one more. */
+  /** Closes the least recently used idle handles until there is room for one more under `maxOpen`. */
   private async evict(): Promise<void> {
     while (this.slots.size + this.opening.size >= this.maxOpen) {
-      const victim = leastRecentlyUsedIdle(this.slots);
-      if (victim === null) return; // all in use: go over the limit rather than deadlock
-      const s = this.slots.get(victim)!;
-      this.slots.delete(victim);
-      await Promise.all([s.handle.close(), s.direct?.close()]);
+      const s = this.takeOldestIdle();
+      if (s === null) return; // all in use: go over the limit rather than deadlock
+      await this.closeSlot(s);
     }
   }
+
+  /** The least recently used slot nobody holds, taken out of `slots` (so nobody else picks or uses it), or null. */
+  private takeOldestIdle(): Slot | null {
+    const victim = leastRecentlyUsedIdle(this.slots);
+    if (victim === null) return null;
+    const s = this.slots.get(victim)!;
+    this.slots.delete(victim);
+    return s;
+  }
+
+  /** Closes a slot taken out of `slots`, then gives its descriptors back to a shared limit; rejects as its close did. */
+  private async closeSlot(s: Slot): Promise<void> {
+    const n = descriptors(s);
+    const closing = Promise.allSettled([s.handle.close(), s.direct?.close()]);
+    if (this.openFiles !== null) await this.openFiles.releaseAfter(closing.then(() => n));
+    const [a, b] = await closing;
+    if (a.status === 'rejected') throw a.reason;
+    if (b.status === 'rejected') throw b.reason;
+  }
+}
+
+function descriptors(s: Slot): number {
+  return s.direct === null ? 1 : 2;
 }
 
 /** Writes all `n` bytes (a write may be short). */

@@ -16,6 +16,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Torrent } from '../metainfo/torrent.js';
 import { FileStore } from '../storage/file-store.js';
+import type { OpenFiles } from '../storage/open-files.js';
 import { HashPool } from '../storage/hash-pool.js';
 import { DeferredError } from './deferred-error.js';
 import { checkPiece, type PieceFrame } from './piece-frames.js';
@@ -38,6 +39,8 @@ export interface AssembleOptions {
   osCache?: boolean;
   /** given a directory: what the store did that the user should know of (FileStore) */
   onNotice?: (message: string) => void;
+  /** given a directory: a limit on open files shared with other stores of the process (FileStore, open-files.ts) */
+  openFiles?: OpenFiles;
 }
 
 /** Pieces accepted and not yet on disk, at most: some being written while the next hash. */
@@ -90,7 +93,13 @@ export class AssembleStream extends Transform {
 
   override _construct(cb: (error?: Error | null) => void): void {
     if (this.dir === null) return cb();
-    FileStore.open(this.torrent, this.dir, { mode: 'write', select: this.options.select, osCache: this.options.osCache, onNotice: this.options.onNotice }).then((s) => {
+    FileStore.open(this.torrent, this.dir, {
+      mode: 'write',
+      select: this.options.select,
+      osCache: this.options.osCache,
+      onNotice: this.options.onNotice,
+      openFiles: this.options.openFiles,
+    }).then((s) => {
       this.store = s;
       cb();
     }, cb);
