@@ -13,6 +13,7 @@ import { FileStore } from '../src/storage/file-store.js';
 import { nextUse, type Used } from '../src/storage/lru.js';
 import { OpenFiles, type Holder } from '../src/storage/open-files.js';
 import { AssembleStream } from '../src/streams/assemble.js';
+import { pieceFrame } from '../src/streams/piece-frames.js';
 import { bytes, int, rng, seedFromEnv } from './helpers/random.js';
 import { makeTorrent, tmpDir, type TestFile } from './helpers/torrent.js';
 
@@ -356,7 +357,7 @@ test('assemble opens its store in the budget it is given and gives it all back',
   ], PL));
   const w = watch(budget, dir);
   await Promise.all(torrents.map(({ torrent, content }) => {
-    const frames = Array.from({ length: torrent.pieceCount }, (_, i) => ({ index: i, piece: Buffer.from(content.subarray(i * PL, (i + 1) * PL)) }));
+    const frames = Array.from({ length: torrent.pieceCount }, (_, i) => pieceFrame(i, Buffer.from(content.subarray(i * PL, (i + 1) * PL))));
     const sink = new Writable({ objectMode: true, write: (_e, _enc, cb) => cb() });
     return pipeline(Readable.from(frames), new AssembleStream(torrent, dir, { openFiles: budget }), sink);
   }));

@@ -245,7 +245,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       const wanted = select ? new Set(piecesForFiles(t, [...select])) : undefined;
 
       // resume: whatever is already valid in DIR is kept (no hashing threads when nothing is there)
-      readStore = await FileStore.open(t, dir, { mode: 'read', maxOpen: 64 });
+      readStore = await FileStore.open(t, dir, { mode: 'read', maxOpen: 64, openFiles: session.openFiles });
       const valid = new Set<number>();
       const onDisk = await Promise.all(readStore.paths.map((p, i) => (t.files[i]!.pad ? false : stat(p).then(() => true, () => false))));
       if (onDisk.some(Boolean)) {
@@ -270,7 +270,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       f.swarm.on('dht-node', (n) => tDht?.addNode(n.ip, n.port));
       this.fetch = f;
 
-      const assemble = new AssembleStream(t, dir, { trust: true, wanted, have: valid, select, osCache: o.osCache, onNotice: (m) => log(`note: ${m}`) });
+      const assemble = new AssembleStream(t, dir, { trust: true, wanted, have: valid, select, osCache: o.osCache, openFiles: session.openFiles, onNotice: (m) => log(`note: ${m}`) });
       Object.assign(this.progress, { phase: 'downloading', done: 0, total: assemble.remaining, bytes: 0, valid: valid.size });
       let pieces = 0;
       const events = new Writable({

@@ -16,6 +16,7 @@ import { Bitfield } from '../swarm/bitfield.js';
 import { Swarm } from '../swarm/swarm.js';
 import { Session } from '../session/session.js';
 import type { Torrent } from '../metainfo/torrent.js';
+import type { OpenFiles } from '../storage/open-files.js';
 import type { Fault } from '../swarm/uploader.js';
 import { AnnounceLoop } from '../tracker/loop.js';
 
@@ -31,7 +32,7 @@ function faultFromEnv(v: string | undefined): Fault | undefined {
 
 export const seed: Command = {
   name: 'seed',
-  synopsis: 'TORRENT... [DIR] | FOLDER... [--port N] [--host ADDR] [--skip-verify] [--tracker URL]... [--no-announce] [--max-peers N] [--max-connections N] [--slots N] [--stats FILE] [--quiet|--progress]',
+  synopsis: 'TORRENT... [DIR] | FOLDER... [--port N] [--host ADDR] [--skip-verify] [--tracker URL]... [--no-announce] [--max-peers N] [--max-connections N] [--max-open-files N] [--slots N] [--stats FILE] [--quiet|--progress]',
   help: `usage: torrent-tools seed TORRENT [DIR] [options]
        torrent-tools seed TORRENT... DIR [options]
        torrent-tools seed FOLDER... [options]
@@ -64,6 +65,7 @@ options:
   --skip-verify     do not hash the files first; serve every piece
   --max-peers N     connections per torrent at most (default 100)
   --max-connections N  connections at most, all torrents together (default 500)
+  --max-open-files N  files open at most, all torrents together (default 512)
   --slots N         regular upload slots per torrent (default 4)
   --stats FILE      also append the stats records to FILE
   --stats-interval S  seconds between stats records (default 10)
@@ -81,7 +83,7 @@ examples:
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['port', 'host', 'max-peers', 'max-connections', 'slots', 'stats', 'stats-interval', 'tracker'],
+      string: ['port', 'host', 'max-peers', 'max-connections', 'max-open-files', 'slots', 'stats', 'stats-interval', 'tracker'],
       repeat: ['tracker'],
       boolean: ['skip-verify', 'quiet', 'verbose', 'progress', 'strict', 'no-announce'],
       alias: { v: 'verbose', q: 'quiet' },
@@ -96,7 +98,7 @@ examples:
     const jobs = await seedJobs(a.positional);
     const reporter = new Reporter(io, 'seed', verbosityOf(a));
     const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'seed');
-    const session = new Session({ maxConnections, log: reporter.log });
+    const session = new Session({ maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, log: reporter.log });
     const served: Served[] = [];
     const refused: string[] = [];
     // read-back caches share one budget: a hundred torrents must not each hold 8 MiB
@@ -105,7 +107,7 @@ examples:
     try {
       for (const job of jobs) {
         try {
-          const s = await openServed(job, { io, skipVerify: a.bool('skip-verify'), strict: a.bool('strict'), progress, single });
+          const s = await openServed(job, { io, skipVerify: a.bool('skip-verify'), strict: a.bool('strict'), progress, single, openFiles: session.openFiles });
           const twin = served.find((x) => x.torrent.infoHash.equals(s.torrent.infoHash));
           if (twin) {
             report(io, 'seed', `note: ${job.torrent}: the same torrent as ${twin.path}: served once`);
@@ -201,7 +203,7 @@ interface Served {
 }
 
 /** Loads, locates and checks one torrent's content; a CliError says why it cannot be served. */
-async function openServed(job: SeedJob, o: { io: Io; skipVerify: boolean; strict: boolean; progress: Progress; single: boolean }): Promise<Served> {
+async function openServed(job: SeedJob, o: { io: Io; skipVerify: boolean; strict: boolean; progress: Progress; single: boolean; openFiles: OpenFiles }): Promise<Served> {
   const src = await loadTorrentArg(job.torrent, o.io, 'seed', { strict: o.strict }).catch((e: unknown) => {
     // a magnet among the arguments: say which
     throw e instanceof UsageError ? new UsageError(`${job.torrent}: ${e.message}`) : e;
@@ -211,7 +213,7 @@ async function openServed(job: SeedJob, o: { io: Io; skipVerify: boolean; strict
   const { root: dir, expected } = await contentDir(t, job.dir);
   let store: FileStore;
   try {
-    store = await FileStore.open(t, dir, { mode: 'read', maxOpen: o.single ? 64 : 8 });
+    store = await FileStore.open(t, dir, { mode: 'read', maxOpen: 64, openFiles: o.openFiles });
   } catch (e) {
     if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
     throw e;

@@ -1,13 +1,14 @@
 /**
  * What the torrents of one process share: the peer id, one listening port (incoming handshakes
- * routed by info hash, listener.ts), one DHT node, one hashing thread, and a cap on
- * connections. Each torrent is a Swarm built with `swarmOptions()` and hosted on the port
+ * routed by info hash, listener.ts), one DHT node, one hashing thread, and caps on
+ * connections and on open files. Each torrent is a Swarm built with `swarmOptions()` and hosted on the port
  * while it runs; the session outlives them and is closed last.
  */
 import { randomBytes } from 'node:crypto';
 import type { DhtNode } from '../dht/node.js';
 import type { LogLevel } from '../log.js';
 import { HashPool } from '../storage/hash-pool.js';
+import { OpenFiles } from '../storage/open-files.js';
 import type { SwarmOptions } from '../swarm/swarm.js';
 import { makePeerId } from '../wire/protocol.js';
 import { ConnectionBudget } from './budget.js';
@@ -20,6 +21,8 @@ export interface SessionOptions {
   dht?: DhtNode | null;
   /** connections at most, all torrents together (default 500) */
   maxConnections?: number;
+  /** files (and held directories) open at most, all torrents together (default 512) */
+  maxOpenFiles?: number;
   log?: (line: string, level: LogLevel) => void;
 }
 
@@ -28,6 +31,8 @@ export class Session {
   readonly dht: DhtNode | null;
   readonly hasher = new HashPool();
   readonly budget: ConnectionBudget;
+  /** the open-file budget every torrent's file stores draw from */
+  readonly openFiles: OpenFiles;
   readonly listener: PeerListener;
   private closed = false;
 
@@ -35,6 +40,7 @@ export class Session {
     this.peerId = options.peerId ?? makePeerId(randomBytes);
     this.dht = options.dht ?? null;
     this.budget = new ConnectionBudget(options.maxConnections ?? 500);
+    this.openFiles = new OpenFiles(options.maxOpenFiles ?? 512);
     this.listener = new PeerListener({ peerId: this.peerId, budget: this.budget, dhtPort: this.dhtPort });
     const log = options.log;
     if (log) this.listener.on('log', log);

@@ -18,6 +18,7 @@ import type { Torrent } from '../metainfo/torrent.js';
 import { FileStore } from '../storage/file-store.js';
 import type { OpenFiles } from '../storage/open-files.js';
 import { HashPool } from '../storage/hash-pool.js';
+import { PieceLease } from '../storage/piece-lease.js';
 import { DeferredError } from './deferred-error.js';
 import { checkPiece, type PieceFrame } from './piece-frames.js';
 
@@ -111,6 +112,11 @@ export class AssembleStream extends Transform {
   }
 
   override _transform(f: PieceFrame | DeferredError, _enc: BufferEncoding, cb: TransformCallback): void {
+    // a library caller's frame of the old shape ({ piece: Buffer }) is a clear error, not a crash later
+    if (!(f instanceof DeferredError) && !(f?.piece instanceof PieceLease)) {
+      cb(new TypeError('assemble: a piece frame is { index, piece: PieceLease } (pieceFrame(index, bytes) makes one)'));
+      return;
+    }
     if (this.failure !== null || this.deferred !== null) {
       // the stage failed, or the input is over at its deferred error: nothing after counts
       if (!(f instanceof DeferredError)) f.piece.release();
