@@ -13,11 +13,38 @@ import { encode } from '../bencode/encoder.js';
 import type { BDict, BValue } from '../bencode/types.js';
 import { ipBytes } from '../peers/compact.js';
 import { normalizeIp } from '../peers/record.js';
+import { Allowance, type Bandwidth } from './bandwidth.js';
 import { closeReason, socketErrorReason, type CloseReason } from './close-reason.js';
 import { FrameDecoder, WireViolation, type WireLimits } from './frame-decoder.js';
 import { MseInitiator, MseResponder, PLAIN_PREFIX, type MseResult } from './mse.js';
 import type { Rc4 } from './rc4.js';
 import { DHT_BIT, EXTENSION_BIT, FAST_BIT, encodeHandshake, encodeMessage, encodeRequests, hasBit, reservedBits, type Handshake, type WireMessage } from './protocol.js';
+
+/**
+ * Messages that wait for upload tokens, in order: what carries upload (piece blocks, and
+ * extension messages, e.g. ut_metadata pieces) and choke/unchoke, which must stay in order with
+ * the blocks (a peer without BEP 6 takes a choke as "everything requested is dropped", so a
+ * choke must not overtake blocks sent before it). Everything else is written at once and only
+ * charged: the handshake, bitfield/have, interested, request/cancel/reject, keep-alive, port
+ * and the extended handshake drive our own download or keep the connection alive, and queued
+ * behind up to the uploader's 128 KiB of blocks they would wait seconds at a low upload limit
+ * (128 KiB at 50 KiB/s: 2.6 s for every request we send), starving our download.
+ * (A reject may so reach the peer before a choke sent earlier: BEP 6 allows a reject at any
+ * time.) libtorrent instead queues every byte behind the same quota, in one send buffer kept
+ * short (send_buffer_watermark), and exempts only a connection still connecting. The bytes sent
+ * at once still count here (charged to the buckets, their debt floored at one burst), so the
+ * limit holds for everything written as long as that traffic alone stays under it.
+ */
+function paced(m: WireMessage): boolean {
+  return m.type === 'piece' || m.type === 'choke' || m.type === 'unchoke' || (m.type === 'extended' && m.id !== 0);
+}
+
+/** A message waiting for upload tokens. */
+interface Queued {
+  bytes: Buffer | [Buffer, Buffer];
+  length: number;
+  flushed: (() => void) | undefined;
+}
 
 export interface WireExtension {
   /** the BEP 10 name, e.g. 'ut_metadata' */
@@ -71,6 +98,8 @@ export interface ConnectionOptions {
   keepAliveMs?: number;
   /** how the peer is named in logs (host:port) */
   name?: string;
+  /** rate limits: token buckets charged with every byte read (`down`) and written (`up`) */
+  bandwidth?: Bandwidth;
 }
 
 export interface PeerConnectionEvents {
@@ -125,6 +154,17 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   /** when it connected (this object was made) */
   readonly connectedAt = Date.now();
   private timer: NodeJS.Timeout | null = null;
+  /** null without a download limit: reads then cost nothing more */
+  private readonly down: Allowance | null;
+  /** null without an upload limit: writes then cost nothing more */
+  private readonly up: Allowance | null;
+  /** messages waiting for upload tokens, oldest first */
+  private readonly queued: Queued[] = [];
+  private queuedBytes = 0;
+  /** send() said false for want of tokens: 'drain' is owed once they come */
+  private owesDrain = false;
+  /** reading stopped for want of download tokens */
+  private readsPaused = false;
 
   constructor(socket: Socket, opts: ConnectionOptions) {
     super();
@@ -140,7 +180,13 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     socket.on('error', (e: NodeJS.ErrnoException) => this.close(socketErrorReason(e)));
     socket.on('close', () => this.close(closeReason('hang-up', 'connection closed by peer')));
     socket.on('end', () => this.close(closeReason('hang-up', 'connection closed by peer')));
-    socket.on('drain', () => this.emit('drain'));
+    // with messages waiting for upload tokens, 'drain' comes once they have gone (flushQueued)
+    socket.on('drain', () => {
+      if (this.queued.length === 0) this.emit('drain');
+    });
+    const bw = opts.bandwidth;
+    this.down = bw?.down ? new Allowance(bw.down, () => this.resumeReads()) : null;
+    this.up = bw?.up ? new Allowance(bw.up, () => this.flushQueued()) : null;
     const hsTimeout = opts.handshakeTimeoutMs ?? 10_000;
     const started = Date.now();
     this.timer = setInterval(() => this.tick(started, hsTimeout), Math.min(1000, hsTimeout));
@@ -188,8 +234,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     return undefined;
   }
 
+  /** Bytes handed to us and not yet to the kernel (the socket's buffer, and what waits for tokens). */
   get writableLength(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.queuedBytes;
   }
 
   /** When the peer last sent us anything (a keep-alive counts). */
@@ -204,9 +251,22 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   };
 
   /**
-   * Sends a message; returns false when the socket buffer is full (wait for 'drain').
-   * `flushed` is called once the kernel has taken the message's bytes (so its buffers may be
-   * reused, and the bytes count as delivered), not at all if the connection dies first.
+   * Everything sent in one tick leaves in one writev: a seed answering a burst of requests
+   * would otherwise make two syscalls per 16 KiB block.
+   */
+  private corkTick(): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+  }
+
+  /**
+   * Sends a message; returns false when the socket buffer is full, or the upload limit holds it
+   * back (wait for 'drain'). `flushed` is called once the kernel has taken the message's bytes
+   * (so its buffers may be reused, and the bytes count as delivered), not at all if the
+   * connection dies first.
    */
   send(m: WireMessage, flushed?: () => void): boolean {
     if (this.closed) return false;
@@ -231,19 +291,61 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }
     this.lastSend = Date.now();
     if (this.listenerCount('sent') > 0) this.emit('sent', m);
-    // everything sent in one tick leaves in one writev: a seed answering a burst of requests
-    // would otherwise make two syscalls per 16 KiB block
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
+    this.corkTick();
     const bytes = encodeMessage(m);
+    if (this.up !== null) return this.sendLimited(m, bytes, flushed);
     if (Array.isArray(bytes)) {
       this.write(bytes[0]);
       return this.write(bytes[1], flushed);
     }
     return this.write(bytes, flushed);
+  }
+
+  /** send() under an upload limit: paced messages wait their turn and tokens, the rest go now. */
+  private sendLimited(m: WireMessage, bytes: Buffer | [Buffer, Buffer], flushed: (() => void) | undefined): boolean {
+    const up = this.up!;
+    const length = Array.isArray(bytes) ? bytes[0].length + bytes[1].length : bytes.length;
+    if (!paced(m)) {
+      up.charge(length);
+      return this.writeMessage(bytes, flushed);
+    }
+    if (this.queued.length === 0 && up.acquire()) {
+      const ok = this.writeMessage(bytes, flushed);
+      if (up.spend(length)) return ok;
+      this.owesDrain = true;
+      return false;
+    }
+    this.queued.push({ bytes, length, flushed });
+    this.queuedBytes += length;
+    this.owesDrain = true;
+    return false;
+  }
+
+  private writeMessage(bytes: Buffer | [Buffer, Buffer], flushed: (() => void) | undefined): boolean {
+    if (Array.isArray(bytes)) {
+      this.write(bytes[0]);
+      return this.write(bytes[1], flushed);
+    }
+    return this.write(bytes, flushed);
+  }
+
+  /** Upload tokens came: the queued messages go, in order, as far as they last; then 'drain'. */
+  private flushQueued(): void {
+    if (this.closed) return;
+    this.corkTick();
+    while (this.queued.length > 0) {
+      if (!this.up!.acquire()) return;
+      const q = this.queued.shift()!;
+      this.queuedBytes -= q.length;
+      this.writeMessage(q.bytes, q.flushed);
+      this.up!.spend(q.length);
+    }
+    if (this.up!.waiting) return;
+    // a full socket says 'drain' itself when it empties
+    if (this.owesDrain && !this.socket.writableNeedDrain) {
+      this.owesDrain = false;
+      this.emit('drain');
+    }
   }
 
   /**
@@ -258,7 +360,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       return;
     }
     this.lastSend = Date.now();
-    this.write(encodeRequests(blocks));
+    const bytes = encodeRequests(blocks);
+    this.up?.charge(bytes.length);
+    this.write(bytes);
   }
 
   /** The one place bytes of the BitTorrent stream go to the socket. */
@@ -289,6 +393,10 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.closeReason = reason;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.down?.close();
+    this.up?.close();
+    this.queued.length = 0;
+    this.queuedBytes = 0;
     this.socket.destroy();
     this.emit('close', reason);
   }
@@ -300,6 +408,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       return;
     }
     const idle = this.opts.idleTimeoutMs ?? 120_000;
+    // while we do not read (download limit), silence is ours, not the peer's
+    if (this.readsPaused) this.lastRecv = now;
     if (now - this.lastRecv > idle) {
       this.close(closeReason('timeout', `nothing received for ${Math.round(idle / 1000)} s`));
       return;
@@ -309,12 +419,15 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   private sendHandshake(infoHash: Buffer): void {
     const reserved = reservedBits({ extended: this.opts.extended ?? true, fast: this.opts.fast ?? true, dht: this.opts.dhtPort !== undefined });
-    this.write(encodeHandshake({ reserved, infoHash, peerId: this.opts.peerId }));
+    const bytes = encodeHandshake({ reserved, infoHash, peerId: this.opts.peerId });
+    this.up?.charge(bytes.length);
+    this.write(bytes);
   }
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastRecv = Date.now();
+    if (this.down !== null) this.meterRead(chunk.length);
     try {
       let bytes: Buffer | null = chunk;
       // received chunks are ours (or valid only during this call): decrypting in place is fine
@@ -327,6 +440,30 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       if (e instanceof WireViolation) this.close(closeReason(e.kind, e.message));
       else this.close(closeReason('local', `internal error: ${(e as Error).message}`));
     }
+  }
+
+  /**
+   * Charges a read to the download limit; out of tokens, the socket stops reading (the chunk in
+   * hand is still handled) until they return, and TCP's window then slows the sender. Until the
+   * handshake is done reads are charged but never stopped (libtorrent exempts a connection still
+   * connecting too): a handshake held back would time out.
+   */
+  private meterRead(n: number): void {
+    if (this.remote === null) {
+      this.down!.charge(n);
+      return;
+    }
+    if (!this.down!.spend(n) && !this.readsPaused) {
+      this.readsPaused = true;
+      // sockets with `onread` (connector.ts) stop at the handle too: Socket.pause() knows them
+      this.socket.pause();
+    }
+  }
+
+  private resumeReads(): void {
+    if (this.closed || !this.readsPaused) return;
+    this.readsPaused = false;
+    this.socket.resume();
   }
 
   /** Incoming: a plaintext handshake starts with PLAIN_PREFIX; anything else is taken for MSE. */
