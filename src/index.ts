@@ -52,7 +52,7 @@ export { PeerListener } from './session/listener.js';
 export type { IncomingRoute } from './session/listener.js';
 export { ConnectionBudget } from './session/budget.js';
 export { PeerConnection } from './wire/peer-connection.js';
-export { TokenBucket, parseRate } from './wire/bandwidth.js';
+export { TokenBucket } from './wire/bandwidth.js';
 export type { Bandwidth, Clock, TokenBucketOptions } from './wire/bandwidth.js';
 export { FrameDecoder, WireViolation } from './wire/frame-decoder.js';
 export { TrackerClient } from './tracker/client.js';

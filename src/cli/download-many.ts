@@ -23,6 +23,9 @@ export interface DownloadRequest {
   /** its own folder instead of DIR/HASH */
   output?: string;
   select?: string[];
+  /** its own rate limits in bytes/s, within the global ones */
+  maxDownloadRate?: number;
+  maxUploadRate?: number;
 }
 
 export interface ManyOptions {
@@ -150,6 +153,7 @@ async function runOne(req: DownloadRequest, entry: Entry, b: Batch, o: ManyOptio
   try {
     const job = new DownloadJob(src, dir, {
       ...o.job, session: o.session, signal: o.io.signal, ...(req.select ? { select: req.select } : {}),
+      maxDownloadRate: req.maxDownloadRate, maxUploadRate: req.maxUploadRate,
       log: (line, level) => o.job.log?.(`${entry.name}: ${line}`, level),
     });
     entry.job = job;

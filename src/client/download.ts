@@ -58,6 +58,9 @@ export interface DownloadOptions {
   maxPeers?: number;
   /** bytes of pieces in flight at most (default 16 MiB) */
   maxMemory?: number;
+  /** this torrent's own rate limits in bytes/s, under the session's (default 0: none of its own) */
+  maxDownloadRate?: number;
+  maxUploadRate?: number;
   /** bytes of blocks read back for uploading, cached (default 8 MiB) */
   readCache?: number;
   /** write through the page cache (default: around it where the file system allows) */
@@ -185,6 +188,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     };
     const own = o.session ? null : new Session({ peerId: o.peerId, dht: o.dht });
     const session = o.session ?? own!;
+    const bandwidth = session.bandwidthFor({ down: o.maxDownloadRate, up: o.maxUploadRate });
     if (own) {
       await own.listen(o.port ?? 0).catch((e: Error) => {
         log(`warning: cannot listen on port ${o.port ?? 0} (${e.message}); downloading without incoming connections`);
@@ -227,7 +231,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       this.progress.phase = 'metadata';
       const got = await resolveTorrent(src, {
         feed, cacheFile: join(dir, '.torrent-tools', `${infoHash}.torrent`), cacheRoot: dir, timeoutMs, signal,
-        maxPeers: o.maxPeers, peerId, port: session.port ?? undefined, budget: session.budget, log: (m, level = 'notice') => logAt(m, level),
+        maxPeers: o.maxPeers, peerId, port: session.port ?? undefined, budget: session.budget, bandwidth, log: (m, level = 'notice') => logAt(m, level),
         onHandOver: (peers) => (handed = peers),
       });
       const t = (torrent = got.torrent);
@@ -259,7 +263,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       have = valid.size;
 
       const f = (fetch = new FetchStream(t, {
-        ...session.swarmOptions(), dhtPort: tDht ? session.dhtPort : undefined,
+        ...session.swarmOptions(bandwidth), dhtPort: tDht ? session.dhtPort : undefined,
         have: valid, wanted, maxPeers: o.maxPeers, maxInFlightBytes: o.maxMemory, readCacheBytes: o.readCache, serve: readStore, stallTimeoutMs: timeoutMs,
         keepSwarm: o.seed !== undefined,
       }));

@@ -15,6 +15,7 @@ import { MetadataSwarm } from '../swarm/metadata-swarm.js';
 import { JobError } from '../errors.js';
 import type { TorrentSource } from '../metainfo/source.js';
 import type { ConnectionBudget } from '../session/budget.js';
+import type { Bandwidth } from '../wire/bandwidth.js';
 import type { HandedPeer } from '../swarm/hand-over.js';
 
 /** The metadata could not be had: what was tried, in one line. */
@@ -32,6 +33,8 @@ export interface MetadataStepOptions {
   pex?: boolean;
   /** connections at most across the torrents of a session */
   budget?: ConnectionBudget | null;
+  /** the rate limits its connections are charged to */
+  bandwidth?: Bandwidth;
   log: (message: string, level?: LogLevel) => void;
   /** every peer the step adds as a candidate (for --print-peers) */
   onPeer?: (rec: PeerRecord) => void;
@@ -53,7 +56,7 @@ export async function addMagnetPeers(src: TorrentSource, feed: PeerFeed, log: (m
 export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStepOptions): Promise<Buffer> {
   const swarm = new MetadataSwarm({
     infoHash: src.infoHash, infoHashV2: src.magnet?.infoHashV2, maxSize: o.maxSize, maxPeers: o.maxPeers,
-    port: o.port, peerId: o.peerId, pex: o.pex, budget: o.budget,
+    port: o.port, peerId: o.peerId, pex: o.pex, budget: o.budget, bandwidth: o.bandwidth,
   });
   swarm.on('log', o.log);
   if (o.onPeer) swarm.on('peer', o.onPeer);

@@ -21,7 +21,7 @@ import { addAbortSignal, type Readable } from 'node:stream';
 
 export const download: Command = {
   name: 'download',
-  synopsis: 'TORRENT|MAGNET... -o DIR [-i FILE|-] [--flat] [--max-active N] [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-memory BYTES] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET... -o DIR [-i FILE|-] [--flat] [--max-active N] [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-download-rate RATE] [--max-upload-rate RATE] [--max-memory BYTES] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
   help: `usage: torrent-tools download TORRENT|MAGNET -o DIR [options]
        torrent-tools download TORRENT|MAGNET... -o DIR [options]
        torrent-tools download -i FILE|- -o DIR [options]
@@ -66,6 +66,10 @@ options:
   --max-peers N        connections per torrent at most (default 50)
   --max-connections N  connections at most, all torrents together (default 500)
   --max-open-files N   files open at most, all torrents together (default 512)
+  --max-download-rate RATE  bytes/s received at most, all torrents together (500K, 4M;
+                       default 0: unlimited); a list record's maxDownloadRate limits its
+                       torrent within it
+  --max-upload-rate RATE    bytes/s sent at most, all torrents together (likewise)
   --max-memory BYTES   pieces in flight at most, in bytes, all torrents together (default
                        16M for one torrent, 64M for several), as in fetch-pieces
   --os-cache           write through the page cache (default: whole blocks go straight to the
@@ -87,7 +91,7 @@ examples:
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['output', 'input', 'peer', 'tracker', 'select', 'port', 'max-peers', 'max-connections', 'max-open-files', 'max-active', 'max-memory', 'seed-ratio', 'seed-time', 'timeout', ...DHT_STRING_OPTIONS],
+      string: ['output', 'input', 'peer', 'tracker', 'select', 'port', 'max-peers', 'max-connections', 'max-open-files', 'max-active', 'max-download-rate', 'max-upload-rate', 'max-memory', 'seed-ratio', 'seed-time', 'timeout', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'tracker', 'select'],
       boolean: ['seed', 'json', 'quiet', 'verbose', 'progress', 'strict', 'no-announce', 'os-cache', 'flat', ...DHT_BOOLEAN_OPTIONS],
       alias: { o: 'output', v: 'verbose', q: 'quiet', i: 'input' },
@@ -115,7 +119,10 @@ examples:
     const log = reporter.log;
     const trackers = a.list('tracker');
     const dht = await startClientDht(a, io, 'download', single?.torrent?.private ?? false, log);
-    const session = new Session({ dht, maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, log });
+    const session = new Session({
+      dht, maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, log,
+      maxDownloadRate: a.rate('max-download-rate'), maxUploadRate: a.rate('max-upload-rate'),
+    });
     try {
       try {
         await session.listen(port);
@@ -174,7 +181,10 @@ async function* requestsOf(args: readonly string[], list: string | undefined, io
       yield { where: item.where, load: () => Promise.reject(new CliError(reason)) };
       continue;
     }
-    yield { where: item.where, load: () => load(item.input), output: item.output, ...(item.select ? { select: item.select } : {}) };
+    yield {
+      where: item.where, load: () => load(item.input), output: item.output, ...(item.select ? { select: item.select } : {}),
+      maxDownloadRate: item.maxDownloadRate, maxUploadRate: item.maxUploadRate,
+    };
   }
 }
 

@@ -32,7 +32,7 @@ function faultFromEnv(v: string | undefined): Fault | undefined {
 
 export const seed: Command = {
   name: 'seed',
-  synopsis: 'TORRENT... [DIR] | FOLDER... [--port N] [--host ADDR] [--skip-verify] [--tracker URL]... [--no-announce] [--max-peers N] [--max-connections N] [--max-open-files N] [--slots N] [--stats FILE] [--quiet|--progress]',
+  synopsis: 'TORRENT... [DIR] | FOLDER... [--port N] [--host ADDR] [--skip-verify] [--tracker URL]... [--no-announce] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-upload-rate RATE] [--slots N] [--stats FILE] [--quiet|--progress]',
   help: `usage: torrent-tools seed TORRENT [DIR] [options]
        torrent-tools seed TORRENT... DIR [options]
        torrent-tools seed FOLDER... [options]
@@ -66,6 +66,8 @@ options:
   --max-peers N     connections per torrent at most (default 100)
   --max-connections N  connections at most, all torrents together (default 500)
   --max-open-files N  files open at most, all torrents together (default 512)
+  --max-upload-rate RATE  bytes/s sent at most, all torrents together (500K, 4M; default 0:
+                    unlimited)
   --slots N         regular upload slots per torrent (default 4)
   --stats FILE      also append the stats records to FILE
   --stats-interval S  seconds between stats records (default 10)
@@ -83,7 +85,7 @@ examples:
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['port', 'host', 'max-peers', 'max-connections', 'max-open-files', 'slots', 'stats', 'stats-interval', 'tracker'],
+      string: ['port', 'host', 'max-peers', 'max-connections', 'max-open-files', 'max-upload-rate', 'slots', 'stats', 'stats-interval', 'tracker'],
       repeat: ['tracker'],
       boolean: ['skip-verify', 'quiet', 'verbose', 'progress', 'strict', 'no-announce'],
       alias: { v: 'verbose', q: 'quiet' },
@@ -98,7 +100,7 @@ examples:
     const jobs = await seedJobs(a.positional);
     const reporter = new Reporter(io, 'seed', verbosityOf(a));
     const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'seed');
-    const session = new Session({ maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, log: reporter.log });
+    const session = new Session({ maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, maxUploadRate: a.rate('max-upload-rate'), log: reporter.log });
     const served: Served[] = [];
     const refused: string[] = [];
     // read-back caches share one budget: a hundred torrents must not each hold 8 MiB

@@ -1,7 +1,7 @@
 /**
  * What the torrents of one process share: the peer id, one listening port (incoming handshakes
  * routed by info hash, listener.ts), one DHT node, one hashing thread, and caps on
- * connections and on open files. Each torrent is a Swarm built with `swarmOptions()` and hosted on the port
+ * connections and on open files, and the global rate limits. Each torrent is a Swarm built with `swarmOptions()` and hosted on the port
  * while it runs; the session outlives them and is closed last.
  */
 import { randomBytes } from 'node:crypto';
@@ -9,6 +9,7 @@ import type { DhtNode } from '../dht/node.js';
 import type { LogLevel } from '../log.js';
 import { HashPool } from '../storage/hash-pool.js';
 import { OpenFiles } from '../storage/open-files.js';
+import { TokenBucket, type Bandwidth } from '../wire/bandwidth.js';
 import type { SwarmOptions } from '../swarm/swarm.js';
 import { makePeerId } from '../wire/protocol.js';
 import { ConnectionBudget } from './budget.js';
@@ -23,6 +24,10 @@ export interface SessionOptions {
   maxConnections?: number;
   /** files (and held directories) open at most, all torrents together (default 512) */
   maxOpenFiles?: number;
+  /** bytes/s received from peers at most, all torrents together (default 0: unlimited) */
+  maxDownloadRate?: number;
+  /** bytes/s sent to peers at most, all torrents together (default 0: unlimited) */
+  maxUploadRate?: number;
   log?: (line: string, level: LogLevel) => void;
 }
 
@@ -33,6 +38,9 @@ export class Session {
   readonly budget: ConnectionBudget;
   /** the open-file budget every torrent's file stores draw from */
   readonly openFiles: OpenFiles;
+  /** the global rate limits; each torrent's buckets are chained under them (bandwidthFor) */
+  readonly downloadLimit: TokenBucket;
+  readonly uploadLimit: TokenBucket;
   readonly listener: PeerListener;
   private closed = false;
 
@@ -41,6 +49,8 @@ export class Session {
     this.dht = options.dht ?? null;
     this.budget = new ConnectionBudget(options.maxConnections ?? 500);
     this.openFiles = new OpenFiles(options.maxOpenFiles ?? 512);
+    this.downloadLimit = new TokenBucket(options.maxDownloadRate ?? 0);
+    this.uploadLimit = new TokenBucket(options.maxUploadRate ?? 0);
     this.listener = new PeerListener({ peerId: this.peerId, budget: this.budget, dhtPort: this.dhtPort });
     const log = options.log;
     if (log) this.listener.on('log', log);
@@ -60,9 +70,23 @@ export class Session {
     return this.listener.listen(port, host);
   }
 
-  /** What a torrent's Swarm takes from the session. */
-  swarmOptions(): Pick<SwarmOptions, 'peerId' | 'hasher' | 'budget' | 'port' | 'dhtPort'> {
-    return { peerId: this.peerId, hasher: this.hasher, budget: this.budget, port: this.port ?? undefined, dhtPort: this.dhtPort };
+  /**
+   * One torrent's rate limits (bytes/s, 0: none of its own), chained under the global ones;
+   * undefined when nothing is limited, so that its connections pay nothing for metering.
+   */
+  bandwidthFor(rates: { down?: number; up?: number } = {}): Bandwidth | undefined {
+    const down = rates.down ?? 0;
+    const up = rates.up ?? 0;
+    if (down === 0 && up === 0 && !this.downloadLimit.limited && !this.uploadLimit.limited) return undefined;
+    return {
+      down: new TokenBucket(down, { parent: this.downloadLimit }),
+      up: new TokenBucket(up, { parent: this.uploadLimit }),
+    };
+  }
+
+  /** What a torrent's Swarm takes from the session (its own limits: bandwidthFor). */
+  swarmOptions(bandwidth?: Bandwidth): Pick<SwarmOptions, 'peerId' | 'hasher' | 'budget' | 'port' | 'dhtPort' | 'bandwidth'> {
+    return { peerId: this.peerId, hasher: this.hasher, budget: this.budget, port: this.port ?? undefined, dhtPort: this.dhtPort, bandwidth: bandwidth ?? this.bandwidthFor() };
   }
 
   /** Incoming connections for this torrent come to it from now on. */

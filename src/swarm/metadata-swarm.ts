@@ -18,6 +18,7 @@ import { MetadataFetcher } from './metadata-fetcher.js';
 import { PexExchange } from './pex.js';
 import { HandedPeer, PieceRecorder } from './hand-over.js';
 import type { ConnectionBudget } from '../session/budget.js';
+import type { Bandwidth } from '../wire/bandwidth.js';
 
 export interface MetadataSwarmOptions {
   infoHash: Buffer;
@@ -32,6 +33,8 @@ export interface MetadataSwarmOptions {
   pex?: boolean;
   /** connections at most across the torrents of a session */
   budget?: ConnectionBudget | null;
+  /** the rate limits its connections are charged to */
+  bandwidth?: Bandwidth;
 }
 
 export interface MetadataSwarmEvents {
@@ -137,6 +140,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
       name: key,
       encrypt: encrypt ? CRYPTO_PLAINTEXT | CRYPTO_RC4 : undefined,
       extendedHandshake: { v: Buffer.from(CLIENT_VERSION), ...(this.o.port ? { p: this.o.port } : {}) },
+      bandwidth: this.o.bandwidth,
     });
     this.outcomes.set(key, 'connected');
     conn.use(this.fetcher.extension(conn));

@@ -24,6 +24,7 @@ import { peerKey, type PeerRecord } from '../peers/record.js';
 import { isOwnAddress } from '../peers/self.js';
 import type { LogLevel } from '../log.js';
 import { bitfieldProblem, type WireLimits } from '../wire/frame-decoder.js';
+import type { Bandwidth } from '../wire/bandwidth.js';
 import { closeReason, describeClose, type CloseReason } from '../wire/close-reason.js';
 import { PeerConnection, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
@@ -92,6 +93,8 @@ export interface SwarmOptions {
   hasher?: HashPool;
   /** connections at most across the torrents of a session */
   budget?: ConnectionBudget | null;
+  /** the rate limits every connection of this torrent is charged to (session.bandwidthFor) */
+  bandwidth?: Bandwidth;
 }
 
 export interface PeerStats {
@@ -342,6 +345,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       encrypt: encrypt ? CRYPTO_PLAINTEXT | CRYPTO_RC4 : undefined,
       extendedHandshake: this.extendedHandshake(),
       dhtPort: this.o.dhtPort,
+      bandwidth: this.o.bandwidth,
     });
     this.attach(conn, key, rec);
   }
@@ -360,6 +364,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     // full: a connection useless to both sides makes room, else the newcomer is turned away
     const full = this.peers.size >= (this.o.maxPeers ?? 50);
     if (this.destroyed || this.connector.isBanned(key) || (full && !this.slots.dropForNewcomer()) || !this.connector.claim(key)) return null;
+    conn.setBandwidth(this.o.bandwidth);
     this.attach(conn, key, rec);
     return this.limits();
   }
@@ -379,6 +384,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       return false;
     }
     conn.setLimits(this.limits());
+    conn.setBandwidth(this.o.bandwidth);
     const peer = this.attach(conn, key, rec, true);
     const q = conn.remoteExtended?.get('reqq');
     if (typeof q === 'number' && q > 0) peer.reqq = Math.min(q, 500);

@@ -359,17 +359,3 @@ export interface Bandwidth {
   down?: TokenBucket;
   up?: TokenBucket;
 }
-
-/**
- * A rate as users write it: bytes/s, with an optional binary unit K, M or G (1024-based, as
- * BitTorrent clients count), optionally followed by `B`, `iB` and `/s`: `500K`, `4M`, `1.5MiB/s`.
- * 0 means unlimited. Returns null for anything else.
- */
-export function parseRate(text: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)\s*(?:([kmg])(?:i?b)?|b)?(?:\/s)?$/i.exec(text.trim());
-  if (m === null) return null;
-  const unit = m[2]?.toLowerCase();
-  const scale = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
-  const v = Math.round(Number(m[1]) * scale);
-  return Number.isSafeInteger(v) ? v : null;
-}

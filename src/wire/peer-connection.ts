@@ -155,9 +155,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   readonly connectedAt = Date.now();
   private timer: NodeJS.Timeout | null = null;
   /** null without a download limit: reads then cost nothing more */
-  private readonly down: Allowance | null;
+  private down: Allowance | null;
   /** null without an upload limit: writes then cost nothing more */
-  private readonly up: Allowance | null;
+  private up: Allowance | null;
   /** messages waiting for upload tokens, oldest first */
   private readonly queued: Queued[] = [];
   private queuedBytes = 0;
@@ -215,6 +215,19 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.extensions.length = 0;
     this.extensions.push(...exts);
     if (this.extended && this.remote !== null && !this.closed) this.sendExtendedHandshake();
+  }
+
+  /**
+   * The rate limits to charge from now on: an incoming connection's torrent (and so its
+   * limits) is known only at its handshake, and a magnet's connection changes owner.
+   */
+  setBandwidth(bw: Bandwidth | undefined): void {
+    this.down?.close();
+    this.up?.close();
+    this.down = bw?.down ? new Allowance(bw.down, () => this.resumeReads()) : null;
+    this.up = bw?.up ? new Allowance(bw.up, () => this.flushQueued()) : null;
+    this.resumeReads();
+    if (this.queued.length > 0) this.flushQueued();
   }
 
   /** Updates the limits (e.g. once the metadata of a magnet is known). */
@@ -334,13 +347,13 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (this.closed) return;
     this.corkTick();
     while (this.queued.length > 0) {
-      if (!this.up!.acquire()) return;
+      if (this.up !== null && !this.up.acquire()) return;
       const q = this.queued.shift()!;
       this.queuedBytes -= q.length;
       this.writeMessage(q.bytes, q.flushed);
-      this.up!.spend(q.length);
+      this.up?.spend(q.length);
     }
-    if (this.up!.waiting) return;
+    if (this.up?.waiting) return;
     // a full socket says 'drain' itself when it empties
     if (this.owesDrain && !this.socket.writableNeedDrain) {
       this.owesDrain = false;
