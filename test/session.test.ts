@@ -20,6 +20,7 @@ import { Swarm } from '../src/swarm/swarm.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../src/wire/mse.js';
 import { PeerConnection } from '../src/wire/peer-connection.js';
 import { makePeerId } from '../src/wire/protocol.js';
+import { UtMetadata } from '../src/wire/ut-metadata.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { freeTcpPort } from './helpers/ports.js';
 import { bytes, rng } from './helpers/random.js';
@@ -246,5 +247,38 @@ test('a magnet download goes on over the connection its metadata came on: one TC
     assert.equal(result.peersUsed, 1, 'the summary counts the peer that served the download');
   } finally {
     relay.close();
+  }
+});
+
+test('a peer that connects to us while a magnet waits for its metadata is asked for it, then downloads go on over its connection', async () => {
+  const dir = await tmpDir('tt-incoming-meta-');
+  const m = made('asked', [6 * PL + 3]);
+  const session = new Session();
+  const port = await session.listen(0, '127.0.0.1');
+  const stop = new AbortController();
+  // J knows no peer at all: only someone connecting to it can help
+  const job = new DownloadJob(magnetFromTorrent(m.torrent), join(dir, 'out'), { session, announce: false, timeoutMs: 0, signal: stop.signal });
+  const metadata = new Promise<string>((resolve) => job.on('event', (ev) => ev.event === 'metadata' && resolve(ev.source)));
+  for (let i = 0; i < 200 && job.stats().phase !== 'metadata'; i++) await new Promise((res) => setTimeout(res, 25));
+  const sock = connect(port, '127.0.0.1');
+  await new Promise((res) => sock.once('connect', res));
+  const p = new PeerConnection(sock, { peerId: makePeerId(randomBytes), infoHash: m.torrent.infoHash, outgoing: true });
+  p.use(new UtMetadata({ info: () => m.torrent.infoRaw }));
+  let closed: string | null = null;
+  p.on('close', (reason) => (closed = reason?.detail ?? 'by us'));
+  p.on('handshake', () => p.send({ type: 'have-all' }));
+  const interested = new Promise<void>((resolve) => p.on('message', (msg) => msg.type === 'interested' && resolve()));
+  try {
+    // bounded, so that a failure ends here (and gives everything back) rather than hanging
+    const within = <T>(p: Promise<T>, what: string): Promise<T> =>
+      Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within 15 s`)), 15_000).unref())]);
+    assert.equal(await within(metadata, 'metadata'), 'peers', 'the metadata came from the peer that connected');
+    await within(interested, 'interested');
+    assert.equal(closed, null, 'the same connection goes on into the download');
+  } finally {
+    p.close(null);
+    stop.abort();
+    await job.closed.catch(() => {});
+    await session.close();
   }
 });

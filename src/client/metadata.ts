@@ -45,6 +45,14 @@ export interface MetadataStepOptions {
    * (default: they are closed)
    */
   onHandOver?: (peers: HandedPeer[]) => void;
+  /** takes incoming connections for this magnet to the metadata step meanwhile (a session's port) */
+  host?: SessionHost;
+}
+
+/** Where incoming connections are routed from (Session). */
+export interface SessionHost {
+  host(route: MetadataSwarm): void;
+  unhost(route: MetadataSwarm): void;
 }
 
 /** A magnet's x.pe peers into the feed (the feed remembers each once), host names looked up once. */
@@ -60,6 +68,7 @@ export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStep
   });
   swarm.on('log', o.log);
   if (o.onPeer) swarm.on('peer', o.onPeer);
+  o.host?.host(swarm);
   let watch: NodeJS.Timeout | undefined;
   let abort: (() => void) | undefined;
   try {
@@ -83,6 +92,7 @@ export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStep
     clearInterval(watch);
     if (abort) o.signal.removeEventListener('abort', abort);
     o.feed.switchTo(null);
+    o.host?.unhost(swarm);
     swarm.destroy();
   }
 }

@@ -12,6 +12,7 @@ import { peerKey, type PeerRecord } from '../peers/record.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { closeReason, describeClose, type CloseReason } from '../wire/close-reason.js';
 import { PeerConnection, type ReadFeed } from '../wire/peer-connection.js';
+import type { WireLimits } from '../wire/frame-decoder.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
 import { Connector } from './connector.js';
 import { MetadataFetcher } from './metadata-fetcher.js';
@@ -142,6 +143,28 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
       extendedHandshake: { v: Buffer.from(CLIENT_VERSION), ...(this.o.port ? { p: this.o.port } : {}) },
       bandwidth: this.o.bandwidth,
     });
+    this.watch(conn, key, rec);
+  }
+
+  /** The hash incoming handshakes name (the session's listener routes by it). */
+  get infoHash(): Buffer {
+    return this.o.infoHash;
+  }
+
+  /**
+   * An incoming connection for this magnet (a peer that found us by the DHT or a tracker): it
+   * may have the metadata, so it is asked like the peers we dial. Limits: none known yet.
+   */
+  adopt(conn: PeerConnection, rec: PeerRecord): WireLimits | null {
+    const key = peerKey(rec);
+    if (this.destroyed || this.fetcher.metadata !== null || !this.connector.claim(key)) return null;
+    conn.setBandwidth(this.o.bandwidth);
+    this.watch(conn, key, rec);
+    return {};
+  }
+
+  /** Metadata exchange (and PEX) on a connection, ours or incoming, until it closes or is handed over. */
+  private watch(conn: PeerConnection, key: string, rec: PeerRecord): void {
     this.outcomes.set(key, 'connected');
     conn.use(this.fetcher.extension(conn));
     if (this.pex) conn.use(this.pex.extension(conn, rec));
