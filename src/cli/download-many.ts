@@ -6,6 +6,7 @@
  * One torrent failing is that torrent's failure, said in the summary; the others go on.
  */
 import { setMaxListeners } from 'node:events';
+import { Turns } from '../turns.js';
 import { join, resolve } from 'node:path';
 import { DownloadJob, type DownloadOptions, type DownloadResult } from '../client/download.js';
 import type { TorrentSource } from '../metainfo/source.js';
@@ -68,7 +69,7 @@ export async function downloadMany(requests: AsyncIterable<DownloadRequest>, o: 
   const claims: Claims = new Map();
   const started = Date.now();
   let listEnded = false;
-  const slots = new ActiveLimit(o.maxActive);
+  const slots = new Turns(o.maxActive);
   const running: Array<Promise<void>> = [];
   const bar = setInterval(() => draw(entries, o), 250);
   try {
@@ -116,7 +117,7 @@ export async function downloadMany(requests: AsyncIterable<DownloadRequest>, o: 
 interface Batch {
   byHash: Map<string, Entry>;
   claims: Claims;
-  slots: ActiveLimit;
+  slots: Turns;
   started: number;
 }
 
@@ -196,50 +197,4 @@ function draw(entries: readonly Entry[], o: ManyOptions, force = false): void {
     uploaded += s.uploaded;
   }
   o.progress.update({ done, total, bytes, left, peers, upRate, uploaded, failed: o.failed() }, force);
-}
-
-/** At most `n` holders at once; the others wait in the order they asked. */
-export class ActiveLimit {
-  private free: number;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(n: number) {
-    this.free = n;
-  }
-
-  /** A release function once a place is free; null if `signal` aborts first. */
-  acquire(signal: AbortSignal): Promise<(() => void) | null> {
-    if (signal.aborted) return Promise.resolve(null);
-    const release = (): void => {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    };
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve(once(release));
-    }
-    return new Promise((resolve) => {
-      const go = (): void => {
-        signal.removeEventListener('abort', stop);
-        resolve(once(release));
-      };
-      const stop = (): void => {
-        const i = this.waiting.indexOf(go);
-        if (i >= 0) this.waiting.splice(i, 1);
-        resolve(null);
-      };
-      this.waiting.push(go);
-      signal.addEventListener('abort', stop, { once: true });
-    });
-  }
-}
-
-function once(f: () => void): () => void {
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    f();
-  };
 }

@@ -274,7 +274,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       f.swarm.on('dht-node', (n) => tDht?.addNode(n.ip, n.port));
       this.fetch = f;
 
-      const assemble = new AssembleStream(t, dir, { trust: true, wanted, have: valid, select, osCache: o.osCache, openFiles: session.openFiles, onNotice: (m) => log(`note: ${m}`) });
+      const assemble = new AssembleStream(t, dir, { trust: true, wanted, have: valid, select, osCache: o.osCache, openFiles: session.openFiles, writeTurns: session.writeTurns, onNotice: (m) => log(`note: ${m}`) });
       Object.assign(this.progress, { phase: 'downloading', done: 0, total: assemble.remaining, bytes: 0, valid: valid.size });
       let pieces = 0;
       const events = new Writable({

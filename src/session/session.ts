@@ -9,6 +9,7 @@ import type { DhtNode } from '../dht/node.js';
 import type { LogLevel } from '../log.js';
 import { HashPool } from '../storage/hash-pool.js';
 import { OpenFiles } from '../storage/open-files.js';
+import { Turns } from '../turns.js';
 import { TokenBucket, type Bandwidth } from '../wire/bandwidth.js';
 import type { SwarmOptions } from '../swarm/swarm.js';
 import { makePeerId } from '../wire/protocol.js';
@@ -38,6 +39,12 @@ export class Session {
   readonly budget: ConnectionBudget;
   /** the open-file budget every torrent's file stores draw from */
   readonly openFiles: OpenFiles;
+  /**
+   * pieces being written at once, all torrents together: one disk writer, whose queue bounds
+   * the verified pieces waiting for the disk (each holds its buffer) however many torrents run.
+   * Two, as one assemble stage has: two direct writes in flight keep a device busier than one.
+   */
+  readonly writeTurns = new Turns(2);
   /** the global rate limits; each torrent's buckets are chained under them (bandwidthFor) */
   readonly downloadLimit: TokenBucket;
   readonly uploadLimit: TokenBucket;

@@ -19,6 +19,7 @@ import { FileStore } from '../storage/file-store.js';
 import type { OpenFiles } from '../storage/open-files.js';
 import { HashPool } from '../storage/hash-pool.js';
 import { PieceLease } from '../storage/piece-lease.js';
+import { Turns } from '../turns.js';
 import { DeferredError } from './deferred-error.js';
 import { checkPiece, type PieceFrame } from './piece-frames.js';
 
@@ -42,6 +43,8 @@ export interface AssembleOptions {
   onNotice?: (message: string) => void;
   /** given a directory: a limit on open files shared with other stores of the process (FileStore, open-files.ts) */
   openFiles?: OpenFiles;
+  /** writes in flight shared with the other torrents of a process (default: WRITES of its own) */
+  writeTurns?: Turns;
 }
 
 /** Pieces accepted and not yet on disk, at most: some being written while the next hash. */
@@ -72,9 +75,8 @@ export class AssembleStream extends Transform {
   private blocked: TransformCallback | null = null;
   /** a failed write: no write starts after it */
   private failure: Error | null = null;
-  private writing = 0;
-  /** pieces waiting for one of the WRITES turns */
-  private readonly writeQueue: Array<() => void> = [];
+  /** writes in flight at once: this stream's own, or a process's (options.writeTurns) */
+  private readonly writeTurns: Turns;
   /** the input ended with an error (deferred-error.ts): passed on after the pieces before it */
   private deferred: DeferredError | null = null;
 
@@ -85,6 +87,7 @@ export class AssembleStream extends Transform {
     this.store = typeof target === 'string' ? null : target;
     this.dir = typeof target === 'string' ? target : null;
     this.options = options;
+    this.writeTurns = options.writeTurns ?? new Turns(WRITES);
     this.hasher = options.trust === true ? null : new HashPool();
     this.wanted = options.wanted ?? null;
     for (let i = 0; i < torrent.pieceCount; i++) {
@@ -149,14 +152,14 @@ export class AssembleStream extends Transform {
     try {
       const refused = await checkPiece(this.torrent, this.hasher, f);
       if (refused !== null) return { event: 'bad-piece', index: f.index, reason: refused };
-      await this.writeTurn();
+      const done = (await this.writeTurns.acquire())!;
       const bytes = f.piece.bytes;
       try {
         if (this.failure !== null) return null;
         // a piece outside --select still spans selected files at its edges: write what it covers
         await this.store!.writePiece(f.index, bytes);
       } finally {
-        this.writeDone();
+        done();
       }
       return { event: 'piece', index: f.index, bytes: bytes.length };
     } catch (e) {
@@ -167,20 +170,6 @@ export class AssembleStream extends Transform {
       // has given the lease back, without its bytes)
       f.piece.release();
     }
-  }
-
-  private writeTurn(): Promise<void> {
-    if (this.writing < WRITES) {
-      this.writing++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.writeQueue.push(resolve));
-  }
-
-  private writeDone(): void {
-    const next = this.writeQueue.shift();
-    if (next) next(); // the turn passes on
-    else this.writing--;
   }
 
   /** A piece's event goes out once it and every piece before it are settled. */
