@@ -35,6 +35,8 @@ import type { HandedPeer } from '../swarm/hand-over.js';
 import { AnnounceLoop } from '../tracker/loop.js';
 import type { LogLevel } from '../log.js';
 import { resolveTorrent } from './metadata.js';
+import type { SourceBytes } from '../swarm/swarm.js';
+import { WebSeeds, webSeedUrls } from '../webseed/start.js';
 
 export interface DownloadOptions {
   /** peers to try besides those the trackers and the DHT give (addresses, not names) */
@@ -77,6 +79,10 @@ export interface DownloadOptions {
   seed?: { ratio?: number; seconds?: number };
   /** stops the download (the job then rejects with an AbortError), or ends the seeding */
   signal?: AbortSignal;
+  /** more web seeds (BEP 19 URLs) besides the torrent's url-list */
+  webSeeds?: readonly string[];
+  /** use the torrent's url-list (and a magnet's ws=) as web seeds (default true) */
+  useUrlList?: boolean;
   /** one line per thing worth saying, with how much it matters ('peer': one peer's trouble) */
   log?: (line: string, level: LogLevel) => void;
 }
@@ -85,6 +91,8 @@ export interface DownloadOptions {
 export type DownloadEvent = (
   | { event: 'metadata'; source: 'file' | 'cache' | 'peers'; name: string; bytes: number }
   | AssembleEvent
+  /** the last record of a complete download: payload bytes per peer and web seed */
+  | { event: 'sources'; sources: SourceBytes[] }
 ) & { infoHash: string };
 
 export interface DownloadResult {
@@ -225,6 +233,8 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     let readStore: FileStore | null = null;
     // the connections the metadata came over, kept for the download
     let handed: HandedPeer[] = [];
+    // web seeds: loopback peers in front of HTTP servers (webseed/web-seed-peer.ts)
+    const webSeeds = new WebSeeds();
     try {
       loop?.start();
       discovery?.start();
@@ -273,6 +283,8 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       feed.switchTo((rec) => f.swarm.addPeer(rec));
       f.swarm.on('dht-node', (n) => tDht?.addNode(n.ip, n.port));
       this.fetch = f;
+      const wsUrls = webSeedUrls(t, o.webSeeds ?? [], o.useUrlList !== false, log);
+      for (const rec of await webSeeds.start(t, wsUrls, logAt)) f.swarm.addPeer(rec);
 
       const assemble = new AssembleStream(t, dir, { trust: true, wanted, have: valid, select, osCache: o.osCache, openFiles: session.openFiles, writeTurns: session.writeTurns, onNotice: (m) => log(`note: ${m}`) });
       Object.assign(this.progress, { phase: 'downloading', done: 0, total: assemble.remaining, bytes: 0, valid: valid.size });
@@ -297,6 +309,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       if (assemble.remaining > 0) throw new JobError(`${assemble.remaining} of ${this.progress.total} wanted pieces missing`);
       loop?.completed();
       const used = (f.finalStats ?? f.swarm.stats()).perPeer.filter((p) => p.downloaded > 0).length;
+      emit({ event: 'sources', sources: f.swarm.sources() });
       const result: DownloadResult = { torrent: t, pieces, bytes: this.progress.bytes, resumed: valid.size, uploaded: f.swarm.uploaded, peersUsed: used, seconds: (Date.now() - started) / 1000, port: session.port, peerId };
       if (o.seed !== undefined) {
         this.progress.phase = 'seeding';
@@ -316,6 +329,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       for (const h of handed) h.drop();
       fetch?.destroy();
       fetch?.swarm.destroy();
+      await webSeeds.close();
       discovery?.stop();
       await loop?.stop();
       await readStore?.close();

@@ -21,7 +21,7 @@ import { addAbortSignal, type Readable } from 'node:stream';
 
 export const download: Command = {
   name: 'download',
-  synopsis: 'TORRENT|MAGNET... -o DIR [-i FILE|-] [--flat] [--max-active N] [--peer HOST:PORT]... [--tracker URL]... [--select FILE]... [--port N] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-download-rate RATE] [--max-upload-rate RATE] [--max-memory BYTES] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET... -o DIR [-i FILE|-] [--flat] [--max-active N] [--peer HOST:PORT]... [--tracker URL]... [--web-seed URL]... [--no-web-seeds] [--select FILE]... [--port N] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-download-rate RATE] [--max-upload-rate RATE] [--max-memory BYTES] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
   help: `usage: torrent-tools download TORRENT|MAGNET -o DIR [options]
        torrent-tools download TORRENT|MAGNET... -o DIR [options]
        torrent-tools download -i FILE|- -o DIR [options]
@@ -61,6 +61,9 @@ options:
   --peer HOST:PORT     also use this peer, for every torrent (repeatable)
   --tracker URL        also announce to this tracker (repeatable)
   --no-announce        use no tracker (only --peer)
+  --web-seed URL       also fetch from this HTTP(S) mirror (BEP 19; repeatable); the torrent's
+                       url-list (a magnet's ws=) is used too
+  --no-web-seeds       use no web seed from the torrent (only --web-seed)
   --select FILE        only this file (repeatable; a path as 'info' shows it, or an index)
   --port N             listen for peers on N (default 6881; 0 = any)
   --max-peers N        connections per torrent at most (default 50)
@@ -79,7 +82,8 @@ ${DHT_HELP}  --seed               keep seeding after the download, with the same
   --seed-ratio R       stop seeding once uploaded/size reaches R (e.g. 1.5)
   --seed-time S        stop seeding after S seconds
   --timeout S          give up when no piece arrives for S seconds (default 120)
-  --json               print the NDJSON events (piece, complete) on stdout
+  --json               print the NDJSON events (piece, complete, then sources: payload bytes
+                       per peer and web seed) on stdout
 ${VERBOSITY_HELP}  --progress           progress as NDJSON on stderr (numeric fields, the same keys every time)
   -h, --help           show this help
 
@@ -87,13 +91,14 @@ examples:
   torrent-tools download x.torrent -o out/
   torrent-tools download 'magnet:?xt=urn:btih:…&x.pe=127.0.0.1:6881' -o out/
   torrent-tools download x.torrent -o out/ --json | jq -c 'select(.event == "complete")'
+  torrent-tools download x.torrent -o out/ --no-announce --web-seed https://mirror.example/pub/ --json | jq -c 'select(.event == "sources")'
   ls *.torrent | torrent-tools download -i - -o out/ --json | jq -c 'select(.event == "complete")'
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['output', 'input', 'peer', 'tracker', 'select', 'port', 'max-peers', 'max-connections', 'max-open-files', 'max-active', 'max-download-rate', 'max-upload-rate', 'max-memory', 'seed-ratio', 'seed-time', 'timeout', ...DHT_STRING_OPTIONS],
-      repeat: ['peer', 'tracker', 'select'],
-      boolean: ['seed', 'json', 'quiet', 'verbose', 'progress', 'strict', 'no-announce', 'os-cache', 'flat', ...DHT_BOOLEAN_OPTIONS],
+      string: ['output', 'input', 'peer', 'tracker', 'select', 'port', 'max-peers', 'max-connections', 'max-open-files', 'max-active', 'max-download-rate', 'max-upload-rate', 'max-memory', 'seed-ratio', 'seed-time', 'timeout', 'web-seed', ...DHT_STRING_OPTIONS],
+      repeat: ['peer', 'tracker', 'select', 'web-seed'],
+      boolean: ['seed', 'json', 'quiet', 'verbose', 'progress', 'strict', 'no-announce', 'no-web-seeds', 'os-cache', 'flat', ...DHT_BOOLEAN_OPTIONS],
       alias: { o: 'output', v: 'verbose', q: 'quiet', i: 'input' },
     });
     const list = a.str('input');
@@ -133,7 +138,7 @@ examples:
       const seed = a.bool('seed') ? { ratio: ratioText === undefined ? undefined : Number(ratioText), seconds: seedTime } : undefined;
       const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'download');
       const common = {
-        peers, trackers, announce: !a.bool('no-announce'), maxPeers, osCache: a.bool('os-cache'), timeoutMs: timeout * 1000, log, seed,
+        peers, trackers, announce: !a.bool('no-announce'), webSeeds: a.list('web-seed'), useUrlList: !a.bool('no-web-seeds'), maxPeers, osCache: a.bool('os-cache'), timeoutMs: timeout * 1000, log, seed,
       };
       if (single === null) {
         // memory and read-back caches are for all torrents together
@@ -144,8 +149,9 @@ examples:
         });
       }
       const tiers = (a.bool('no-announce') ? 0 : single.trackers.length) + trackers.length;
-      if (tiers === 0 && !dht && peers.length === 0 && (single.magnet?.peers.length ?? 0) === 0) {
-        throw new UsageError('no way to find peers: no trackers and no DHT; give --peer or --tracker');
+      const webSeeds = a.list('web-seed').length + (a.bool('no-web-seeds') ? 0 : (single.torrent?.urlList.length ?? single.magnet?.webSeeds.length ?? 0));
+      if (tiers === 0 && !dht && peers.length === 0 && webSeeds === 0 && (single.magnet?.peers.length ?? 0) === 0) {
+        throw new UsageError('no way to find peers: no trackers, no web seeds and no DHT; give --peer, --tracker or --web-seed');
       }
       // --select names files; checked against the torrent once it is known (a usage error if unknown)
       if (single.torrent && select.length > 0) resolveSelect(single.torrent, select);

@@ -23,10 +23,11 @@ import { DiskWatch } from '../swarm/disk-watch.js';
 import { Session } from '../session/session.js';
 import { readHaveSet } from '../streams/have-set.js';
 import { writeFrames } from '../streams/piece-frames.js';
+import { WebSeeds, webSeedUrls } from '../webseed/start.js';
 
 export const fetchPieces: Command = {
   name: 'fetch-pieces',
-  synopsis: 'TORRENT|MAGNET [--peer HOST:PORT]... [--have FILE] [--pieces LIST | --select FILE...] [--sequential] [--max-peers N] [--timeout S] [--stats FILE] [--print-peers FILE] [--save-torrent FILE] [--serve-from DIR] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET [--peer HOST:PORT]... [--web-seed URL]... [--no-web-seeds] [--have FILE] [--pieces LIST | --select FILE...] [--sequential] [--max-peers N] [--timeout S] [--stats FILE] [--print-peers FILE] [--save-torrent FILE] [--serve-from DIR] [--quiet|--progress]',
   help: `usage: torrent-tools fetch-pieces TORRENT|MAGNET [options] < peers.ndjson > pieces.bin
 
 Reads peers as NDJSON on stdin ({"ip":…,"port":…} per line, as announce and dht print them;
@@ -46,6 +47,10 @@ fetch-metadata does; --save-torrent keeps it for the next run. A magnet's so= se
 
 options:
   --peer HOST:PORT     a peer to use (repeatable); [v6]:port for IPv6
+  --web-seed URL       also fetch from this HTTP(S) mirror (BEP 19; repeatable): whole pieces
+                       by range requests, hash-checked like any peer's; the torrent's
+                       url-list (a magnet's ws=) is used too
+  --no-web-seeds       use no web seed from the torrent (only --web-seed)
   --have FILE          skip the pieces in this have-set (assemble's events, verify's output)
   --pieces LIST        only these pieces, e.g. 0-99,200
   --select FILE        only the pieces these files need (a path as 'info' shows it, or an
@@ -54,7 +59,8 @@ options:
   --max-peers N        connections at most (default 50)
   --max-memory BYTES   pieces in flight at most, in bytes (default 16M; 64M accepted)
   --timeout S          give up when no piece arrives for S seconds (default 120; 0 = never)
-  --stats FILE         append NDJSON stats (rate, peers, pieces, per-peer figures) every second
+  --stats FILE         append NDJSON stats (rate, peers, pieces, per-peer figures; a web seed
+                       named by its URL) every second
   --print-peers FILE   append every peer learnt (given, PEX) as NDJSON, as announce prints them
   --save-torrent FILE  magnet: write the fetched .torrent here, or read it from here if it is
                        already there and matches the info hash
@@ -69,13 +75,14 @@ ${DHT_HELP}${VERBOSITY_HELP}  --progress           progress as NDJSON on stderr 
 
 examples:
   torrent-tools announce x.torrent | torrent-tools fetch-pieces x.torrent | torrent-tools assemble x.torrent -o out/
+  torrent-tools fetch-pieces x.torrent --web-seed http://mirror.example/pub/ < /dev/null | torrent-tools assemble x.torrent -o out/
   torrent-tools fetch-pieces x.torrent --peer 127.0.0.1:6881 < /dev/null | torrent-tools bdecode | jq -c '{index}'
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['peer', 'have', 'pieces', 'select', 'max-peers', 'max-memory', 'timeout', 'stats', 'port', 'print-peers', 'save-torrent', 'max-metadata', 'serve-from', ...DHT_STRING_OPTIONS],
-      repeat: ['peer', 'select'],
-      boolean: ['sequential', 'quiet', 'verbose', 'progress', 'strict', ...DHT_BOOLEAN_OPTIONS],
+      string: ['peer', 'have', 'pieces', 'select', 'max-peers', 'max-memory', 'timeout', 'stats', 'port', 'print-peers', 'save-torrent', 'max-metadata', 'serve-from', 'web-seed', ...DHT_STRING_OPTIONS],
+      repeat: ['peer', 'select', 'web-seed'],
+      boolean: ['no-web-seeds', 'sequential', 'quiet', 'verbose', 'progress', 'strict', ...DHT_BOOLEAN_OPTIONS],
       alias: { v: 'verbose', q: 'quiet' },
     });
     if (a.positional.length !== 1) throw new UsageError('expected one TORRENT');
@@ -87,7 +94,8 @@ examples:
     const timeout = a.int('timeout', 0, 86_400) ?? 120;
     const port = a.int('port', 1, 65535);
     const src = await loadTorrentArg(a.positional[0]!, io, 'fetch-pieces', { strict: a.bool('strict'), allowMagnet: true });
-    if (peers.length === 0 && io.stdin.isTTY && (src.magnet?.peers.length ?? 0) === 0 && (a.bool('no-dht') || src.torrent?.private)) {
+    const webSeedCount = a.list('web-seed').length + (a.bool('no-web-seeds') ? 0 : (src.torrent?.urlList.length ?? src.magnet?.webSeeds.length ?? 0));
+    if (peers.length === 0 && webSeedCount === 0 && io.stdin.isTTY && (src.magnet?.peers.length ?? 0) === 0 && (a.bool('no-dht') || src.torrent?.private)) {
       throw new UsageError('no peers: give --peer HOST:PORT, or pipe peers in (announce, dht get-peers)');
     }
     const reporter = new Reporter(io, 'fetch-pieces', verbosityOf(a));
@@ -151,6 +159,9 @@ examples:
     });
     const swarm = fetch.swarm;
     swarm.on('log', log);
+    // web seeds: loopback peers in front of HTTP servers (webseed/web-seed-peer.ts), dialled like any
+    const webSeeds = new WebSeeds();
+    for (const rec of await webSeeds.start(t, webSeedUrls(t, a.list('web-seed'), !a.bool('no-web-seeds'), log), log, timeout > 0 ? Math.min(timeout, 30) * 1000 : undefined)) swarm.addPeer(rec);
     let watch: DiskWatch | null = null;
     if (serve) {
       session?.host(swarm);
@@ -190,6 +201,7 @@ examples:
       printPeers?.end();
       watch?.stop();
       fetch.destroy();
+      await webSeeds.close();
       await session?.close();
       discovery?.stop();
       await dht?.close();

@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 
-export type PeerSource = 'tracker' | 'dht' | 'pex' | 'magnet' | 'cli' | 'incoming' | (string & {});
+export type PeerSource = 'tracker' | 'dht' | 'pex' | 'magnet' | 'cli' | 'incoming' | 'webseed' | (string & {});
 
 export interface PeerRecord {
   ip: string;
@@ -13,6 +13,16 @@ export interface PeerRecord {
   source: PeerSource;
   peerId?: string;
   tracker?: string;
+  /**
+   * a web seed (source 'webseed'): the URL behind this loopback peer (webseed/web-seed-peer.ts),
+   * the name logs and stats show for it; never printed in the NDJSON line
+   */
+  url?: string;
+}
+
+/** How a peer is named to people: a web seed by its URL, any other peer by host:port. */
+export function peerName(p: { ip: string; port: number; url?: string }): string {
+  return p.url ?? peerKey(p);
 }
 
 /** host:port text of a peer ([v6]:port for IPv6), also the key for de-duplication. */

@@ -20,7 +20,7 @@ import { ReadCache } from '../storage/read-cache.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { pieceHash, pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
-import { peerKey, type PeerRecord } from '../peers/record.js';
+import { peerKey, peerName, type PeerRecord } from '../peers/record.js';
 import { isOwnAddress } from '../peers/self.js';
 import type { LogLevel } from '../log.js';
 import { bitfieldProblem, type WireLimits } from '../wire/frame-decoder.js';
@@ -126,11 +126,24 @@ export interface SwarmStats {
 
 interface Peer extends Requester {
   key: string;
+  /** how logs and stats name it: host:port, or a web seed's URL */
+  name: string;
+  /** payload bytes it sent in this run, kept past its connection (sources()) */
+  tally: SourceBytes;
   rec: PeerRecord;
   rate: RateMeter;
   useful: boolean;
   /** serve mode: its upload slot (null when we upload nothing) */
   holder: SlotHolder | null;
+}
+
+/** Payload bytes one source sent (download --json's 'sources' record). */
+export interface SourceBytes {
+  /** host:port, or a web seed's URL */
+  peer: string;
+  /** set for a web seed */
+  webSeed?: boolean;
+  bytes: number;
 }
 
 export interface SwarmEvents {
@@ -166,6 +179,12 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** failed copies of pieces, to find the liar when the good copy arrives */
   private readonly failedCopies = new Map<number, { buf: Buffer; from: Array<string | undefined> }>();
   private readonly strikes = new Map<string, number>();
+  /**
+   * Names of peers that are not called by their key (web seeds, by URL: a loopback host:port
+   * means nothing in a log line), and the bytes each source sent, by key.
+   */
+  private readonly names = new Map<string, string>();
+  private readonly tallies = new Map<string, SourceBytes>();
   private readonly maxInFlight: number;
   private timer: NodeJS.Timeout | null = null;
   private finished = false;
@@ -213,7 +232,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000, budget: options.budget },
       (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
-      (rec, reason) => this.emit('log', `${peerKey(rec)}: ${reason}`, 'peer'),
+      (rec, reason) => this.emit('log', `${peerName(rec)}: ${reason}`, 'peer'),
     );
     this.pex = t.private || options.pex === false
       ? null
@@ -283,7 +302,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       hashFailures: this.hashFailures,
       banned: this.bannedCount,
       perPeer: [...this.peers.values()].map((p) => ({
-        peer: p.key,
+        peer: p.name,
         client: p.conn.remote ? p.conn.remote.peerId.subarray(0, 8).toString('latin1').replace(/[^\x20-\x7e]/g, '?') : '',
         downRate: Math.round(p.rate.rate(now)),
         downloaded: p.conn.downloaded,
@@ -410,8 +429,16 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     exts.push(...(this.o.extensions?.(conn, rec) ?? []));
     if (takenOver) conn.replaceExtensions(exts);
     else for (const ext of exts) conn.use(ext);
+    const name = peerName(rec);
+    if (name !== key) this.names.set(key, name);
+    let tally = this.tallies.get(key);
+    if (tally === undefined) {
+      tally = { peer: name, bytes: 0, ...(rec.url !== undefined ? { webSeed: true } : {}) };
+      // bounded like the peers it counts: one entry per key ever attached, capped
+      if (this.tallies.size < 10_000) this.tallies.set(key, tally);
+    }
     const peer: Peer = {
-      key, rec, conn,
+      key, name, tally, rec, conn,
       bits: new Bitfield(this.torrent.pieceCount),
       requests: new Map(),
       asked: new Map(),
@@ -490,7 +517,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     // a ban has its own line (strike), said once: its close would say it again; a leecher
     // leaving a seed (closed, reset, broken pipe) is the normal end of its download
     const routine = reason?.kind === 'banned' || (this.finished && reason?.kind === 'hang-up');
-    if (reason !== null && !routine && !this.destroyed) this.emit('log', `${peer.key}: ${describeClose(reason)}`, 'peer');
+    if (reason !== null && !routine && !this.destroyed) this.emit('log', `${peer.name}: ${describeClose(reason)}`, 'peer');
     // whatever ended it (a hang-up, a timeout, even a violation: our own bookkeeping once took
     // honest answers for one), the peer is dialled again with back-off; only a ban is final.
     // An incoming connection's address is not one to dial (its port is the peer's own pick).
@@ -578,6 +605,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     peer.snubbed = false;
     if (mine !== 'late') peer.queue.onBlock();
     this.downloadedBytes += block.length;
+    peer.tally.bytes += block.length;
     const r = this.picker.receive(index, begin, block, peer.key);
     // the first copy in wins: end-game copies, or a request this late answer overtook, go
     if (r !== 'dup' && r !== 'unwanted' && (mine === 'late' || this.picker.endgame)) {
@@ -613,7 +641,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       // the pieces a liar had in flight when it was banned fail one by one after its ban: news
       // only with -v (a liar with 40 pieces in flight was 40 notices)
       const news = senders.size === 0 || [...senders].some((k) => !this.connector.isBanned(k));
-      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].join(', ')}); fetching it again`, news ? 'notice' : 'detail');
+      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].map((k) => (k === undefined ? k : this.nameOf(k))).join(', ')}); fetching it again`, news ? 'notice' : 'detail');
       if (senders.size === 1) this.strike([...senders][0]!, 2);
       if (senders.size > 1 && !this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
       else this.buffers.give(p.buf);
@@ -656,9 +684,19 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (n >= 2) {
       this.connector.ban(key);
       this.bannedCount++;
-      this.emit('log', `${key}: banned: sent data that failed the hash check`, 'notice');
+      this.emit('log', `${this.nameOf(key)}: banned: sent data that failed the hash check`, 'notice');
       this.peers.get(key)?.conn.close(closeReason('banned', 'banned'));
     }
+  }
+
+  /** How a peer is named in logs: a web seed by its URL (kept after it is gone: a ban names it). */
+  private nameOf(key: string): string {
+    return this.names.get(key) ?? key;
+  }
+
+  /** Payload bytes per source in this run, web seeds named by URL, largest first. */
+  sources(): SourceBytes[] {
+    return [...this.tallies.values()].filter((s) => s.bytes > 0).sort((a, b) => b.bytes - a.bytes).map((s) => ({ ...s }));
   }
 
   /** Once a second: resize queues from measured rates, detect snubs, drop useless peers. */
@@ -669,7 +707,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       p.queue.onTick(p.rate.rate(now));
       if (p.requests.size > 0 && now - p.lastBlock > snubMs && !p.snubbed) {
         p.snubbed = true;
-        this.emit('log', `${p.key}: snubbed (no data for ${Math.round(snubMs / 1000)} s); its requests go to others`, 'peer');
+        this.emit('log', `${p.name}: snubbed (no data for ${Math.round(snubMs / 1000)} s); its requests go to others`, 'peer');
         this.scheduler.releaseAll(p);
       }
       this.scheduler.fill(p);

@@ -1,0 +1,348 @@
+/**
+ * A web seed (BEP 19) as a BitTorrent peer on loopback. The torrent's engine (swarm/swarm.ts:
+ * picker, request scheduler, hash checks, bans, per-peer stats) knows only peers, so rather
+ * than a second download path inside it, each web seed becomes one more peer: a small server on
+ * 127.0.0.1 that speaks the peer wire protocol through our own PeerConnection, has every piece,
+ * and answers `request`s from the HTTP server. The swarm dials it like any peer, so a piece from
+ * a web seed is hash-checked, a server that sends wrong bytes is struck and banned, and the
+ * picker's piece ownership keeps peers and web seeds off each other's pieces (outside
+ * end-game) without a line of web-seed code in the swarm.
+ *
+ * Requests that follow each other in the torrent's bytes are coalesced into one run (up to
+ * MAX_RUN bytes, across piece and file boundaries), mapped onto the files, and fetched with one
+ * range request per file span; up to MAX_RUNS runs are in flight. The body streams into
+ * `piece` messages block by block: nothing but the block being filled is held.
+ *
+ * Failures: the run's unanswered requests are rejected (BEP 6), the peer is choked so the swarm
+ * asks others meanwhile, and it is unchoked after a back-off (2, 4, 8, 16 s). A server that
+ * keeps failing, or says the file is not there, is given up: the connection is closed and the
+ * server stops listening, with a line naming the URL.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { LogLevel } from '../log.js';
+import { pieceSize, pieceSpans } from '../metainfo/pieces.js';
+import type { Torrent } from '../metainfo/torrent.js';
+import type { PeerRecord } from '../peers/record.js';
+import { closeReason } from '../wire/close-reason.js';
+import { PeerConnection } from '../wire/peer-connection.js';
+import { makePeerId, type WireMessage } from '../wire/protocol.js';
+import { fileUrl, HttpRangeError, RangeClient } from './http-range.js';
+
+/** Bytes in one run at most: large enough that a fast server is asked a few times a second, not hundreds. */
+const MAX_RUN = 4 * 1024 * 1024;
+/** Runs (HTTP requests) in flight per server, as aria2's -x4 does. */
+const MAX_RUNS = 4;
+/** Requests waiting at most (the swarm asks for 500 at most per peer, our reqq). */
+const MAX_QUEUED = 2000;
+/** Failures in a row before the server is given up: back-offs 2+4+8+16 s, then no more. */
+const MAX_FAILURES = 5;
+const BACKOFF_MAX_MS = 60_000;
+/** Connections at once: the swarm dials one; a redial after a drop may overlap the old one. */
+const MAX_CONNECTIONS = 4;
+
+interface Req {
+  index: number;
+  begin: number;
+  length: number;
+}
+
+export interface WebSeedOptions {
+  torrent: Torrent;
+  /** the url-list entry */
+  url: string;
+  /** no byte for this long fails a request (default 30 s) */
+  timeoutMs?: number;
+  /** the first back-off, doubled after each failure in a row (default 2000 ms) */
+  backoffMs?: number;
+  log?: (line: string, level: LogLevel) => void;
+}
+
+export class WebSeedPeer extends EventEmitter<{ 'gave-up': [string] }> {
+  readonly url: string;
+  readonly torrent: Torrent;
+  /** payload bytes read from the server */
+  fetched = 0;
+  /** HTTP requests made */
+  requests = 0;
+  private readonly client: RangeClient;
+  private readonly server: Server;
+  private readonly peerId = makePeerId(randomBytes);
+  private readonly conns = new Set<Serving>();
+  private readonly log: (line: string, level: LogLevel) => void;
+  private readonly backoffMs: number;
+  private failures = 0;
+  /** back-off: no request until then */
+  private resumeAt = 0;
+  gaveUp: string | null = null;
+  private closed = false;
+
+  constructor(o: WebSeedOptions) {
+    super();
+    this.url = o.url;
+    this.torrent = o.torrent;
+    this.log = o.log ?? ((): void => {});
+    this.backoffMs = o.backoffMs ?? 2000;
+    this.client = new RangeClient({ timeoutMs: o.timeoutMs, maxSockets: MAX_RUNS });
+    this.server = createServer((s) => this.onSocket(s));
+  }
+
+  /** Listens on 127.0.0.1 (a free port); resolves to the peer record the swarm dials. */
+  async listen(): Promise<PeerRecord> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, '127.0.0.1', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.record();
+  }
+
+  record(): PeerRecord {
+    const a = this.server.address();
+    const port = a !== null && typeof a === 'object' ? a.port : 0;
+    return { ip: '127.0.0.1', port, source: 'webseed', url: this.url };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of [...this.conns]) c.conn.close(null);
+    this.client.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private onSocket(socket: Socket): void {
+    // only the swarm of this process dials us; anything else on this host is turned away
+    const ip = socket.remoteAddress ?? '';
+    if (this.closed || this.gaveUp !== null || this.conns.size >= MAX_CONNECTIONS || !(ip === '127.0.0.1' || ip === '::ffff:127.0.0.1')) {
+      socket.destroy();
+      return;
+    }
+    const t = this.torrent;
+    const conn = new PeerConnection(socket, {
+      peerId: this.peerId,
+      outgoing: false,
+      accept: (h) => (h.equals(t.infoHash) ? { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) } : null),
+      // no BEP 10: nothing to exchange (no PEX, the swarm has the metadata)
+      extended: false,
+      name: this.url,
+    });
+    const s = new Serving(this, conn);
+    this.conns.add(s);
+    conn.on('close', () => {
+      this.conns.delete(s);
+      s.closed();
+    });
+  }
+
+  /** Now and then: may a run start (not in a back-off, not given up)? */
+  get open(): boolean {
+    return !this.closed && this.gaveUp === null && Date.now() >= this.resumeAt;
+  }
+
+  /** A run went through: the server works. */
+  succeeded(bytes: number): void {
+    this.failures = 0;
+    this.fetched += bytes;
+  }
+
+  /**
+   * A run failed: back off (every connection is choked until then), or give the server up.
+   * Returns the back-off in ms, or null when given up.
+   */
+  failed(e: Error): number | null {
+    if (this.gaveUp !== null) return null;
+    const why = e.message;
+    // runs in flight fail together when the server goes down: one failure, not MAX_RUNS
+    const inBackOff = Date.now() < this.resumeAt;
+    if (!inBackOff) this.failures++;
+    if ((e instanceof HttpRangeError && e.kind === 'not-found') || this.failures >= MAX_FAILURES) {
+      this.gaveUp = why;
+      this.log(`web seed ${this.url}: given up: ${why}`, 'notice');
+      for (const c of [...this.conns]) c.conn.close(closeReason('local', `web seed given up: ${why}`));
+      this.server.close();
+      this.emit('gave-up', why);
+      return null;
+    }
+    // a back-off already running (another run failed at the same time) is not doubled again
+    if (inBackOff) return this.resumeAt - Date.now();
+    const ms = Math.min(BACKOFF_MAX_MS, this.backoffMs * 2 ** (this.failures - 1));
+    this.resumeAt = Date.now() + ms;
+    this.log(`web seed ${this.url}: ${why}; retrying in ${Math.round(ms / 1000)} s`, 'peer');
+    for (const c of this.conns) c.backOff(ms);
+    return ms;
+  }
+
+  /** Bytes [start, start+length) of the torrent, one range request per file span, in order. */
+  async fetchRange(start: number, length: number, onData: (chunk: Buffer) => boolean, drained: () => Promise<void>): Promise<void> {
+    for (const span of rangeSpans(this.torrent, start, length)) {
+      const f = this.torrent.files[span.file]!;
+      if (f.pad) {
+        // BEP 47 pad files are not on the server: they read as zeros
+        onData(Buffer.alloc(span.length));
+        continue;
+      }
+      this.requests++;
+      const url = fileUrl(this.url, this.torrent.name, this.torrent.multiFile ? f.path : [this.torrent.name], this.torrent.multiFile);
+      await this.client.fetch(url, span.fileOffset, span.length, { onData, drained });
+    }
+  }
+}
+
+/** The file spans of the torrent's bytes [start, start+length), adjacent spans of a file merged. */
+export function rangeSpans(t: Torrent, start: number, length: number): Array<{ file: number; fileOffset: number; length: number }> {
+  const out: Array<{ file: number; fileOffset: number; length: number }> = [];
+  const end = start + length;
+  for (let p = Math.floor(start / t.pieceLength); p * t.pieceLength < end; p++) {
+    for (const s of pieceSpans(t, p)) {
+      const a = Math.max(start, p * t.pieceLength + s.pieceOffset);
+      const b = Math.min(end, p * t.pieceLength + s.pieceOffset + s.length);
+      if (a >= b) continue;
+      const fileOffset = s.fileOffset + (a - (p * t.pieceLength + s.pieceOffset));
+      const last = out[out.length - 1];
+      if (last !== undefined && last.file === s.file && last.fileOffset + last.length === fileOffset) last.length += b - a;
+      else out.push({ file: s.file, fileOffset, length: b - a });
+    }
+  }
+  return out;
+}
+
+/** One connection from the swarm: its requests, coalesced into runs. */
+class Serving {
+  readonly conn: PeerConnection;
+  private readonly seed: WebSeedPeer;
+  private readonly queue: Req[] = [];
+  private runs = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private drainWaiters: Array<() => void> = [];
+
+  constructor(seed: WebSeedPeer, conn: PeerConnection) {
+    this.seed = seed;
+    this.conn = conn;
+    conn.on('handshake', () => {
+      const t = seed.torrent;
+      // every piece: have-all with BEP 6, else a full bitfield (spare bits clear, as BEP 3 says)
+      if (conn.fast) conn.send({ type: 'have-all' });
+      else {
+        const bits = Buffer.alloc(Math.ceil(t.pieceCount / 8), 0xff);
+        if (t.pieceCount % 8 !== 0) bits[bits.length - 1] = (0xff << (8 - (t.pieceCount % 8))) & 0xff;
+        conn.send({ type: 'bitfield', bits });
+      }
+    });
+    conn.on('message', (m) => this.onMessage(m));
+    conn.on('drain', () => {
+      for (const w of this.drainWaiters.splice(0)) w();
+    });
+  }
+
+  closed(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.queue.length = 0;
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  private onMessage(m: WireMessage): void {
+    switch (m.type) {
+      case 'interested':
+        if (this.seed.open) this.conn.send({ type: 'unchoke' });
+        break;
+      case 'request':
+        if (this.conn.amChoking) {
+          this.reject(m);
+          return;
+        }
+        if (this.queue.length >= MAX_QUEUED) {
+          this.conn.close(closeReason('violation', `more than ${MAX_QUEUED} requests queued`));
+          return;
+        }
+        this.queue.push({ index: m.index, begin: m.begin, length: m.length });
+        this.pump();
+        break;
+      case 'cancel': {
+        // one not started yet is dropped (and answered, BEP 6); one in a run arrives anyway
+        const i = this.queue.findIndex((r) => r.index === m.index && r.begin === m.begin && r.length === m.length);
+        if (i >= 0) this.reject(this.queue.splice(i, 1)[0]!);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  private reject(r: Req): void {
+    if (this.conn.fast) this.conn.send({ type: 'reject', index: r.index, begin: r.begin, length: r.length });
+  }
+
+  /** The server failed: choke (pending requests rejected), unchoke after `ms`. */
+  backOff(ms: number): void {
+    if (this.conn.closed) return;
+    if (!this.conn.amChoking) this.conn.send({ type: 'choke' });
+    for (const r of this.queue.splice(0)) this.reject(r);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (!this.conn.closed && this.seed.open && this.conn.peerInterested) this.conn.send({ type: 'unchoke' });
+    }, ms);
+    this.timer.unref();
+  }
+
+  private pump(): void {
+    const pl = this.seed.torrent.pieceLength;
+    while (this.runs < MAX_RUNS && this.queue.length > 0 && this.seed.open && !this.conn.closed) {
+      const run = [this.queue.shift()!];
+      let end = run[0]!.index * pl + run[0]!.begin + run[0]!.length;
+      let bytes = run[0]!.length;
+      while (this.queue.length > 0 && bytes < MAX_RUN) {
+        const n = this.queue[0]!;
+        if (n.index * pl + n.begin !== end) break;
+        run.push(this.queue.shift()!);
+        end += n.length;
+        bytes += n.length;
+      }
+      this.runs++;
+      void this.fetchRun(run, bytes).finally(() => {
+        this.runs--;
+        this.pump();
+      });
+    }
+  }
+
+  /** One run: streamed from the server into `piece` messages, a block at a time. */
+  private async fetchRun(run: Req[], bytes: number): Promise<void> {
+    const pl = this.seed.torrent.pieceLength;
+    let i = 0;
+    let block = Buffer.allocUnsafe(run[0]!.length);
+    let filled = 0;
+    const onData = (chunk: Buffer): boolean => {
+      let off = 0;
+      while (off < chunk.length && i < run.length) {
+        const n = Math.min(block.length - filled, chunk.length - off);
+        chunk.copy(block, filled, off, off + n);
+        filled += n;
+        off += n;
+        if (filled === block.length) {
+          const r = run[i++]!;
+          this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block });
+          if (i < run.length) block = Buffer.allocUnsafe(run[i]!.length);
+          filled = 0;
+        }
+      }
+      return !this.conn.closed && this.conn.writableLength < 1024 * 1024;
+    };
+    const drained = (): Promise<void> =>
+      this.conn.closed || this.conn.writableLength < 1024 * 1024 ? Promise.resolve() : new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    try {
+      await this.seed.fetchRange(run[0]!.index * pl + run[0]!.begin, bytes, onData, drained);
+      this.seed.succeeded(bytes);
+    } catch (e) {
+      if (this.conn.closed) return;
+      // what was not sent is answered by a reject (BEP 6), so the swarm asks someone else now
+      for (const r of run.slice(i)) this.reject(r);
+      this.seed.failed(e as Error);
+    }
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * Web seeds (BEP 19) end to end: real HTTP servers on loopback (test/helpers/range-server.ts),
+ * each web seed a loopback peer the swarm dials (src/webseed/web-seed-peer.ts).
+ */
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { download, type DownloadEvent } from '../src/client/download.js';
+import type { BValue } from '../src/bencode/index.js';
+import { parseTorrent } from '../src/metainfo/torrent.js';
+import { fileUrl, HttpRangeError, RangeClient } from '../src/webseed/http-range.js';
+import { rangeSpans } from '../src/webseed/web-seed-peer.js';
+import { runCli, runShell } from './helpers/cli.js';
+import { hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
+import { bytes, rng } from './helpers/random.js';
+import { startRangeServer, type RangeServer, type RangeServerOptions } from './helpers/range-server.js';
+import { startSeed, type SeedProc } from './helpers/swarm.js';
+import { makeTorrentBytes, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
+
+const PL = 32 * 1024;
+const r = rng(19);
+const SINGLE_NAME = 'a b#1 %ü?.bin';
+const single: TestFile[] = [{ path: [SINGLE_NAME], data: bytes(r, 45 * PL + 1234) }];
+const MULTI_NAME = 'set & more';
+const multi: TestFile[] = [
+  { path: ['one file.bin'], data: bytes(r, 7 * PL + 100) },
+  { path: ['dir #2', 'tiny?.txt'], data: bytes(r, 900) },
+  { path: ['dir #2', '%20ü.bin'], data: bytes(r, 20 * PL + 5) },
+  { path: ['last.bin'], data: bytes(r, 3 * PL) },
+];
+
+const servers: RangeServer[] = [];
+const seeds: SeedProc[] = [];
+const stops: Array<() => void> = [];
+after(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  await Promise.all(seeds.map((s) => s.stop()));
+  for (const s of stops) s();
+});
+
+/** A torrent (url-list given) and the server paths of its files under '/pub/'. */
+function torrentOf(name: string, files: TestFile[], isSingle: boolean, urlList: string[] = []): Buffer {
+  const extra: Array<[string, BValue]> = urlList.length > 0 ? [['url-list', urlList.map((u) => Buffer.from(u))]] : [];
+  return makeTorrentBytes(name, files, PL, extra, isSingle);
+}
+
+function served(name: string, files: TestFile[], isSingle: boolean): Map<string, Buffer> {
+  const m = new Map<string, Buffer>();
+  for (const f of files) m.set(isSingle ? `/pub/${name}` : `/pub/${name}/${f.path.join('/')}`, f.data);
+  return m;
+}
+
+async function server(files: Map<string, Buffer>, o: RangeServerOptions = {}): Promise<RangeServer> {
+  const s = await startRangeServer(files, o);
+  servers.push(s);
+  return s;
+}
+
+async function same(out: string, name: string, files: TestFile[], isSingle: boolean): Promise<void> {
+  for (const f of files) {
+    const p = isSingle ? join(out, name) : join(out, name, ...f.path);
+    assert.ok((await readFile(p)).equals(f.data), p);
+  }
+}
+
+/** Runs a library download; its events and log lines. */
+async function fetchAll(tb: Buffer, opts: Parameters<typeof download>[2] = {}): Promise<{ dir: string; events: DownloadEvent[]; log: string[] }> {
+  const dir = await tmpDir('tt-ws-');
+  const log: string[] = [];
+  const events: DownloadEvent[] = [];
+  const job = download(parseTorrent(tb), dir, { announce: false, port: 0, timeoutMs: 30_000, log: (l) => log.push(l), ...opts });
+  job.on('event', (e) => events.push(e));
+  try {
+    await job;
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${log.join('\n')}`);
+  }
+  return { dir, events, log };
+}
+
+function sourcesOf(events: DownloadEvent[]): Array<{ peer: string; bytes: number; webSeed?: boolean }> {
+  const s = events.find((e) => e.event === 'sources');
+  assert.ok(s && s.event === 'sources', 'a sources record');
+  return s.sources;
+}
+
+test('BEP 19 URLs: single-file (with and without a trailing slash), multi-file, percent-encoded', () => {
+  assert.equal(fileUrl('http://h/pub/', 'a b#?.bin', ['a b#?.bin'], false), 'http://h/pub/a%20b%23%3F.bin');
+  assert.equal(fileUrl('http://h/file.iso', 'x', ['x'], false), 'http://h/file.iso');
+  assert.equal(fileUrl('http://h/pub/', 'set & more', ['dir #2', '%20ü.bin'], true), 'http://h/pub/set%20%26%20more/dir%20%232/%2520%C3%BC.bin');
+  assert.equal(fileUrl('http://h/pub', 'n', ['f'], true), 'http://h/pub/n/f');
+});
+
+test('a run of pieces maps onto file spans across file boundaries', () => {
+  const t = parseTorrent(torrentOf(MULTI_NAME, multi, false));
+  const spans = rangeSpans(t, 5 * PL + 10, 4 * PL);
+  // file 0 is 7 PL + 100 long: the run crosses into file 1 (900 bytes) and file 2
+  assert.deepEqual(spans, [
+    { file: 0, fileOffset: 5 * PL + 10, length: 2 * PL + 90 },
+    { file: 1, fileOffset: 0, length: 900 },
+    { file: 2, fileOffset: 0, length: 4 * PL - (2 * PL + 90) - 900 },
+  ]);
+  const total = rangeSpans(t, 0, t.length).reduce((n, s) => n + s.length, 0);
+  assert.equal(total, t.length);
+});
+
+test('range client: Content-Range checked, 200 streamed and cut short, 404 typed, redirects bounded', async () => {
+  const data = bytes(r, 300_000);
+  const s = await server(new Map([['/f', data]]), { redirectPrefix: '/old/' });
+  const c = new RangeClient({ timeoutMs: 5000 });
+  const got: Buffer[] = [];
+  const sink = { onData: (b: Buffer) => (got.push(Buffer.from(b)), true), drained: () => Promise.resolve() };
+  await c.fetch(`${s.url}old/f`, 1000, 5000, sink);
+  assert.ok(Buffer.concat(got).equals(data.subarray(1000, 6000)));
+  await assert.rejects(c.fetch(`${s.url}nothing`, 0, 10, sink), (e: unknown) => e instanceof HttpRangeError && e.kind === 'not-found' && /404/.test(e.message));
+  // past the end: the server says 416, which is a bad reply, not a retry forever
+  await assert.rejects(c.fetch(`${s.url}f`, 400_000, 10, sink), (e: unknown) => e instanceof HttpRangeError && e.kind === 'bad-reply');
+  const loop = await server(new Map(), { redirectPrefix: '/' });
+  await assert.rejects(c.fetch(`${loop.url}x`, 0, 10, sink), /more than 5 redirects/);
+  const plain = await server(new Map([['/f', data]]), { ignoreRange: true });
+  got.length = 0;
+  await c.fetch(`${plain.url}f`, 100_000, 1000, sink);
+  assert.ok(Buffer.concat(got).equals(data.subarray(100_000, 101_000)));
+  c.destroy();
+});
+
+test('web seeds only: single-file, name needing percent-encoding, url-list ending in /', async () => {
+  const s = await server(served(SINGLE_NAME, single, true));
+  const tb = torrentOf(SINGLE_NAME, single, true, [`${s.url}pub/`]);
+  const { dir, events } = await fetchAll(tb);
+  await same(dir, SINGLE_NAME, single, true);
+  // 46 pieces of 2 blocks: requests are coalesced into pieces and runs of pieces
+  assert.ok(s.partial() > 0 && s.requests() <= 60, `range requests coalesce blocks (${s.requests()} requests)`);
+  assert.ok(s.paths.every((p) => p === `/pub/${SINGLE_NAME}`), s.paths.join(' '));
+  const src = sourcesOf(events);
+  assert.deepEqual(src, [{ peer: `${s.url}pub/`, webSeed: true, bytes: single[0]!.data.length }]);
+});
+
+test('web seeds only: multi-file, runs spanning files, two servers (--web-seed and url-list)', async () => {
+  const a = await server(served(MULTI_NAME, multi, false));
+  const b = await server(served(MULTI_NAME, multi, false));
+  const tb = torrentOf(MULTI_NAME, multi, false, [`${a.url}pub`]);
+  const { dir, events } = await fetchAll(tb, { webSeeds: [`${b.url}pub/`] });
+  await same(dir, MULTI_NAME, multi, false);
+  for (const p of [...a.paths, ...b.paths]) assert.ok(served(MULTI_NAME, multi, false).has(p), p);
+  // end-game copies count too: at least the torrent's size, from both servers
+  const src = sourcesOf(events);
+  assert.ok(src.reduce((n, x) => n + x.bytes, 0) >= multi.reduce((n, f) => n + f.data.length, 0));
+  assert.deepEqual(src.map((x) => x.peer).sort(), [`${a.url}pub`, `${b.url}pub/`].sort());
+});
+
+test('--no-web-seeds (useUrlList false) leaves the url-list alone', async () => {
+  const s = await server(served(SINGLE_NAME, single, true));
+  const tb = torrentOf(SINGLE_NAME, single, true, [`${s.url}nowhere/`]);
+  const { dir } = await fetchAll(tb, { useUrlList: false, webSeeds: [`${s.url}pub/${encodeURIComponent(SINGLE_NAME)}`] });
+  await same(dir, SINGLE_NAME, single, true);
+  assert.ok(!s.paths.some((p) => p.startsWith('/nowhere')));
+});
+
+test('a server that ignores Range (200) still serves every piece', async () => {
+  const s = await server(served(SINGLE_NAME, single, true), { ignoreRange: true });
+  const tb = torrentOf(SINGLE_NAME, single, true, [`${s.url}pub/`]);
+  const { dir } = await fetchAll(tb);
+  await same(dir, SINGLE_NAME, single, true);
+  assert.equal(s.partial(), 0);
+});
+
+test('a flaky server (503, a dropped connection) is backed off and retried', async () => {
+  const s = await server(served(MULTI_NAME, multi, false), { fail503: new Set([1]), drop: new Set([3]) });
+  const tb = torrentOf(MULTI_NAME, multi, false, [`${s.url}pub/`]);
+  const { dir, log } = await fetchAll(tb);
+  await same(dir, MULTI_NAME, multi, false);
+  assert.ok(log.some((l) => l.includes(`web seed ${s.url}pub/: `) && /HTTP 503; retrying in 2 s/.test(l)), log.join('\n'));
+});
+
+test('a server without the files (404) is given up, named', async () => {
+  const s = await server(new Map(), {});
+  const tb = torrentOf(SINGLE_NAME, single, true, [`${s.url}pub/`]);
+  const dir = await tmpDir('tt-ws-');
+  const log: string[] = [];
+  await assert.rejects(download(parseTorrent(tb), dir, { announce: false, port: 0, timeoutMs: 3000, log: (l) => log.push(l) }).result);
+  assert.ok(log.some((l) => l === `web seed ${s.url}pub/: given up: ${s.url}pub/${encodeURIComponent(SINGLE_NAME)}: HTTP 404`), log.join('\n'));
+});
+
+test('a lying web seed beside an honest peer: banned by URL, the download completes', async () => {
+  const dir = await tmpDir('tt-ws-');
+  const tb = torrentOf(MULTI_NAME, multi, false);
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, tb);
+  await writeFiles(join(dir, 'data'), MULTI_NAME, multi);
+  const seed = await startSeed(tf, join(dir, 'data'));
+  seeds.push(seed);
+  const liar = await server(served(MULTI_NAME, multi, false), { lie: true });
+  const { dir: out, log, events } = await fetchAll(tb, { webSeeds: [`${liar.url}pub/`], peers: [{ ip: '127.0.0.1', port: seed.port, source: 'cli' }] });
+  await same(out, MULTI_NAME, multi, false);
+  if (liar.requests() > 0) assert.ok(log.some((l) => l === `${liar.url}pub/: banned: sent data that failed the hash check`), log.join('\n'));
+  const honest = sourcesOf(events).find((x) => x.peer === `127.0.0.1:${seed.port}`);
+  assert.ok(honest && honest.bytes > 0);
+});
+
+test('a web seed plus a libtorrent seeder', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') }, async () => {
+  const dir = await tmpDir('tt-ws-');
+  const tb = torrentOf(MULTI_NAME, multi, false);
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, tb);
+  await writeFiles(join(dir, 'data'), MULTI_NAME, multi);
+  const lt = await startLtSeeds(tf, join(dir, 'data'), 1);
+  stops.push(lt.stop);
+  const s = await server(served(MULTI_NAME, multi, false));
+  const { dir: out, events } = await fetchAll(tb, { webSeeds: [`${s.url}pub/`], peers: [{ ip: '127.0.0.1', port: lt.ports[0]!, source: 'cli' }] });
+  await same(out, MULTI_NAME, multi, false);
+  const total = sourcesOf(events).reduce((n, x) => n + x.bytes, 0);
+  assert.ok(total >= multi.reduce((n, f) => n + f.data.length, 0));
+});
+
+test('CLI: fetch-pieces --web-seed | assemble; --stats names the web seed by URL', async () => {
+  const s = await server(served(SINGLE_NAME, single, true));
+  const dir = await tmpDir('tt-ws-');
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, torrentOf(SINGLE_NAME, single, true));
+  const ws = `${s.url}pub/`;
+  const res = await runShell(`$TT fetch-pieces x.torrent --no-dht --web-seed '${ws}' --stats stats.ndjson < /dev/null | $TT assemble x.torrent -o out/ > /dev/null`, { cwd: dir });
+  assert.equal(res.code, 0, res.stderr);
+  await same(join(dir, 'out'), SINGLE_NAME, single, true);
+  const last = JSON.parse((await readFile(join(dir, 'stats.ndjson'), 'utf8')).trim().split('\n').pop()!) as { perPeer: Array<{ peer: string; downloaded: number }> };
+  assert.ok(last.perPeer.some((p) => p.peer === ws && p.downloaded > 0), JSON.stringify(last.perPeer));
+});
+
+test('CLI: download --json ends with a sources record; no way to find peers without web seeds', async () => {
+  const s = await server(served(SINGLE_NAME, single, true));
+  const dir = await tmpDir('tt-ws-');
+  const ws = `${s.url}pub/`;
+  await writeFile(join(dir, 'x.torrent'), torrentOf(SINGLE_NAME, single, true, [ws]));
+  const res = await runCli(['download', join(dir, 'x.torrent'), '-o', join(dir, 'out'), '--no-dht', '--no-announce', '--port', '0', '--json', '--quiet']);
+  assert.equal(res.code, 0, res.stderr);
+  const lines = res.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string; sources?: unknown });
+  assert.equal(lines.at(-1)!.event, 'sources');
+  assert.deepEqual(lines.at(-1)!.sources, [{ peer: ws, webSeed: true, bytes: single[0]!.data.length }]);
+  assert.ok(lines.some((l) => l.event === 'complete'));
+  const none = await runCli(['download', join(dir, 'x.torrent'), '-o', join(dir, 'out2'), '--no-dht', '--no-announce', '--no-web-seeds', '--port', '0']);
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /no web seeds/);
+});
+
+
