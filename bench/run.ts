@@ -8,6 +8,7 @@ import { benchDht } from './dht.js';
 import { benchSeed } from './seed.js';
 import { benchRealSwarm } from './real-swarm.js';
 import { benchMany } from './many.js';
+import { benchWebseed } from './webseed.js';
 
 const only = process.argv.slice(2);
 const suites: Array<[string, () => Promise<string[]>]> = [
@@ -18,6 +19,7 @@ const suites: Array<[string, () => Promise<string[]>]> = [
   ['swarm', () => benchSwarm()],
   ['real-swarm', () => benchRealSwarm()],
   ['many', () => benchMany()],
+  ['webseed', () => benchWebseed()],
   ['metadata', () => benchMetadata()],
   ['dht', () => benchDht()],
 ];

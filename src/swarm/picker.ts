@@ -79,6 +79,8 @@ export class PiecePicker {
   private readonly wanted: Uint8Array;
   private wantedCount = 0;
   readonly partials = new Map<number, PartialPiece>();
+  /** peers that prefer runs: the last piece each started (chooseNext) */
+  private readonly lastStarted = new Map<string, number>();
   private readonly sequential: boolean;
   private readonly allocate: ((size: number) => Buffer) | undefined;
   private readonly random: () => number;
@@ -162,7 +164,7 @@ export class PiecePicker {
    * asking it twice for the same block (`mine` says which blocks it already has outstanding).
    * At most `startNew` new pieces are started (the room left in the in-flight memory bound).
    */
-  pick(has: (i: number) => boolean, max: number, startNew: number, mine: (b: Block) => boolean, owner?: string): Block[] {
+  pick(has: (i: number) => boolean, max: number, startNew: number, mine: (b: Block) => boolean, owner?: string, runs = false): Block[] {
     const out: Block[] = [];
     // 1. blocks never requested in pieces this peer started (any started piece, for no peer)
     for (const p of this.partials.values()) {
@@ -171,9 +173,10 @@ export class PiecePicker {
     }
     // 2. new pieces, rarest first (or in order)
     for (let started = 0; out.length < max && started < startNew && this.wantedCount > 0; started++) {
-      const i = this.choose(has);
+      const i = this.chooseNext(has, owner, runs);
       if (i < 0) break;
       const p = this.start(i, owner);
+      if (runs && owner !== undefined) this.lastStarted.set(owner, i);
       this.takeFrom(p, out, max, false, mine);
     }
     // 3. blocks never requested in pieces others started (or whose owner left)
@@ -208,6 +211,21 @@ export class PiecePicker {
       p.requested[b]!++;
       out.push(blk);
     }
+  }
+
+  /**
+   * A peer that prefers runs (a web seed: one HTTP request per run of consecutive pieces, so
+   * its cost is per run, not per piece) gets the piece after the last one it started while
+   * that one is wanted, whatever its rarity (a web seed has every piece: none is rare because
+   * of it); otherwise, and for every other peer, the usual choice. Like libtorrent's piece
+   * extent affinity: random starts, contiguous after them.
+   */
+  private chooseNext(has: (i: number) => boolean, owner: string | undefined, runs: boolean): number {
+    if (runs && owner !== undefined) {
+      const last = this.lastStarted.get(owner);
+      if (last !== undefined && last + 1 < this.pieceCount && this.wanted[last + 1] && has(last + 1)) return last + 1;
+    }
+    return this.choose(has);
   }
 
   private choose(has: (i: number) => boolean): number {

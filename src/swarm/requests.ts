@@ -31,6 +31,8 @@ export interface Requester {
   /** when its last block arrived (or its first request went out) */
   lastBlock: number;
   readonly allowedFast: Set<number>;
+  /** new pieces in order after the last it started (a web seed: picker.ts chooseNext) */
+  readonly runs?: boolean;
 }
 
 /**
@@ -115,7 +117,7 @@ export class RequestScheduler {
     // whole pieces only: the budget is a bound on piece buffers, not a hint
     const startNew = this.paused ? 0 : Math.max(0, Math.floor((this.maxInFlight - inFlight) / this.pieceLength));
     const has = canRequest ? (i: number) => peer.bits.has(i) : (i: number) => peer.bits.has(i) && peer.allowedFast.has(i);
-    const blocks = this.picker.pick(has, want, startNew, (b) => peer.requests.has(bkey(b.index, b.begin)), c.name);
+    const blocks = this.picker.pick(has, want, startNew, (b) => peer.requests.has(bkey(b.index, b.begin)), c.name, peer.runs === true);
     if (blocks.length === 0) return;
     for (const b of blocks) {
       const k = bkey(b.index, b.begin);

@@ -450,6 +450,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       useful: false,
       allowedFast: new Set(),
       holder: null,
+      // a web seed is asked for runs of consecutive pieces: one HTTP request each (picker.ts)
+      runs: rec.source === 'webseed',
     };
     if (this.reads) {
       peer.holder = {

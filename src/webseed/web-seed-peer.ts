@@ -315,19 +315,30 @@ class Serving {
   private async fetchRun(run: Req[], bytes: number): Promise<void> {
     const pl = this.seed.torrent.pieceLength;
     let i = 0;
-    let block = Buffer.allocUnsafe(run[0]!.length);
+    // the block being gathered from chunks that split it (null: none started)
+    let block: Buffer | null = null;
     let filled = 0;
     const onData = (chunk: Buffer): boolean => {
       let off = 0;
       while (off < chunk.length && i < run.length) {
+        const r = run[i]!;
+        if (block === null && chunk.length - off >= r.length) {
+          // whole in this chunk: sent as a view of it, no copy (an HTTP body chunk is a fresh
+          // buffer of its own, never reused by the socket, so the view stays valid until sent)
+          this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block: chunk.subarray(off, off + r.length) });
+          off += r.length;
+          i++;
+          continue;
+        }
+        block ??= Buffer.allocUnsafe(r.length);
         const n = Math.min(block.length - filled, chunk.length - off);
         chunk.copy(block, filled, off, off + n);
         filled += n;
         off += n;
         if (filled === block.length) {
-          const r = run[i++]!;
+          i++;
           this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block });
-          if (i < run.length) block = Buffer.allocUnsafe(run[i]!.length);
+          block = null;
           filled = 0;
         }
       }
