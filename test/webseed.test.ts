@@ -3,6 +3,7 @@
  * each web seed a loopback peer the swarm dials (src/webseed/web-seed-peer.ts).
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -12,9 +13,9 @@ import { parseTorrent } from '../src/metainfo/torrent.js';
 import { fileUrl, HttpRangeError, RangeClient } from '../src/webseed/http-range.js';
 import { rangeSpans } from '../src/webseed/web-seed-peer.js';
 import { runCli, runShell } from './helpers/cli.js';
-import { hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
+import { hasCommand, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
 import { bytes, rng } from './helpers/random.js';
-import { startRangeServer, type RangeServer, type RangeServerOptions } from './helpers/range-server.js';
+import { startLighttpd, startRangeServer, type RangeServer, type RangeServerOptions } from './helpers/range-server.js';
 import { startSeed, type SeedProc } from './helpers/swarm.js';
 import { makeTorrentBytes, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
 
@@ -125,6 +126,24 @@ test('range client: Content-Range checked, 200 streamed and cut short, 404 typed
   c.destroy();
 });
 
+test('range client over https (a self-signed server, trusted by its certificate)', { skip: skipUnless(hasCommand('openssl'), 'openssl') }, async () => {
+  const dir = await tmpDir('tt-ws-');
+  const gen = await runShell(`openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>&1`, { cwd: dir });
+  assert.equal(gen.code, 0, gen.stdout.toString());
+  const [key, cert] = await Promise.all([readFile(join(dir, 'k.pem')), readFile(join(dir, 'c.pem'))]);
+  const data = bytes(r, 200_000);
+  const s = await server(new Map([['/f', data]]), { tls: { key, cert } });
+  assert.ok(s.url.startsWith('https://'));
+  const got: Buffer[] = [];
+  const sink = { onData: (b: Buffer) => (got.push(Buffer.from(b)), true), drained: () => Promise.resolve() };
+  const c = new RangeClient({ timeoutMs: 5000, ca: cert });
+  for (let i = 0; i < 3; i++) await c.fetch(`${s.url}f`, 1000 * i, 70_000, sink);
+  assert.ok(Buffer.concat(got).equals(Buffer.concat([0, 1, 2].map((i) => data.subarray(1000 * i, 1000 * i + 70_000)))));
+  c.destroy();
+  // not trusted: a failure, typed for back-off
+  await assert.rejects(new RangeClient({ timeoutMs: 5000 }).fetch(`${s.url}f`, 0, 10, sink), (e: unknown) => e instanceof HttpRangeError && e.kind === 'server-error');
+});
+
 test('web seeds only: single-file, name needing percent-encoding, url-list ending in /', async () => {
   const s = await server(served(SINGLE_NAME, single, true));
   const tb = torrentOf(SINGLE_NAME, single, true, [`${s.url}pub/`]);
@@ -213,6 +232,19 @@ test('a web seed plus a libtorrent seeder', { skip: skipUnless(hasLibtorrent(), 
   await same(out, MULTI_NAME, multi, false);
   const total = sourcesOf(events).reduce((n, x) => n + x.bytes, 0);
   assert.ok(total >= multi.reduce((n, f) => n + f.data.length, 0));
+});
+
+test('lighttpd as the web seed (a second HTTP implementation): multi-file, names percent-encoded', { skip: skipUnless(hasCommand('lighttpd') || existsSync('/usr/sbin/lighttpd'), 'lighttpd') }, async () => {
+  const dir = await tmpDir('tt-ws-');
+  await writeFiles(join(dir, 'www', 'pub'), MULTI_NAME, multi);
+  const l = await startLighttpd(join(dir, 'www'), dir);
+  assert.ok(l !== null);
+  stops.push(() => void l.stop());
+  const tb = torrentOf(MULTI_NAME, multi, false, [`${l.url}pub/`]);
+  const { dir: out, events } = await fetchAll(tb);
+  await same(out, MULTI_NAME, multi, false);
+  assert.equal(sourcesOf(events)[0]!.peer, `${l.url}pub/`);
+  await l.stop();
 });
 
 test('CLI: fetch-pieces --web-seed | assemble; --stats names the web seed by URL', async () => {

@@ -38,6 +38,8 @@ export interface RangeClientOptions {
   maxRedirects?: number;
   /** sockets per server at most (default 8) */
   maxSockets?: number;
+  /** https: certificate authorities to trust instead of the system's (tests: a self-signed server) */
+  ca?: string | Buffer;
 }
 
 /**
@@ -61,7 +63,7 @@ export class RangeClient {
     this.maxRedirects = o.maxRedirects ?? 5;
     const maxSockets = o.maxSockets ?? 8;
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, ...(o.ca !== undefined ? { ca: o.ca } : {}) });
   }
 
   /** Streams bytes [start, start+length) of `url` into `sink`; resolves once all are delivered. */

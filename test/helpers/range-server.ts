@@ -4,8 +4,14 @@
  * byte of every reply), ignores Range (answers 200 with the whole file), answers 503 or drops
  * the connection mid-body for chosen requests, or 404s.
  */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { freeTcpPort } from './ports.js';
 
 export interface RangeServerOptions {
   /** flip the first byte of every reply body */
@@ -20,6 +26,8 @@ export interface RangeServerOptions {
   notFound?: boolean;
   /** a prefix ('/old/') answered with a 302 to the same path without it */
   redirectPrefix?: string;
+  /** serve https with this key and certificate */
+  tls?: { key: Buffer; cert: Buffer };
 }
 
 export interface RangeServer {
@@ -38,7 +46,7 @@ export async function startRangeServer(files: Map<string, Buffer>, o: RangeServe
   let n = 0;
   let partial = 0;
   const paths: string[] = [];
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const i = ++n;
     const raw = (req.url ?? '/').split('?')[0]!;
     if (o.redirectPrefix !== undefined && raw.startsWith(o.redirectPrefix)) {
@@ -91,12 +99,13 @@ export async function startRangeServer(files: Map<string, Buffer>, o: RangeServe
     // a reply ignoring Range may be cut short by the client: that is a normal end here
     res.on('error', () => {});
     res.end(out);
-  });
+  };
+  const server = o.tls ? createHttpsServer({ key: o.tls.key, cert: o.tls.cert }, handler) : createServer(handler);
   server.keepAliveTimeout = 10_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}/`,
     requests: () => n,
     paths,
     partial: () => partial,
@@ -104,6 +113,53 @@ export async function startRangeServer(files: Map<string, Buffer>, o: RangeServe
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * Debian's lighttpd serving `root` on 127.0.0.1: a second, independent HTTP implementation
+ * (Range, keep-alive, its own percent-decoding). Null when lighttpd is not installed.
+ */
+export async function startLighttpd(root: string, confDir: string): Promise<{ url: string; stop: () => Promise<void> } | null> {
+  const bin = ['/usr/sbin/lighttpd', '/usr/bin/lighttpd'].find((p) => existsSync(p));
+  if (bin === undefined) return null;
+  const port = await freeTcpPort();
+  const conf = join(confDir, 'lighttpd.conf');
+  await writeFile(conf, [
+    `server.document-root = "${root}"`,
+    `server.port = ${port}`,
+    'server.bind = "127.0.0.1"',
+    `server.errorlog = "${join(confDir, 'lighttpd-error.log')}"`,
+    'server.max-keep-alive-requests = 1000',
+    '',
+  ].join('\n'));
+  const child = spawn(bin, ['-D', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  // ready once the port answers
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`lighttpd exited ${child.exitCode}: ${err}`);
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline) throw new Error(`lighttpd did not listen within 10 s: ${err}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
       }),
   };
 }
