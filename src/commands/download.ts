@@ -149,7 +149,8 @@ examples:
         });
       }
       const tiers = (a.bool('no-announce') ? 0 : single.trackers.length) + trackers.length;
-      const webSeeds = a.list('web-seed').length + (a.bool('no-web-seeds') ? 0 : (single.torrent?.urlList.length ?? single.magnet?.webSeeds.length ?? 0));
+      // a magnet's ws= do not count: a web seed cannot give the metadata (BEP 19 serves files)
+      const webSeeds = single.torrent ? a.list('web-seed').length + (a.bool('no-web-seeds') ? 0 : single.torrent.urlList.length) : 0;
       if (tiers === 0 && !dht && peers.length === 0 && webSeeds === 0 && (single.magnet?.peers.length ?? 0) === 0) {
         throw new UsageError('no way to find peers: no trackers, no web seeds and no DHT; give --peer, --tracker or --web-seed');
       }

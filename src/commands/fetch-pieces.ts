@@ -94,7 +94,8 @@ examples:
     const timeout = a.int('timeout', 0, 86_400) ?? 120;
     const port = a.int('port', 1, 65535);
     const src = await loadTorrentArg(a.positional[0]!, io, 'fetch-pieces', { strict: a.bool('strict'), allowMagnet: true });
-    const webSeedCount = a.list('web-seed').length + (a.bool('no-web-seeds') ? 0 : (src.torrent?.urlList.length ?? src.magnet?.webSeeds.length ?? 0));
+    // a magnet's ws= do not count: a web seed cannot give the metadata (BEP 19 serves files)
+    const webSeedCount = src.torrent ? a.list('web-seed').length + (a.bool('no-web-seeds') ? 0 : src.torrent.urlList.length) : 0;
     if (peers.length === 0 && webSeedCount === 0 && io.stdin.isTTY && (src.magnet?.peers.length ?? 0) === 0 && (a.bool('no-dht') || src.torrent?.private)) {
       throw new UsageError('no peers: give --peer HOST:PORT, or pipe peers in (announce, dht get-peers)');
     }

@@ -47,7 +47,12 @@ export interface RangeClientOptions {
  * kept); it returns false to pause the stream until `drained()` resolves (backpressure from
  * whatever the bytes go to).
  */
-export type RangeSink = { onData(chunk: Buffer): boolean; drained(): Promise<void> };
+export type RangeSink = {
+  onData(chunk: Buffer): boolean;
+  drained(): Promise<void>;
+  /** true once nobody wants the bytes (the peer connection closed): the request is dropped */
+  cancelled?(): boolean;
+};
 
 const MAX_HEADER_TEXT = 200;
 
@@ -164,6 +169,7 @@ export class RangeClient {
         }
         res.on('data', (chunk: Buffer) => {
           if (settled) return;
+          if (sink.cancelled?.() === true) return fail(new HttpRangeError('bad-reply', `${short(url)}: cancelled`));
           arm();
           const a = Math.max(pos, start);
           const b = Math.min(pos + chunk.length, end);

@@ -126,6 +126,8 @@ export class WebSeedPeer extends EventEmitter<{ 'gave-up': [string] }> {
       peerId: this.peerId,
       outgoing: false,
       accept: (h) => (h.equals(t.infoHash) ? { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) } : null),
+      // the swarm may open with MSE (its retry after a plaintext hang-up): understood too
+      skeys: [t.infoHash],
       // no BEP 10: nothing to exchange (no PEX, the swarm has the metadata)
       extended: false,
       name: this.url,
@@ -177,7 +179,7 @@ export class WebSeedPeer extends EventEmitter<{ 'gave-up': [string] }> {
   }
 
   /** Bytes [start, start+length) of the torrent, one range request per file span, in order. */
-  async fetchRange(start: number, length: number, onData: (chunk: Buffer) => boolean, drained: () => Promise<void>): Promise<void> {
+  async fetchRange(start: number, length: number, onData: (chunk: Buffer) => boolean, drained: () => Promise<void>, cancelled: () => boolean): Promise<void> {
     for (const span of rangeSpans(this.torrent, start, length)) {
       const f = this.torrent.files[span.file]!;
       if (f.pad) {
@@ -187,7 +189,7 @@ export class WebSeedPeer extends EventEmitter<{ 'gave-up': [string] }> {
       }
       this.requests++;
       const url = fileUrl(this.url, this.torrent.name, this.torrent.multiFile ? f.path : [this.torrent.name], this.torrent.multiFile);
-      await this.client.fetch(url, span.fileOffset, span.length, { onData, drained });
+      await this.client.fetch(url, span.fileOffset, span.length, { onData, drained, cancelled });
     }
   }
 }
@@ -347,7 +349,8 @@ class Serving {
     const drained = (): Promise<void> =>
       this.conn.closed || this.conn.writableLength < 1024 * 1024 ? Promise.resolve() : new Promise<void>((resolve) => this.drainWaiters.push(resolve));
     try {
-      await this.seed.fetchRange(run[0]!.index * pl + run[0]!.begin, bytes, onData, drained);
+      // a connection gone (banned, closed) stops its runs: their bytes would go nowhere
+      await this.seed.fetchRange(run[0]!.index * pl + run[0]!.begin, bytes, onData, drained, () => this.conn.closed);
       this.seed.succeeded(bytes);
     } catch (e) {
       if (this.conn.closed) return;
