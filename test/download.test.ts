@@ -43,7 +43,11 @@ test('download from a loopback swarm of our seeders: byte-identical, --json even
   assert.equal(res.code, 0, res.stderr);
   const events = res.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string });
   assert.equal(events.filter((e) => e.event === 'piece').length, t.pieceCount);
-  assert.equal(events.at(-1)!.event, 'complete');
+  // complete, then the bytes per source (its peers here: no web seed)
+  assert.equal(events.at(-2)!.event, 'complete');
+  assert.equal(events.at(-1)!.event, 'sources');
+  const sources = (events.at(-1) as unknown as { sources: Array<{ peer: string; bytes: number }> }).sources;
+  assert.ok(sources.every((x) => /^127\.0\.0\.1:\d+$/.test(x.peer) && x.bytes > 0) && sources.reduce((n, x) => n + x.bytes, 0) >= t.length, JSON.stringify(sources));
   await same(out);
   // the smallest in-flight bound (two pieces) still completes; a bad value is a usage error
   const small = join(dir, 'small');
