@@ -34,6 +34,8 @@ import { fileUrl, HttpRangeError, RangeClient } from './http-range.js';
 const MAX_RUN = 4 * 1024 * 1024;
 /** Runs (HTTP requests) in flight per server, as aria2's -x4 does. */
 const MAX_RUNS = 4;
+/** The size the swarm asks for (BEP 3's usual 16 KiB), for counting queued bytes */
+const BLOCK_GUESS = 16 * 1024;
 /** Requests waiting at most (the swarm asks for 500 at most per peer, our reqq). */
 const MAX_QUEUED = 2000;
 /** Failures in a row before the server is given up: back-offs 2+4+8+16 s, then no more. */
@@ -294,7 +296,9 @@ class Serving {
 
   private pump(): void {
     const pl = this.seed.torrent.pieceLength;
-    while (this.runs < MAX_RUNS && this.queue.length > 0 && this.seed.open && !this.conn.closed) {
+    // a run in flight already: the next waits for a whole piece's worth of requests (a run of
+    // one block each time a request trickles in would be an HTTP request per block)
+    while (this.runs < MAX_RUNS && this.queue.length > 0 && (this.runs === 0 || this.queue.length * BLOCK_GUESS >= pl) && this.seed.open && !this.conn.closed) {
       const run = [this.queue.shift()!];
       let end = run[0]!.index * pl + run[0]!.begin + run[0]!.length;
       let bytes = run[0]!.length;
