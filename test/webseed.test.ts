@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { download, type DownloadEvent } from '../src/client/download.js';
 import type { BValue } from '../src/bencode/index.js';
+import { magnetFromTorrent } from '../src/metainfo/magnet.js';
 import { parseTorrent } from '../src/metainfo/torrent.js';
 import { fileUrl, HttpRangeError, RangeClient } from '../src/webseed/http-range.js';
 import { rangeSpans } from '../src/webseed/web-seed-peer.js';
@@ -217,6 +218,28 @@ test('a lying web seed beside an honest peer: banned by URL, the download comple
   assert.ok(log.some((l) => l === `${liar.url}pub/: banned: sent data that failed the hash check`), log.join('\n'));
   const honest = sourcesOf(events).find((x) => x.peer === `127.0.0.1:${seed.port}`);
   assert.ok(honest && honest.bytes > 0);
+});
+
+test("a magnet's ws= is a web seed once the metadata is known", async () => {
+  const dir = await tmpDir('tt-ws-');
+  const tb = torrentOf(MULTI_NAME, multi, false);
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, tb);
+  await writeFiles(join(dir, 'data'), MULTI_NAME, multi);
+  // the seeder gives the metadata (a web seed cannot) and, slowly (256 KiB/s: the ~1 MiB is
+  // not all its own before the mirror is dialled), pieces; the mirror serves pieces too
+  const seed = await startSeed(tf, join(dir, 'data'), { args: ['--no-announce', '--max-upload-rate', '256K'] });
+  seeds.push(seed);
+  const s = await server(served(MULTI_NAME, multi, false));
+  const uri = `${magnetFromTorrent(parseTorrent(tb))}&ws=${encodeURIComponent(`${s.url}pub/`)}&x.pe=127.0.0.1:${seed.port}`;
+  const log: string[] = [];
+  const job = download(uri, join(dir, 'out'), { announce: false, port: 0, timeoutMs: 30_000, log: (l) => log.push(l) });
+  const events: DownloadEvent[] = [];
+  job.on('event', (e) => events.push(e));
+  await job.result.catch((e: Error) => assert.fail(`${e.message}\n${log.join('\n')}`));
+  await same(join(dir, 'out'), MULTI_NAME, multi, false);
+  assert.ok(s.requests() > 0, 'the ws= mirror was asked');
+  assert.ok(sourcesOf(events).some((x) => x.peer === `${s.url}pub/` && x.webSeed === true));
 });
 
 test('a web seed plus a libtorrent seeder', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') }, async () => {
