@@ -121,3 +121,50 @@ test('end-game: outstanding blocks are requested from a second peer, never twice
   assert.equal(second.length, 4, 'peer B duplicates them');
   assert.deepEqual(p.pick(() => true, 10, Infinity, none), [], 'at most two copies of a block');
 });
+
+test('priority: listed pieces start first, in order, before rarest first', () => {
+  const t = torrent(20);
+  const p = new PiecePicker(t, all(20));
+  for (let k = 0; k < 3; k++) p.addBitfield((i) => i !== 2 || k === 0, 1); // piece 2 is rarest
+  p.setPriority([15, 9]);
+  assert.ok(p.prioritized);
+  const got = p.pick(() => true, 10, Infinity, none);
+  assert.deepEqual(got.map((b) => b.index), [15, 15, 15, 15, 9, 9, 9, 9, 2, 2]);
+  // a priority piece the peer lacks is skipped, not waited for
+  p.setPriority([16, 17]);
+  assert.deepEqual(p.pick((i) => i !== 16, 4, Infinity, none).map((b) => b.index), [17, 17, 17, 17]);
+  // off again: back to the peer's own started pieces, then rarest first
+  p.setPriority([]);
+  assert.equal(p.prioritized, false);
+  assert.deepEqual(p.pick(() => true, 2, Infinity, none).map((b) => b.index), [2, 2]);
+});
+
+test('priority: may start past the memory bound by its own allowance, and takes others\' pieces', () => {
+  const p = new PiecePicker(torrent(10), all(10));
+  p.addBitfield(() => true, 1);
+  p.pick(() => true, 2, Infinity, none, 'slow'); // 'slow' started a piece and holds half of it
+  const slowPiece = [...p.partials.keys()][0]!;
+  p.setPriority([slowPiece, 7]);
+  // no room under the bound (startNew 0), room for one priority piece
+  const got = p.pick(() => true, 10, 0, none, 'fast', { startPriority: 1 });
+  assert.deepEqual(got.map((b) => b.index), [slowPiece, slowPiece, 7, 7, 7, 7]);
+  assert.deepEqual(p.pick(() => true, 10, 0, none, 'other', { startPriority: 0 }), []);
+});
+
+test('priority: urgent pieces are asked of a second peer, once per block', () => {
+  const p = new PiecePicker(torrent(10), all(10));
+  p.addBitfield(() => true, 1);
+  p.setPriority([5], 1);
+  const a = p.pick(() => true, 4, Infinity, none, 'a');
+  assert.deepEqual(a.map((b) => b.index), [5, 5, 5, 5]);
+  const mineA = (b: Block) => a.some((x) => x.index === b.index && x.begin === b.begin);
+  assert.deepEqual(p.pick(() => true, 10, 0, mineA, 'a'), [], 'never the same peer twice');
+  const b = p.pick(() => true, 10, 0, none, 'b');
+  assert.deepEqual(b.map((x) => [x.index, x.begin]), [[5, 0], [5, BLOCK], [5, 2 * BLOCK], [5, 3 * BLOCK]]);
+  assert.deepEqual(p.pick(() => true, 10, 0, none, 'c'), [], 'two copies at most');
+  // not urgent: no second copy
+  const q = new PiecePicker(torrent(10), all(10));
+  q.setPriority([5], 0);
+  q.pick(() => true, 4, Infinity, none, 'a');
+  assert.deepEqual(q.pick(() => true, 10, 0, none, 'b'), []);
+});

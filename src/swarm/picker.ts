@@ -9,10 +9,19 @@
  * lowest wanted index wins instead. Once every missing block is requested, end-game allows a
  * block to be requested from a second peer; the first copy to arrive wins and the others are
  * cancelled by the caller.
+ *
+ * A priority list (setPriority: streaming readers' windows, most urgent first) comes before all
+ * of that: its pieces are started first, may start a few pieces past the in-flight bound, and
+ * take unrequested blocks of pieces other peers started; the first `urgent` of them (the piece
+ * each reader is blocked on) are asked of a second peer as in end-game, so one slow peer cannot
+ * hold a player up. Without a priority list picking costs what it did: one length check.
  */
 import { blockRanges, pieceSize } from '../metainfo/pieces.js';
 
 export const BLOCK = 16 * 1024;
+
+/** priority entries kept at most: the stream server's readers × their windows stay well below */
+export const MAX_PRIORITY = 1024;
 
 export interface Block {
   index: number;
@@ -93,6 +102,10 @@ export class PiecePicker {
   private readonly slot: Int32Array;
   /** sequential mode: no wanted piece below this index */
   private cursor = 0;
+  /** pieces to fetch before any other, most urgent first (setPriority) */
+  private priority: readonly number[] = [];
+  /** how many of `priority`'s first entries may be requested from two peers at once */
+  private urgent = 0;
 
   constructor(torrent: { length: number; pieceLength: number; pieceCount: number }, wanted: Iterable<number>, options: PickerOptions = {}) {
     this.torrent = torrent;
@@ -160,12 +173,34 @@ export class PiecePicker {
   }
 
   /**
+   * Pieces to fetch before the others, most urgent first (at most MAX_PRIORITY are kept); the
+   * first `urgent` may have their missing blocks requested from two peers. An empty list turns
+   * priority off.
+   */
+  setPriority(pieces: readonly number[], urgent = 0): void {
+    this.priority = pieces.length > MAX_PRIORITY ? pieces.slice(0, MAX_PRIORITY) : pieces;
+    this.urgent = Math.min(urgent, this.priority.length);
+  }
+
+  /** True while a priority list is set (the swarm then cancels duplicate blocks as they land). */
+  get prioritized(): boolean {
+    return this.priority.length > 0;
+  }
+
+  /**
    * Up to `max` blocks to request from peer `owner`, which has the pieces `has` says, never
    * asking it twice for the same block (`mine` says which blocks it already has outstanding).
    * At most `startNew` new pieces are started (the room left in the in-flight memory bound).
    */
-  pick(has: (i: number) => boolean, max: number, startNew: number, mine: (b: Block) => boolean, owner?: string, runs = false): Block[] {
+  pick(has: (i: number) => boolean, max: number, startNew: number, mine: (b: Block) => boolean, owner?: string, o: { runs?: boolean; startPriority?: number } = {}): Block[] {
+    const runs = o.runs ?? false;
+    const startPriority = o.startPriority ?? startNew;
     const out: Block[] = [];
+    // 0. pieces a reader is waiting for: before everything else
+    if (this.priority.length > 0) {
+      const started = this.pickPriority(has, out, max, startPriority, mine, owner);
+      startNew = Math.max(0, startNew - started);
+    }
     // 1. blocks never requested in pieces this peer started (any started piece, for no peer)
     for (const p of this.partials.values()) {
       if (out.length >= max) return out;
@@ -192,6 +227,27 @@ export class PiecePicker {
       }
     }
     return out;
+  }
+
+  /** Step 0 of pick(): returns how many pieces it started. */
+  private pickPriority(has: (i: number) => boolean, out: Block[], max: number, startMax: number, mine: (b: Block) => boolean, owner?: string): number {
+    let started = 0;
+    for (const i of this.priority) {
+      if (out.length >= max) return started;
+      const p = this.partials.get(i);
+      if (p !== undefined) {
+        if (p.unrequested > 0 && has(i)) this.takeFrom(p, out, max, false, mine);
+      } else if (this.wanted[i] && started < startMax && has(i)) {
+        this.takeFrom(this.start(i, owner), out, max, false, mine);
+        started++;
+      }
+    }
+    // the pieces readers are blocked on: blocks outstanding at another peer are asked here too
+    for (let k = 0; k < this.urgent && out.length < max; k++) {
+      const p = this.partials.get(this.priority[k]!);
+      if (p !== undefined && has(p.index)) this.takeFrom(p, out, max, true, mine);
+    }
+    return started;
   }
 
   /** True when every missing block has been requested at least once. */

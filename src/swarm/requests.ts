@@ -55,6 +55,12 @@ export type Answer = Block | 'late' | string;
 /** requests a peer keeps however small its share of the in-flight bound */
 const MIN_SHARE = 4;
 
+/**
+ * Pieces a priority list (a streaming reader) may start beyond the in-flight bound: with the
+ * bound full of rarest-first pieces, a seek would otherwise wait for some of them to finish.
+ */
+const PRIORITY_EXTRA_PIECES = 4;
+
 export class RequestScheduler {
   private readonly picker: PiecePicker;
   private readonly pieceLength: number;
@@ -116,8 +122,9 @@ export class RequestScheduler {
     const inFlight = this.picker.partials.size * this.pieceLength;
     // whole pieces only: the budget is a bound on piece buffers, not a hint
     const startNew = this.paused ? 0 : Math.max(0, Math.floor((this.maxInFlight - inFlight) / this.pieceLength));
+    const startPriority = this.paused ? 0 : Math.max(0, Math.floor((this.maxInFlight - inFlight) / this.pieceLength) + PRIORITY_EXTRA_PIECES);
     const has = canRequest ? (i: number) => peer.bits.has(i) : (i: number) => peer.bits.has(i) && peer.allowedFast.has(i);
-    const blocks = this.picker.pick(has, want, startNew, (b) => peer.requests.has(bkey(b.index, b.begin)), c.name, peer.runs === true);
+    const blocks = this.picker.pick(has, want, startNew, (b) => peer.requests.has(bkey(b.index, b.begin)), c.name, { runs: peer.runs === true, startPriority });
     if (blocks.length === 0) return;
     for (const b of blocks) {
       const k = bkey(b.index, b.begin);

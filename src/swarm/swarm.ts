@@ -158,6 +158,8 @@ export interface SwarmEvents {
   'dht-node': [{ ip: string; port: number }];
   /** one line for stderr: a peer error ('peer'), a ban or a hash failure ('notice') */
   log: [line: string, level: LogLevel];
+  /** serve mode: piece `index` is on disk (markWritten), readable from the output */
+  written: [index: number];
   done: [];
 }
 
@@ -275,6 +277,24 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   addPeer(rec: PeerRecord): void {
     if (this.destroyed || this.finished || isOwnAddress(rec.ip, rec.port, this.ownPort)) return;
     if (this.connector.add(rec)) this.emit('peer', rec);
+  }
+
+  /**
+   * Pieces to fetch before any other, most urgent first (a streaming reader's window); the
+   * first `urgent` are also asked of a second peer while a block is outstanding. An empty list
+   * goes back to rarest first. Requests go out now, not at the next block.
+   */
+  prioritize(pieces: readonly number[], urgent = 0): void {
+    if (this.destroyed || this.finished) return;
+    const keep: number[] = [];
+    let u = 0;
+    pieces.forEach((i, k) => {
+      if (!this.picker.isWanted(i)) return;
+      keep.push(i);
+      if (k < urgent) u++;
+    });
+    this.picker.setPriority(keep, u);
+    if (pieces.length > 0) this.scheduler.fillAll();
   }
 
   /** The consumer is full: start no new piece until resume(). */
@@ -477,6 +497,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** Serve mode: piece `index` is now on disk; offer it to everyone. */
   markWritten(index: number): void {
     if (!this.servable.set(index)) return;
+    this.emit('written', index);
     for (const peer of this.peers.values()) if (peer.conn.remote && !peer.bits.has(index)) peer.conn.send({ type: 'have', index });
   }
 
@@ -610,7 +631,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     peer.tally.bytes += block.length;
     const r = this.picker.receive(index, begin, block, peer.key);
     // the first copy in wins: end-game copies, or a request this late answer overtook, go
-    if (r !== 'dup' && r !== 'unwanted' && (mine === 'late' || this.picker.endgame)) {
+    if (r !== 'dup' && r !== 'unwanted' && (mine === 'late' || this.picker.prioritized || this.picker.endgame)) {
       this.scheduler.cancelDuplicates(peer, { index, begin, length: block.length });
     }
     if (r !== null && typeof r === 'object') this.onPieceComplete(r);
