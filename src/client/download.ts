@@ -34,6 +34,7 @@ import { Session } from '../session/session.js';
 import type { HandedPeer } from '../swarm/hand-over.js';
 import { AnnounceLoop } from '../tracker/loop.js';
 import type { LogLevel } from '../log.js';
+import type { StreamTarget } from '../stream/server.js';
 import { resolveTorrent } from './metadata.js';
 import type { SourceBytes } from '../swarm/swarm.js';
 import { WebSeeds, webSeedUrls } from '../webseed/start.js';
@@ -77,6 +78,11 @@ export interface DownloadOptions {
    * when the seeding ends
    */
   seed?: { ratio?: number; seconds?: number };
+  /**
+   * streaming (`download --serve`): told the torrent and the swarm once the download starts,
+   * so that it serves the files as pieces reach the disk and steers the swarm to its readers
+   */
+  stream?: StreamTarget;
   /** stops the download (the job then rejects with an AbortError), or ends the seeding */
   signal?: AbortSignal;
   /** more web seeds (BEP 19 URLs) besides the torrent's url-list */
@@ -285,6 +291,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       this.fetch = f;
       const wsUrls = webSeedUrls(t, o.webSeeds ?? [], o.useUrlList !== false, log);
       for (const rec of await webSeeds.start(t, wsUrls, logAt)) f.swarm.addPeer(rec);
+      await o.stream?.attach({ torrent: t, dir, swarm: f.swarm, files: select, openFiles: session.openFiles });
 
       const assemble = new AssembleStream(t, dir, { trust: true, wanted, have: valid, select, osCache: o.osCache, openFiles: session.openFiles, writeTurns: session.writeTurns, onNotice: (m) => log(`note: ${m}`) });
       Object.assign(this.progress, { phase: 'downloading', done: 0, total: assemble.remaining, bytes: 0, valid: valid.size });
@@ -326,6 +333,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
         session.unhost(fetch.swarm);
       }
       feed.switchTo(null);
+      o.stream?.detach();
       for (const h of handed) h.drop();
       fetch?.destroy();
       fetch?.swarm.destroy();

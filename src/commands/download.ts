@@ -18,10 +18,11 @@ import { readTorrentList, TorrentListError } from '../cli/torrent-list.js';
 import { describeSystemError } from '../cli/input.js';
 import { open } from 'node:fs/promises';
 import { addAbortSignal, type Readable } from 'node:stream';
+import { serveArgv, startServing } from '../cli/serve.js';
 
 export const download: Command = {
   name: 'download',
-  synopsis: 'TORRENT|MAGNET... -o DIR [-i FILE|-] [--flat] [--max-active N] [--peer HOST:PORT]... [--tracker URL]... [--web-seed URL]... [--no-web-seeds] [--select FILE]... [--port N] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-download-rate RATE] [--max-upload-rate RATE] [--max-memory BYTES] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--json] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET... -o DIR [-i FILE|-] [--flat] [--max-active N] [--peer HOST:PORT]... [--tracker URL]... [--web-seed URL]... [--no-web-seeds] [--select FILE]... [--port N] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-download-rate RATE] [--max-upload-rate RATE] [--max-memory BYTES] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--serve [PORT]] [--json] [--quiet|--progress]',
   help: `usage: torrent-tools download TORRENT|MAGNET -o DIR [options]
        torrent-tools download TORRENT|MAGNET... -o DIR [options]
        torrent-tools download -i FILE|- -o DIR [options]
@@ -81,6 +82,13 @@ ${DHT_HELP}  --seed               keep seeding after the download, with the same
                        SIGINT, --seed-ratio or --seed-time
   --seed-ratio R       stop seeding once uploaded/size reaches R (e.g. 1.5)
   --seed-time S        stop seeding after S seconds
+  --serve [PORT]       one torrent: stream its files over HTTP on 127.0.0.1:PORT (default: a
+                       free port; the URL is printed on stderr, and with --json as
+                       {"event":"serving","url":…}) while downloading, until SIGINT. An
+                       HTML index at /, each file at its path (percent-encoded); Range
+                       requests (seeking) are answered as the pieces arrive, and the pieces
+                       just ahead of each open response are fetched first. Files not
+                       selected are 404; a multi-range request gets its first range
   --timeout S          give up when no piece arrives for S seconds (default 120)
   --json               print the NDJSON events (piece, complete, then sources: payload bytes
                        per peer and web seed) on stdout
@@ -92,11 +100,12 @@ examples:
   torrent-tools download 'magnet:?xt=urn:btih:…&x.pe=127.0.0.1:6881' -o out/
   torrent-tools download x.torrent -o out/ --json | jq -c 'select(.event == "complete")'
   torrent-tools download x.torrent -o out/ --no-announce --web-seed https://mirror.example/pub/ --json | jq -c 'select(.event == "sources")'
+  torrent-tools download x.torrent -o out/ --serve 8888 & mpv http://127.0.0.1:8888/movie.mkv
   ls *.torrent | torrent-tools download -i - -o out/ --json | jq -c 'select(.event == "complete")'
 `,
   async run(argv, io) {
-    const a = parseArgs(argv, {
-      string: ['output', 'input', 'peer', 'tracker', 'select', 'port', 'max-peers', 'max-connections', 'max-open-files', 'max-active', 'max-download-rate', 'max-upload-rate', 'max-memory', 'seed-ratio', 'seed-time', 'timeout', 'web-seed', ...DHT_STRING_OPTIONS],
+    const a = parseArgs(serveArgv(argv), {
+      string: ['serve', 'output', 'input', 'peer', 'tracker', 'select', 'port', 'max-peers', 'max-connections', 'max-open-files', 'max-active', 'max-download-rate', 'max-upload-rate', 'max-memory', 'seed-ratio', 'seed-time', 'timeout', 'web-seed', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'tracker', 'select', 'web-seed'],
       boolean: ['seed', 'json', 'quiet', 'verbose', 'progress', 'strict', 'no-announce', 'no-web-seeds', 'os-cache', 'flat', ...DHT_BOOLEAN_OPTIONS],
       alias: { o: 'output', v: 'verbose', q: 'quiet', i: 'input' },
@@ -117,6 +126,8 @@ examples:
     if (ratioText !== undefined && !/^\d+(?:\.\d+)?$/.test(ratioText)) throw new UsageError('--seed-ratio: expected a number like 1.5');
     const seedTime = a.int('seed-time', 1, 365 * 86_400);
     const select = a.list('select');
+    const servePort = a.has('serve') ? (a.str('serve') === '' ? 0 : a.int('serve', 0, 65535) ?? 0) : null;
+    if (many && servePort !== null) throw new UsageError('--serve streams one torrent: give one TORRENT (not several, nor -i)');
     if (many && select.length > 0) throw new UsageError('--select names files of one torrent: give it in the list records ("select") with several');
     const load = (arg: string): Promise<TorrentSource> => loadTorrentArg(arg, io, 'download', { strict: a.bool('strict'), allowMagnet: true, allowInfoHash: true });
     const single = many ? null : await load(a.positional[0]!);
@@ -156,8 +167,15 @@ examples:
       }
       // --select names files; checked against the torrent once it is known (a usage error if unknown)
       if (single.torrent && select.length > 0) resolveSelect(single.torrent, select);
-      const job = new DownloadJob(single, out, { ...common, session, maxMemory, signal: io.signal, ...(select.length > 0 ? { select } : {}) });
-      return await downloadOne(job, single, io, progress, reporter, () => new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'seeding'), a.bool('json'));
+      const stream = servePort === null ? null : await startServing(servePort, single, io, a.bool('json'));
+      try {
+        const job = new DownloadJob(single, out, { ...common, session, maxMemory, signal: io.signal, ...(select.length > 0 ? { select } : {}), ...(stream ? { stream } : {}) });
+        const code = await downloadOne(job, single, io, progress, reporter, () => new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'seeding'), a.bool('json'));
+        await stream?.until(io.signal); // serving on after the download, until SIGINT
+        return code;
+      } finally {
+        await stream?.close();
+      }
     } finally {
       await session.close();
       // the DHT node's state is saved and its socket closed however the command ends
