@@ -9,6 +9,7 @@ import { benchSeed } from './seed.js';
 import { benchRealSwarm } from './real-swarm.js';
 import { benchMany } from './many.js';
 import { benchWebseed } from './webseed.js';
+import { benchStream } from './stream.js';
 
 const only = process.argv.slice(2);
 const suites: Array<[string, () => Promise<string[]>]> = [
@@ -20,6 +21,7 @@ const suites: Array<[string, () => Promise<string[]>]> = [
   ['real-swarm', () => benchRealSwarm()],
   ['many', () => benchMany()],
   ['webseed', () => benchWebseed()],
+  ['stream', () => benchStream()],
   ['metadata', () => benchMetadata()],
   ['dht', () => benchDht()],
 ];

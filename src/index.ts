@@ -4,6 +4,8 @@
  */
 export { download, DownloadJob } from './client/download.js';
 export type { DownloadOptions, DownloadEvent, DownloadResult, DownloadProgress } from './client/download.js';
+export { StreamServer } from './stream/server.js';
+export type { StreamServerOptions, StreamTarget, StreamAttach, StreamSwarm } from './stream/server.js';
 export { JobError } from './errors.js';
 export { MetadataError } from './client/metadata.js';
 export { loadSource, sourceOfTorrent, sourceOfMagnet } from './metainfo/source.js';
