@@ -42,6 +42,7 @@ function startDownload(torrent: string, out: string, state: string, extra: strin
 function firstByte(url: string, from: number, t0: number): Promise<number> {
   return new Promise((res, reject) => {
     const req = request(url, { headers: { Range: `bytes=${from}-${from + 65535}` } }, (r) => {
+      if (r.statusCode !== 206) reject(new Error(`${url}: HTTP ${r.statusCode}`));
       r.once('data', () => {
         res(Date.now() - t0);
         req.destroy();

@@ -116,8 +116,12 @@ test('server: waits for pieces, steers the swarm, lets go of a reader that leave
   const server = new StreamServer({ windowBytes: 4 * PL });
   servers.push(server);
   const base = await server.listen(0);
-  assert.equal((await get(base + 'a.mp4')).status, 503, 'no metadata yet');
+  // a request before the torrent is known waits for it
+  const early = get(base + 'a.mp4', { method: 'HEAD' });
+  await new Promise((res) => setTimeout(res, 100));
   await server.attach({ torrent, dir, swarm, files: new Set([0]) });
+  assert.equal((await early).status, 200, 'answered once attached');
+  assert.equal((await early).headers['content-length'], String(40 * PL + 100));
   assert.equal((await get(base + 'b.txt')).status, 404, 'not selected');
   assert.equal((await get(base + 'nothing')).status, 404);
   assert.equal((await get(base + 'a.mp4', { method: 'POST' })).status, 405);

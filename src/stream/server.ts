@@ -10,7 +10,8 @@
  * response holds at most one chunk (1 MiB) besides the socket's buffer: it reads the next one
  * only when the socket drained. Responses at once are bounded (503 past it).
  *
- * The server outlives the download: `attach` gives it the torrent (once the metadata is known)
+ * The server outlives the download: `attach` gives it the torrent (once the metadata is known;
+ * a request that comes before waits for it, up to a minute)
  * and the swarm; `detach` drops the swarm when the job ends, and whatever is on disk by then
  * is still served until close().
  */
@@ -56,6 +57,9 @@ export interface StreamServerOptions {
   maxResponses?: number;
 }
 
+/** how long a request made before the torrent is known waits for it (then 503) */
+const ATTACH_WAIT_MS = 60_000;
+
 /** bytes read from the disk per step of a response */
 const CHUNK = 1024 * 1024;
 
@@ -89,6 +93,8 @@ export class StreamServer implements StreamTarget {
   /** responses waiting for a piece: index → wake-ups */
   private readonly waiting = new Map<number, Set<() => void>>();
   private active = 0;
+  /** requests that came before attach(): answered once it comes */
+  private readonly attachWaiters = new Set<() => void>();
   private prioritySoon = false;
   private closed = false;
 
@@ -136,7 +142,7 @@ export class StreamServer implements StreamTarget {
     const onWritten = (i: number): void => this.written(i);
     x.swarm.on('written', onWritten);
     this.a = { torrent: t, store, swarm: x.swarm, has: (i) => x.swarm.servable.has(i), files: new Map(list.map((e) => [e.href, e])), list, onWritten };
-    for (const i of [...this.waiting.keys()]) if (this.a.has(i)) this.written(i);
+    for (const wake of [...this.attachWaiters]) wake();
   }
 
   /** The download ended: no more pieces come; what is on disk is still served. */
@@ -155,6 +161,7 @@ export class StreamServer implements StreamTarget {
     this.closed = true;
     this.detach();
     for (const wake of [...this.waiting.values()].flatMap((s) => [...s])) wake();
+    for (const wake of [...this.attachWaiters]) wake();
     this.http.closeAllConnections();
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
     await this.a?.store.close();
@@ -192,11 +199,23 @@ export class StreamServer implements StreamTarget {
     }
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/') return this.index(req, res);
-    const a = this.a;
-    if (a === null) {
-      res.writeHead(503, { 'Retry-After': '1', 'Content-Type': 'text/plain; charset=utf-8' }).end('the torrent\'s metadata is not known yet\n');
-      return;
-    }
+    if (this.a !== null) return this.serveFile(this.a, path, req, res);
+    // a player opened the URL before the job attached (metadata, resume check): it waits
+    if (this.attachWaiters.size >= this.maxResponses) return void res.writeHead(503, { 'Retry-After': '1' }).end();
+    const wake = (): void => {
+      clearTimeout(timer);
+      this.attachWaiters.delete(wake);
+      res.off('close', wake);
+      if (res.destroyed || res.writableEnded) return;
+      if (this.a !== null) this.serveFile(this.a, path, req, res);
+      else res.writeHead(503, { 'Retry-After': '5', 'Content-Type': 'text/plain; charset=utf-8' }).end('the torrent\'s metadata is not known yet\n');
+    };
+    const timer = setTimeout(wake, ATTACH_WAIT_MS);
+    this.attachWaiters.add(wake);
+    res.once('close', wake);
+  }
+
+  private serveFile(a: Attached, path: string, req: IncomingMessage, res: ServerResponse): void {
     const file = a.files.get(canonical(path.slice(1)) ?? '');
     if (file === undefined) {
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('no such file in the torrent (see /)\n');
