@@ -10,10 +10,9 @@
  * response holds at most one chunk (1 MiB) besides the socket's buffer: it reads the next one
  * only when the socket drained. Responses at once are bounded (503 past it).
  *
- * The server outlives the download: `attach` gives it the torrent (once the metadata is known;
- * a request that comes before waits for it, up to a minute)
- * and the swarm; `detach` drops the swarm when the job ends, and whatever is on disk by then
- * is still served until close().
+ * The server outlives the download: `attach` gives it the torrent and the swarm once the
+ * download starts (a request that comes before waits for it, up to a minute); `detach` drops
+ * the swarm when the job ends, and whatever is on disk by then is still served until close().
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
