@@ -13,6 +13,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
+import { serveArgv } from '../src/cli/serve.js';
 import { contentType } from '../src/stream/mime.js';
 import { parseRange } from '../src/stream/range.js';
 import { StreamServer } from '../src/stream/server.js';
@@ -72,6 +73,13 @@ test('Range header: single ranges, suffixes, 416, and what is ignored', () => {
     ['bytes=1234567890123456789-', 100, null],
   ];
   for (const [h, size, want] of cases) assert.deepEqual(parseRange(h, size), want, `${h} of ${size}`);
+});
+
+test('--serve takes an optional port', () => {
+  assert.deepEqual(serveArgv(['x.torrent', '--serve', '8888', '-o', 'out']), ['x.torrent', '--serve=8888', '-o', 'out']);
+  assert.deepEqual(serveArgv(['--serve', 'x.torrent', '-o', 'out']), ['--serve=', 'x.torrent', '-o', 'out']);
+  assert.deepEqual(serveArgv(['x.torrent', '--serve']), ['x.torrent', '--serve=']);
+  assert.deepEqual(serveArgv(['--serve=0', '--', '--serve']), ['--serve=0', '--', '--serve']);
 });
 
 test('Content-Type by extension, octet-stream otherwise', () => {
