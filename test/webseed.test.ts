@@ -186,6 +186,17 @@ test('a server that ignores Range (200) still serves every piece', async () => {
   assert.equal(s.partial(), 0);
 });
 
+test('a server that ignores Range is read on from run to run, not from its start for each run', async (t) => {
+  const name = 'big.bin';
+  const big: TestFile[] = [{ path: [name], data: bytes(r, 400 * PL + 5) }];
+  const s = await server(served(name, big, true), { ignoreRange: true });
+  const { dir } = await fetchAll(torrentOf(name, big, true, [`${s.url}pub/`]));
+  await same(dir, name, big, true);
+  t.diagnostic(`${s.requests()} requests for 400 pieces`);
+  // each request sends the file from its start: one per run (about a hundred) read it N²/2 times
+  assert.ok(s.requests() <= 24, `${s.requests()} requests`);
+});
+
 test('a flaky server (503, a dropped connection) is backed off and retried', async () => {
   const s = await server(served(MULTI_NAME, multi, false), { fail503: new Set([1]), drop: new Set([3]) });
   const tb = torrentOf(MULTI_NAME, multi, false, [`${s.url}pub/`]);
