@@ -28,6 +28,7 @@ import type { PeerRecord } from '../peers/record.js';
 import { closeReason } from '../wire/close-reason.js';
 import { PeerConnection } from '../wire/peer-connection.js';
 import { makePeerId, type WireMessage } from '../wire/protocol.js';
+import type { Block } from '../swarm/picker.js';
 import { fileUrl, HttpRangeError, RangeClient } from './http-range.js';
 
 /** Bytes in one run at most: large enough that a fast server is asked a few times a second, not hundreds. */
@@ -44,11 +45,8 @@ const BACKOFF_MAX_MS = 60_000;
 /** Connections at once: the swarm dials one; a redial after a drop may overlap the old one. */
 const MAX_CONNECTIONS = 4;
 
-interface Req {
-  index: number;
-  begin: number;
-  length: number;
-}
+/** a requested block (the picker's shape) */
+type Req = Block;
 
 export interface WebSeedOptions {
   torrent: Torrent;
