@@ -6,13 +6,18 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { after, test } from 'node:test';
 import { download, type DownloadEvent } from '../src/client/download.js';
 import type { BValue } from '../src/bencode/index.js';
 import { magnetFromTorrent } from '../src/metainfo/magnet.js';
 import { parseTorrent } from '../src/metainfo/torrent.js';
 import { fileUrl, HttpRangeError, RangeClient } from '../src/webseed/http-range.js';
-import { rangeSpans } from '../src/webseed/web-seed-peer.js';
+import { rangeSpans, WebSeedPeer } from '../src/webseed/web-seed-peer.js';
+import { PeerConnection } from '../src/wire/peer-connection.js';
+import { makePeerId, type WireMessage } from '../src/wire/protocol.js';
 import { runCli, runShell } from './helpers/cli.js';
 import { hasCommand, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
 import { bytes, rng } from './helpers/random.js';
@@ -141,8 +146,29 @@ test('range client over https (a self-signed server, trusted by its certificate)
   for (let i = 0; i < 3; i++) await c.fetch(`${s.url}f`, 1000 * i, 70_000, sink);
   assert.ok(Buffer.concat(got).equals(Buffer.concat([0, 1, 2].map((i) => data.subarray(1000 * i, 1000 * i + 70_000)))));
   c.destroy();
-  // not trusted: a failure, typed for back-off
-  await assert.rejects(new RangeClient({ timeoutMs: 5000 }).fetch(`${s.url}f`, 0, 10, sink), (e: unknown) => e instanceof HttpRangeError && e.kind === 'server-error');
+  // not trusted: a certificate error does not fix itself, so it is typed to be given up
+  await assert.rejects(
+    new RangeClient({ timeoutMs: 5000 }).fetch(`${s.url}f`, 0, 10, sink),
+    (e: unknown) => e instanceof HttpRangeError && e.kind === 'not-found' && /DEPTH_ZERO_SELF_SIGNED_CERT/.test(e.message),
+  );
+});
+
+test('an https web seed whose certificate does not verify is given up at once, with the TLS error', { skip: skipUnless(hasCommand('openssl'), 'openssl') }, async () => {
+  const dir = await tmpDir('tt-ws-');
+  const gen = await runShell(`openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>&1`, { cwd: dir });
+  assert.equal(gen.code, 0, gen.stdout.toString());
+  const [key, cert] = await Promise.all([readFile(join(dir, 'k.pem')), readFile(join(dir, 'c.pem'))]);
+  const s = await server(served(SINGLE_NAME, single, true), { tls: { key, cert } });
+  const tb = torrentOf(SINGLE_NAME, single, true, [`${s.url}pub/`]);
+  const log: string[] = [];
+  const started = Date.now();
+  // no `ca`: the system's authorities, which do not know this certificate
+  await assert.rejects(download(parseTorrent(tb), join(dir, 'out'), { announce: false, port: 0, timeoutMs: 3000, log: (l) => log.push(l) }).result);
+  const line = `web seed ${s.url}pub/: given up: ${s.url}pub/${encodeURIComponent(SINGLE_NAME)}: TLS certificate not accepted (DEPTH_ZERO_SELF_SIGNED_CERT)`;
+  assert.ok(log.includes(line), log.join('\n'));
+  // at once: no back-off and retry first
+  assert.ok(!log.some((l) => /retrying in/.test(l)), log.join('\n'));
+  assert.ok(Date.now() - started < 15_000);
 });
 
 test('web seeds only: single-file, name needing percent-encoding, url-list ending in /', async () => {
@@ -311,3 +337,129 @@ test('CLI: download --json ends with a sources record; no way to find peers with
 });
 
 
+
+test('BEP 6 cancel: a block of a run not sent yet is dropped and rejected; one sent is not answered again', async () => {
+  const data = single[0]!.data;
+  // each reply: its first 16 KiB at once, the rest once released
+  let release: () => void = () => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const http = createHttpServer((req, res) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!;
+    const [a, b] = [Number(m[1]), Number(m[2])];
+    res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${data.length}` });
+    res.write(data.subarray(a, Math.min(b + 1, a + 16 * 1024)));
+    void released.then(() => res.end(data.subarray(Math.min(b + 1, a + 16 * 1024), b + 1)));
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  stops.push(() => {
+    http.closeAllConnections();
+    http.close();
+  });
+  const t = parseTorrent(torrentOf(SINGLE_NAME, single, true));
+  const ws = new WebSeedPeer({ torrent: t, url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/`, timeoutMs: 10_000 });
+  const rec = await ws.listen();
+  stops.push(() => void ws.close());
+  const sock = connect(rec.port, '127.0.0.1');
+  await new Promise<void>((resolve) => sock.once('connect', resolve));
+  const conn = new PeerConnection(sock, { peerId: makePeerId(randomBytes), infoHash: t.infoHash, outgoing: true });
+  const got: WireMessage[] = [];
+  const waiters: Array<() => void> = [];
+  conn.on('message', (msg) => {
+    got.push(msg);
+    for (const w of waiters.splice(0)) w();
+  });
+  const until = async (what: string, ok: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 10_000;
+    while (!ok()) {
+      if (Date.now() > deadline) assert.fail(`${what}: ${JSON.stringify(got.map((x) => [x.type, 'begin' in x ? `${x.index}:${x.begin}` : '']))}`);
+      await new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+  };
+  const key = (x: { index: number; begin: number }): string => `${x.index}:${x.begin}`;
+  const answers = (type: 'piece' | 'reject'): string[] => got.flatMap((x) => (x.type === type ? [key(x)] : []));
+  await until('have-all', () => got.some((x) => x.type === 'have-all'));
+  assert.ok(conn.fast, 'BEP 6 negotiated');
+  conn.send({ type: 'interested' });
+  await until('unchoke', () => got.some((x) => x.type === 'unchoke'));
+  const B = 16 * 1024;
+  const [a, b, c, d] = [{ index: 0, begin: 0 }, { index: 0, begin: B }, { index: 1, begin: 0 }, { index: 1, begin: B }];
+  // a: a run of its own; b and c: a run, held after b's bytes; d: queued
+  conn.sendRequests([a, b, c, d].map((x) => ({ ...x, length: B })));
+  await until('a and b', () => answers('piece').length === 2);
+  assert.deepEqual(answers('piece'), ['0:0', `0:${B}`]);
+  // a was sent: its cancel is not answered; c (in the held run) and d (queued) are rejected
+  for (const x of [a, c, d]) conn.send({ type: 'cancel', ...x, length: B });
+  await until('rejects of c and d', () => answers('reject').length === 2);
+  release();
+  // c asked again: answered once more, by its piece; the cancelled copy never comes
+  conn.sendRequests([{ ...c, length: B }]);
+  await until('c', () => answers('piece').length === 3);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(answers('piece'), ['0:0', `0:${B}`, '1:0']);
+  assert.deepEqual(answers('reject').sort(), ['1:0', `1:${B}`]);
+  // five requests, five answers: the swarm's book of each (requests.ts `asked`) adds up
+  assert.equal(answers('piece').length + answers('reject').length, 5);
+  assert.ok(!conn.closed);
+  conn.close(null);
+  await ws.close();
+});
+
+test('end-game cancels racing a slow web seed beside an honest peer: no protocol violation', async () => {
+  const dir = await tmpDir('tt-ws-');
+  const tb = torrentOf(MULTI_NAME, multi, false);
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, tb);
+  await writeFiles(join(dir, 'data'), MULTI_NAME, multi);
+  const seed = await startSeed(tf, join(dir, 'data'));
+  seeds.push(seed);
+  // 16 KiB per 40 ms a run: its runs are still streaming when the seeder has sent the rest,
+  // so end-game asks both for the last blocks and cancels what the seeder wins
+  const slow = await server(served(MULTI_NAME, multi, false), { chunkDelayMs: 40 });
+  const { dir: out, log } = await fetchAll(tb, { webSeeds: [`${slow.url}pub/`], peers: [{ ip: '127.0.0.1', port: seed.port, source: 'cli' }] });
+  await same(out, MULTI_NAME, multi, false);
+  assert.ok(slow.requests() > 0, 'the web seed was asked');
+  assert.ok(!log.some((l) => /protocol violation/.test(l)), log.join('\n'));
+});
+
+test('a download that fails or is stopped still ends its events with sources; one that fails before the swarm has none', async () => {
+  const s = await server(served(SINGLE_NAME, single, true), { chunkDelayMs: 50 });
+  const tb = torrentOf(SINGLE_NAME, single, true, [`${s.url}pub/`]);
+  const dir = await tmpDir('tt-ws-');
+  const stop = new AbortController();
+  const job = download(parseTorrent(tb), dir, { announce: false, port: 0, timeoutMs: 30_000, signal: stop.signal });
+  const events: DownloadEvent[] = [];
+  job.on('event', (e) => {
+    events.push(e);
+    if (e.event === 'piece') stop.abort();
+  });
+  await assert.rejects(job.result, (e: Error) => e.name === 'AbortError');
+  assert.equal(events.at(-1)!.event, 'sources');
+  const src = sourcesOf(events);
+  assert.equal(src.length, 1);
+  assert.ok(src[0]!.peer === `${s.url}pub/` && src[0]!.webSeed === true && src[0]!.bytes > 0, JSON.stringify(src));
+  assert.ok(!events.some((e) => e.event === 'complete'));
+  // a magnet nobody gives the metadata of: no swarm, no sources
+  const none: DownloadEvent[] = [];
+  const m = download(magnetFromTorrent(parseTorrent(tb)), await tmpDir('tt-ws-'), { announce: false, port: 0, timeoutMs: 1000 });
+  m.on('event', (e) => none.push(e));
+  await assert.rejects(m.result);
+  assert.ok(!none.some((e) => e.event === 'sources'), JSON.stringify(none));
+});
+
+test('CLI: download --json interrupted prints the sources record before it ends', { skip: skipUnless(hasCommand('timeout'), 'timeout') }, async () => {
+  const s = await server(served(SINGLE_NAME, single, true), { chunkDelayMs: 200 });
+  const dir = await tmpDir('tt-ws-');
+  const ws = `${s.url}pub/`;
+  await writeFile(join(dir, 'x.torrent'), torrentOf(SINGLE_NAME, single, true, [ws]));
+  // about 300 KiB/s from four runs: 1.4 MiB is not all in after 2 s
+  const res = await runShell(`timeout -s INT --preserve-status 2 $TT download x.torrent -o out --no-dht --no-announce --port 0 --json --quiet`, { cwd: dir });
+  assert.equal(res.code, 130, res.stderr);
+  const lines = res.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string; sources?: Array<{ peer: string; bytes: number }> });
+  assert.ok(!lines.some((l) => l.event === 'complete'));
+  assert.equal(lines.at(-1)!.event, 'sources');
+  assert.equal(lines.filter((l) => l.event === 'sources').length, 1);
+  assert.ok(lines.at(-1)!.sources!.some((x) => x.peer === ws && x.bytes > 0), JSON.stringify(lines.at(-1)));
+});

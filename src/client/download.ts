@@ -97,7 +97,7 @@ export interface DownloadOptions {
 export type DownloadEvent = (
   | { event: 'metadata'; source: 'file' | 'cache' | 'peers'; name: string; bytes: number }
   | AssembleEvent
-  /** the last record of a complete download: payload bytes per peer and web seed */
+  /** payload bytes per peer and web seed: the last record of a download, complete or not (none if it failed before the swarm started) */
   | { event: 'sources'; sources: SourceBytes[] }
 ) & { infoHash: string };
 
@@ -241,6 +241,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     let handed: HandedPeer[] = [];
     // web seeds: loopback peers in front of HTTP servers (webseed/web-seed-peer.ts)
     const webSeeds = new WebSeeds();
+    let sourcesSent = false;
     try {
       loop?.start();
       discovery?.start();
@@ -316,6 +317,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       if (assemble.remaining > 0) throw new JobError(`${assemble.remaining} of ${this.progress.total} wanted pieces missing`);
       loop?.completed();
       const used = (f.finalStats ?? f.swarm.stats()).perPeer.filter((p) => p.downloaded > 0).length;
+      sourcesSent = true;
       emit({ event: 'sources', sources: f.swarm.sources() });
       const result: DownloadResult = { torrent: t, pieces, bytes: this.progress.bytes, resumed: valid.size, uploaded: f.swarm.uploaded, peersUsed: used, seconds: (Date.now() - started) / 1000, port: session.port, peerId };
       if (o.seed !== undefined) {
@@ -325,6 +327,15 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       }
       this.progress.phase = 'done';
       return result;
+    } catch (e) {
+      // failed or stopped: which source gave what is most wanted now, so the record comes
+      // before the failure does (from the swarm's last figures). None before the swarm exists
+      // (a magnet's metadata, a bad torrent), and not twice (a failure while seeding after it).
+      if (fetch !== null && !sourcesSent) {
+        sourcesSent = true;
+        emit({ event: 'sources', sources: fetch.swarm.sources() });
+      }
+      throw e;
     } finally {
       // one place gives everything back, whatever happened
       this.progress.swarm = fetch ? fetch.finalStats ?? fetch.swarm.stats() : null;

@@ -91,7 +91,7 @@ ${DHT_HELP}  --seed               keep seeding after the download, with the same
                        selected are 404; a multi-range request gets its first range
   --timeout S          give up when no piece arrives for S seconds (default 120)
   --json               print the NDJSON events (piece, complete, then sources: payload bytes
-                       per peer and web seed) on stdout
+                       per peer and web seed, also when the download fails) on stdout
 ${VERBOSITY_HELP}  --progress           progress as NDJSON on stderr (numeric fields, the same keys every time)
   -h, --help           show this help
 

@@ -12,7 +12,8 @@
  *   the wanted ones delivered, and the reply is then parked, paused, so that the next fetch of
  *   that URL reads on from there (its fetches take turns from then on). Never the whole file
  *   in memory, and a file fetched in runs is read about once, not once per run from its start.
- * - Failures are typed (`HttpRangeError.kind`) so the caller can choose: 'not-found' (give up),
+ * - Failures are typed (`HttpRangeError.kind`) so the caller can choose: 'not-found' (give up;
+ *   also an https certificate that does not verify, named by its TLS error code),
  *   'server-error' and 'timeout' (back off and retry), 'bad-reply' (the server's fault, retried a
  *   few times), 'refused' (connection errors: as server-error).
  * - Every wait has a timeout: no byte for `timeoutMs` (not counted while the caller holds the
@@ -56,6 +57,19 @@ export type RangeSink = {
 };
 
 const MAX_HEADER_TEXT = 200;
+
+/**
+ * The codes Node (OpenSSL's X509_V_ERR_* names, and its own host name check) gives a TLS
+ * connection whose certificate does not verify: a server's setup, not a passing failure.
+ */
+const TLS_CERT_ERRORS: ReadonlySet<string> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'ERROR_IN_CERT_NOT_BEFORE_FIELD', 'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE', 'HOSTNAME_MISMATCH', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_TLS_CERT_ALTNAME_FORMAT',
+]);
 
 /** a parked 200 reply is taken up again by a fetch at most this far ahead of it (the gap is read and dropped) */
 const MAX_SKIP = 64 * 1024 * 1024;
@@ -202,7 +216,12 @@ export class RangeClient {
         headers: { range: `bytes=${start}-${end - 1}`, 'accept-encoding': 'identity', 'user-agent': 'torrent-tools' },
       });
       this.live.add(req);
-      req.on('error', (e: NodeJS.ErrnoException) => finish(new HttpRangeError('server-error', `${short(url)}: ${e.code ?? e.message}`)));
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // a certificate that does not verify will not verify on the next try either: given up
+        // at once (30 s of back-offs before said nothing more), named by its TLS error code
+        if (secure && e.code !== undefined && TLS_CERT_ERRORS.has(e.code)) return finish(new HttpRangeError('not-found', `${short(url)}: TLS certificate not accepted (${e.code})`));
+        finish(new HttpRangeError('server-error', `${short(url)}: ${e.code ?? e.message}`));
+      });
       req.on('response', (res) => {
         clearTimeout(timer);
         const status = res.statusCode ?? 0;

@@ -13,6 +13,9 @@
  * range request per file span; up to MAX_RUNS runs are in flight. The body streams into
  * `piece` messages block by block: nothing but the block being filled is held.
  *
+ * A cancel drops a request not sent yet, queued or in a run, and rejects it (BEP 6: every request
+ * is answered once, by a piece or a reject).
+ *
  * Failures: the run's unanswered requests are rejected (BEP 6), the peer is choked so the swarm
  * asks others meanwhile, and it is unchoked after a back-off (2, 4, 8, 16 s). A server that
  * keeps failing, or says the file is not there, is given up: the connection is closed and the
@@ -220,6 +223,8 @@ class Serving {
   private runs = 0;
   private timer: NodeJS.Timeout | null = null;
   private drainWaiters: Array<() => void> = [];
+  /** the runs in flight: a cancel may drop a block of one that is not sent yet */
+  private readonly active = new Set<Run>();
 
   constructor(seed: WebSeedPeer, conn: PeerConnection) {
     this.seed = seed;
@@ -265,9 +270,28 @@ class Serving {
         this.pump();
         break;
       case 'cancel': {
-        // one not started yet is dropped (and answered, BEP 6); one in a run arrives anyway
-        const i = this.queue.findIndex((r) => r.index === m.index && r.begin === m.begin && r.length === m.length);
-        if (i >= 0) this.reject(this.queue.splice(i, 1)[0]!);
+        // One not started yet is dropped and rejected (BEP 6). One in a run whose bytes are
+        // still to come is dropped from the run and rejected too, rather than sent anyway:
+        // the run's HTTP body is read whole either way, but the swarm's book of that request
+        // (requests.ts `asked`) is settled now instead of when a slow server gets there, and
+        // no piece of a block it has (end-game) is written to it. A block already sent is
+        // not answered again: a piece and a reject for one request would be two answers, and
+        // the second would settle a later request for the same block, whose own answer then
+        // answers nothing (a violation). Without BEP 6 the drop is all: no reject exists, and
+        // BEP 3 lets a cancelled block not come.
+        const same = (r: Req): boolean => r.index === m.index && r.begin === m.begin && r.length === m.length;
+        const i = this.queue.findIndex(same);
+        if (i >= 0) {
+          this.reject(this.queue.splice(i, 1)[0]!);
+          break;
+        }
+        for (const run of this.active) {
+          const j = run.unsent(same);
+          if (j < 0) continue;
+          run.dropped[j] = true;
+          this.reject(run.reqs[j]!);
+          break;
+        }
         break;
       }
       default:
@@ -316,22 +340,25 @@ class Serving {
   }
 
   /** One run: streamed from the server into `piece` messages, a block at a time. */
-  private async fetchRun(run: Req[], bytes: number): Promise<void> {
+  private async fetchRun(reqs: Req[], bytes: number): Promise<void> {
     const pl = this.seed.torrent.pieceLength;
-    let i = 0;
+    const state = new Run(reqs);
+    const run = reqs;
+    const dropped = state.dropped;
+    this.active.add(state);
     // the block being gathered from chunks that split it (null: none started)
     let block: Buffer | null = null;
     let filled = 0;
     const onData = (chunk: Buffer): boolean => {
       let off = 0;
-      while (off < chunk.length && i < run.length) {
-        const r = run[i]!;
+      while (off < chunk.length && state.i < run.length) {
+        const r = run[state.i]!;
         if (block === null && chunk.length - off >= r.length) {
           // whole in this chunk: sent as a view of it, no copy (an HTTP body chunk is a fresh
           // buffer of its own, never reused by the socket, so the view stays valid until sent)
-          this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block: chunk.subarray(off, off + r.length) });
+          if (!dropped[state.i]) this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block: chunk.subarray(off, off + r.length) });
           off += r.length;
-          i++;
+          state.i++;
           continue;
         }
         block ??= Buffer.allocUnsafe(r.length);
@@ -340,8 +367,9 @@ class Serving {
         filled += n;
         off += n;
         if (filled === block.length) {
-          i++;
-          this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block });
+          // a block cancelled while it was being gathered is dropped whole (already rejected)
+          if (!dropped[state.i]) this.conn.send({ type: 'piece', index: r.index, begin: r.begin, block });
+          state.i++;
           block = null;
           filled = 0;
         }
@@ -356,9 +384,31 @@ class Serving {
       this.seed.succeeded(bytes);
     } catch (e) {
       if (this.conn.closed) return;
-      // what was not sent is answered by a reject (BEP 6), so the swarm asks someone else now
-      for (const r of run.slice(i)) this.reject(r);
+      // what was not sent is answered by a reject (BEP 6), so the swarm asks someone else now;
+      // blocks a cancel dropped were rejected then, and are not answered twice
+      for (let j = state.i; j < run.length; j++) if (!dropped[j]) this.reject(run[j]!);
       this.seed.failed(e as Error);
+    } finally {
+      this.active.delete(state);
     }
+  }
+}
+
+/** A run in flight: its requests, the next one not sent yet, and those a cancel dropped. */
+class Run {
+  readonly reqs: Req[];
+  /** the first request whose block is not sent yet (it may be being gathered) */
+  i = 0;
+  readonly dropped: boolean[];
+
+  constructor(reqs: Req[]) {
+    this.reqs = reqs;
+    this.dropped = reqs.map(() => false);
+  }
+
+  /** The index of a request matching `same` that is neither sent nor dropped, or -1. */
+  unsent(same: (r: Req) => boolean): number {
+    for (let j = this.i; j < this.reqs.length; j++) if (!this.dropped[j] && same(this.reqs[j]!)) return j;
+    return -1;
   }
 }

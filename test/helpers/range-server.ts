@@ -26,6 +26,8 @@ export interface RangeServerOptions {
   notFound?: boolean;
   /** a prefix ('/old/') answered with a 302 to the same path without it */
   redirectPrefix?: string;
+  /** a slow server: bodies go out 16 KiB at a time, this many ms apart */
+  chunkDelayMs?: number;
   /** serve https with this key and certificate */
   tls?: { key: Buffer; cert: Buffer };
 }
@@ -98,6 +100,19 @@ export async function startRangeServer(files: Map<string, Buffer>, o: RangeServe
     }
     // a reply ignoring Range may be cut short by the client: that is a normal end here
     res.on('error', () => {});
+    const delay = o.chunkDelayMs;
+    if (delay !== undefined) {
+      let off = 0;
+      const next = (): void => {
+        if (res.destroyed) return;
+        const n = Math.min(16 * 1024, out.length - off);
+        off += n;
+        if (off >= out.length) res.end(out.subarray(off - n, off));
+        else res.write(out.subarray(off - n, off), () => setTimeout(next, delay));
+      };
+      next();
+      return;
+    }
     res.end(out);
   };
   const server = o.tls ? createHttpsServer({ key: o.tls.key, cert: o.tls.cert }, handler) : createServer(handler);
