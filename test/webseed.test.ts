@@ -3,6 +3,7 @@
  * each web seed a loopback peer the swarm dials (src/webseed/web-seed-peer.ts).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,7 +19,7 @@ import { fileUrl, HttpRangeError, RangeClient } from '../src/webseed/http-range.
 import { rangeSpans, WebSeedPeer } from '../src/webseed/web-seed-peer.js';
 import { PeerConnection } from '../src/wire/peer-connection.js';
 import { makePeerId, type WireMessage } from '../src/wire/protocol.js';
-import { runCli, runShell } from './helpers/cli.js';
+import { CLI, runCli, runShell } from './helpers/cli.js';
 import { hasCommand, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
 import { bytes, rng } from './helpers/random.js';
 import { startLighttpd, startRangeServer, type RangeServer, type RangeServerOptions } from './helpers/range-server.js';
@@ -449,14 +450,23 @@ test('a download that fails or is stopped still ends its events with sources; on
   assert.ok(!none.some((e) => e.event === 'sources'), JSON.stringify(none));
 });
 
-test('CLI: download --json interrupted prints the sources record before it ends', { skip: skipUnless(hasCommand('timeout'), 'timeout') }, async () => {
+test('CLI: download --json interrupted prints the sources record before it ends', async () => {
   const s = await server(served(SINGLE_NAME, single, true), { chunkDelayMs: 200 });
   const dir = await tmpDir('tt-ws-');
   const ws = `${s.url}pub/`;
   await writeFile(join(dir, 'x.torrent'), torrentOf(SINGLE_NAME, single, true, [ws]));
   // about 300 KiB/s from four runs: 1.4 MiB is not all in after 2 s
-  const res = await runShell(`timeout -s INT --preserve-status 2 $TT download x.torrent -o out --no-dht --no-announce --port 0 --json --quiet`, { cwd: dir });
-  assert.equal(res.code, 130, res.stderr);
+  // one SIGINT, sent by us: GNU timeout sends its signal twice (to the child, then to its
+  // process group), and a second SIGINT means 'stop now' (exit 130 without a word)
+  const child = spawn(process.execPath, [CLI, 'download', 'x.torrent', '-o', 'out', '--no-dht', '--no-announce', '--port', '0', '--json', '--quiet'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => out.push(c));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGINT'), 2000);
+  const res = { code: await new Promise<number | null>((resolve) => child.on('close', resolve)), stdout: Buffer.concat(out) };
+  clearTimeout(timer);
+  assert.equal(res.code, 130, stderr);
   const lines = res.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string; sources?: Array<{ peer: string; bytes: number }> });
   assert.ok(!lines.some((l) => l.event === 'complete'));
   assert.equal(lines.at(-1)!.event, 'sources');

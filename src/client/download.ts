@@ -197,8 +197,10 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     const signal = o.signal ?? new AbortController().signal;
     const src = isSource(input) ? input : await loadSource(input, (m) => log(`warning: ${m}`));
     const infoHash = src.infoHash.toString('hex');
+    // `sources` is the last event: a piece whose write ends after an interrupt is not said after it
+    let sourcesSent = false;
     const emit = (ev: DistributiveOmit<DownloadEvent, 'infoHash'>): void => {
-      this.emit('event', { ...ev, infoHash } as DownloadEvent);
+      if (!sourcesSent) this.emit('event', { ...ev, infoHash } as DownloadEvent);
     };
     const own = o.session ? null : new Session({ peerId: o.peerId, dht: o.dht });
     const session = o.session ?? own!;
@@ -241,7 +243,11 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     let handed: HandedPeer[] = [];
     // web seeds: loopback peers in front of HTTP servers (webseed/web-seed-peer.ts)
     const webSeeds = new WebSeeds();
-    let sourcesSent = false;
+    const sendSources = (swarm: Swarm): void => {
+      if (sourcesSent) return;
+      emit({ event: 'sources', sources: swarm.sources() });
+      sourcesSent = true;
+    };
     try {
       loop?.start();
       discovery?.start();
@@ -317,8 +323,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       if (assemble.remaining > 0) throw new JobError(`${assemble.remaining} of ${this.progress.total} wanted pieces missing`);
       loop?.completed();
       const used = (f.finalStats ?? f.swarm.stats()).perPeer.filter((p) => p.downloaded > 0).length;
-      sourcesSent = true;
-      emit({ event: 'sources', sources: f.swarm.sources() });
+      sendSources(f.swarm);
       const result: DownloadResult = { torrent: t, pieces, bytes: this.progress.bytes, resumed: valid.size, uploaded: f.swarm.uploaded, peersUsed: used, seconds: (Date.now() - started) / 1000, port: session.port, peerId };
       if (o.seed !== undefined) {
         this.progress.phase = 'seeding';
@@ -331,10 +336,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       // failed or stopped: which source gave what is most wanted now, so the record comes
       // before the failure does (from the swarm's last figures). None before the swarm exists
       // (a magnet's metadata, a bad torrent), and not twice (a failure while seeding after it).
-      if (fetch !== null && !sourcesSent) {
-        sourcesSent = true;
-        emit({ event: 'sources', sources: fetch.swarm.sources() });
-      }
+      if (fetch !== null) sendSources(fetch.swarm);
       throw e;
     } finally {
       // one place gives everything back, whatever happened
