@@ -7,6 +7,7 @@
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
+import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -17,10 +18,22 @@ export interface FakeHttpReply {
   status: number;
   headers: Record<string, string>;
   body: Buffer;
+  /** the body as it arrives, in these pieces (default: whole) */
+  chunks?: Buffer[];
+  /** the connection fails: before any reply (the request's 'error'), or after the body's chunks (the reply's 'error') */
+  fails?: 'request' | 'body';
+}
+
+/** What a faked request asked for: its URL and headers. */
+export interface FakeHttpRequest {
+  url: string;
+  headers: Record<string, string>;
 }
 
 /** Replies the next requests get, in order (then a 404). */
 const httpReplies: FakeHttpReply[] = [];
+/** the requests made since the last setHttpReplies */
+export const httpRequests: FakeHttpRequest[] = [];
 let httpInstalled = false;
 
 class FakeClientRequest extends EventEmitter {
@@ -29,7 +42,21 @@ class FakeClientRequest extends EventEmitter {
     const reply = httpReplies.shift() ?? { status: 404, headers: {}, body: Buffer.alloc(0) };
     setImmediate(() => {
       if (this.destroyed) return;
-      const res = Readable.from(reply.body.length > 0 ? [reply.body] : []) as Readable & { statusCode: number; headers: Record<string, string> };
+      if (reply.fails === 'request') {
+        this.emit('error', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:80'), { code: 'ECONNREFUSED' }));
+        return;
+      }
+      const body = reply.chunks ?? (reply.body.length > 0 ? [reply.body] : []);
+      const cut = async function* (): AsyncGenerator<Buffer> {
+        yield* body;
+        throw Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+      };
+      // a Readable like an IncomingMessage: pause/resume, destroy() and its 'close'
+      const res = Readable.from(reply.fails === 'body' ? cut() : body) as Readable & { statusCode: number; headers: Record<string, string> };
+      // as IncomingMessage does: a reply that fails emits 'error' only to a listener (a reply
+      // nobody reads, e.g. one kept paused, just closes)
+      const own = res._destroy.bind(res);
+      res._destroy = (err, cb): void => own(err, (e) => cb(res.listenerCount('error') === 0 ? null : (e ?? null)));
       res.statusCode = reply.status;
       res.headers = reply.headers;
       this.emit('response', res);
@@ -43,16 +70,24 @@ class FakeClientRequest extends EventEmitter {
   }
 }
 
-/** From now on, node:http requests are answered with `replies` (queued by setHttpReplies). */
+/**
+ * From now on, node:http and node:https requests are answered with `replies` (queued by
+ * setHttpReplies): a redirect to https: gets the next fake reply, never the network.
+ */
 export function installFakeHttp(): void {
   if (httpInstalled) return;
   httpInstalled = true;
-  const fake = (): FakeClientRequest => new FakeClientRequest();
+  const fake = (url: unknown, opts?: { headers?: Record<string, string> }): FakeClientRequest => {
+    httpRequests.push({ url: String(url), headers: { ...(opts?.headers ?? {}) } });
+    return new FakeClientRequest();
+  };
   (http as unknown as { request: unknown }).request = fake;
+  (https as unknown as { request: unknown }).request = fake;
   syncBuiltinESMExports();
 }
 
 export function setHttpReplies(replies: FakeHttpReply[]): void {
+  httpRequests.length = 0;
   httpReplies.length = 0;
   httpReplies.push(...replies);
 }

@@ -29,6 +29,7 @@ import { FrameParser, PieceStreamError, type PieceFrame } from '../src/streams/p
 import { httpAnnounce, httpScrape } from '../src/tracker/http.js';
 import { TrackerError, parseAnnounceBody, type AnnounceParams } from '../src/tracker/reply.js';
 import { resetUdpConnections, udpAnnounce, udpScrape } from '../src/tracker/udp.js';
+import { HttpRangeError, RangeClient } from '../src/webseed/http-range.js';
 import { describeHandshake, describeMessage } from '../src/wire/describe.js';
 import { FrameDecoder, WireViolation, type WireLimits } from '../src/wire/frame-decoder.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4, KeyPair, MseInitiator, MseResponder } from '../src/wire/mse.js';
@@ -37,7 +38,7 @@ import { encodeHandshake, encodeMessage, reservedBits, type WireMessage } from '
 import { Rc4 } from '../src/wire/rc4.js';
 import { decodeMetadataMessage, encodeMetadataMessage, UtMetadata } from '../src/wire/ut-metadata.js';
 import { decodePex, encodePex, UtPex } from '../src/wire/ut-pex.js';
-import { FakePeerSocket, datagramsLeft, installFakeHttp, installFakeUdp, setDatagrams, setHttpReplies, type FakeDatagram, type FakeHttpReply } from './fakes.js';
+import { FakePeerSocket, datagramsLeft, httpRequests, installFakeHttp, installFakeUdp, setDatagrams, setHttpReplies, type FakeDatagram, type FakeHttpReply } from './fakes.js';
 import { bencodeArb, bvalueArb, chunks, dictArb, hash32, mix } from './mutate.js';
 
 /** A checked contract broken without an exception from the decoder itself. */
@@ -791,6 +792,256 @@ const trackerHttpTarget: FuzzTarget = {
   async: true,
 };
 
+// ---------------------------------------------------------------- web seeds
+
+/** The web seed's file, as long as a reply wants it: byte i of it. */
+const wsByte = (i: number): number => (i * 7 + Math.floor(i / 251) * 13 + 1) & 0xff;
+function wsFile(from: number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = wsByte(from + i);
+  return b;
+}
+const WS_URL = 'http://ws.example/pub/file.bin';
+/** a reply's body from the file at most this long (the script says how long) */
+const WS_MAX_BODY = 1 << 18;
+
+interface WsFetch {
+  start: number;
+  length: number;
+  /** the sink says it is cancelled once it has had bytes */
+  cancel: boolean;
+}
+interface WsScript {
+  fetches: WsFetch[];
+  /** all fetches started at once (else one after the other) */
+  together: boolean;
+  replies: FakeHttpReply[];
+  /** every body is the file's bytes from where the reply says it starts: what is delivered must be the file's */
+  honest: boolean;
+}
+
+/**
+ * A web seed reply script (test/fuzz-corpus/README.md): an optional first line
+ * `GET[&] <start>+<length>[!] ...` (the fetches; & = all at once, ! = cancelled after the first
+ * bytes), then replies: `<status>\n`, `<name>: <value>\n` lines, then a body line, either
+ * `*<from>+<n>[/<chunking>][!]` (n bytes of the file from `from`) or `=<n>[/<chunking>][!]`
+ * followed by n literal bytes (! = the connection drops after them). `ERR` instead of a reply: the
+ * connection is refused. A line that is none of these makes the rest of the input a 200's body.
+ */
+export function wsScript(input: Buffer): WsScript {
+  let rest = input;
+  const line = (): string | null => {
+    const nl = rest.indexOf(0x0a);
+    return nl < 0 ? null : rest.subarray(0, nl).toString('latin1');
+  };
+  const next = (): void => {
+    rest = rest.subarray(rest.indexOf(0x0a) + 1);
+  };
+  const h = hash32(input);
+  const fetches: WsFetch[] = [];
+  let together = false;
+  const first = line();
+  const g = first === null ? null : /^GET(&?)((?: \d{1,9}\+\d{1,7}!?){1,6})$/.exec(first);
+  if (g !== null) {
+    together = g[1] === '&';
+    for (const f of g[2]!.trim().split(' ')) {
+      const m = /^(\d+)\+(\d+)(!?)$/.exec(f)!;
+      fetches.push({ start: Number(m[1]), length: Math.max(1, Number(m[2])), cancel: m[3] === '!' });
+    }
+    next();
+  } else fetches.push({ start: h % 1000, length: 1 + ((h >>> 10) % 2000), cancel: false });
+  const replies: FakeHttpReply[] = [];
+  let honest = true;
+  while (rest.length > 0 && replies.length < 16) {
+    const st = line();
+    if (st === 'ERR') {
+      next();
+      replies.push({ status: 0, headers: {}, body: Buffer.alloc(0), fails: 'request' });
+      continue;
+    }
+    const sm = st === null ? null : /^(\d{3})$/.exec(st);
+    if (sm === null) {
+      replies.push({ status: 200, headers: {}, body: rest, chunks: wsChunks(rest, h + replies.length) });
+      honest = false;
+      break;
+    }
+    next();
+    const headers: Record<string, string> = {};
+    let body: Buffer | null = null;
+    let from = -1;
+    let cut = h + replies.length;
+    let cutOff = false;
+    for (;;) {
+      const l = line();
+      const hm = l === null ? null : /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/.exec(l);
+      if (hm !== null) {
+        // as node's parser gives them: names in lower case, no CR in a value
+        headers[hm[1]!.toLowerCase()] = hm[2]!.replace(/[\r\0]/g, '');
+        next();
+        continue;
+      }
+      const bm = l === null ? null : /^(?:\*(\d{1,9})\+|=)(\d{1,7})(?:\/(\d{1,10}))?(!?)$/.exec(l);
+      if (bm !== null) {
+        next();
+        cutOff = bm[4] === '!';
+        if (bm[3] !== undefined) cut = Number(bm[3]);
+        const n = Math.min(Number(bm[2]), WS_MAX_BODY);
+        if (bm[1] !== undefined) {
+          from = Number(bm[1]);
+          body = wsFile(from, n);
+        } else {
+          body = rest.subarray(0, n);
+          rest = rest.subarray(body.length);
+        }
+      } else {
+        body = rest;
+        rest = Buffer.alloc(0);
+      }
+      break;
+    }
+    const status = Number(sm[1]);
+    if (status === 200 || status === 206) {
+      const cr = /^bytes (\d+)-/.exec(headers['content-range'] ?? '');
+      const at = status === 200 ? 0 : cr === null ? -1 : Number(cr[1]);
+      if (from < 0 || from !== at) honest = false;
+    }
+    replies.push({ status, headers, body, chunks: wsChunks(body, cut), ...(cutOff ? { fails: 'body' as const } : {}) });
+  }
+  return { fetches, together, replies, honest };
+}
+
+/** A body in the chunking `h` picks (past its first 8 KiB in 16 KiB pieces: a big body byte by byte is only slow). */
+function wsChunks(body: Buffer, h: number): Buffer[] {
+  const head = chunks(body.subarray(0, 8192), h >>> 0);
+  for (let i = 8192; i < body.length; i += 16384) head.push(body.subarray(i, i + 16384));
+  return head.filter((c) => c.length > 0);
+}
+
+/** A run given up on must not touch the next run's replies. */
+let wsRun = 0;
+let wsClient: RangeClient | null = null;
+
+async function webseedRun(input: Buffer): Promise<void> {
+  installFakeHttp();
+  const me = ++wsRun;
+  const script = wsScript(input);
+  setHttpReplies(script.replies);
+  const h = hash32(input);
+  // a run given up on (it failed) leaves fetches behind: they must not take this run's replies
+  wsClient?.destroy();
+  const client = new RangeClient({ timeoutMs: 1500, maxRedirects: 1 + (h % 5) });
+  wsClient = client;
+  const failures: string[] = [];
+  const one = async (f: WsFetch, i: number): Promise<void> => {
+    const got: Buffer[] = [];
+    let n = 0;
+    let settled = false;
+    let calls = 0;
+    const sink = {
+      onData: (b: Buffer): boolean => {
+        if (settled) failures.push(`fetch ${i}: ${b.length} bytes after it settled`);
+        got.push(Buffer.from(b));
+        n += b.length;
+        if (n > f.length) failures.push(`fetch ${i}: ${n} bytes delivered of ${f.length} asked`);
+        // backpressure now and then, as the input picks
+        return ((h >>> (calls++ % 24)) & 3) !== 0;
+      },
+      drained: (): Promise<void> => new Promise<void>((r) => setImmediate(r)),
+      cancelled: (): boolean => f.cancel && n > 0,
+    };
+    try {
+      await client.fetch(WS_URL, f.start, f.length, sink);
+      settled = true;
+      if (n !== f.length) failures.push(`fetch ${i}: resolved after ${n} of ${f.length} bytes`);
+      else if (script.honest && !Buffer.concat(got).equals(wsFile(f.start, f.length))) failures.push(`fetch ${i}: the bytes delivered are not the file's ${f.start}+${f.length}`);
+    } catch (e) {
+      settled = true;
+      if (!(e instanceof HttpRangeError)) throw e;
+      if (/[\r\n]/.test(e.message)) failures.push(`fetch ${i}: a message of more than one line: ${JSON.stringify(e.message)}`);
+      // the fake answers at once, and the sink drains at once: no wait is that long
+      if (e.kind === 'timeout') failures.push(`fetch ${i}: timed out against a server that never stalls (${e.message})`);
+    }
+  };
+  let bound: NodeJS.Timeout | undefined;
+  try {
+    const all = script.together
+      ? Promise.all(script.fetches.map((f, i) => one(f, i)))
+      : (async () => {
+          for (const [i, f] of script.fetches.entries()) {
+            if (me !== wsRun) return;
+            await one(f, i);
+          }
+        })();
+    await Promise.race([all, new Promise((_, reject) => (bound = setTimeout(() => reject(new PropertyFailure('a fetch neither resolved nor rejected within 2.5 s')), 2500)))]);
+  } finally {
+    clearTimeout(bound);
+    client.destroy();
+  }
+  const ranges = new Set(script.fetches.map((f) => `bytes=${f.start}-${f.start + f.length - 1}`));
+  for (const r of httpRequests) if (!ranges.has(r.headers['range'] ?? '')) failures.push(`a request asked for ${r.headers['range']}, not a range fetched`);
+  check(failures.length === 0, failures.join('; '));
+}
+
+const wsReplyArb = (fetches: WsFetch[]): fc.Arbitrary<string | Buffer> => {
+  const f = fc.nat({ max: fetches.length - 1 }).map((i) => fetches[i]!);
+  const total = fc.constantFrom('*', '100000', '0', '99999999999999999');
+  const chunking = fc.option(fc.nat({ max: 1000 }), { freq: 2 }).map((c) => (c === null ? '' : `/${c}`));
+  const enc = fc.constantFrom('', '', '', 'content-encoding: gzip\n', 'content-encoding: identity\n', 'content-encoding: br\n', 'content-encoding:\n');
+  const honest206 = fc.tuple(f, total, chunking, enc).map(([x, t, c, e]) => `206\ncontent-range: bytes ${x.start}-${x.start + x.length - 1}/${t}\n${e}*${x.start}+${x.length}${c}\n`);
+  const odd206 = fc.tuple(f, fc.integer({ min: -3, max: 3 }), fc.integer({ min: -3, max: 3 }), fc.integer({ min: -5, max: 5 }), fc.constantFrom('', ' ', 'x', '/', '\t'), chunking).map(([x, ds, de, dn, junk, c]) => {
+    const s = Math.max(0, x.start + ds);
+    return `206\ncontent-range: bytes ${s}-${x.start + x.length - 1 + de}/${junk === '' ? '*' : junk}\n*${s}+${Math.max(0, x.length + dn)}${c}\n`;
+  });
+  const badCr = fc.tuple(f, fc.constantFrom('', 'bytes */1000', 'bytes 0-99/', 'bytes -1-5/10', 'bytes 00000000000000000-1/2', 'bytes 99999999999999999-99999999999999999/*', 'items 0-9/10', 'bytes=0-9/10', 'bytes 0-9/10, bytes 20-29/10', 'bytes 1e3-2e3/*'), chunking).map(([x, cr, c]) => `206\n${cr === '' ? '' : `content-range: ${cr}\n`}*${x.start}+${x.length}${c}\n`);
+  const full200 = fc.tuple(f, fc.integer({ min: -3, max: 4000 }), fc.constantFrom('none', 'true', 'short', 'junk', 'huge'), chunking, enc).map(([x, more, cl, c, e]) => {
+    const n = Math.max(0, x.start + x.length + more);
+    const len = cl === 'true' ? `content-length: ${n}\n` : cl === 'short' ? `content-length: ${Math.max(0, x.start + x.length - 1)}\n` : cl === 'junk' ? 'content-length: abc\n' : cl === 'huge' ? 'content-length: 99999999999999999999\n' : '';
+    return `200\n${len}${e}*0+${n}${c}\n`;
+  });
+  const redirect = fc.tuple(fc.constantFrom(301, 302, 303, 307, 308, 300, 304), fc.constantFrom('/pub/file.bin', 'http://mirror.example/f', 'https://s.example/f', '//other.example/f', 'ftp://x/y', '', 'http://[::1', 'http://a b/', 'file.bin?x=1', 'mailto:a@b', 'h'.repeat(300)), fc.boolean()).map(([s, loc, has]) => `${s}\n${has ? `location: ${loc}\n` : ''}=0\n`);
+  const status = fc.tuple(fc.constantFrom(404, 410, 403, 401, 500, 502, 503, 429, 408, 416, 204, 100, 199, 418, 600, 999, 0), fc.nat({ max: 40 })).map(([s, n]) => `${String(s).padStart(3, '0')}\n=${n}\n${'x'.repeat(n)}`);
+  const literal = fc.tuple(fc.constantFrom(200, 206), fc.uint8Array({ maxLength: 300 })).map(([s, u]) => Buffer.concat([Buffer.from(`${s}\ncontent-range: bytes 0-${u.length - 1}/*\n=${u.length}\n`), Buffer.from(u)]));
+  const dropped = fc.tuple(f, fc.nat({ max: 3000 }), fc.boolean()).map(([x, n, whole]) => (whole ? `200\n*0+${n}!\n` : `206\ncontent-range: bytes ${x.start}-${x.start + x.length - 1}/*\n*${x.start}+${Math.min(n, x.length)}!\n`));
+  const refused = fc.constant('ERR\n');
+  const chain = fc.integer({ min: 2, max: 7 }).map((n) => '302\nlocation: /hop\n=0\n'.repeat(n));
+  return fc.oneof({ weight: 1, arbitrary: dropped }, { weight: 1, arbitrary: refused }, { weight: 1, arbitrary: chain }, { weight: 4, arbitrary: honest206 }, { weight: 2, arbitrary: odd206 }, { weight: 1, arbitrary: badCr }, { weight: 4, arbitrary: full200 }, { weight: 2, arbitrary: redirect }, { weight: 1, arbitrary: status }, { weight: 1, arbitrary: literal });
+};
+
+const wsFetchArb: fc.Arbitrary<WsFetch> = fc.record({
+  start: fc.oneof(fc.nat({ max: 5000 }), fc.constantFrom(0, 16384, 65536, 999_999_999)),
+  length: fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.constantFrom(1, 16384, 100_000)),
+  cancel: fc.constant(false), // one fetch may be made cancelled below
+});
+
+const webseedArb: fc.Arbitrary<Buffer> = fc
+  .record({ fetches: fc.array(wsFetchArb, { minLength: 1, maxLength: 6 }), together: fc.boolean(), cancelAt: fc.option(fc.nat({ max: 5 }), { freq: 8 }), runOn: fc.boolean() })
+  .chain(({ fetches, together, cancelAt, runOn }) => {
+    // fetches that read on in one 200: each from where the last ended
+    if (runOn) for (let i = 1; i < fetches.length; i++) fetches[i] = { ...fetches[i]!, start: fetches[i - 1]!.start + fetches[i - 1]!.length + (i % 2) * 10 };
+    if (cancelAt !== null && cancelAt < fetches.length) fetches[cancelAt] = { ...fetches[cancelAt]!, cancel: true };
+    const head = `GET${together ? '&' : ''} ${fetches.map((f) => `${f.start}+${f.length}${f.cancel ? '!' : ''}`).join(' ')}\n`;
+    return fc.array(wsReplyArb(fetches), { minLength: 1, maxLength: 8 }).map((rs) => Buffer.concat([Buffer.from(head, 'latin1'), ...rs.map((r) => (typeof r === 'string' ? Buffer.from(r, 'latin1') : r))]));
+  });
+
+const webseedTarget: FuzzTarget = {
+  name: 'webseed-http',
+  summary: 'web seed HTTP range replies: status, redirects, Content-Range/Length, 200 read on and parked, bodies in any chunking',
+  files: ['src/webseed/http-range.js'],
+  seeds: () => ({
+    '206.bin': Buffer.from('GET 1000+5000\n206\ncontent-range: bytes 1000-5999/100000\n*1000+5000\n'),
+    '200-read-on.bin': Buffer.from('GET 100+1000 1100+1000 2200+500\n200\ncontent-length: 4000\n*0+4000/3\n'),
+    'redirect.bin': Buffer.from('GET 0+16384\n302\nlocation: /mirror/file.bin\n=0\n206\ncontent-range: bytes 0-16383/*\n*0+16384/5\n'),
+    'together.bin': Buffer.from('GET& 0+100 500+100\n206\ncontent-range: bytes 0-99/1000\n*0+100\n206\ncontent-range: bytes 500-599/1000\n*500+100/2\n'),
+    'errors.bin': Buffer.from('GET 0+10 0+10 0+10\n404\n=0\n503\n=9\nbusy now\n206\ncontent-range: bytes 0-9/*\ncontent-encoding: gzip\n*0+10\n'),
+    'dropped.bin': Buffer.from('GET 0+100 0+100 50+100\nERR\n206\ncontent-range: bytes 0-99/*\n*0+60/9!\n200\n*0+100!\n'),
+    'parked-many.bin': Buffer.from('GET 5000+10 4000+10 3000+10 2000+10 1000+10 5010+10\n' + '200\n*0+8000\n'.repeat(5)),
+  }),
+  inputs: (corpus) => mix(corpus, webseedArb, 1024),
+  run: webseedRun,
+  expected: (e) => e instanceof HttpRangeError,
+  async: true,
+};
+
 /** A UDP reply script: records of [flags][length, 2 bytes BE][datagram]; flags bit 0 = carry the request's transaction id. */
 export function udpScript(input: Buffer): FakeDatagram[] {
   const out: FakeDatagram[] = [];
@@ -1141,6 +1392,7 @@ export const TARGETS: readonly FuzzTarget[] = [
   peerConnectionTarget,
   mseTarget,
   trackerHttpTarget,
+  webseedTarget,
   trackerUdpTarget,
   krpcTarget,
   magnetTarget,
