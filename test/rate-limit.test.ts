@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
-import { CLI } from './helpers/cli.js';
+import { CLI, runCli } from './helpers/cli.js';
 import { bytes, rng } from './helpers/random.js';
 import { startSeedOf, type SeedProc } from './helpers/swarm.js';
 import { makeTorrent, tmpDir, writeFiles } from './helpers/torrent.js';
@@ -94,4 +94,22 @@ test('download --max-download-rate is shared by its torrents; a list record hold
   t.diagnostic(`download --max-download-rate 1M: both ${(total / MiB).toFixed(3)} MiB/s, the one held at 256K ${(slowRate / KiB).toFixed(0)} KiB/s`);
   assert.ok(total > 0.8 * MiB && total < 1.15 * MiB, `both at ${(total / MiB).toFixed(2)} MiB/s under a global 1 MiB/s`);
   assert.ok(slowRate > 0.7 * 256 * KiB && slowRate < 1.2 * 256 * KiB, `the held one at ${(slowRate / KiB).toFixed(0)} KiB/s under its own 256 KiB/s`);
+});
+
+test('fetch-pieces --max-download-rate holds the stage to the limit (its own --stats figures)', async (t) => {
+  const dir = await tmpDir('tt-rate-fetch-');
+  const { tf } = await torrentIn(dir, 'fetched', 4 * MiB, 34);
+  const seed = await startSeedOf([tf, join(dir, 'data')], { args: ['--no-announce'] });
+  seeds.push(seed);
+  const stats = join(dir, 'stats.ndjson');
+  const res = await runCli(['fetch-pieces', tf, '--peer', `127.0.0.1:${seed.port}`, '--no-dht', '--max-download-rate', '1M', '--stats', stats, '--quiet'], { input: '', timeoutMs: 60_000 });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.stdout.length > 4 * MiB, true, 'the piece stream came out');
+  // the per-second records: bytes downloaded against time, past the first second (the burst)
+  const recs = (await readFile(stats, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { time: number; downloaded: number });
+  const a = recs.find((r) => r.time - recs[0]!.time >= 1)!;
+  const b = recs.at(-2)!;
+  const rate = (b.downloaded - a.downloaded) / (b.time - a.time);
+  t.diagnostic(`fetch-pieces --max-download-rate 1M: ${(rate / MiB).toFixed(3)} MiB/s`);
+  assert.ok(rate > 0.85 * MiB && rate < 1.15 * MiB, `fetched at ${(rate / MiB).toFixed(2)} MiB/s under a 1 MiB/s limit`);
 });

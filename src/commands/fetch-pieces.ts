@@ -21,13 +21,14 @@ import { FileStore } from '../storage/file-store.js';
 import { UnsafePathError } from '../storage/safe-path.js';
 import { DiskWatch } from '../swarm/disk-watch.js';
 import { Session } from '../session/session.js';
+import { TokenBucket } from '../wire/bandwidth.js';
 import { readHaveSet } from '../streams/have-set.js';
 import { writeFrames } from '../streams/piece-frames.js';
 import { WebSeeds, webSeedUrls } from '../webseed/start.js';
 
 export const fetchPieces: Command = {
   name: 'fetch-pieces',
-  synopsis: 'TORRENT|MAGNET [--peer HOST:PORT]... [--web-seed URL]... [--no-web-seeds] [--have FILE] [--pieces LIST | --select FILE...] [--sequential] [--max-peers N] [--timeout S] [--stats FILE] [--print-peers FILE] [--save-torrent FILE] [--serve-from DIR] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET [--peer HOST:PORT]... [--web-seed URL]... [--no-web-seeds] [--have FILE] [--pieces LIST | --select FILE...] [--sequential] [--max-peers N] [--max-download-rate RATE] [--max-upload-rate RATE] [--timeout S] [--stats FILE] [--print-peers FILE] [--save-torrent FILE] [--serve-from DIR] [--quiet|--progress]',
   help: `usage: torrent-tools fetch-pieces TORRENT|MAGNET [options] < peers.ndjson > pieces.bin
 
 Reads peers as NDJSON on stdin ({"ip":…,"port":…} per line, as announce and dht print them;
@@ -58,6 +59,8 @@ options:
   --sequential         pick pieces in order (for assemble --stdout into a player)
   --max-peers N        connections at most (default 50)
   --max-memory BYTES   pieces in flight at most, in bytes (default 16M; 64M accepted)
+  --max-download-rate RATE  bytes/s received at most (500K, 4M; default 0: unlimited)
+  --max-upload-rate RATE    bytes/s of pieces sent at most with --serve-from (likewise)
   --timeout S          give up when no piece arrives for S seconds (default 120; 0 = never)
   --stats FILE         append NDJSON stats (rate, peers, pieces, per-peer figures; a web seed
                        named by its URL) every second
@@ -80,7 +83,7 @@ examples:
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
-      string: ['peer', 'have', 'pieces', 'select', 'max-peers', 'max-memory', 'timeout', 'stats', 'port', 'print-peers', 'save-torrent', 'max-metadata', 'serve-from', 'web-seed', ...DHT_STRING_OPTIONS],
+      string: ['peer', 'have', 'pieces', 'select', 'max-peers', 'max-memory', 'max-download-rate', 'max-upload-rate', 'timeout', 'stats', 'port', 'print-peers', 'save-torrent', 'max-metadata', 'serve-from', 'web-seed', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'select', 'web-seed'],
       boolean: ['no-web-seeds', 'sequential', 'quiet', 'verbose', 'progress', 'strict', ...DHT_BOOLEAN_OPTIONS],
       alias: { v: 'verbose', q: 'quiet' },
@@ -154,8 +157,12 @@ examples:
     // serving: a session of one torrent, for the listening port
     const session = serve ? new Session({ dht }) : null;
     await session?.listen(port ?? 6881).catch((e: Error) => log(`warning: cannot listen on port ${port ?? 6881} (${e.message}); serving no one`));
+    // token buckets on every connection's socket (wire/bandwidth.ts); none when nothing is limited
+    const down = a.rate('max-download-rate') ?? 0;
+    const up = a.rate('max-upload-rate') ?? 0;
+    const bandwidth = down > 0 || up > 0 ? { down: new TokenBucket(down), up: new TokenBucket(up) } : undefined;
     const fetch = new FetchStream(t, {
-      ...session?.swarmOptions(), wanted, have, maxPeers, port: session?.port ?? port, sequential: a.bool('sequential'),
+      ...session?.swarmOptions(), bandwidth, wanted, have, maxPeers, port: session?.port ?? port, sequential: a.bool('sequential'),
       maxInFlightBytes: maxMemory, stallTimeoutMs: timeout * 1000, serve, dhtPort: dht?.address().port,
     });
     const swarm = fetch.swarm;
