@@ -65,6 +65,16 @@ async function server(files: Map<string, Buffer>, o: RangeServerOptions = {}): P
   return s;
 }
 
+/** The multi-file torrent as x.torrent and its complete data in DIR/data, for a seeder beside the web seeds. */
+async function multiOnDisk(): Promise<{ dir: string; tb: Buffer; tf: string }> {
+  const dir = await tmpDir('tt-ws-');
+  const tb = torrentOf(MULTI_NAME, multi, false);
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, tb);
+  await writeFiles(join(dir, 'data'), MULTI_NAME, multi);
+  return { dir, tb, tf };
+}
+
 async function same(out: string, name: string, files: TestFile[], isSingle: boolean): Promise<void> {
   for (const f of files) {
     const p = isSingle ? join(out, name) : join(out, name, ...f.path);
@@ -242,11 +252,7 @@ test('a server without the files (404) is given up, named', async () => {
 });
 
 test('a lying web seed beside an honest peer: banned by URL, the download completes', async () => {
-  const dir = await tmpDir('tt-ws-');
-  const tb = torrentOf(MULTI_NAME, multi, false);
-  const tf = join(dir, 'x.torrent');
-  await writeFile(tf, tb);
-  await writeFiles(join(dir, 'data'), MULTI_NAME, multi);
+  const { dir, tb, tf } = await multiOnDisk();
   const seed = await startSeed(tf, join(dir, 'data'));
   seeds.push(seed);
   const liar = await server(served(MULTI_NAME, multi, false), { lie: true });
@@ -259,11 +265,7 @@ test('a lying web seed beside an honest peer: banned by URL, the download comple
 });
 
 test("a magnet's ws= is a web seed once the metadata is known", async () => {
-  const dir = await tmpDir('tt-ws-');
-  const tb = torrentOf(MULTI_NAME, multi, false);
-  const tf = join(dir, 'x.torrent');
-  await writeFile(tf, tb);
-  await writeFiles(join(dir, 'data'), MULTI_NAME, multi);
+  const { dir, tb, tf } = await multiOnDisk();
   // the seeder gives the metadata (a web seed cannot) and, slowly (256 KiB/s: the ~1 MiB is
   // not all its own before the mirror is dialled), pieces; the mirror serves pieces too
   const seed = await startSeed(tf, join(dir, 'data'), { args: ['--no-announce', '--max-upload-rate', '256K'] });
@@ -281,11 +283,7 @@ test("a magnet's ws= is a web seed once the metadata is known", async () => {
 });
 
 test('a web seed plus a libtorrent seeder', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') }, async () => {
-  const dir = await tmpDir('tt-ws-');
-  const tb = torrentOf(MULTI_NAME, multi, false);
-  const tf = join(dir, 'x.torrent');
-  await writeFile(tf, tb);
-  await writeFiles(join(dir, 'data'), MULTI_NAME, multi);
+  const { dir, tb, tf } = await multiOnDisk();
   const lt = await startLtSeeds(tf, join(dir, 'data'), 1);
   stops.push(lt.stop);
   const s = await server(served(MULTI_NAME, multi, false));
@@ -409,11 +407,7 @@ test('BEP 6 cancel: a block of a run not sent yet is dropped and rejected; one s
 });
 
 test('end-game cancels racing a slow web seed beside an honest peer: no protocol violation', async () => {
-  const dir = await tmpDir('tt-ws-');
-  const tb = torrentOf(MULTI_NAME, multi, false);
-  const tf = join(dir, 'x.torrent');
-  await writeFile(tf, tb);
-  await writeFiles(join(dir, 'data'), MULTI_NAME, multi);
+  const { dir, tb, tf } = await multiOnDisk();
   const seed = await startSeed(tf, join(dir, 'data'));
   seeds.push(seed);
   // 16 KiB per 40 ms a run: its runs are still streaming when the seeder has sent the rest,

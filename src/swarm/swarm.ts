@@ -32,7 +32,7 @@ import { PexExchange } from './pex.js';
 import { BufferPool } from '../storage/buffer-pool.js';
 import { HashPool } from '../storage/hash-pool.js';
 import type { PieceLease } from '../storage/piece-lease.js';
-import type { BValue } from '../bencode/types.js';
+import type { BDict, BValue } from '../bencode/types.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from './bitfield.js';
 import { Connector } from './connector.js';
@@ -182,10 +182,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly failedCopies = new Map<number, { buf: Buffer; from: Array<string | undefined> }>();
   private readonly strikes = new Map<string, number>();
   /**
-   * Names of peers that are not called by their key (web seeds, by URL: a loopback host:port
-   * means nothing in a log line), and the bytes each source sent, by key.
+   * The bytes each source sent, by key, and so its name, kept after it is gone (a ban names
+   * it): web seeds are named by URL (a loopback host:port means nothing in a log line).
    */
-  private readonly names = new Map<string, string>();
   private readonly tallies = new Map<string, SourceBytes>();
   private readonly maxInFlight: number;
   private timer: NodeJS.Timeout | null = null;
@@ -425,14 +424,14 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     conn.setLimits(this.limits());
     conn.setBandwidth(this.o.bandwidth);
     const peer = this.attach(conn, key, rec, true);
-    const q = conn.remoteExtended?.get('reqq');
-    if (typeof q === 'number' && q > 0) peer.reqq = Math.min(q, 500);
+    if (conn.remoteExtended !== null) takeReqq(peer, conn.remoteExtended);
     // what we have (a resumed download): `have` messages, valid at any time
     const bits = this.o.serve ? this.servable : this.have;
     for (const i of bits.indexes()) conn.send({ type: 'have', index: i });
     // what it has, checked now that the piece count is known, as if it came now
     const n = this.torrent.pieceCount;
-    const bad = pieces.bitfield !== null ? bitfieldProblem(pieces.bitfield, n) : pieces.haves.find((i) => i >= n) !== undefined ? `have for piece ${pieces.haves.find((i) => i >= n)} of ${n}` : null;
+    const beyond = pieces.haves.find((i) => i >= n);
+    const bad = pieces.bitfield !== null ? bitfieldProblem(pieces.bitfield, n) : beyond !== undefined ? `have for piece ${beyond} of ${n}` : null;
     if (bad !== null) {
       conn.close(closeReason('violation', bad));
       return false;
@@ -450,12 +449,12 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (takenOver) conn.replaceExtensions(exts);
     else for (const ext of exts) conn.use(ext);
     const name = peerName(rec);
-    if (name !== key) this.names.set(key, name);
     let tally = this.tallies.get(key);
     if (tally === undefined) {
       tally = { peer: name, bytes: 0, ...(rec.url !== undefined ? { webSeed: true } : {}) };
-      // bounded like the peers it counts: one entry per key ever attached, capped
-      if (this.tallies.size < 10_000) this.tallies.set(key, tally);
+      // bounded like the peers it counts: one entry per key ever attached, capped; a source
+      // named otherwise than by its key is always kept, or a ban could not name it
+      if (this.tallies.size < 10_000 || name !== key) this.tallies.set(key, tally);
     }
     const peer: Peer = {
       key, name, tally, rec, conn,
@@ -486,10 +485,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.peers.set(key, peer);
     conn.on('handshake', () => this.onHandshake(peer));
     conn.on('message', (m) => this.onMessage(peer, m));
-    conn.on('extended-handshake', (d) => {
-      const q = d.get('reqq');
-      if (typeof q === 'number' && q > 0) peer.reqq = Math.min(q, 500);
-    });
+    conn.on('extended-handshake', (d) => takeReqq(peer, d));
     conn.on('close', (reason) => this.onClose(peer, reason));
     return peer;
   }
@@ -714,7 +710,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
 
   /** How a peer is named in logs: a web seed by its URL (kept after it is gone: a ban names it). */
   private nameOf(key: string): string {
-    return this.names.get(key) ?? key;
+    return this.tallies.get(key)?.peer ?? key;
   }
 
   /** Payload bytes per source in this run, web seeds named by URL, largest first. */
@@ -738,3 +734,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 }
 
+/** The request queue the peer says it keeps (BEP 10 `reqq`), believed up to 500. */
+function takeReqq(peer: Peer, handshake: BDict): void {
+  const q = handshake.get('reqq');
+  if (typeof q === 'number' && q > 0) peer.reqq = Math.min(q, 500);
+}

@@ -31,6 +31,7 @@ import type { PeerRecord } from '../peers/record.js';
 import { closeReason } from '../wire/close-reason.js';
 import { PeerConnection } from '../wire/peer-connection.js';
 import { makePeerId, type WireMessage } from '../wire/protocol.js';
+import { Bitfield } from '../swarm/bitfield.js';
 import type { Block } from '../swarm/picker.js';
 import { fileUrl, HttpRangeError, RangeClient } from './http-range.js';
 
@@ -47,9 +48,6 @@ const MAX_FAILURES = 5;
 const BACKOFF_MAX_MS = 60_000;
 /** Connections at once: the swarm dials one; a redial after a drop may overlap the old one. */
 const MAX_CONNECTIONS = 4;
-
-/** a requested block (the picker's shape) */
-type Req = Block;
 
 export interface WebSeedOptions {
   torrent: Torrent;
@@ -219,7 +217,7 @@ export function rangeSpans(t: Torrent, start: number, length: number): Array<{ f
 class Serving {
   readonly conn: PeerConnection;
   private readonly seed: WebSeedPeer;
-  private readonly queue: Req[] = [];
+  private readonly queue: Block[] = [];
   private runs = 0;
   private timer: NodeJS.Timeout | null = null;
   private drainWaiters: Array<() => void> = [];
@@ -234,9 +232,9 @@ class Serving {
       // every piece: have-all with BEP 6, else a full bitfield (spare bits clear, as BEP 3 says)
       if (conn.fast) conn.send({ type: 'have-all' });
       else {
-        const bits = Buffer.alloc(Math.ceil(t.pieceCount / 8), 0xff);
-        if (t.pieceCount % 8 !== 0) bits[bits.length - 1] = (0xff << (8 - (t.pieceCount % 8))) & 0xff;
-        conn.send({ type: 'bitfield', bits });
+        const all = new Bitfield(t.pieceCount);
+        all.setAll();
+        conn.send({ type: 'bitfield', bits: all.toBuffer() });
       }
     });
     conn.on('message', (m) => this.onMessage(m));
@@ -279,7 +277,7 @@ class Serving {
         // the second would settle a later request for the same block, whose own answer then
         // answers nothing (a violation). Without BEP 6 the drop is all: no reject exists, and
         // BEP 3 lets a cancelled block not come.
-        const same = (r: Req): boolean => r.index === m.index && r.begin === m.begin && r.length === m.length;
+        const same = (r: Block): boolean => r.index === m.index && r.begin === m.begin && r.length === m.length;
         const i = this.queue.findIndex(same);
         if (i >= 0) {
           this.reject(this.queue.splice(i, 1)[0]!);
@@ -299,7 +297,7 @@ class Serving {
     }
   }
 
-  private reject(r: Req): void {
+  private reject(r: Block): void {
     if (this.conn.fast) this.conn.send({ type: 'reject', index: r.index, begin: r.begin, length: r.length });
   }
 
@@ -340,7 +338,7 @@ class Serving {
   }
 
   /** One run: streamed from the server into `piece` messages, a block at a time. */
-  private async fetchRun(reqs: Req[], bytes: number): Promise<void> {
+  private async fetchRun(reqs: Block[], bytes: number): Promise<void> {
     const pl = this.seed.torrent.pieceLength;
     const state = new Run(reqs);
     const run = reqs;
@@ -396,18 +394,18 @@ class Serving {
 
 /** A run in flight: its requests, the next one not sent yet, and those a cancel dropped. */
 class Run {
-  readonly reqs: Req[];
+  readonly reqs: Block[];
   /** the first request whose block is not sent yet (it may be being gathered) */
   i = 0;
   readonly dropped: boolean[];
 
-  constructor(reqs: Req[]) {
+  constructor(reqs: Block[]) {
     this.reqs = reqs;
     this.dropped = reqs.map(() => false);
   }
 
   /** The index of a request matching `same` that is neither sent nor dropped, or -1. */
-  unsent(same: (r: Req) => boolean): number {
+  unsent(same: (r: Block) => boolean): number {
     for (let j = this.i; j < this.reqs.length; j++) if (!this.dropped[j] && same(this.reqs[j]!)) return j;
     return -1;
   }

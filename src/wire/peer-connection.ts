@@ -155,9 +155,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   readonly connectedAt = Date.now();
   private timer: NodeJS.Timeout | null = null;
   /** null without a download limit: reads then cost nothing more */
-  private down: Allowance | null;
+  private down: Allowance | null = null;
   /** null without an upload limit: writes then cost nothing more */
-  private up: Allowance | null;
+  private up: Allowance | null = null;
   /** messages waiting for upload tokens, oldest first */
   private readonly queued: Queued[] = [];
   private queuedBytes = 0;
@@ -184,9 +184,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     socket.on('drain', () => {
       if (this.queued.length === 0) this.emit('drain');
     });
-    const bw = opts.bandwidth;
-    this.down = bw?.down ? new Allowance(bw.down, () => this.resumeReads()) : null;
-    this.up = bw?.up ? new Allowance(bw.up, () => this.flushQueued()) : null;
+    this.setBandwidth(opts.bandwidth);
     const hsTimeout = opts.handshakeTimeoutMs ?? 10_000;
     const started = Date.now();
     this.timer = setInterval(() => this.tick(started, hsTimeout), Math.min(1000, hsTimeout));
