@@ -282,3 +282,35 @@ test('a peer that connects to us while a magnet waits for its metadata is asked 
     await session.close();
   }
 });
+
+test('a peer whose haves before the metadata name pieces the torrent does not have is dropped at the hand-over, bitfield or not', async () => {
+  const dir = await tmpDir('tt-handover-bad-');
+  const m = made('checked', [6 * PL + 3]);
+  const session = new Session();
+  const port = await session.listen(0, '127.0.0.1');
+  const stop = new AbortController();
+  const log: string[] = [];
+  const job = new DownloadJob(magnetFromTorrent(m.torrent), join(dir, 'out'), { session, announce: false, timeoutMs: 0, signal: stop.signal, log: (l) => log.push(l) });
+  for (let i = 0; i < 200 && job.stats().phase !== 'metadata'; i++) await new Promise((res) => setTimeout(res, 25));
+  const sock = connect(port, '127.0.0.1');
+  await new Promise((res) => sock.once('connect', res));
+  const p = new PeerConnection(sock, { peerId: makePeerId(randomBytes), infoHash: m.torrent.infoHash, outgoing: true });
+  p.use(new UtMetadata({ info: () => m.torrent.infoRaw }));
+  const closed = new Promise<void>((resolve) => p.on('close', () => resolve()));
+  p.on('handshake', () => {
+    // a bitfield of the right size, then a have far past the last piece
+    p.send({ type: 'bitfield', bits: Buffer.alloc(Math.ceil(m.torrent.pieceCount / 8)) });
+    p.send({ type: 'have', index: 999 });
+  });
+  try {
+    const within = <T>(x: Promise<T>, what: string): Promise<T> =>
+      Promise.race([x, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within 15 s`)), 15_000).unref())]);
+    await within(closed, 'the close');
+    assert.ok(log.some((l) => l.includes(`have for piece 999 of ${m.torrent.pieceCount}`)), log.join('\n'));
+  } finally {
+    p.close(null);
+    stop.abort();
+    await job.closed.catch(() => {});
+    await session.close();
+  }
+});

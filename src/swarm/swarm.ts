@@ -431,7 +431,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     // what it has, checked now that the piece count is known, as if it came now
     const n = this.torrent.pieceCount;
     const beyond = pieces.haves.find((i) => i >= n);
-    const bad = pieces.bitfield !== null ? bitfieldProblem(pieces.bitfield, n) : beyond !== undefined ? `have for piece ${beyond} of ${n}` : null;
+    const bad = (pieces.bitfield !== null ? bitfieldProblem(pieces.bitfield, n) : null) ?? (beyond !== undefined ? `have for piece ${beyond} of ${n}` : null);
     if (bad !== null) {
       conn.close(closeReason('violation', bad));
       return false;
