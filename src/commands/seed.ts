@@ -249,10 +249,10 @@ async function serveUntilStopped(served: Served[], o: { io: Io; interval: number
   const size = served.reduce((n, s) => n + s.torrent.length, 0);
   const stats = (): string => {
     const rec: Record<string, unknown> = {
-      event: 'stats', seconds: Math.round((Date.now() - started) / 1000), peers: sum((s) => s.stats().peers), uploaded: sum((s) => s.uploaded), uploadRate: Math.round(sum((s) => s.uploadRate())),
+      event: 'stats', seconds: Math.round((Date.now() - started) / 1000), peers: sum((s) => s.connections), uploaded: sum((s) => s.uploaded), uploadRate: Math.round(sum((s) => s.uploadRate())),
     };
     if (served.length > 1) {
-      rec['torrents'] = served.map((s) => ({ infoHash: s.torrent.infoHashHex, peers: s.swarm?.stats().peers ?? 0, uploaded: s.swarm?.uploaded ?? 0 }));
+      rec['torrents'] = served.map((s) => ({ infoHash: s.torrent.infoHashHex, peers: s.swarm?.connections ?? 0, uploaded: s.swarm?.uploaded ?? 0 }));
     }
     return JSON.stringify(rec) + '\n';
   };
@@ -266,7 +266,7 @@ async function serveUntilStopped(served: Served[], o: { io: Io; interval: number
   const total = served.reduce((n, s) => n + s.torrent.pieceCount, 0);
   const status = (force = false): void => {
     const up = sum((s) => s.uploaded);
-    progress.update({ done: pieces, total, bytes: 0, peers: sum((s) => s.stats().peers), upRate: sum((s) => s.uploadRate()), uploaded: up, ratio: up / size, failed: o.failed() }, force);
+    progress.update({ done: pieces, total, bytes: 0, peers: sum((s) => s.connections), upRate: sum((s) => s.uploadRate()), uploaded: up, ratio: up / size, failed: o.failed() }, force);
   };
   const barTimer = setInterval(status, 500);
   await new Promise<void>((resolve) => {

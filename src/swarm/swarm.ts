@@ -254,6 +254,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     return this.torrent.infoHash;
   }
 
+  /** Connections open now (stats() has them too, with per-peer figures built for each call). */
+  get connections(): number {
+    return this.peers.size;
+  }
+
   /** Pieces verified in this run. */
   get done(): number {
     return this.doneCount;
