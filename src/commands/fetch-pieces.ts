@@ -167,9 +167,9 @@ examples:
     });
     const swarm = fetch.swarm;
     swarm.on('log', log);
-    // web seeds: loopback peers in front of HTTP servers (webseed/web-seed-peer.ts), dialled like any
+    // web seeds: in-process peers in front of HTTP servers (webseed/web-seed-peer.ts), dialled like any
     const webSeeds = new WebSeeds();
-    for (const rec of await webSeeds.start(t, webSeedUrls(t, a.list('web-seed'), !a.bool('no-web-seeds'), log), log, timeout > 0 ? Math.min(timeout, 30) * 1000 : undefined)) swarm.addPeer(rec);
+    for (const { rec, dial } of webSeeds.start(t, webSeedUrls(t, a.list('web-seed'), !a.bool('no-web-seeds'), log), log, timeout > 0 ? Math.min(timeout, 30) * 1000 : undefined)) swarm.addPeer(rec, dial);
     let watch: DiskWatch | null = null;
     if (serve) {
       session?.host(swarm);
