@@ -102,7 +102,7 @@ export async function benchWebseed(sizeMiB = Number(process.env['BENCH_WEBSEED_M
     const ourRss = Math.max(...results.filter((x) => x.leg === 'ours' && x.verified).map((x) => x.maxRssMiB ?? NaN));
     out.push('', `- ours / aria2c wall time: **${fmt(med.get('ours')! / med.get('aria2c')!)}×** (target ≤ 1.0); our peak RSS ${fmt(ourRss, 1)} MiB (target ≤ 100)`);
     out.push(`- ours / node floor: ${fmt(med.get('ours')! / med.get('node floor')!)}×; node floor / aria2c: ${fmt(med.get('node floor')! / med.get('aria2c')!)}× (above 1: Node alone, fetching and writing, is slower than aria2c)`);
-    out.push('', 'wall: the whole process. Ours copies each byte twice more than aria2c (HTTP body → piece message, handed over in-process → the decoder's scratch → piece buffer), SHA-1-checks it and writes it with O_DIRECT; aria2c writes into the page cache and checks nothing. Peak RSS: GNU time, max over runs (`download` alone is 102–105 MiB from libtorrent seeders).');
+    out.push('', 'wall: the whole process. Ours copies each byte twice more than aria2c (HTTP body → piece message, handed over in-process → the frame decoder scratch → piece buffer), SHA-1-checks it and writes it with O_DIRECT; aria2c writes into the page cache and checks nothing. Peak RSS: GNU time, max over runs (`download` alone is 102–105 MiB from libtorrent seeders).');
     const bad = results.filter((x) => !x.verified || x.stderr.length > 0);
     for (const x of bad) {
       out.push(`- ${x.leg}: exit ${x.code}, ${fmt(x.wallS)} s, ${x.verified ? 'verified' : '**NOT verified**'}`);
