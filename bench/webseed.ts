@@ -1,7 +1,8 @@
 /**
  * A web-seed-only download from one local HTTP server (node:http with Range, serving the file
  * from disk, in this process): our `download --web-seed URL` against `aria2c -x4 -s4` fetching
- * the same file from the same server (4 connections, as our web seed keeps 4 runs in flight).
+ * the same file from the same server (4 connections, as our web seed keeps 4 runs in flight),
+ * and the floor: bare Node doing the same fetch and write with nothing of ours (webseed-floor.ts).
  * Each leg writes a fresh folder, checked by SHA-1; the order rotates every run.
  * Run alone: `node dist/bench/webseed.js` (env BENCH_WEBSEED_MIB, BENCH_WEBSEED_RUNS).
  */
