@@ -73,7 +73,8 @@ options:
                        the ones fetched now once they read back from DIR with a good hash
   --port N             our listening port, advertised to peers
 ${DHT_HELP}${VERBOSITY_HELP}  --progress           progress as NDJSON on stderr (numeric fields, the same keys every time)
-  --strict             refuse a torrent file with non-canonical bencode
+  --strict             refuse a torrent file with non-canonical bencode, names
+                       that need mapping to safe ones, or pieces over 128 MiB
   -h, --help           show this help
 
 examples:

@@ -10,12 +10,13 @@ import { pieceHash } from '../metainfo/pieces.js';
 export function torrentSummary(t: Torrent, withPieces = false): Record<string, unknown> {
   const o: Record<string, unknown> = { infoHash: t.infoHashHex };
   if (t.infoHashV2) o['infoHashV2'] = t.infoHashV2.toString('hex');
+  o['name'] = t.name;
+  if (t.rawName !== undefined) o['rawName'] = t.rawName;
   Object.assign(o, {
-    name: t.name,
     length: t.length,
     pieceLength: t.pieceLength,
     pieceCount: t.pieceCount,
-    files: t.files.map((f) => (f.pad ? { path: f.path, length: f.length, offset: f.offset, pad: true } : { path: f.path, length: f.length, offset: f.offset })),
+    files: t.files.map((f) => ({ path: f.path, ...(f.rawPath && { rawPath: f.rawPath }), length: f.length, offset: f.offset, ...(f.pad && { pad: true }) })),
     private: t.private,
     announce: t.announce,
     urlList: t.urlList,
@@ -56,9 +57,15 @@ export const info: Command = {
 
 Reads a .torrent file (or stdin) and prints one compact JSON object: infoHash (the SHA-1 of
 the raw bytes of the info dict, as they stand in the file), infoHashV2 (hybrid torrents),
-name, length, pieceLength, pieceCount, files [{path, length, offset, pad?}], private,
-announce (tiers), urlList, comment, createdBy, creationDate (seconds), source.
-On a terminal it prints a readable summary instead.
+name, rawName?, length, pieceLength, pieceCount, files [{path, rawPath?, length, offset,
+pad?}], private, announce (tiers), urlList, comment, createdBy, creationDate (seconds), source.
+On a terminal it prints a readable summary instead (safe paths).
+
+Names that are unsafe or impossible on disk ("..", "/" or "\\" inside a name, empty
+components, control characters, over 240 bytes, duplicates, Windows device names) are mapped
+to safe ones as libtorrent maps them (man 7 torrent-tools-formats): "name" and "path" are the
+safe names every command writes and reads, "rawName" and "rawPath" the torrent's own, given
+only when they differ; one warning per kind of mapping on stderr.
 
 Torrents with unsorted dict keys or bytes after the dict are read with one warning (the info
 hash still comes from the raw bytes); duplicate keys and broken structure are errors that
@@ -67,7 +74,7 @@ say what and where, exit 1, nothing on stdout.
 options:
   --pieces    add the piece hashes (hex) as "pieces"
   --json      JSON even on a terminal
-  --strict    refuse non-canonical bencode
+  --strict    refuse non-canonical bencode, names that need mapping and pieces over 128 MiB
   -h, --help  show this help
 
 examples:

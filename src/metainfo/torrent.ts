@@ -7,10 +7,13 @@ import { createHash } from 'node:crypto';
 import { decodeFirst } from '../bencode/decoder.js';
 import { BencodeError } from '../bencode/errors.js';
 import type { BDict, BValue, Span } from '../bencode/types.js';
+import { PathMappings, resolveDuplicates, safeName, safePath, WINDOWS_RESERVED } from './sanitize.js';
 
 export interface TorrentFile {
-  /** path components inside the torrent (single-file: [name]) */
+  /** path components inside the torrent (single-file: [name]), safe to write (sanitize.ts) */
   path: string[];
+  /** the components as the torrent gives them, only when they differ from `path` */
+  rawPath?: string[];
   length: number;
   /** byte offset of the file in the torrent's concatenated content */
   offset: number;
@@ -24,7 +27,10 @@ export interface Torrent {
   /** SHA-256 of the raw info bytes, hybrid v1+v2 torrents only */
   infoHashV2?: Buffer;
   infoRaw: Buffer;
+  /** safe to use as a file or folder name (sanitize.ts) */
   name: string;
+  /** the name as the torrent gives it, only when it differs from `name` */
+  rawName?: string;
   length: number;
   pieceLength: number;
   pieceCount: number;
@@ -51,7 +57,10 @@ export class MetainfoError extends Error {
 
 export const LIMITS = {
   torrentBytes: 10 * 1024 * 1024,
-  pieceLength: 128 * 1024 * 1024,
+  /** libtorrent's limit (INT_MAX / 2): what it loads, we load */
+  pieceLength: 2 ** 30 - 1,
+  /** larger pieces are loaded with a warning, and refused with strict */
+  commonPieceLength: 128 * 1024 * 1024,
   pieces: 1 << 20,
   files: 1 << 20,
   pathDepth: 64,
@@ -59,13 +68,14 @@ export const LIMITS = {
 };
 
 export interface ParseOptions {
-  /** refuse non-canonical bencode (unsorted keys, bytes after the dict) instead of warning */
+  /**
+   * refuse non-canonical bencode (unsorted keys, bytes after the dict), paths that need mapping
+   * to safe names (sanitize.ts) and pieces over LIMITS.commonPieceLength, instead of warning
+   */
   strict?: boolean;
   /** one call per kind of problem tolerated */
   onWarning?: (message: string) => void;
 }
-
-const WINDOWS_RESERVED = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$/i;
 
 /** Why a path component from a torrent is unsafe, or null. */
 export function componentProblem(c: string): string | null {
@@ -80,11 +90,6 @@ export function componentProblem(c: string): string | null {
 
 function fail(where: string, what: string): never {
   throw new MetainfoError(where ? `${where}: ${what}` : what);
-}
-
-function text(v: BValue | undefined, where: string): string {
-  if (!Buffer.isBuffer(v)) fail(where, 'expected a byte string');
-  return v.toString('utf8');
 }
 
 function optText(d: BDict, key: string): string | undefined {
@@ -103,21 +108,13 @@ function dict(v: BValue | undefined, where: string): BDict {
   return v;
 }
 
-/** `where` is a function: the file-list loop would otherwise build its strings for every file. */
-function pathComponents(v: BValue | undefined, where: () => string): string[] {
+/** The raw components of a path list; `where` is a function: the loop would build its strings for every file. */
+function pathList(v: BValue | undefined, where: () => string): Buffer[] {
   if (!Array.isArray(v)) fail(where(), 'expected a list of path components');
   if (v.length === 0) fail(where(), 'empty path');
   if (v.length > LIMITS.pathDepth) fail(where(), `path deeper than ${LIMITS.pathDepth} components`);
-  const out = new Array<string>(v.length);
-  for (let i = 0; i < v.length; i++) {
-    const c = v[i];
-    if (!Buffer.isBuffer(c)) fail(`${where()}[${i}]`, 'expected a byte string');
-    const s = c.toString('utf8');
-    const p = componentProblem(s);
-    if (p !== null) fail(`${where()}[${i}]`, `path component ${JSON.stringify(s)} ${p}`);
-    out[i] = s;
-  }
-  return out;
+  for (let i = 0; i < v.length; i++) if (!Buffer.isBuffer(v[i])) fail(`${where()}[${i}]`, 'expected a byte string');
+  return v as Buffer[];
 }
 
 function tiers(top: BDict, warn: (m: string) => void): string[][] {
@@ -180,11 +177,14 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
   if (metaVersion === 2 && !hasV1) fail('info', 'this is a v2-only torrent (BEP 52), which torrent-tools cannot download yet');
   if (metaVersion !== undefined && metaVersion !== 1 && metaVersion !== 2) fail('info.meta version', `unknown version ${String(metaVersion)}`);
 
+  const infoHash = createHash('sha1').update(infoRaw).digest();
+  const mappings = new PathMappings(strict);
   const nameValue = info.get('name.utf-8') ?? info.get('name');
-  const name = text(nameValue, 'info.name');
-  const np = componentProblem(name);
-  if (np !== null) fail('info.name', `${JSON.stringify(name)} ${np}`);
-  const pieceLength = int(info.get('piece length'), 'info.piece length', 1, LIMITS.pieceLength);
+  if (!Buffer.isBuffer(nameValue)) fail('info.name', 'expected a byte string');
+  const rawName = nameValue.toString('utf8');
+  const name = safeName(nameValue, infoHash.toString('hex'), mappings);
+  const pieceLength = int(info.get('piece length'), 'info.piece length', 1, strict ? LIMITS.commonPieceLength : LIMITS.pieceLength);
+  if (pieceLength > LIMITS.commonPieceLength) warn(`info.piece length: ${pieceLength} bytes (over ${LIMITS.commonPieceLength}): each piece in flight or being checked is held in memory whole`);
   const piecesRaw = info.get('pieces');
   if (!Buffer.isBuffer(piecesRaw)) fail('info.pieces', 'expected a byte string');
   if (piecesRaw.length % 20 !== 0) fail('info.pieces', `length ${piecesRaw.length} is not a multiple of 20`);
@@ -198,35 +198,39 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
     if (!Array.isArray(list)) fail('info.files', 'expected a list');
     if (list.length === 0) fail('info.files', 'the file list is empty');
     if (list.length > LIMITS.files) fail('info.files', `more than ${LIMITS.files} files`);
-    // every path and every directory above one: a file may not share its path with either
-    const taken = new Map<string, 'file' | 'dir'>();
     for (let i = 0; i < list.length; i++) {
       const where = (): string => `info.files[${i}]`;
       const f = list[i];
       if (!(f instanceof Map)) fail(where(), 'expected a dict');
       const l = f.get('length');
       const len = typeof l === 'number' && l >= 0 ? l : int(l, `${where()}.length`, 0, Number.MAX_SAFE_INTEGER);
-      const path = pathComponents(f.get('path.utf-8') ?? f.get('path'), () => `${where()}.path`);
       const attr = f.get('attr');
       const pad = Buffer.isBuffer(attr) && attr.includes(0x70); // 'p'
-      if (!pad) {
-        let d = path[0]!;
-        for (let k = 1; k < path.length; k++) {
-          if (taken.get(d) === 'file') fail(`${where()}.path`, `${JSON.stringify(path.join('/'))} is inside ${JSON.stringify(d)}, which is a file`);
-          taken.set(d, 'dir');
-          d += '/' + path[k]!;
-        }
-        if (taken.has(d)) fail(`${where()}.path`, `duplicate path ${JSON.stringify(d)}`);
-        taken.set(d, 'file');
+      const rawList = f.get('path.utf-8') ?? f.get('path');
+      let file: TorrentFile;
+      if (pad && (rawList === undefined || (Array.isArray(rawList) && rawList.length === 0))) {
+        // BEP 47 gives pad files a path, libtorrent needs none: it never reaches the disk
+        mappings.path('pad-path', `${where()}.path`, rawList === undefined ? 'expected a list of path components' : 'empty path');
+        file = { path: ['.pad', String(len)], length: len, offset: length, pad };
+      } else {
+        const safe = safePath(pathList(rawList, () => `${where()}.path`), `${where()}.path`, mappings);
+        file = { path: safe.path, length: len, offset: length, pad };
+        if (safe.rawPath !== undefined) file.rawPath = safe.rawPath;
       }
-      files.push({ path, length: len, offset: length, pad });
+      files.push(file);
       length += len;
       if (length > Number.MAX_SAFE_INTEGER) fail('info.files', 'total length is too large');
     }
+    for (const [i, path] of resolveDuplicates(files, (i) => `info.files[${i}].path`, mappings)) {
+      const f = files[i]!;
+      f.rawPath ??= f.path;
+      f.path = path;
+    }
   } else {
     length = int(info.get('length'), 'info.length', 0, Number.MAX_SAFE_INTEGER);
-    files.push({ path: [name], length, offset: 0, pad: false });
+    files.push(name === rawName ? { path: [name], length, offset: 0, pad: false } : { path: [name], rawPath: [rawName], length, offset: 0, pad: false });
   }
+  for (const w of mappings.warnings()) warn(w);
   if (length === 0) fail('info', 'the torrent has no data (total length 0)');
   const pieceCount = Math.ceil(length / pieceLength);
   if (pieceCount > LIMITS.pieces) fail('info.pieces', `more than ${LIMITS.pieces} pieces`);
@@ -245,7 +249,7 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
       : [];
 
   const out: Torrent = {
-    infoHash: createHash('sha1').update(infoRaw).digest(),
+    infoHash,
     infoHashHex: '',
     infoRaw,
     name,
@@ -260,6 +264,7 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
     urlList,
   };
   out.infoHashHex = out.infoHash.toString('hex');
+  if (name !== rawName) out.rawName = rawName;
   if (metaVersion === 2) out.infoHashV2 = createHash('sha256').update(infoRaw).digest();
   const comment = optText(t, 'comment');
   if (comment !== undefined) out.comment = comment;
