@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { encodeFrames } from './helpers/frames.js';
 import { FIXTURES, hasLibtorrent, skipUnless, SYSTEM_PYTHON } from './helpers/interop.js';
 import { int, rng, seedFromEnv } from './helpers/random.js';
 import { startSeed } from './helpers/swarm.js';
-import { makeTorrentBytes, tmpDir } from './helpers/torrent.js';
+import { makeTorrentBytes, tmpDir, tree } from './helpers/torrent.js';
 
 const B = (s: string): Buffer => Buffer.from(s);
 const hex = (h: string): Buffer => Buffer.from(h, 'hex');
@@ -234,20 +234,6 @@ test('our safe paths are python-libtorrent 2.0\'s, for hand-crafted torrents and
   assert.deepEqual(parseTorrent(await readFile(con), { onWarning: () => {} }).files[0]!.path, ['_CON']);
   assert.match(d!.error!, /missing name/);
 });
-
-/** Every file and directory under `dir`, relative, sorted. */
-async function tree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string, rel: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = rel ? `${rel}/${e.name}` : e.name;
-      out.push(p);
-      if (e.isDirectory()) await walk(join(d, e.name), p);
-    }
-  };
-  await walk(dir, '');
-  return out.sort();
-}
 
 /** A torrent whose names try to leave DIR, with each file's bytes and the path it must land at. */
 function hostileTorrent(): { bytes: Buffer; content: Buffer; expected: Array<[string, Buffer]>; pieceLength: number } {
