@@ -106,6 +106,8 @@ export function mapComponent(raw: RawComponent): ComponentMapping {
   const kinds = new Set<MappingKind>();
   if (b.length === 1 && b[0] === 0x2e) return { text: null, kinds: new Set(['dot']) };
   if (b.length === 0) return { text: '_', kinds: new Set(['empty']) };
+  const plain = plainAscii(b);
+  if (plain !== null) return reserved(plain, kinds);
   const out = Buffer.allocUnsafe(b.length + 16);
   let added = 0;
   let dots = 0;
@@ -147,13 +149,29 @@ export function mapComponent(raw: RawComponent): ComponentMapping {
     kinds.add('dot');
     return { text: null, kinds };
   }
-  let text = out.toString('utf8', 0, added);
-  // ours, not libtorrent's on Linux: these names cannot be made on Windows (or a share it mounts)
-  if (WINDOWS_RESERVED.test(text)) {
-    text = `_${text}`;
-    kinds.add('reserved');
+  return reserved(out.toString('utf8', 0, added), kinds);
+}
+
+/** Ours, not libtorrent's on Linux: these names cannot be made on Windows (or a share it mounts). */
+function reserved(text: string, kinds: Set<MappingKind>): ComponentMapping {
+  if (!WINDOWS_RESERVED.test(text)) return { text, kinds };
+  kinds.add('reserved');
+  return { text: `_${text}`, kinds };
+}
+
+/**
+ * The text of a component no rule but the device names touches (printable ASCII without "/"
+ * or "\\", short, not all dots), or null: most names are, and skip the byte-by-byte copy.
+ */
+function plainAscii(b: Buffer): string | null {
+  if (b.length >= CUT_AT) return null;
+  let dots = 0;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c < 0x20 || c > 0x7e || c === 0x2f || c === 0x5c) return null;
+    if (c === 0x2e) dots++;
   }
-  return { text, kinds };
+  return dots === b.length && dots <= 2 ? null : b.toString('latin1');
 }
 
 /** Counts the mappings of one torrent, or refuses the first one when strict. */
