@@ -10,7 +10,7 @@ import { componentProblem, MetainfoError, parseTorrent } from '../src/metainfo/t
 import { safeJoin } from '../src/storage/safe-path.js';
 import { runCli } from './helpers/cli.js';
 import { encodeFrames } from './helpers/frames.js';
-import { FIXTURES, hasLibtorrent, skipUnless, SYSTEM_PYTHON } from './helpers/interop.js';
+import { FIXTURES, hasLibtorrent, skipUnless, startLtSeeds, SYSTEM_PYTHON } from './helpers/interop.js';
 import { int, rng, seedFromEnv } from './helpers/random.js';
 import { startSeed } from './helpers/swarm.js';
 import { makeTorrentBytes, tmpDir, tree } from './helpers/torrent.js';
@@ -236,10 +236,10 @@ test('our safe paths are python-libtorrent 2.0\'s, for hand-crafted torrents and
 });
 
 /** A torrent whose names try to leave DIR, with each file's bytes and the path it must land at. */
-function hostileTorrent(): { bytes: Buffer; content: Buffer; expected: Array<[string, Buffer]>; pieceLength: number } {
+function hostileTorrent(deviceName = true): { bytes: Buffer; content: Buffer; expected: Array<[string, Buffer]>; pieceLength: number } {
   const r = rng(7);
   const data = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => int(r, 0, 255)));
-  const list: Array<[string[], string, number]> = [
+  const all: Array<[string[], string, number]> = [
     [['..', '..', 'escape.txt'], 'odd/escape.txt', 20_000],
     [['/tmp', 'abs.txt'], 'odd/tmp/abs.txt', 5_000],
     [['a', '..', '..', 'b.bin'], 'odd/a/b.bin', 40_000],
@@ -250,6 +250,7 @@ function hostileTorrent(): { bytes: Buffer; content: Buffer; expected: Array<[st
     [['CON'], 'odd/_CON', 100],
     [[''], 'odd/_', 33_000],
   ];
+  const list = all.filter(([path]) => deviceName || path[0] !== 'CON');
   const files = list.map(([path, , n]) => ({ path, data: data(n) }));
   const pieceLength = 16384;
   return {
@@ -299,6 +300,29 @@ test('a torrent with "..", absolute-looking and duplicate names: assemble, seed,
   const strict = await runCli(['assemble', tf, '-o', join(dir, 'strict'), '--strict'], { input: frames });
   assert.equal(strict.code, 1);
   assert.equal(strict.stderr, `torrent-tools assemble: ${tf}: info.files[0].path[0]: path component ".." is ".."\n`);
+});
+
+test('the same torrent on disk is where python-libtorrent looks for it: it seeds our assembled files, we download from it', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') }, async () => {
+  const h = hostileTorrent(false); // libtorrent on Linux keeps "CON" as it is
+  const dir = await tmpDir();
+  const tf = join(dir, 'odd.torrent');
+  await writeFile(tf, h.bytes);
+  const frames = await encodeFrames(Array.from({ length: Math.ceil(h.content.length / h.pieceLength) }, (_, i) => ({ index: i, piece: h.content.subarray(i * h.pieceLength, (i + 1) * h.pieceLength) })));
+  const assembled = join(dir, 'assembled');
+  await mkdir(assembled);
+  const a = await runCli(['assemble', tf, '-o', join(assembled, 'out'), '--quiet'], { input: frames });
+  assert.equal(a.code, 0, a.stderr);
+  // lt-seed.py only prints its port once libtorrent has checked every piece of its files there
+  const lt = await startLtSeeds(tf, join(assembled, 'out'), 1);
+  try {
+    const downloaded = join(dir, 'downloaded');
+    await mkdir(downloaded);
+    const d = await runCli(['download', tf, '-o', join(downloaded, 'out'), '--port', '0', '--no-announce', '--quiet', '--peer', `127.0.0.1:${lt.ports[0]}`], { timeoutMs: 60_000 });
+    assert.equal(d.code, 0, d.stderr);
+    await assertConfined(downloaded, h.expected, 'download from libtorrent');
+  } finally {
+    lt.stop();
+  }
 });
 
 test('info: safe path and rawPath in JSON, a warning on stderr; --strict refuses with one line', async () => {
