@@ -257,7 +257,7 @@ export function safePath(raw: readonly RawComponent[], where: string, mappings: 
  * name that maps to nothing becomes the info hash in hex, as libtorrent names such a folder
  * (libtorrent refuses such a single-file torrent; we name the file the same way).
  */
-export function safeName(raw: RawComponent, infoHashHex: string, mappings: PathMappings): string {
+export function safeName(raw: RawComponent, infoHashHex: () => string, mappings: PathMappings): string {
   const m = mapComponent(raw);
   if (m.kinds.size === 0) return m.text!;
   const text = textOf(raw);
@@ -265,7 +265,7 @@ export function safeName(raw: RawComponent, infoHashHex: string, mappings: PathM
     const first = ORDER.find((k) => m.kinds.has(k))!;
     throw new MetainfoError(`info.name: ${JSON.stringify(text)} ${problemOf(first, text)}`);
   }
-  const safe = m.text ?? infoHashHex;
+  const safe = m.text ?? infoHashHex();
   mappings.name(text, safe);
   return safe;
 }

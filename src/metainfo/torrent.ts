@@ -177,12 +177,11 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
   if (metaVersion === 2 && !hasV1) fail('info', 'this is a v2-only torrent (BEP 52), which torrent-tools cannot download yet');
   if (metaVersion !== undefined && metaVersion !== 1 && metaVersion !== 2) fail('info.meta version', `unknown version ${String(metaVersion)}`);
 
-  const infoHash = createHash('sha1').update(infoRaw).digest();
   const mappings = new PathMappings(strict);
   const nameValue = info.get('name.utf-8') ?? info.get('name');
   if (!Buffer.isBuffer(nameValue)) fail('info.name', 'expected a byte string');
   const rawName = nameValue.toString('utf8');
-  const name = safeName(nameValue, infoHash.toString('hex'), mappings);
+  const name = safeName(nameValue, () => createHash('sha1').update(infoRaw).digest('hex'), mappings);
   const pieceLength = int(info.get('piece length'), 'info.piece length', 1, strict ? LIMITS.commonPieceLength : LIMITS.pieceLength);
   if (pieceLength > LIMITS.commonPieceLength) warn(`info.piece length: ${pieceLength} bytes (over ${LIMITS.commonPieceLength}): each piece in flight or being checked is held in memory whole`);
   const piecesRaw = info.get('pieces');
@@ -249,7 +248,7 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
       : [];
 
   const out: Torrent = {
-    infoHash,
+    infoHash: createHash('sha1').update(infoRaw).digest(),
     infoHashHex: '',
     infoRaw,
     name,
