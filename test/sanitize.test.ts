@@ -269,18 +269,32 @@ async function assertConfined(parent: string, expected: Array<[string, Buffer]>,
   for (const [at, data] of expected) assert.ok((await readFile(join(parent, 'out', at))).equals(data), `${what}: ${at}`);
 }
 
-test('a torrent with "..", absolute-looking and duplicate names: assemble, seed, download and verify keep to DIR', async () => {
-  const h = hostileTorrent();
+/** The torrent written beside its pieces assembled by the CLI into `assembled/out`. */
+async function assembleHostile(h: ReturnType<typeof hostileTorrent>): Promise<{ dir: string; tf: string; frames: Buffer; assembled: string; stderr: string }> {
   const dir = await tmpDir();
   const tf = join(dir, 'odd.torrent');
   await writeFile(tf, h.bytes);
-
   const frames = await encodeFrames(Array.from({ length: Math.ceil(h.content.length / h.pieceLength) }, (_, i) => ({ index: i, piece: h.content.subarray(i * h.pieceLength, (i + 1) * h.pieceLength) })));
   const assembled = join(dir, 'assembled');
   await mkdir(assembled);
   const a = await runCli(['assemble', tf, '-o', join(assembled, 'out'), '--quiet'], { input: frames });
   assert.equal(a.code, 0, a.stderr);
-  assert.match(a.stderr, /a "\/" or "\\" inside a path component was removed/);
+  return { dir, tf, frames, assembled, stderr: a.stderr };
+}
+
+/** Downloads the torrent from a peer on loopback into `downloaded/out`; checks it stayed there. */
+async function downloadConfined(dir: string, tf: string, port: number, expected: Array<[string, Buffer]>, what: string): Promise<void> {
+  const downloaded = join(dir, 'downloaded');
+  await mkdir(downloaded);
+  const d = await runCli(['download', tf, '-o', join(downloaded, 'out'), '--port', '0', '--no-announce', '--quiet', '--peer', `127.0.0.1:${port}`], { timeoutMs: 60_000 });
+  assert.equal(d.code, 0, d.stderr);
+  await assertConfined(downloaded, expected, what);
+}
+
+test('a torrent with "..", absolute-looking and duplicate names: assemble, seed, download and verify keep to DIR', async () => {
+  const h = hostileTorrent();
+  const { dir, tf, frames, assembled, stderr } = await assembleHostile(h);
+  assert.match(stderr, /a "\/" or "\\" inside a path component was removed/);
   await assertConfined(assembled, h.expected, 'assemble');
 
   const v = await runCli(['verify', tf, join(assembled, 'out'), '--summary']);
@@ -288,11 +302,7 @@ test('a torrent with "..", absolute-looking and duplicate names: assemble, seed,
 
   const seed = await startSeed(tf, join(assembled, 'out'));
   try {
-    const downloaded = join(dir, 'downloaded');
-    await mkdir(downloaded);
-    const d = await runCli(['download', tf, '-o', join(downloaded, 'out'), '--port', '0', '--no-announce', '--quiet', '--peer', `127.0.0.1:${seed.port}`], { timeoutMs: 60_000 });
-    assert.equal(d.code, 0, d.stderr);
-    await assertConfined(downloaded, h.expected, 'download');
+    await downloadConfined(dir, tf, seed.port, h.expected, 'download');
   } finally {
     await seed.stop();
   }
@@ -304,22 +314,11 @@ test('a torrent with "..", absolute-looking and duplicate names: assemble, seed,
 
 test('the same torrent on disk is where python-libtorrent looks for it: it seeds our assembled files, we download from it', { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') }, async () => {
   const h = hostileTorrent(false); // libtorrent on Linux keeps "CON" as it is
-  const dir = await tmpDir();
-  const tf = join(dir, 'odd.torrent');
-  await writeFile(tf, h.bytes);
-  const frames = await encodeFrames(Array.from({ length: Math.ceil(h.content.length / h.pieceLength) }, (_, i) => ({ index: i, piece: h.content.subarray(i * h.pieceLength, (i + 1) * h.pieceLength) })));
-  const assembled = join(dir, 'assembled');
-  await mkdir(assembled);
-  const a = await runCli(['assemble', tf, '-o', join(assembled, 'out'), '--quiet'], { input: frames });
-  assert.equal(a.code, 0, a.stderr);
+  const { dir, tf, assembled } = await assembleHostile(h);
   // lt-seed.py only prints its port once libtorrent has checked every piece of its files there
   const lt = await startLtSeeds(tf, join(assembled, 'out'), 1);
   try {
-    const downloaded = join(dir, 'downloaded');
-    await mkdir(downloaded);
-    const d = await runCli(['download', tf, '-o', join(downloaded, 'out'), '--port', '0', '--no-announce', '--quiet', '--peer', `127.0.0.1:${lt.ports[0]}`], { timeoutMs: 60_000 });
-    assert.equal(d.code, 0, d.stderr);
-    await assertConfined(downloaded, h.expected, 'download from libtorrent');
+    await downloadConfined(dir, tf, lt.ports[0]!, h.expected, 'download from libtorrent');
   } finally {
     lt.stop();
   }
