@@ -14,22 +14,39 @@ export interface TorrentFile {
   length: number;
   /** byte offset of the file in the torrent's concatenated content */
   offset: number;
-  /** BEP 47 pad file: never written, reads as zeros */
+  /** BEP 47 pad file: never written, reads as zeros (v2-only torrents get one after each file that does not end on a piece boundary) */
   pad: boolean;
+  /** BEP 52: the root of the file's merkle tree (v2 and hybrid torrents; absent for empty files and pads) */
+  piecesRoot?: Buffer;
 }
 
+/** 1: BEP 3 only; 2: BEP 52 only; 'hybrid': both views of the same files. */
+export type MetaVersion = 1 | 2 | 'hybrid';
+
 export interface Torrent {
+  version: MetaVersion;
+  /**
+   * The 20-byte hash that names the torrent on the wire, to trackers and in the DHT: the SHA-1
+   * of the info bytes (v1, hybrid), or for a v2-only torrent the SHA-256 truncated to 20 bytes
+   * (BEP 52, as libtorrent does).
+   */
   infoHash: Buffer;
   infoHashHex: string;
-  /** SHA-256 of the raw info bytes, hybrid v1+v2 torrents only */
+  /** SHA-256 of the raw info bytes (v2 and hybrid torrents) */
   infoHashV2?: Buffer;
   infoRaw: Buffer;
   name: string;
   length: number;
   pieceLength: number;
   pieceCount: number;
-  /** pieceCount × 20 bytes */
+  /** pieceCount × 20 bytes of SHA-1 (v1, hybrid); empty for a v2-only torrent */
   pieceHashes: Buffer;
+  /**
+   * BEP 52 `piece layers` (outside the info dict): pieces root in hex → the file's piece-layer
+   * hashes, 32 bytes each. Files of one piece or less have none (their root is their piece
+   * hash). Empty for a torrent made from a magnet's metadata until the layers are fetched.
+   */
+  pieceLayers?: Map<string, Buffer>;
   files: TorrentFile[];
   multiFile: boolean;
   private: boolean;
@@ -245,6 +262,7 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
       : [];
 
   const out: Torrent = {
+    version: metaVersion === 2 ? 'hybrid' : 1,
     infoHash: createHash('sha1').update(infoRaw).digest(),
     infoHashHex: '',
     infoRaw,
