@@ -88,24 +88,26 @@ export function checkV2PieceLength(pieceLength: number): void {
 }
 
 /**
- * The v2-only layout: the tree's files, each followed (but the last) by an implicit pad file up
- * to the next piece boundary, so that every file starts on one; empty files take no space.
+ * The v2-only layout: the tree's files, each followed by an implicit pad file up to the next
+ * piece boundary, so that every file starts on one; empty files take no space. The last file is
+ * padded too, as libtorrent does: its v2 torrents' last piece is a whole piece on the wire (it
+ * asks for 16 KiB blocks of it), so ours must be as well.
  */
 export function v2Layout(files: readonly V2File[], pieceLength: number): TorrentFile[] {
   const out: TorrentFile[] = [];
   let offset = 0;
-  files.forEach((f, i) => {
+  for (const f of files) {
     const tf: TorrentFile = { path: f.path, length: f.length, offset, pad: false };
     if (f.piecesRoot) tf.piecesRoot = f.piecesRoot;
     out.push(tf);
     offset += f.length;
     const rem = offset % pieceLength;
-    if (rem !== 0 && i < files.length - 1) {
+    if (rem !== 0) {
       const n = pieceLength - rem;
       out.push({ path: ['.pad', String(n)], length: n, offset, pad: true });
       offset += n;
     }
-  });
+  }
   return out;
 }
 
