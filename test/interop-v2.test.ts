@@ -18,7 +18,8 @@ import { PeerConnection } from '../src/wire/peer-connection.js';
 import { HANDSHAKE_LENGTH, V2_BIT, encodeHandshake, hasBit, reservedBits, type Handshake } from '../src/wire/protocol.js';
 import { runCli, runShell } from './helpers/cli.js';
 import { FIXTURES, SYSTEM_PYTHON, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
-import { ltTorrent } from './helpers/lt-v2.js';
+import { contentImage, ltTorrent } from './helpers/lt-v2.js';
+import { startScriptedSeeder } from './helpers/scripted-seeder.js';
 import { bytes, rng } from './helpers/random.js';
 import { startSeed, type SeedProc } from './helpers/swarm.js';
 import { tmpDir, type TestFile } from './helpers/torrent.js';
@@ -206,4 +207,29 @@ test('our handshake for a hybrid sets the v2 bit and takes a reply naming the v2
   assert.ok(theirs !== null && hasBit((theirs as Handshake).reserved, V2_BIT), 'the v2 bit set');
   assert.deepEqual((theirs as unknown as Handshake).infoHash, c.torrent.infoHash, 'we name it by its v1 hash');
   conn.close(null);
+});
+
+test('download -v on a v2-only torrent: a lying peer fails the merkle check and is banned; the honest seed completes it', { skip, timeout: 90_000 }, async () => {
+  const dir = await tmpDir('tt-v2-ban-');
+  const lf: TestFile[] = [{ path: ['many.bin'], data: bytes(r, 100 * 16384 + 99) }, { path: ['tail.txt'], data: bytes(r, 777) }];
+  const tf = join(dir, 'ban.torrent');
+  const t = parseTorrent(await ltTorrent(join(dir, 'data'), 'ban', lf, 'v2', 16384, tf));
+  const liar = await startScriptedSeeder({
+    torrent: t, content: contentImage(t, lf), fast: true,
+    onMessage: (ctx, m) => {
+      if (m.type === 'interested') ctx.send({ type: 'unchoke' });
+      if (m.type !== 'request') return;
+      const p = ctx.piece(m);
+      if (p.type === 'piece') ctx.send({ ...p, block: Buffer.from(p.block).fill(0x5a) });
+    },
+  });
+  after(() => liar.close());
+  const honest = await startSeed(tf, join(dir, 'data'), { args: ['--skip-verify', '--no-announce'] });
+  seeds.push(honest);
+  const out = join(dir, 'out');
+  const res = await runCli(['download', tf, '-o', out, '--peer', `127.0.0.1:${liar.port}`, '--peer', `127.0.0.1:${honest.port}`, '--no-announce', '--no-dht', '-v'], { timeoutMs: 60_000 });
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stderr, new RegExp(`127\\.0\\.0\\.1:${liar.port}: banned: sent data that failed the hash check`));
+  assert.doesNotMatch(res.stderr, new RegExp(`127\\.0\\.0\\.1:${honest.port}: banned`));
+  for (const f of lf) assert.deepEqual(await readFile(join(out, 'ban', ...f.path)), f.data, f.path.join('/'));
 });
