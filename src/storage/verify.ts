@@ -18,12 +18,20 @@ export interface VerifyOptions {
   /** only these pieces (default: all) */
   pieces?: readonly number[];
   signal?: AbortSignal;
+  /**
+   * what each digest is: the piece's SHA-1 (default), its BEP 52 digest (`pieceRoot` of the
+   * file's bytes in it, see v2PieceShape), or both (20 + 32 bytes); `create` makes v2 torrents
+   */
+  digests?: PieceDigests;
 }
+
+export type PieceDigests = 'sha1' | 'v2' | 'both';
 
 /** What a worker needs to rebuild the torrent's layout (a structured-clone-able subset). */
 export interface VerifyJob {
   root: string;
   torrent: HashLayout;
+  digests: PieceDigests;
 }
 
 /** What hashing needs of a torrent: the file layout (no hashes: `create` has none yet). */
@@ -43,7 +51,7 @@ export async function* verifyPieces(torrent: Torrent, root: string, options: Ver
   }
 }
 
-/** Yields `[index, sha1]` (null when the piece cannot be read) in ascending index order. */
+/** Yields `[index, digest]` (null when the piece cannot be read) in ascending index order. */
 export async function* hashPieces(layout: HashLayout, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, Buffer | null]> {
   const wanted = options.pieces ? [...options.pieces].sort((a, b) => a - b) : Array.from({ length: layout.pieceCount }, (_, i) => i);
   const blocks: number[][] = [];
@@ -51,6 +59,7 @@ export async function* hashPieces(layout: HashLayout, root: string, options: Ver
   const n = Math.max(1, Math.min(options.workers ?? availableParallelism(), blocks.length));
   const job: VerifyJob = {
     root,
+    digests: options.digests ?? 'sha1',
     torrent: { name: layout.name, multiFile: layout.multiFile, files: layout.files, length: layout.length, pieceLength: layout.pieceLength, pieceCount: layout.pieceCount },
   };
   const done = new Map<number, Array<Buffer | null>>(); // block number → digests
