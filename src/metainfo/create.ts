@@ -143,7 +143,7 @@ export async function createTorrent(scan: Scan, options: CreateOptions = {}): Pr
     const { tree, layers } = fileTree(files, nodes, pieceLength, scan.multiFile ? null : name);
     info.set('file tree', tree);
     info.set('meta version', 2);
-    if (layers.size > 0) top.set('piece layers', layers);
+    top.set('piece layers', layers); // libtorrent writes it empty too
   }
   if (version !== 2) {
     if (scan.multiFile) {
