@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { decode, encode, keyOf, type BDict, type BValue } from '../src/bencode/index.js';
+import { fileLeafCount, pieceRoot } from '../src/metainfo/merkle.js';
 import { MetainfoError, parseTorrent, type Torrent } from '../src/metainfo/torrent.js';
 import { runCli } from './helpers/cli.js';
 import { FIXTURES, hasLibtorrent, skipUnless, SYSTEM_PYTHON } from './helpers/interop.js';
@@ -283,6 +284,34 @@ test(`seed ${seed}: random file trees parse to the layout their lengths give, or
     } catch (e) {
       assert.ok(e instanceof MetainfoError, `seed ${seed}: ${String(e)}`);
       assert.ok(!e.message.includes('\n'));
+    }
+  }
+});
+
+test('info: metaVersion, piecesRoot, pieceLayers; --pieces gives the v2 digests the data hashes to', async () => {
+  const src = join(dir, 'src', 'mixed');
+  for (const mode of ['v2', 'hybrid'] as const) {
+    const file = join(dir, `info-${mode}.torrent`);
+    const c = await runCli(['create', `--${mode}`, '--no-date', '--quiet', '--piece-length', '32K', src, '-o', file]);
+    assert.equal(c.code, 0, c.stderr);
+    const r = await runCli(['info', '--pieces', file]);
+    assert.equal(r.code, 0, r.stderr);
+    const o = JSON.parse(r.stdout.toString()) as { metaVersion: unknown; pieceLayers: number; files: Array<{ path: string[]; length: number; offset: number; pad?: true; piecesRoot?: string }>; pieces: string[]; piecesV2?: string[] };
+    assert.equal(o.metaVersion, mode === 'v2' ? 2 : 'hybrid');
+    assert.equal(o.pieceLayers, 3, 'Z big, a.bin, b/c/deep.txt are longer than a piece');
+    const v2 = mode === 'v2' ? o.pieces : o.piecesV2!;
+    if (mode === 'hybrid') assert.ok(o.pieces.every((h) => h.length === 40));
+    // each piece's digest from the file bytes alone, as a v2 peer checks it
+    for (const f of o.files) {
+      if (f.pad || f.length === 0) continue;
+      assert.match(f.piecesRoot!, /^[0-9a-f]{64}$/);
+      const data = await readFile(join(src, ...f.path));
+      const perPiece = f.length > 32768 ? 2 : fileLeafCount(f.length);
+      for (let k = 0; k * 32768 < f.length; k++) {
+        const want = pieceRoot(data.subarray(k * 32768, (k + 1) * 32768), perPiece).toString('hex');
+        assert.equal(v2[f.offset / 32768 + k], want, `${mode} ${f.path.join('/')} piece ${k}`);
+      }
+      if (f.length <= 32768) assert.equal(f.piecesRoot, v2[f.offset / 32768]);
     }
   }
 });

@@ -2,7 +2,7 @@
  * Piece arithmetic, pure: sizes, hashes, block ranges, and which byte ranges of which files a
  * piece covers. No I/O here, so it can be tested exhaustively.
  */
-import { fileLeafCount, MERKLE_BLOCK } from './merkle.js';
+import { fileLeafCount, HASH_BYTES, MERKLE_BLOCK } from './merkle.js';
 import type { Torrent, TorrentFile } from './torrent.js';
 
 export interface FileSpan {
@@ -95,4 +95,20 @@ export function v2PieceShape(t: Pick<Torrent, 'files' | 'pieceLength' | 'length'
   const f = t.files[span.file]!;
   const leaves = f.length > t.pieceLength ? t.pieceLength / MERKLE_BLOCK : fileLeafCount(f.length);
   return { file: span.file, bytes: span.length, leaves };
+}
+
+/**
+ * The BEP 52 digest piece `index` must have (see v2PieceShape): its node in its file's piece
+ * layer, or the file's pieces root for a one-piece file. Null when the layer is not known yet
+ * (a magnet's metadata) or the piece holds no file's bytes.
+ */
+export function v2PieceHash(t: Pick<Torrent, 'files' | 'pieceLength' | 'length' | 'pieceLayers'>, index: number): Buffer | null {
+  const shape = v2PieceShape(t, index);
+  if (shape === null) return null;
+  const f = t.files[shape.file]!;
+  if (f.length <= t.pieceLength) return f.piecesRoot ?? null;
+  const layer = t.pieceLayers?.get(f.piecesRoot!.toString('hex'));
+  if (layer === undefined) return null;
+  const k = index - f.offset / t.pieceLength;
+  return layer.subarray(k * HASH_BYTES, (k + 1) * HASH_BYTES);
 }
