@@ -127,14 +127,16 @@ export function parsePieceLayers(
   const out = new Map<string, Buffer>();
   const big = files.filter((f) => f.length > pieceLength);
   if (value === undefined && (big.length === 0 || allowMissing)) return out;
-  if (!(value instanceof Map)) fail('piece layers', 'expected a dict');
+  // absent: each file says its layer is missing
+  const layers = value ?? new Map<string, BValue>();
+  if (!(layers instanceof Map)) fail('piece layers', 'expected a dict');
   const used = new Set<string>();
   for (const f of big) {
     const key = f.piecesRoot!.toString('latin1');
     const hex = f.piecesRoot!.toString('hex');
     used.add(key);
     if (out.has(hex)) continue; // two files of the same content share a layer
-    const layer = value.get(key);
+    const layer = layers.get(key);
     if (layer === undefined) {
       if (allowMissing) continue;
       fail(f.where, `no entry in piece layers for its pieces root ${hex}`);
@@ -146,7 +148,7 @@ export function parsePieceLayers(
     out.set(hex, layer);
   }
   let extra = 0;
-  for (const k of value.keys()) if (!used.has(k)) extra++;
+  for (const k of layers.keys()) if (!used.has(k)) extra++;
   if (extra > 0) warn(`piece layers: ${extra} entries that no file longer than a piece uses were ignored`);
   return out;
 }

@@ -1,5 +1,5 @@
 /**
- * v2 and hybrid torrents made by python-libtorrent 2.0 (test/fixtures/lt-make-v2.py), as
+ * v2 and hybrid torrents made by python-libtorrent 2.0 (`make` of test/fixtures/lt-v2.py), as
  * qBittorrent makes them, and the content image they describe.
  */
 import { spawnSync } from 'node:child_process';
@@ -13,8 +13,8 @@ import { writeFiles, type TestFile } from './torrent.js';
 /** libtorrent's torrent of `root/name` (a directory of `files`, or the one file when `single`), written to `out`. */
 export async function ltTorrent(root: string, name: string, files: TestFile[], kind: 'v2' | 'hybrid', pieceLength: number, out: string, single = false): Promise<Buffer> {
   await writeFiles(root, name, files, single);
-  const r = spawnSync(SYSTEM_PYTHON, [fileURLToPath(new URL('lt-make-v2.py', FIXTURES)), join(root, name), out, kind, String(pieceLength)], { encoding: 'utf8', timeout: 60_000 });
-  if (r.status !== 0) throw new Error(`lt-make-v2.py: ${r.stderr}`);
+  const r = spawnSync(SYSTEM_PYTHON, [fileURLToPath(new URL('lt-v2.py', FIXTURES)), 'make', join(root, name), out, kind, String(pieceLength)], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`lt-v2.py make: ${r.stderr}`);
   return readFile(out);
 }
 
