@@ -8,6 +8,7 @@ import { decodeFirst } from '../bencode/decoder.js';
 import { BencodeError } from '../bencode/errors.js';
 import type { BDict, BValue, Span } from '../bencode/types.js';
 import { PathMappings, resolveDuplicates, safeName, safePath, WINDOWS_RESERVED } from './sanitize.js';
+import { checkHybrid, checkV2PieceLength, parseFileTree, parsePieceLayers, v2Layout, type V2File } from './v2.js';
 
 export interface TorrentFile {
   /** path components inside the torrent (single-file: [name]), safe to write (sanitize.ts) */
@@ -17,14 +18,25 @@ export interface TorrentFile {
   length: number;
   /** byte offset of the file in the torrent's concatenated content */
   offset: number;
-  /** BEP 47 pad file: never written, reads as zeros */
+  /** BEP 47 pad file: never written, reads as zeros (v2-only torrents get one after each file that does not end on a piece boundary) */
   pad: boolean;
+  /** BEP 52: the root of the file's merkle tree (v2 and hybrid torrents; absent for empty files and pads) */
+  piecesRoot?: Buffer;
 }
 
+/** 1: BEP 3 only; 2: BEP 52 only; 'hybrid': both views of the same files. */
+export type MetaVersion = 1 | 2 | 'hybrid';
+
 export interface Torrent {
+  version: MetaVersion;
+  /**
+   * The 20-byte hash that names the torrent on the wire, to trackers and in the DHT: the SHA-1
+   * of the info bytes (v1, hybrid), or for a v2-only torrent the SHA-256 truncated to 20 bytes
+   * (BEP 52, as libtorrent does).
+   */
   infoHash: Buffer;
   infoHashHex: string;
-  /** SHA-256 of the raw info bytes, hybrid v1+v2 torrents only */
+  /** SHA-256 of the raw info bytes (v2 and hybrid torrents) */
   infoHashV2?: Buffer;
   infoRaw: Buffer;
   /** safe to use as a file or folder name (sanitize.ts) */
@@ -34,8 +46,14 @@ export interface Torrent {
   length: number;
   pieceLength: number;
   pieceCount: number;
-  /** pieceCount × 20 bytes */
+  /** pieceCount × 20 bytes of SHA-1 (v1, hybrid); empty for a v2-only torrent */
   pieceHashes: Buffer;
+  /**
+   * BEP 52 `piece layers` (outside the info dict): pieces root in hex → the file's piece-layer
+   * hashes, 32 bytes each. Files of one piece or less have none (their root is their piece
+   * hash). Empty for a torrent made from a magnet's metadata until the layers are fetched.
+   */
+  pieceLayers?: Map<string, Buffer>;
   files: TorrentFile[];
   multiFile: boolean;
   private: boolean;
@@ -75,6 +93,11 @@ export interface ParseOptions {
   strict?: boolean;
   /** one call per kind of problem tolerated */
   onWarning?: (message: string) => void;
+  /**
+   * BEP 52: accept files longer than a piece without their `piece layers` (a torrent made from
+   * a magnet's metadata: the layers come from peers); `pieceLayers` then lacks them
+   */
+  allowMissingLayers?: boolean;
 }
 
 /** Why a path component from a torrent is unsafe, or null. */
@@ -157,7 +180,7 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
       allowUnsorted: !strict,
       allowDuplicates: false, // two readers could disagree on which value counts
       onLenient: (_kind, at) => warn(`byte ${at}: dict keys out of order (non-canonical bencode; the info hash is kept from the raw bytes)`),
-      maxDepth: 64,
+      maxDepth: LIMITS.pathDepth + 8, // a v2 file tree nests one dict per path component
     }));
   } catch (e) {
     if (e instanceof BencodeError) fail('', `not valid bencode: ${e.message}`);
@@ -172,10 +195,11 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
   const span = spans.get(info)!;
   const infoRaw = buf.subarray(span.start, span.end);
 
+  // first: a newer version may change what every other field means
   const metaVersion = info.get('meta version');
-  const hasV1 = info.has('pieces');
-  if (metaVersion === 2 && !hasV1) fail('info', 'this is a v2-only torrent (BEP 52), which torrent-tools cannot download yet');
+  if (typeof metaVersion === 'number' && metaVersion > 2) fail('info.meta version', `version ${metaVersion} is newer than this program reads (2, BEP 52)`);
   if (metaVersion !== undefined && metaVersion !== 1 && metaVersion !== 2) fail('info.meta version', `unknown version ${String(metaVersion)}`);
+  const hasV1 = info.has('pieces');
 
   const mappings = new PathMappings(strict);
   const nameValue = info.get('name.utf-8') ?? info.get('name');
@@ -184,6 +208,14 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
   const name = safeName(nameValue, () => createHash('sha1').update(infoRaw).digest('hex'), mappings);
   const pieceLength = int(info.get('piece length'), 'info.piece length', 1, strict ? LIMITS.commonPieceLength : LIMITS.pieceLength);
   if (pieceLength > LIMITS.commonPieceLength) warn(`info.piece length: ${pieceLength} bytes (over ${LIMITS.commonPieceLength}): each piece in flight or being checked is held in memory whole`);
+  let v2Files: V2File[] | undefined;
+  if (metaVersion === 2) {
+    checkV2PieceLength(pieceLength);
+    v2Files = parseFileTree(info.get('file tree'), mappings);
+  }
+  const pieceLayers = v2Files ? parsePieceLayers(t.get('piece layers'), v2Files, pieceLength, warn, options.allowMissingLayers) : undefined;
+  if (v2Files && !hasV1) return v2Only(t, info, infoRaw, name, rawName, pieceLength, v2Files, pieceLayers!, mappings, warn);
+
   const piecesRaw = info.get('pieces');
   if (!Buffer.isBuffer(piecesRaw)) fail('info.pieces', 'expected a byte string');
   if (piecesRaw.length % 20 !== 0) fail('info.pieces', `length ${piecesRaw.length} is not a multiple of 20`);
@@ -236,7 +268,85 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
   if (piecesRaw.length / 20 !== pieceCount) {
     fail('info.pieces', `${piecesRaw.length / 20} hashes for ${pieceCount} pieces (${length} bytes in pieces of ${pieceLength})`);
   }
+  if (v2Files) checkHybrid(files, v2Files, pieceLength, length);
 
+  const out = common(t, info, warn, {
+    version: v2Files ? 'hybrid' : 1,
+    infoHash: createHash('sha1').update(infoRaw).digest(),
+    infoRaw,
+    name,
+    length,
+    pieceLength,
+    pieceCount,
+    pieceHashes: piecesRaw,
+    files,
+    multiFile,
+  });
+  if (name !== rawName) out.rawName = rawName;
+  if (v2Files) {
+    out.infoHashV2 = createHash('sha256').update(infoRaw).digest();
+    out.pieceLayers = pieceLayers!;
+  }
+  return out;
+}
+
+/**
+ * A v2-only torrent in the common model: the tree's files with implicit pads, no SHA-1 piece
+ * hashes, and as the wire's 20-byte name the SHA-256 of the info bytes truncated (BEP 52).
+ */
+function v2Only(
+  t: BDict,
+  info: BDict,
+  infoRaw: Buffer,
+  infoName: string,
+  rawInfoName: string,
+  pieceLength: number,
+  v2Files: V2File[],
+  pieceLayers: Map<string, Buffer>,
+  mappings: PathMappings,
+  warn: (m: string) => void,
+): Torrent {
+  // one file at the top of the tree is a single-file torrent, named by its key (as libtorrent)
+  const multiFile = !(v2Files.length === 1 && v2Files[0]!.path.length === 1);
+  const single = multiFile ? undefined : v2Files[0]!;
+  const name = single ? single.path[0]! : infoName;
+  const files = v2Layout(v2Files, pieceLength);
+  for (const [i, path] of resolveDuplicates(files, (i) => `info.file tree/${(files[i]!.rawPath ?? files[i]!.path).join('/')}`, mappings)) {
+    const f = files[i]!;
+    f.rawPath ??= f.path;
+    f.path = path;
+  }
+  for (const w of mappings.warnings()) warn(w);
+  const last = files[files.length - 1]!;
+  const length = last.offset + last.length;
+  if (length === 0) fail('info', 'the torrent has no data (total length 0)');
+  if (length > Number.MAX_SAFE_INTEGER) fail('info.file tree', 'total length is too large');
+  const pieceCount = Math.ceil(length / pieceLength);
+  if (pieceCount > LIMITS.pieces) fail('info.file tree', `more than ${LIMITS.pieces} pieces`);
+  const infoHashV2 = createHash('sha256').update(infoRaw).digest();
+  const out = common(t, info, warn, {
+    version: 2,
+    infoHash: infoHashV2.subarray(0, 20),
+    infoRaw,
+    name,
+    length,
+    pieceLength,
+    pieceCount,
+    pieceHashes: Buffer.alloc(0),
+    files,
+    multiFile,
+  });
+  out.infoHashV2 = infoHashV2;
+  out.pieceLayers = pieceLayers;
+  if (single?.rawPath) out.rawName = single.rawPath[0]!;
+  else if (multiFile && infoName !== rawInfoName) out.rawName = rawInfoName;
+  return out;
+}
+
+type Core = Pick<Torrent, 'version' | 'infoHash' | 'infoRaw' | 'name' | 'length' | 'pieceLength' | 'pieceCount' | 'pieceHashes' | 'files' | 'multiFile'>;
+
+/** The fields every version reads the same way. */
+function common(t: BDict, info: BDict, warn: (m: string) => void, core: Core): Torrent {
   let creationDate: number | undefined;
   const cd = t.get('creation date');
   if (typeof cd === 'number' && cd > 0) creationDate = cd > 1e11 ? Math.floor(cd / 1000) : cd; // milliseconds seen in the wild
@@ -248,23 +358,12 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
       : [];
 
   const out: Torrent = {
-    infoHash: createHash('sha1').update(infoRaw).digest(),
-    infoHashHex: '',
-    infoRaw,
-    name,
-    length,
-    pieceLength,
-    pieceCount,
-    pieceHashes: piecesRaw,
-    files,
-    multiFile,
+    ...core,
+    infoHashHex: core.infoHash.toString('hex'),
     private: info.get('private') === 1,
     announce: tiers(t, warn),
     urlList,
   };
-  out.infoHashHex = out.infoHash.toString('hex');
-  if (name !== rawName) out.rawName = rawName;
-  if (metaVersion === 2) out.infoHashV2 = createHash('sha256').update(infoRaw).digest();
   const comment = optText(t, 'comment');
   if (comment !== undefined) out.comment = comment;
   const createdBy = optText(t, 'created by');
