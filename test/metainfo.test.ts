@@ -6,6 +6,7 @@ import { MagnetError, magnetFromTorrent, parseMagnet } from '../src/metainfo/mag
 import { blockRanges, pieceSize, pieceSpans, piecesForFiles } from '../src/metainfo/pieces.js';
 import { MetainfoError, parseTorrent, type TorrentFile } from '../src/metainfo/torrent.js';
 import { layoutFiles } from '../src/metainfo/create.js';
+import { pieceRoot } from '../src/metainfo/merkle.js';
 import { int, rng, seedFromEnv } from './helpers/random.js';
 
 const B = (s: string): Buffer => Buffer.from(s);
@@ -75,7 +76,7 @@ test('a valid torrent parses; the info hash is the SHA-1 of the raw info bytes',
   assert.deepEqual(t.urlList, ['http://ws/']);
 });
 
-test('malformed torrents: one precise message each', () => {
+test('malformed torrents: one precise message each (names and paths: with strict)', () => {
   const files = (list: BValue[]): Array<[string, BValue]> => [['files', list], ['name', B('d')], ['piece length', 4], ['pieces', Buffer.alloc(20)]];
   const f = (path: string[], length = 2): BValue => new Map<string, BValue>([['length', length], ['path', path.map(B)]]);
   const cases: Array<[Buffer, RegExp]> = [
@@ -98,16 +99,25 @@ test('malformed torrents: one precise message each', () => {
     [torrent(files([f([])])), /^info\.files\[0\]\.path: empty path$/],
     [torrent(files([f(['CON'])])), /reserved device name/],
     [torrent(files([f(['a']), f(['a'])])), /^info\.files\[1\]\.path: duplicate path "a"$/],
-    [torrent(files([f(['a']), f(['a', 'b'])])), /"a\/b" is inside "a", which is a file/],
+    [torrent(files([f(['a']), f(['a', 'b'])])), /^info\.files\[0\]\.path: "a" is also a directory of another file$/],
+    [torrent(files([f(['a']), f(['A'])])), /^info\.files\[1\]\.path: duplicate path "A"$/],
+    [torrent(files([f(['x\u202egpj.exe'])])), /invisible direction mark/],
+    [torrent(files([f(['ctl\u0001'])])), /contains a control character/],
+    [torrent(files([f(['b'.repeat(241)])])), /is longer than 240 bytes/],
+    [torrent(files([new Map<string, BValue>([['length', 2], ['path', [Buffer.from([0x61, 0xff])]]])])), /is not valid UTF-8/],
+    [torrent(files([new Map<string, BValue>([['attr', B('p')], ['length', 2]])])), /^info\.files\[0\]\.path: expected a list of path components$/],
+    [torrent([...okInfo().filter(([k]) => k !== 'piece length'), ['piece length', 2 ** 29]]), /^info\.piece length: 536870912 is out of range \[1, 134217728\]$/],
     [torrent(files([f(Array.from({ length: 65 }, () => 'd'))])), /path deeper than 64 components/],
     [torrent([...okInfo(), ['files', [f(['a'])]]]), /^info: has both "length" and "files"$/],
     [torrent([...okInfo().filter(([k]) => k !== 'name'), ['name', B('..')]]), /^info\.name: "\.\." is "\.\."$/],
-    [torrent([['meta version', 2], ['name', B('x')], ['piece length', 16384]]), /v2-only torrent/],
+    [torrent([['meta version', 2], ['name', B('x')], ['piece length', 16384]]), /^info\.file tree: expected a dict$/],
+    [torrent([['meta version', 3], ['name', B('x')], ['piece length', 16384]]), /^info\.meta version: version 3 is newer than this program reads/],
     [Buffer.from('d4:infod1:ai1e1:ai2eee'), /not valid bencode: byte \d+: duplicate dict key "a"/],
     [Buffer.alloc(10 * 1024 * 1024 + 1), /larger than 10485760 bytes/],
   ];
   for (const [buf, re] of cases) {
-    assert.throws(() => parseTorrent(buf), (e: unknown) => e instanceof MetainfoError && re.test(e.message), `${re}: got ${(() => { try { parseTorrent(buf); return 'no error'; } catch (e) { return (e as Error).message; } })()}`);
+    const strict = { strict: true };
+    assert.throws(() => parseTorrent(buf, strict), (e: unknown) => e instanceof MetainfoError && re.test(e.message), `${re}: got ${(() => { try { parseTorrent(buf, strict); return 'no error'; } catch (e) { return (e as Error).message; } })()}`);
   }
 });
 
@@ -127,9 +137,14 @@ test('non-canonical torrents: read with one warning, hash of the raw bytes kept;
 });
 
 test('hybrid torrents report the v2 hash (SHA-256 of the raw info bytes)', () => {
-  const buf = torrent([...okInfo(), ['meta version', 2]].sort((a, b) => (a[0] < b[0] ? -1 : 1)) as Array<[string, BValue]>);
+  const data = Buffer.from('hello');
+  const tree = new Map([['x', new Map([['', new Map<string, BValue>([['length', 5], ['pieces root', pieceRoot(data, 1)]])]])]]);
+  const info: Array<[string, BValue]> = [['file tree', tree], ['length', 5], ['meta version', 2], ['name', B('x')], ['piece length', 16384], ['pieces', createHash('sha1').update(data).digest()]];
+  const buf = torrent(info);
   const t = parseTorrent(buf);
   const raw = buf.subarray(buf.indexOf('4:infod') + 6, buf.length - 1);
+  assert.equal(t.version, 'hybrid');
+  assert.equal(t.infoHashHex, createHash('sha1').update(raw).digest('hex'));
   assert.equal(t.infoHashV2!.toString('hex'), createHash('sha256').update(raw).digest('hex'));
 });
 

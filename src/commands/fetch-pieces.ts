@@ -33,7 +33,7 @@ export const fetchPieces: Command = {
 
 Reads peers as NDJSON on stdin ({"ip":…,"port":…} per line, as announce and dht print them;
 peers may keep arriving while it runs) and from --peer, downloads the wanted pieces from all
-of them at once, checks each piece's SHA-1, and writes the verified pieces to stdout in the
+of them at once, checks each piece's hash (SHA-1, or the merkle root for a v2-only torrent), and writes the verified pieces to stdout in the
 piece stream format (see torrent-tools-formats(7)), in completion order. It refuses a terminal.
 Exit 0 when every wanted piece was written; 1 with a summary of what is missing otherwise.
 
@@ -73,7 +73,8 @@ options:
                        the ones fetched now once they read back from DIR with a good hash
   --port N             our listening port, advertised to peers
 ${DHT_HELP}${VERBOSITY_HELP}  --progress           progress as NDJSON on stderr (numeric fields, the same keys every time)
-  --strict             refuse a torrent file with non-canonical bencode
+  --strict             refuse a torrent file with non-canonical bencode, names
+                       that need mapping to safe ones, or pieces over 128 MiB
   -h, --help           show this help
 
 examples:

@@ -1,14 +1,13 @@
 /**
  * Hashing what is on disk, on every core: worker threads each take blocks of pieces, read them
- * with their own file store and SHA-1 them; results come back in index order. `verify` compares
- * the digests with the torrent's, `create` writes them. A missing or short file makes its
+ * with their own file store and hash them (SHA-1, BEP 52 piece digests, or both); results come
+ * back in index order. `verify` compares the digests with the torrent's, `create` writes them. A missing or short file makes its
  * pieces unreadable (a null digest), never an error.
  */
-import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { pieceCheck } from '../metainfo/piece-check.js';
 import type { Torrent } from '../metainfo/torrent.js';
-import { pieceHash } from '../metainfo/pieces.js';
 
 /** Pieces per unit of work: big enough to read sequentially, small enough to balance. */
 const BLOCK = 32;
@@ -18,32 +17,39 @@ export interface VerifyOptions {
   /** only these pieces (default: all) */
   pieces?: readonly number[];
   signal?: AbortSignal;
+  /**
+   * what each digest is: the piece's SHA-1 (default), its BEP 52 digest (`pieceRoot` of the
+   * file's bytes in it, see v2PieceShape), or both (20 + 32 bytes); `create` makes v2 torrents
+   */
+  digests?: PieceDigests;
 }
+
+export type PieceDigests = 'sha1' | 'v2' | 'both';
 
 /** What a worker needs to rebuild the torrent's layout (a structured-clone-able subset). */
 export interface VerifyJob {
   root: string;
   torrent: HashLayout;
+  digests: PieceDigests;
 }
 
 /** What hashing needs of a torrent: the file layout (no hashes: `create` has none yet). */
 export type HashLayout = Pick<Torrent, 'name' | 'multiFile' | 'files' | 'length' | 'pieceLength' | 'pieceCount'>;
 
-export function hashMatches(t: Pick<Torrent, 'pieceHashes'>, index: number, data: Buffer): boolean {
-  return createHash('sha1').update(data).digest().equals(pieceHash(t, index));
-}
-
 /**
  * Yields `[index, valid]` for every wanted piece in ascending index order, verifying on
- * `workers` threads (default: every core).
+ * `workers` threads (default: every core) by the piece check (metainfo/piece-check.ts): SHA-1,
+ * or a v2-only torrent's merkle digests. A v2 piece that cannot be checked yet (its piece
+ * layer unknown) is not valid.
  */
 export async function* verifyPieces(torrent: Torrent, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, boolean]> {
-  for await (const [i, digest] of hashPieces(torrent, root, options)) {
-    yield [i, digest !== null && digest.equals(pieceHash(torrent, i))];
+  for await (const [i, digest] of hashPieces(torrent, root, { ...options, digests: torrent.version === 2 ? 'v2' : 'sha1' })) {
+    const c = pieceCheck(torrent, i);
+    yield [i, digest !== null && c.kind !== 'pending' && digest.equals(c.want)];
   }
 }
 
-/** Yields `[index, sha1]` (null when the piece cannot be read) in ascending index order. */
+/** Yields `[index, digest]` (null when the piece cannot be read) in ascending index order. */
 export async function* hashPieces(layout: HashLayout, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, Buffer | null]> {
   const wanted = options.pieces ? [...options.pieces].sort((a, b) => a - b) : Array.from({ length: layout.pieceCount }, (_, i) => i);
   const blocks: number[][] = [];
@@ -51,6 +57,7 @@ export async function* hashPieces(layout: HashLayout, root: string, options: Ver
   const n = Math.max(1, Math.min(options.workers ?? availableParallelism(), blocks.length));
   const job: VerifyJob = {
     root,
+    digests: options.digests ?? 'sha1',
     torrent: { name: layout.name, multiFile: layout.multiFile, files: layout.files, length: layout.length, pieceLength: layout.pieceLength, pieceCount: layout.pieceCount },
   };
   const done = new Map<number, Array<Buffer | null>>(); // block number → digests

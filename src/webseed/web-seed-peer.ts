@@ -189,7 +189,9 @@ export class WebSeedPeer extends EventEmitter<{ 'gave-up': [string] }> {
         continue;
       }
       this.requests++;
-      const url = fileUrl(this.url, this.torrent.name, this.torrent.multiFile ? f.path : [this.torrent.name], this.torrent.multiFile);
+      // the server holds the files under the torrent's own names, not the safe ones we write
+      const name = this.torrent.rawName ?? this.torrent.name;
+      const url = fileUrl(this.url, name, this.torrent.multiFile ? (f.rawPath ?? f.path) : [name], this.torrent.multiFile);
       await this.client.fetch(url, span.fileOffset, span.length, { onData, drained, cancelled });
     }
   }
