@@ -17,6 +17,7 @@ import type { TorrentSource } from '../metainfo/source.js';
 import type { ConnectionBudget } from '../session/budget.js';
 import type { Bandwidth } from '../wire/bandwidth.js';
 import type { HandedPeer } from '../swarm/hand-over.js';
+import type { Transports } from '../swarm/connector.js';
 
 /** The metadata could not be had: what was tried, in one line. */
 export class MetadataError extends JobError {}
@@ -35,6 +36,8 @@ export interface MetadataStepOptions {
   budget?: ConnectionBudget | null;
   /** the rate limits its connections are charged to */
   bandwidth?: Bandwidth;
+  /** how peers are dialled (default TCP only) */
+  transports?: Transports;
   log: (message: string, level?: LogLevel) => void;
   /** every peer the step adds as a candidate (for --print-peers) */
   onPeer?: (rec: PeerRecord) => void;
@@ -64,7 +67,7 @@ export async function addMagnetPeers(src: TorrentSource, feed: PeerFeed, log: (m
 export async function fetchMetadataFromPeers(src: TorrentSource, o: MetadataStepOptions): Promise<Buffer> {
   const swarm = new MetadataSwarm({
     infoHash: src.infoHash, infoHashV2: src.magnet?.infoHashV2, maxSize: o.maxSize, maxPeers: o.maxPeers,
-    port: o.port, peerId: o.peerId, pex: o.pex, budget: o.budget, bandwidth: o.bandwidth,
+    port: o.port, peerId: o.peerId, pex: o.pex, budget: o.budget, bandwidth: o.bandwidth, transports: o.transports,
   });
   swarm.on('log', o.log);
   if (o.onPeer) swarm.on('peer', o.onPeer);

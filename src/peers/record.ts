@@ -19,6 +19,8 @@ export interface PeerRecord {
    * show for it; never printed in the NDJSON line
    */
   url?: string;
+  /** how a connection to it runs (set on a connected peer's record; never printed in the NDJSON line) */
+  transport?: 'tcp' | 'utp';
 }
 
 /**

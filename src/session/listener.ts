@@ -6,7 +6,8 @@
  * is refused.
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
+import type { WireSocket } from '../wire/memory-pipe.js';
 import type { LogLevel } from '../log.js';
 import { normalizeIp, peerKey, type PeerRecord } from '../peers/record.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
@@ -83,13 +84,13 @@ export class PeerListener extends EventEmitter<{ log: [line: string, level: LogL
     return this.port;
   }
 
-  /** An incoming connection (from our server, or accepted elsewhere). */
-  accept(socket: Socket): void {
+  /** An incoming connection: from our TCP server, or a uTP stream the session's endpoint accepted. */
+  accept(socket: WireSocket, transport: 'tcp' | 'utp' = 'tcp'): void {
     if (this.routes.size === 0 || (this.o.budget && !this.o.budget.take())) {
       socket.destroy();
       return;
     }
-    const rec: PeerRecord = { ip: normalizeIp(socket.remoteAddress ?? '') ?? '?', port: socket.remotePort ?? 0, source: 'incoming' };
+    const rec: PeerRecord = { ip: normalizeIp(socket.remoteAddress ?? '') ?? '?', port: socket.remotePort ?? 0, source: 'incoming', transport };
     const conn: PeerConnection = new PeerConnection(socket, {
       peerId: this.o.peerId,
       outgoing: false,

@@ -10,6 +10,16 @@
  * that restarts is worth more patience than a wrong address). A peer that hangs up on our plaintext handshake is dialled again at once
  * with MSE (clients set to require encryption do that), and once a handshake succeeds the
  * method that worked is kept for that address.
+ *
+ * Transports, as libtorrent does it (torrent.cpp connect_to_peer, torrent_peer.cpp,
+ * peer_connection.cpp connect_failed): a new address is assumed to speak uTP and is dialled
+ * over uTP first; when that attempt fails (a RESET to our SYN, or no answer within
+ * `utpConnectTimeoutMs`) the address is marked as TCP-only and dialled over TCP at once, the
+ * failure not counted. uTP first because its LEDBAT congestion control is the reason to have
+ * it: it yields to the user's other traffic, which helps only if the bulk of the bytes go over
+ * it, and some peers accept nothing else; TCP first would reach every peer that speaks both
+ * over TCP. The cost is one short wait for the peers that speak TCP only (libtorrent's
+ * utp_connect_timeout: 3 s). With only one transport enabled, only it is dialled.
  */
 import { connect, isIP } from 'node:net';
 import { peerKey, type PeerRecord } from '../peers/record.js';
@@ -18,6 +28,20 @@ import type { ReadFeed } from '../wire/peer-connection.js';
 import type { ConnectionBudget } from '../session/budget.js';
 
 const READ_BUFFER = 64 * 1024;
+
+/** An outgoing connection being made: 'connect' once established, or 'error' (ECONNREFUSED, ETIMEDOUT). */
+export interface DialedSocket extends WireSocket {
+  once(event: 'connect', listener: () => void): unknown;
+  once(event: 'error', listener: (err: NodeJS.ErrnoException) => void): unknown;
+}
+
+/** How this process reaches peers: TCP, uTP (a dial over the session's uTP endpoint), or both. */
+export interface Transports {
+  tcp: boolean;
+  utp: ((ip: string, port: number) => DialedSocket) | null;
+}
+
+export const TCP_ONLY: Transports = { tcp: true, utp: null };
 
 export interface ConnectorOptions {
   maxPeers: number;
@@ -31,6 +55,10 @@ export interface ConnectorOptions {
   retryMaxMs?: number;
   /** a cap shared with other torrents: every dial takes a slot of it until its connection ends */
   budget?: ConnectionBudget | null;
+  /** which transports to dial with (default TCP only) */
+  transports?: Transports;
+  /** a uTP dial answered by nothing for this long falls back to TCP (default 3 s, as libtorrent's utp_connect_timeout) */
+  utpConnectTimeoutMs?: number;
 }
 
 /** How a connection ended, as far as dialling it again is concerned. */
@@ -62,6 +90,8 @@ interface Known {
   encrypt: boolean;
   /** a handshake succeeded with the current method: keep it */
   methodProven: boolean;
+  /** dial it over uTP (libtorrent's supports_utp: assumed until a uTP dial fails) */
+  utp: boolean;
   /** queued for dialling, not before this time; null while connected or being dialled */
   notBefore: number | null;
 }
@@ -85,7 +115,8 @@ export class Connector {
   private readonly onFail: (rec: PeerRecord, reason: string) => void;
 
   constructor(options: ConnectorOptions, onSocket: (socket: WireSocket, rec: PeerRecord, reads: ReadFeed | undefined, encrypt: boolean) => void, onFail: (rec: PeerRecord, reason: string) => void) {
-    this.o = { maxAttempts: 4, retryBaseMs: 2000, retryMaxMs: 60_000, budget: null, ...options };
+    this.o = { maxAttempts: 4, retryBaseMs: 2000, retryMaxMs: 60_000, budget: null, transports: TCP_ONLY, utpConnectTimeoutMs: 3000, ...options };
+    if (!this.o.transports.tcp && this.o.transports.utp === null) throw new Error('Connector: no transport to dial with');
     this.onSocket = onSocket;
     this.onFail = onFail;
   }
@@ -103,7 +134,7 @@ export class Connector {
     const key = peerKey(rec);
     // addresses only (peers/resolve.ts): nothing reaching the engine may make it query DNS
     if (this.stopped || isIP(rec.ip) === 0 || this.banned.has(key) || this.known.has(key)) return false;
-    this.known.set(key, { rec, local, failures: 0, encrypt: false, methodProven: false, notBefore: null });
+    this.known.set(key, { rec, local, failures: 0, encrypt: false, methodProven: false, utp: this.o.transports.utp !== null, notBefore: null });
     this.enqueue(key, 0);
     this.pump();
     return true;
@@ -125,7 +156,7 @@ export class Connector {
   release(key: string, rec: PeerRecord, end: ConnectionEnd): void {
     this.active.delete(key);
     if (this.budgeted.delete(key)) this.o.budget?.give();
-    const k = this.known.get(key) ?? { rec, failures: 0, encrypt: false, methodProven: false, notBefore: null };
+    const k = this.known.get(key) ?? { rec, failures: 0, encrypt: false, methodProven: false, utp: this.o.transports.utp !== null && rec.transport !== 'tcp', notBefore: null };
     if (!end.retry || this.stopped || this.banned.has(key)) {
       this.known.delete(key);
     } else {
@@ -158,7 +189,7 @@ export class Connector {
     if (this.stopped || this.active.has(key) || this.banned.has(key)) return false;
     const k = this.known.get(key);
     if (k?.notBefore !== null && k?.notBefore !== undefined) this.queued--;
-    this.known.set(key, { rec, failures: 0, encrypt, methodProven: true, notBefore: null });
+    this.known.set(key, { rec, failures: 0, encrypt, methodProven: true, utp: this.o.transports.utp !== null && rec.transport !== 'tcp', notBefore: null });
     this.active.add(key);
     if (budgeted) this.budgeted.add(key);
     return true;
@@ -243,6 +274,25 @@ export class Connector {
       });
       return;
     }
+    const utp = this.o.transports.utp;
+    if (utp !== null && (k.utp || !this.o.transports.tcp)) this.dialUtp(key, k, utp);
+    else this.dialTcp(key, k);
+  }
+
+  private dialUtp(key: string, k: Known, utp: NonNullable<Transports['utp']>): void {
+    const socket = utp(k.rec.ip, k.rec.port);
+    // with TCP to fall back on, a silent address is given up on sooner (libtorrent: 3 s)
+    const ms = this.o.transports.tcp ? Math.min(this.o.utpConnectTimeoutMs, this.o.connectTimeoutMs) : this.o.connectTimeoutMs;
+    this.whenConnected(key, k, socket, 'utp', undefined, ms, () => {
+      if (!this.o.transports.tcp || this.stopped) return false;
+      // it does not speak uTP (or not to us): TCP from now on, at once and without a failure
+      k.utp = false;
+      this.dialTcp(key, k);
+      return true;
+    });
+  }
+
+  private dialTcp(key: string, k: Known): void {
     // one read buffer per connection, reused for every read: no 64 KiB allocation (and later
     // garbage) per read at hundreds of MB/s
     const reads: ReadFeed = { onChunk: null };
@@ -257,14 +307,20 @@ export class Connector {
         },
       },
     });
+    this.whenConnected(key, k, socket, 'tcp', reads, this.o.connectTimeoutMs, () => false);
+  }
+
+  /** Hands the socket on once connected; a failure is the address's unless `fallBack` dials again. */
+  private whenConnected(key: string, k: Known, socket: DialedSocket, transport: 'tcp' | 'utp', reads: ReadFeed | undefined, ms: number, fallBack: () => boolean): void {
     let settled = false;
-    const timer = setTimeout(() => fail(`no connection within ${this.o.connectTimeoutMs} ms`), this.o.connectTimeoutMs);
+    const timer = setTimeout(() => fail(`no connection within ${ms} ms${transport === 'utp' ? ' (uTP)' : ''}`), ms);
     const fail = (reason: string): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      this.halfOpenCount--;
       socket.destroy();
+      if (fallBack()) return;
+      this.halfOpenCount--;
       this.onFail(k.rec, reason);
       this.release(key, k.rec, { retry: true, handshook: false, useful: false, hungUp: false });
     };
@@ -274,8 +330,8 @@ export class Connector {
       settled = true;
       clearTimeout(timer);
       this.halfOpenCount--;
-      socket.removeAllListeners('error');
-      this.onSocket(socket, k.rec, reads, k.encrypt);
+      // the connection's own 'error' listener takes over; ours is spent
+      this.onSocket(socket, { ...k.rec, transport }, reads, k.encrypt);
       this.pump();
     });
   }

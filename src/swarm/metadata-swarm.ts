@@ -14,7 +14,7 @@ import type { WireSocket } from '../wire/memory-pipe.js';
 import { PeerConnection, type ReadFeed } from '../wire/peer-connection.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
-import { Connector } from './connector.js';
+import { Connector, type Transports } from './connector.js';
 import { MetadataFetcher } from './metadata-fetcher.js';
 import { PexExchange } from './pex.js';
 import { HandedPeer, PieceRecorder } from './hand-over.js';
@@ -36,6 +36,8 @@ export interface MetadataSwarmOptions {
   budget?: ConnectionBudget | null;
   /** the rate limits its connections are charged to */
   bandwidth?: Bandwidth;
+  /** how peers are dialled (default TCP only) */
+  transports?: Transports;
 }
 
 export interface MetadataSwarmEvents {
@@ -70,7 +72,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     });
     this.pex = options.pex === false ? null : new PexExchange({ onPeer: (rec) => this.addPeer(rec) });
     this.connector = new Connector(
-      { maxPeers: options.maxPeers ?? 50, halfOpen: 16, connectTimeoutMs: 5000, maxAttempts: 2, budget: options.budget },
+      { maxPeers: options.maxPeers ?? 50, halfOpen: 16, connectTimeoutMs: 5000, maxAttempts: 2, budget: options.budget, transports: options.transports },
       (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
       (rec, reason) => this.outcomes.set(peerKey(rec), reason),
     );

@@ -36,7 +36,7 @@ import type { PieceLease } from '../storage/piece-lease.js';
 import type { BDict, BValue } from '../bencode/types.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from './bitfield.js';
-import { Connector, type LocalDial } from './connector.js';
+import { Connector, type LocalDial, type Transports } from './connector.js';
 import type { HandedPeer } from './hand-over.js';
 import { BLOCK, PiecePicker, type PartialPiece } from './picker.js';
 import { RateMeter } from './rate.js';
@@ -96,6 +96,8 @@ export interface SwarmOptions {
   budget?: ConnectionBudget | null;
   /** the rate limits every connection of this torrent is charged to (session.bandwidthFor) */
   bandwidth?: Bandwidth;
+  /** how peers are dialled: TCP, uTP or both (the session's; default TCP only) */
+  transports?: Transports;
 }
 
 export interface PeerStats {
@@ -108,6 +110,8 @@ export interface PeerStats {
   choked: boolean;
   snubbed: boolean;
   pieces: number;
+  /** how the connection runs; none for a web seed (in-process) */
+  transport?: 'tcp' | 'utp';
 }
 
 export interface SwarmStats {
@@ -144,6 +148,8 @@ export interface SourceBytes {
   peer: string;
   /** set for a web seed */
   webSeed?: boolean;
+  /** the transport of its latest connection (none for a web seed) */
+  transport?: 'tcp' | 'utp';
   bytes: number;
 }
 
@@ -232,7 +238,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     });
     this.scheduler = new RequestScheduler(this.picker, t.pieceLength, this.maxInFlight, () => this.peers.values());
     this.connector = new Connector(
-      { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000, budget: options.budget },
+      { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000, budget: options.budget, transports: options.transports },
       (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
       (rec, reason) => this.emit('log', `${peerKey(rec)}: ${reason}`, 'peer'),
     );
@@ -349,6 +355,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         choked: p.conn.peerChoking,
         snubbed: p.snubbed,
         pieces: p.bits.size,
+        ...(p.rec.transport !== undefined ? { transport: p.rec.transport } : {}),
       })),
     };
   }
@@ -476,6 +483,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       // is always kept, or a ban could not name it
       if (this.tallies.size < 10_000 || rec.url !== undefined) this.tallies.set(key, tally);
     }
+    if (rec.transport !== undefined) tally.transport = rec.transport;
     const peer: Peer = {
       key, name, tally, rec, conn,
       bits: new Bitfield(this.torrent.pieceCount),

@@ -97,8 +97,9 @@ export class LtSwarm {
     return this.child.pid!;
   }
 
-  static start(): Promise<LtSwarm> {
-    const child = spawn(SYSTEM_PYTHON, [LT_SWARM_PY], { stdio: ['pipe', 'pipe', 'pipe'] });
+  /** `env`: e.g. LT_TRANSPORT=utp for sessions that speak uTP only (test/fixtures/lt_transport.py). */
+  static start(env: Record<string, string> = {}): Promise<LtSwarm> {
+    const child = spawn(SYSTEM_PYTHON, [LT_SWARM_PY], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     const sw = new LtSwarm(child);
     // the first reply proves libtorrent imported and the loop runs
     return sw.request('list', {}, 30_000).then(() => sw);
