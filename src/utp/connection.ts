@@ -43,6 +43,8 @@ const FIN_RESENDS = 2;
 export const KEEPALIVE_MS = 29_000;
 /** nothing heard for three keepalive periods: the other end has gone */
 export const IDLE_TIMEOUT_MS = 3 * KEEPALIVE_MS;
+/** the tail loss probe's least wait: the endpoint's tick is 50 ms anyway */
+const PROBE_MIN_MS = 50;
 /** three duplicate acks, or three packets acked past a hole, mean the hole is lost (BEP 29) */
 const DUP_ACKS = 3;
 
@@ -67,7 +69,7 @@ export interface ConnectionHost {
   send(buf: Uint8Array): void;
   /** flush() is wanted soon (once this turn's packets are all in) */
   wantFlush(c: UtpConnection): void;
-  counters: { sent: number; received: number; retransmitted: number };
+  counters: { sent: number; received: number; retransmitted: number; timeouts: number; fastResends: number; probes: number };
 }
 
 class OutPacket {
@@ -81,6 +83,8 @@ class OutPacket {
   needResend = false;
   /** resent on a duplicate ack or SACK hole since the last timeout */
   fastResent = false;
+  /** our next sequence number when it was fast-resent: acks of packets sent after it say the resend was lost too */
+  resendMark = 0;
   view(): Buffer {
     return this.length === this.buf.length ? this.buf : this.buf.subarray(0, this.length);
   }
@@ -158,6 +162,9 @@ export class UtpConnection {
   /** halve the window at most once per window of packets: until sndUna passes this */
   private lossSeq: number;
   private ackOwed = false;
+  /** when an ack last took packets out of flight; the probe below waits from here */
+  private lastProgress = 0;
+  private probed = false;
   private lastSent: number;
   private lastReceived: number;
   readonly ledbat = new Ledbat({ mss: MSS, maxWindow: MAX_CWND });
@@ -290,15 +297,14 @@ export class UtpConnection {
     this.replyMicro = (this.nowMicros() - h.timestamp) >>> 0;
     this.peerWnd = h.wndSize;
     if (this.state === 'syn_sent') {
-      if (h.type !== ST_STATE || h.ackNr !== this.sndUna) return;
+      // only the answer to our SYN counts; it may be data already (libtorrent takes both)
+      if ((h.type !== ST_STATE && h.type !== ST_DATA) || h.ackNr !== this.sndUna) return;
       this.ackNr = seqAdd(h.seqNr, -1);
       this.state = 'connected';
       this.processAck(h, now);
       this.ev.connected();
-      this.host.wantFlush(this);
-      return;
-    }
-    this.processAck(h, now);
+      if (this.isClosed()) return;
+    } else this.processAck(h, now);
     if (this.isClosed()) return;
     if (h.type === ST_DATA || h.type === ST_FIN) this.processIncoming(h);
     this.host.wantFlush(this);
@@ -325,17 +331,22 @@ export class UtpConnection {
       const sack = h.sack;
       const bits = sack.length * 8;
       let after = 0;
+      let highest = -1;
+      const last = seqAdd(this.seqNr, -1);
       for (let i = bits - 1; i >= -1; i--) {
         const s = seqAdd(ack, 2 + i);
         if (seqDiff(s, this.seqNr) <= 0) continue;
         const p = this.outRing[s & RING_MASK];
         if (i >= 0 && sackHas(sack, i)) {
           after++;
+          if (highest < 0) highest = s;
           if (p) {
             ackedBytes += this.release(p, now);
             acked++;
           }
-        } else if (p && after >= DUP_ACKS && !p.fastResent) {
+        } else if (p && (after >= DUP_ACKS || (after > 0 && highest === last)) && this.mayResend(p, highest)) {
+          // also when every packet sent after the hole is acked, however few (early retransmit,
+          // RFC 5827): a small window has no three packets to follow a loss
           this.fastResend(p, now);
           lost = true;
         }
@@ -346,6 +357,7 @@ export class UtpConnection {
       if (++this.dupAcks >= DUP_ACKS) {
         const p = this.outRing[this.sndUna & RING_MASK];
         if (p && !p.fastResent) {
+          this.dupAcks = 0;
           this.fastResend(p, now);
           lost = true;
         }
@@ -359,6 +371,8 @@ export class UtpConnection {
     }
     if (acked > 0) {
       this.timeouts = 0;
+      this.lastProgress = now;
+      this.probed = false;
       this.ledbat.onAck(ackedBytes, h.timestampDiff, now);
       this.rtoAt = this.sndUna === this.seqNr ? Infinity : now + this.rto;
       if (this.finSeq >= 0 && this.sndUna === this.seqNr && seqDiff(this.finSeq, this.seqNr) > 0) {
@@ -366,6 +380,14 @@ export class UtpConnection {
         this.finish();
       }
     }
+  }
+
+  /**
+   * A hole is resent once on three acks past it; again only once three packets sent after that
+   * resend are acked (the resend was lost too), not on every ack that still shows the hole.
+   */
+  private mayResend(p: OutPacket, highestSacked: number): boolean {
+    return !p.fastResent || (highestSacked >= 0 && seqDiff(p.resendMark, highestSacked) >= DUP_ACKS - 1);
   }
 
   /** An acked packet leaves the ring; returns its payload bytes. */
@@ -562,6 +584,8 @@ export class UtpConnection {
 
   private fastResend(p: OutPacket, now: number): void {
     p.fastResent = true;
+    p.resendMark = this.seqNr;
+    this.host.counters.fastResends++;
     this.host.counters.retransmitted++;
     if (p.needResend) {
       p.needResend = false;
@@ -610,6 +634,8 @@ export class UtpConnection {
     if (now >= this.rtoAt) {
       this.onTimeout(now);
       if (this.isClosed()) return;
+    } else if (this.state !== 'syn_sent' && !this.probed && this.sndUna !== this.seqNr && now - this.lastProgress >= Math.max(PROBE_MIN_MS, 2 * this.rtt)) {
+      this.probe(now);
     }
     if (now - this.lastReceived >= IDLE_TIMEOUT_MS) {
       this.fail('ETIMEDOUT', `uTP connection idle for ${IDLE_TIMEOUT_MS / 1000} s`);
@@ -618,8 +644,25 @@ export class UtpConnection {
     if (this.state !== 'syn_sent' && now - this.lastSent >= KEEPALIVE_MS) this.sendAck(now);
   }
 
+  /**
+   * Nothing acked for two round trips while packets are in flight: the tail of a burst was lost
+   * and no later packet will show the hole in a SACK. Resending the oldest packet gets an ack
+   * that does (a tail loss probe, RFC 8985), long before the 500 ms minimum timeout.
+   */
+  private probe(now: number): void {
+    this.probed = true;
+    const p = this.outRing[this.sndUna & RING_MASK];
+    if (!p || p.needResend) return;
+    this.host.counters.retransmitted++;
+    this.host.counters.probes++;
+    p.fastResent = true;
+    p.resendMark = this.seqNr;
+    this.transmit(p, now);
+  }
+
   private onTimeout(now: number): void {
     this.timeouts++;
+    this.host.counters.timeouts++;
     const limit = this.state === 'syn_sent' ? SYN_RESENDS : this.state === 'fin_sent' ? FIN_RESENDS : DATA_RESENDS;
     if (this.timeouts > limit) {
       if (this.state === 'fin_sent' || this.closing) this.finish();

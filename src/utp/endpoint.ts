@@ -49,6 +49,11 @@ export interface UtpStats {
   packetsSent: number;
   packetsReceived: number;
   retransmitted: number;
+  /** retransmission timeouts, and packets resent early on duplicate acks or SACK holes */
+  timeouts: number;
+  fastResends: number;
+  /** tail loss probes: the oldest unacked packet resent after two round trips without an ack */
+  probes: number;
   /** datagrams refused as malformed or for no connection */
   refused: number;
   connections: number;
@@ -72,7 +77,7 @@ export class UtpEndpoint extends EventEmitter {
   private readonly random: () => number;
   private readonly initialSeq: number | undefined;
   private readonly hdr = emptyHeader();
-  private readonly counters = { sent: 0, received: 0, retransmitted: 0 };
+  private readonly counters = { sent: 0, received: 0, retransmitted: 0, timeouts: 0, fastResends: 0, probes: 0 };
   private refused = 0;
   private readonly flushList: Entry[] = [];
   private flushScheduled = false;
@@ -150,6 +155,9 @@ export class UtpEndpoint extends EventEmitter {
       packetsSent: this.counters.sent,
       packetsReceived: this.counters.received,
       retransmitted: this.counters.retransmitted,
+      timeouts: this.counters.timeouts,
+      fastResends: this.counters.fastResends,
+      probes: this.counters.probes,
       refused: this.refused,
       connections: this.count,
     };
