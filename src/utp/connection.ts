@@ -162,6 +162,8 @@ export class UtpConnection {
   /** halve the window at most once per window of packets: until sndUna passes this */
   private lossSeq: number;
   private ackOwed = false;
+  /** the reader's window was closed through a timeout: one packet may go to learn whether it has opened */
+  private windowProbe = false;
   /** when an ack last took packets out of flight; the probe below waits from here */
   private lastProgress = 0;
   private probed = false;
@@ -507,9 +509,16 @@ export class UtpConnection {
     }
     while (this.unsent > 0 && seqDiff(this.sndUna, this.seqNr) < RING - 1) {
       const size = Math.min(MSS, this.unsent);
-      // one packet may go past a window smaller than a packet when nothing is in flight (BEP 29)
-      if (this.curWindow > 0 && this.curWindow + size > limit) break;
-      if (this.curWindow === 0 && limit === 0) break;
+      if (this.curWindow + size > limit) {
+        // one packet may go past a congestion window smaller than a packet when nothing is in
+        // flight (BEP 29); past the reader's window only as the probe a timeout allows
+        const mayProbe = this.curWindow === 0 && (this.windowProbe || size > this.ledbat.cwnd) && this.peerWnd >= 0;
+        if (!mayProbe || (this.peerWnd < size && !this.windowProbe)) {
+          if (this.curWindow === 0 && this.rtoAt === Infinity) this.rtoAt = now + this.rto;
+          break;
+        }
+      }
+      this.windowProbe = false;
       this.sendData(size, now);
     }
     if (this.closing && this.unsent === 0 && this.finSeq < 0 && seqDiff(this.sndUna, this.seqNr) < RING - 1) {
@@ -672,8 +681,9 @@ export class UtpConnection {
     this.rto = Math.min(MAX_RTO_MS, this.rto * 2);
     this.rtoAt = Infinity;
     if (this.sndUna === this.seqNr) {
-      // nothing in flight: the window was too small to send (zero window); a timeout opens one packet
-      this.ledbat.onTimeout();
+      // nothing in flight: the reader's window was closed; its ack (it takes one packet in
+      // order whatever it advertises) resets the count, so a paused reader is never given up on
+      this.windowProbe = true;
       this.host.wantFlush(this);
       return;
     }
@@ -702,9 +712,9 @@ export class UtpConnection {
 
   private fail(code: string, message: string): void {
     if (this.state === 'closed') return;
-    const closing = this.closing;
+    // the error first: the stream reports it, then 'close' (as a socket does)
+    if (!this.closing) this.ev.error(code, message);
     this.finish();
-    if (!closing) this.ev.error(code, message);
   }
 
   private finish(): void {
