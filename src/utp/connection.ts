@@ -45,6 +45,8 @@ export const KEEPALIVE_MS = 29_000;
 export const IDLE_TIMEOUT_MS = 3 * KEEPALIVE_MS;
 /** the tail loss probe's least wait: the endpoint's tick is 50 ms anyway */
 const PROBE_MIN_MS = 50;
+/** received data packets that make an ack go at once rather than at the end of the burst */
+const ACK_EVERY = 8;
 /** three duplicate acks, or three packets acked past a hole, mean the hole is lost (BEP 29) */
 const DUP_ACKS = 3;
 
@@ -162,6 +164,8 @@ export class UtpConnection {
   /** halve the window at most once per window of packets: until sndUna passes this */
   private lossSeq: number;
   private ackOwed = false;
+  /** data packets received since our last ack went */
+  private unackedPackets = 0;
   /** the reader's window was closed through a timeout: one packet may go to learn whether it has opened */
   private windowProbe = false;
   /** when an ack last took packets out of flight; the probe below waits from here */
@@ -308,7 +312,10 @@ export class UtpConnection {
       if (this.isClosed()) return;
     } else this.processAck(h, now);
     if (this.isClosed()) return;
-    if (h.type === ST_DATA || h.type === ST_FIN) this.processIncoming(h);
+    if (h.type === ST_DATA || h.type === ST_FIN) {
+      this.processIncoming(h);
+      if (this.unackedPackets >= ACK_EVERY && !this.isClosed()) this.sendAck(now);
+    }
     this.host.wantFlush(this);
   }
 
@@ -418,6 +425,9 @@ export class UtpConnection {
 
   private processIncoming(h: PacketHeader): void {
     this.ackOwed = true;
+    // one ack per burst is all a sender needs, until it is lost and the whole window waits for
+    // a probe: an ack every few packets as well, as TCP acks every second segment
+    this.unackedPackets++;
     const d = seqDiff(this.ackNr, h.seqNr);
     if (d <= 0) return; // a duplicate: the ack we owe tells the sender
     if (this.eofSeq >= 0 && seqDiff(h.seqNr, this.eofSeq) < 0) return;
@@ -587,6 +597,7 @@ export class UtpConnection {
     this.lastSent = now;
     // a data packet carries our ack as well
     this.ackOwed = this.ackOwed && this.held > 0;
+    if (!this.ackOwed) this.unackedPackets = 0;
     this.host.counters.sent++;
     this.host.send(p.view());
   }
@@ -606,6 +617,7 @@ export class UtpConnection {
 
   private sendAck(now: number): void {
     this.ackOwed = false;
+    this.unackedPackets = 0;
     const buf = this.ackBuf;
     writeHeader(buf, ST_STATE, this.sendId, Math.floor(now * 1000) >>> 0, this.replyMicro, this.window(), this.seqNr, this.ackNr);
     let view = this.ackViews[0]!;

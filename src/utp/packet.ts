@@ -14,8 +14,8 @@ export const VERSION = 1;
 export const EXT_SACK = 1;
 /** extensions one packet may chain before it is refused (libtorrent knows two) */
 const MAX_EXTENSIONS = 8;
-/** SACK bytes we send at most: 256 packets past ack_nr + 1 (libtorrent sends at most 32 too) */
-export const MAX_SACK_BYTES = 32;
+/** SACK bytes we send at most: 1024 packets past ack_nr + 1, the whole receive ring (an extension length is one byte) */
+export const MAX_SACK_BYTES = 128;
 
 export const TYPE_NAMES = ['ST_DATA', 'ST_FIN', 'ST_STATE', 'ST_RESET', 'ST_SYN'] as const;
 
