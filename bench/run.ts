@@ -10,6 +10,7 @@ import { benchRealSwarm } from './real-swarm.js';
 import { benchMany } from './many.js';
 import { benchWebseed } from './webseed.js';
 import { benchStream } from './stream.js';
+import { benchUtp } from './utp.js';
 
 const only = process.argv.slice(2);
 const suites: Array<[string, () => Promise<string[]>]> = [
@@ -24,6 +25,7 @@ const suites: Array<[string, () => Promise<string[]>]> = [
   ['stream', () => benchStream()],
   ['metadata', () => benchMetadata()],
   ['dht', () => benchDht()],
+  ['utp', () => benchUtp()],
 ];
 
 for (const [name, run] of suites) {

@@ -1,0 +1,76 @@
+/**
+ * Two uTP endpoints in this process over real UDP sockets on 127.0.0.1, optionally with a
+ * lossy relay (udp-relay.ts) between them, and a helper that sends bytes one way and checks
+ * what arrives.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { UtpEndpoint, type UtpEndpointOptions } from '../../src/utp/endpoint.js';
+import { looksLikeUtp } from '../../src/utp/packet.js';
+import type { UtpStream } from '../../src/utp/stream.js';
+
+export interface UdpEndpoint {
+  endpoint: UtpEndpoint;
+  socket: Socket;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A uTP endpoint on its own UDP socket (what the shared socket will be in the session). */
+export async function udpEndpoint(options: UtpEndpointOptions = {}): Promise<UdpEndpoint> {
+  const socket = createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  const endpoint = new UtpEndpoint({
+    send: (buf, port, address) => socket.send(buf as Uint8Array, port, address),
+  }, options);
+  socket.on('message', (msg, rinfo) => {
+    if (looksLikeUtp(msg)) endpoint.receive(msg, rinfo.address, rinfo.port);
+  });
+  return {
+    endpoint,
+    socket,
+    port: socket.address().port,
+    async close() {
+      endpoint.close();
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
+
+/** The next incoming stream. */
+export function nextConnection(e: UtpEndpoint): Promise<UtpStream> {
+  return once(e, 'connection').then(([s]) => s as UtpStream);
+}
+
+/** Writes `data` to `from` in chunks of `chunk` bytes, honouring back-pressure. */
+export async function writeAll(from: UtpStream, data: Buffer, chunk = 16 * 1024): Promise<void> {
+  for (let at = 0; at < data.length; at += chunk) {
+    if (!from.write(data.subarray(at, Math.min(data.length, at + chunk)))) {
+      await once(from, 'drain');
+    }
+  }
+}
+
+/** Collects `n` bytes from `to`, resolves with their SHA-1 (or rejects on error/close before). */
+export function readBytes(to: UtpStream, n: number): Promise<{ hash: string; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha1');
+    let got = 0;
+    to.on('data', (b: Buffer) => {
+      h.update(b);
+      got += b.length;
+      if (got === n) resolve({ hash: h.digest('hex'), bytes: got });
+      if (got > n) reject(new Error(`read ${got} bytes, expected ${n}`));
+    });
+    to.on('error', reject);
+    to.on('close', () => {
+      if (got < n) reject(new Error(`closed after ${got} of ${n} bytes`));
+    });
+  });
+}
+
+export function sha1(b: Buffer): string {
+  return createHash('sha1').update(b).digest('hex');
+}

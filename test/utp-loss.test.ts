@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { bytes, rng, seedFromEnv } from './helpers/random.js';
+import { udpRelay } from './helpers/udp-relay.js';
+import { nextConnection, readBytes, sha1, udpEndpoint, type UdpEndpoint, writeAll } from './helpers/udp-utp.js';
+
+const SIZE = 4 << 20;
+
+describe('uTP through a relay that drops, duplicates and reorders', () => {
+  let a: UdpEndpoint;
+  let b: UdpEndpoint;
+  before(async () => {
+    a = await udpEndpoint();
+    b = await udpEndpoint();
+  });
+  after(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  for (const rate of [0.01, 0.02, 0.05]) {
+    it(`${rate * 100}% loss, duplication and reordering, 2 ms each way: 4 MiB one way, 1 MiB back, byte-identical`, { timeout: 90_000 }, async () => {
+      const seed = seedFromEnv();
+      const relay = await udpRelay(b.port, { loss: rate, duplicate: rate, reorder: rate, delayMs: 2, seed });
+      try {
+        const r = rng(seed);
+        const up = bytes(r, SIZE);
+        const down = bytes(r, SIZE / 4);
+        const accepted = nextConnection(b.endpoint);
+        const client = a.endpoint.connect('127.0.0.1', relay.port);
+        await once(client, 'connect');
+        const server = await accepted;
+        const t0 = performance.now();
+        const gotUp = readBytes(server, up.length);
+        const gotDown = readBytes(client, down.length);
+        await Promise.all([writeAll(client, up), writeAll(server, down)]);
+        const [u, d] = await Promise.all([gotUp, gotDown]);
+        const ms = performance.now() - t0;
+        assert.equal(u.hash, sha1(up), `seed ${seed}`);
+        assert.equal(d.hash, sha1(down), `seed ${seed}`);
+        const closed = once(server, 'close');
+        client.destroy();
+        await closed;
+        console.log(`# ${rate * 100}%: 5 MiB in ${ms.toFixed(0)} ms (${(5 / (ms / 1000)).toFixed(1)} MiB/s); relay ${JSON.stringify(relay.counts)}; a ${JSON.stringify(a.endpoint.stats())} b ${JSON.stringify(b.endpoint.stats())}; seed ${seed}`);
+      } finally {
+        await relay.close();
+      }
+    });
+  }
+});
