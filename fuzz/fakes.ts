@@ -103,14 +103,24 @@ export interface FakeDatagram {
 const datagrams: FakeDatagram[] = [];
 let udpInstalled = false;
 
+/** Enough of dgram.Socket for a SharedUdp (tracker/udp.ts binds one per request). */
 class FakeUdpSocket extends EventEmitter {
   private closed = false;
+  private sends = 0;
+  bind(_o: unknown, cb: () => void): void {
+    queueMicrotask(cb);
+  }
+  address(): { address: string; port: number; family: string } {
+    return { address: '0.0.0.0', port: 40000, family: 'IPv4' };
+  }
   send(packet: Buffer, port: number, host: string): void {
     const tid = packet.length >= 16 ? packet.readUInt32BE(12) : 0;
+    const sent = ++this.sends;
     // a reply never arrives inside send(): deliver on a later turn, one datagram at a time,
-    // until the waiting exchange takes one (it stops listening) or none are left
+    // until the exchange sends again (its next request goes out in the turn its reply came)
+    // or none are left
     const deliver = (): void => {
-      if (this.closed || this.listenerCount('message') === 0) return;
+      if (this.closed || sent !== this.sends) return;
       const d = datagrams.shift();
       if (d === undefined) return;
       const msg = Buffer.from(d.bytes);
@@ -120,8 +130,9 @@ class FakeUdpSocket extends EventEmitter {
     };
     setImmediate(deliver);
   }
-  close(): void {
+  close(cb?: () => void): void {
     this.closed = true;
+    if (cb) queueMicrotask(cb);
   }
 }
 

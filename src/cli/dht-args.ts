@@ -5,6 +5,7 @@
  */
 import type { LogLevel } from '../log.js';
 import { DhtNode } from '../dht/node.js';
+import type { SharedUdp } from '../net/udp-socket.js';
 import { defaultStateFile } from '../dht/state.js';
 import { parseHostPort } from '../peers/record.js';
 import type { Args } from './args.js';
@@ -32,16 +33,19 @@ export const DHT_BOOLEAN_OPTIONS = ['no-dht'];
 export const DHT_HELP = `  --no-dht             do not use the DHT (it is never used for a private torrent)
   --bootstrap HOST:PORT  DHT node to start from (repeatable; default: the well-known routers or
                        $TORRENT_TOOLS_DHT_BOOTSTRAP)
-  --dht-port N         UDP port of our DHT node (default: any)
+  --dht-port N         a UDP port of its own for our DHT node (default: download shares
+                       its --port number's UDP socket with UDP trackers; otherwise any)
 `;
 
 /**
  * Starts the DHT node a download uses, unless turned off or the torrent is private; null then.
  * Its lines go to `log` by level (an unreachable bootstrap router is routine: -v shows it).
+ * It runs on `udp` (the session's socket) unless --dht-port asks for a port of its own.
  */
-export async function startClientDht(a: Args, io: Io, cmd: string, isPrivate: boolean, log: (line: string, level: LogLevel) => void = (m) => report(io, cmd, m)): Promise<DhtNode | null> {
+export async function startClientDht(a: Args, io: Io, cmd: string, isPrivate: boolean, log: (line: string, level: LogLevel) => void = (m) => report(io, cmd, m), udp: SharedUdp | null = null): Promise<DhtNode | null> {
   if (a.bool('no-dht') || isPrivate) return null;
   const node = new DhtNode({
+    udp: a.has('dht-port') ? null : udp,
     port: a.int('dht-port', 0, 65535) ?? 0,
     bootstrap: a.has('bootstrap') ? parseBootstrap(a.list('bootstrap')) : dhtBootstrapFromEnv(io.env),
     stateFile: defaultStateFile(io.env),

@@ -222,7 +222,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     const tiers = [...(o.announce === false ? [] : src.trackers.map((x) => [...x])), ...(o.trackers ?? []).map((u) => [u])];
     const loop = tiers.length > 0
       ? new AnnounceLoop({
-          tiers, infoHash: src.infoHash, peerId, port,
+          tiers, infoHash: src.infoHash, peerId, port, udp: session.udp,
           // before the metadata is known the size is too; 'left' must not say we are a seed
           stats: () => ({
             uploaded: fetch?.swarm.uploaded ?? 0,

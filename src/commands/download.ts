@@ -13,6 +13,7 @@ import { UnsafePathError } from '../storage/safe-path.js';
 import { SelectError } from '../metainfo/select.js';
 import type { TorrentSource } from '../metainfo/source.js';
 import { Session } from '../session/session.js';
+import type { DhtNode } from '../dht/node.js';
 import { downloadMany, type DownloadRequest } from '../cli/download-many.js';
 import { readTorrentList, TorrentListError } from '../cli/torrent-list.js';
 import { describeSystemError } from '../cli/input.js';
@@ -134,17 +135,20 @@ examples:
     const reporter = new Reporter(io, 'download', verbosityOf(a));
     const log = reporter.log;
     const trackers = a.list('tracker');
-    const dht = await startClientDht(a, io, 'download', single?.torrent?.private ?? false, log);
     const session = new Session({
-      dht, maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, log,
+      maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, log,
       maxDownloadRate: a.rate('max-download-rate'), maxUploadRate: a.rate('max-upload-rate'),
     });
+    let dht: DhtNode | null = null;
     try {
       try {
         await session.listen(port);
       } catch (e) {
         log(`warning: cannot listen on port ${port} (${(e as Error).message}); downloading without incoming connections`);
       }
+      // on the session's UDP socket: DHT, trackers (and uTP) on the one port
+      dht = await startClientDht(a, io, 'download', single?.torrent?.private ?? false, log, session.udp);
+      session.useDht(dht);
       const peers = await resolvePeerArgs(peerArgs, io, 'download');
       const seed = a.bool('seed') ? { ratio: ratioText === undefined ? undefined : Number(ratioText), seconds: seedTime } : undefined;
       const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'download');

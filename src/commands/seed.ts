@@ -142,7 +142,7 @@ examples:
         const tiers = a.bool('no-announce') ? [] : [...t.announce.map((x) => [...x]), ...a.list('tracker').map((u) => [u])];
         s.loop = tiers.length > 0
           ? new AnnounceLoop({
-              tiers, infoHash: t.infoHash, peerId: session.peerId, port: bound,
+              tiers, infoHash: t.infoHash, peerId: session.peerId, port: bound, udp: session.udp,
               stats: () => ({ uploaded: s.swarm?.uploaded ?? 0, downloaded: 0, left: (t.pieceCount - s.have.size) * t.pieceLength }),
               onFailure: (f) => reporter.log(`${served.length > 1 ? `${t.name}: ` : ''}${f.tracker}: ${f.message}`),
               onWarning: (tracker, w) => reporter.log(`${tracker}: warning: ${w}`),

@@ -6,12 +6,12 @@
  * queries are rate-limited per source address, and every table and store is bounded.
  */
 import type { LogLevel } from '../log.js';
-import { createSocket, type Socket } from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { BDict, BValue } from '../bencode/types.js';
 import { acceptableFrom, addressScope, encodeCompactPeer } from '../peers/compact.js';
+import { SharedUdp } from '../net/udp-socket.js';
 import { normalizeIp } from '../peers/record.js';
 import { KRPC_ERROR, KrpcError, encodeError, encodeNodes, encodeQuery, encodeResponse, hashArg, parseKrpc, type KrpcMessage, type NodeInfo } from './krpc.js';
 import { lookup, type LookupResult, type Responder } from './lookup.js';
@@ -25,6 +25,11 @@ import { Tokens } from './tokens.js';
 export const DEFAULT_BOOTSTRAP = ['router.bittorrent.com:6881', 'dht.transmissionbt.com:6881', 'router.utorrent.com:6881'];
 
 export interface DhtNodeOptions {
+  /**
+   * the process's UDP socket (the session's): KRPC datagrams are handed over by its demux, and
+   * the node neither binds nor closes it; `port` and `host` are then unused
+   */
+  udp?: SharedUdp | null;
   port?: number;
   host?: string;
   /** nodes to start from (default: the well-known routers) */
@@ -96,7 +101,7 @@ export class DhtNode extends EventEmitter<{ log: [line: string, level: LogLevel]
   id: Buffer;
   table: RoutingTable;
   private readonly o: DhtNodeOptions;
-  private socket: Socket | null = null;
+  private socket: SharedUdp | null = null;
   private readonly pending = new Map<string, Pending>();
   private nextT = Math.floor(Math.random() * 65536);
   private readonly tokens = new Tokens();
@@ -130,17 +135,10 @@ export class DhtNode extends EventEmitter<{ log: [line: string, level: LogLevel]
       this.id = state.id;
       this.table = new RoutingTable(this.id);
     }
-    const socket = createSocket({ type: 'udp4' });
+    // standalone (the dht command, a library user): a SharedUdp of its own, the same code path
+    const socket = this.o.udp ?? await SharedUdp.bind(this.o.port ?? 0, this.o.host, { onError: (e) => this.emit('log', `udp: ${e.message}`, 'peer') });
     this.socket = socket;
-    socket.on('message', (buf, rinfo) => this.onPacket(buf, rinfo.address, rinfo.port));
-    socket.on('error', (e) => this.emit('log', `udp: ${e.message}`, 'notice'));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ port: this.o.port ?? 0, address: this.o.host }, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
+    socket.onDht((buf, ip, port) => this.onPacket(buf, ip, port));
     this.timer = setInterval(() => this.maintain(), 60_000);
     this.timer.unref();
     const seeds = state?.nodes.filter((n) => this.acceptable(n.ip, n.port)) ?? [];
@@ -151,14 +149,13 @@ export class DhtNode extends EventEmitter<{ log: [line: string, level: LogLevel]
 
   address(): { address: string; port: number } {
     if (!this.socket) throw new DhtError('the node is not started');
-    const a = this.socket.address();
-    return { address: a.address, port: a.port };
+    return { address: this.socket.address, port: this.socket.port };
   }
 
   stats(): DhtStats {
     return {
       id: this.id.toString('hex'),
-      port: this.socket && !this.closed ? this.socket.address().port : 0,
+      port: this.socket && !this.closed ? this.socket.port : 0,
       nodes: this.table.size,
       storedPeers: this.store.peers,
       storedHashes: this.store.hashes,
@@ -239,7 +236,8 @@ export class DhtNode extends EventEmitter<{ log: [line: string, level: LogLevel]
     }
     this.pending.clear();
     if (this.o.stateFile) await saveState(this.o.stateFile, this.id, this.table.all()).catch((e: Error) => this.emit('log', `state: ${e.message}`, 'notice'));
-    await new Promise<void>((resolve) => (this.socket ? this.socket.close(() => resolve()) : resolve()));
+    this.socket?.onDht(null);
+    if (this.socket && this.socket !== this.o.udp) await this.socket.close();
   }
 
   /** Sends a query; retried once after the timeout, then the node counts as failed. */
@@ -263,7 +261,7 @@ export class DhtNode extends EventEmitter<{ log: [line: string, level: LogLevel]
         tries++;
         this.counters.queriesSent++;
         this.o.trace?.({ event: 'query', dir: 'out', addr, q, t: key, ...traceArgs(args), ...(tries > 1 ? { retry: true } : {}) });
-        socket.send(packet, to.port, to.ip, (e) => e && this.emit('log', `send to ${addr}: ${e.message}`, 'peer'));
+        socket.send(packet, to.port, to.ip);
         const timer = setTimeout(() => {
           if (tries < 2 && !this.closed) return send();
           this.pending.delete(key);

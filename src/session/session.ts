@@ -1,12 +1,15 @@
 /**
  * What the torrents of one process share: the peer id, one listening port (incoming handshakes
- * routed by info hash, listener.ts), one DHT node, one hashing thread, and caps on
+ * routed by info hash, listener.ts), one UDP socket on the same port number (the DHT node, UDP
+ * tracker announces and uTP, net/udp-socket.ts), one DHT node, one hashing thread, and caps on
  * connections and on open files, and the global rate limits. Each torrent is a Swarm built with `swarmOptions()` and hosted on the port
  * while it runs; the session outlives them and is closed last.
  */
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { DhtNode } from '../dht/node.js';
 import type { LogLevel } from '../log.js';
+import { SharedUdp } from '../net/udp-socket.js';
 import { HashPool } from '../storage/hash-pool.js';
 import { OpenFiles } from '../storage/open-files.js';
 import { Turns } from '../turns.js';
@@ -19,7 +22,7 @@ import { PeerListener, type IncomingRoute } from './listener.js';
 export interface SessionOptions {
   /** our BEP 20 peer id, the same for every torrent (default: -TK0100- and 12 random bytes) */
   peerId?: Buffer;
-  /** a started DHT node the torrents share (the caller closes it) */
+  /** a started DHT node the torrents share (the caller closes it; or useDht after listen) */
   dht?: DhtNode | null;
   /** connections at most, all torrents together (default 500) */
   maxConnections?: number;
@@ -32,9 +35,18 @@ export interface SessionOptions {
   log?: (line: string, level: LogLevel) => void;
 }
 
+/** binds with port 0 tried when the UDP port of the TCP port's number is taken */
+const PORT_TRIES = 5;
+
 export class Session {
   readonly peerId: Buffer;
-  readonly dht: DhtNode | null;
+  private dhtNode: DhtNode | null;
+  /**
+   * The process's UDP socket, bound by listen() on the TCP port's number (null before, or when
+   * that port is taken for UDP). Closed last by close(): a uTP endpoint on it closes first.
+   */
+  udp: SharedUdp | null = null;
+  private readonly log: ((line: string, level: LogLevel) => void) | undefined;
   readonly hasher = new HashPool();
   readonly budget: ConnectionBudget;
   /** the open-file budget every torrent's file stores draw from */
@@ -53,13 +65,16 @@ export class Session {
 
   constructor(options: SessionOptions = {}) {
     this.peerId = options.peerId ?? makePeerId(randomBytes);
-    this.dht = options.dht ?? null;
+    this.dhtNode = options.dht ?? null;
     this.budget = new ConnectionBudget(options.maxConnections ?? 500);
     this.openFiles = new OpenFiles(options.maxOpenFiles ?? 512);
     this.downloadLimit = new TokenBucket(options.maxDownloadRate ?? 0);
     this.uploadLimit = new TokenBucket(options.maxUploadRate ?? 0);
-    this.listener = new PeerListener({ peerId: this.peerId, budget: this.budget, dhtPort: this.dhtPort });
+    // the DHT node may come after listen (on the UDP socket it binds): the port is read late
+    const session = this;
+    this.listener = new PeerListener({ peerId: this.peerId, budget: this.budget, get dhtPort() { return session.dhtPort; } });
     const log = options.log;
+    this.log = log;
     if (log) this.listener.on('log', log);
   }
 
@@ -68,13 +83,47 @@ export class Session {
     return this.listener.port;
   }
 
-  get dhtPort(): number | undefined {
-    return this.dht?.address().port;
+  get dht(): DhtNode | null {
+    return this.dhtNode;
   }
 
-  /** Listens for peers of every hosted torrent on `port` (0: any free one); resolves with it. */
-  listen(port: number, host?: string): Promise<number> {
-    return this.listener.listen(port, host);
+  /** The DHT node the torrents share from now on (started, typically on `udp`; the caller closes it). */
+  useDht(node: DhtNode | null): void {
+    this.dhtNode = node;
+  }
+
+  get dhtPort(): number | undefined {
+    return this.dhtNode?.address().port;
+  }
+
+  /**
+   * Listens for peers of every hosted torrent on `port` (0: any free one) and binds the UDP
+   * socket on the same number; resolves with it. With port 0, a UDP port already taken has
+   * the TCP one given back and another drawn (PORT_TRIES in all). A given port whose UDP half
+   * is taken, or an IPv6 `host` (the UDP socket is IPv4), leaves `udp` null with a warning:
+   * the DHT and trackers then bind their own.
+   */
+  async listen(port: number, host?: string): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      const bound = await this.listener.listen(port, host);
+      // '::' is every address, IPv4 included: the UDP socket takes every IPv4 one
+      const udpHost = host === '::' ? undefined : host;
+      if (udpHost !== undefined && isIP(udpHost) === 6) {
+        this.log?.(`warning: no UDP socket on ${host} (UDP is IPv4 only): the DHT and UDP trackers use their own`, 'notice');
+        return bound;
+      }
+      try {
+        this.udp = await SharedUdp.bind(bound, udpHost, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
+        return bound;
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (port !== 0 || err.code !== 'EADDRINUSE' || attempt >= PORT_TRIES) {
+          this.log?.(`warning: cannot bind UDP port ${bound} (${err.message}): the DHT and UDP trackers use ports of their own`, 'notice');
+          return bound;
+        }
+        await this.listener.close(); // nothing is hosted on it yet: drawn again
+      }
+    }
   }
 
   /**
@@ -105,11 +154,16 @@ export class Session {
     this.listener.remove(route);
   }
 
-  /** Stops listening and the hashing thread; the torrents are stopped by their owners first. */
+  /**
+   * Stops listening, the hashing thread and the UDP socket (last: the stopped announces of the
+   * torrents, already stopped by their owners, may still be waiting on it). A DHT node on the
+   * socket is the caller's to close: after this it only saves its table.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.listener.close();
     await this.hasher.close();
+    await this.udp?.close();
   }
 }

@@ -5,6 +5,7 @@
 import { httpAnnounce, httpScrape } from './http.js';
 import { TrackerError, type AnnounceParams, type AnnounceReply, type ScrapeReply } from './reply.js';
 import { udpAnnounce, udpScrape } from './udp.js';
+import type { SharedUdp } from '../net/udp-socket.js';
 
 export interface TrackerOptions {
   /** per tracker, total (default 30 s) */
@@ -12,6 +13,8 @@ export interface TrackerOptions {
   retransmitBaseMs?: number;
   signal?: AbortSignal;
   random?: () => number;
+  /** the process's UDP socket, for UDP trackers (default: a socket per request) */
+  udp?: SharedUdp | null;
 }
 
 export interface TrackerFailure {
@@ -46,7 +49,7 @@ export class TrackerClient {
   async announceOne(url: string, p: AnnounceParams): Promise<AnnounceReply> {
     const timeoutMs = this.o.timeoutMs ?? 30_000;
     let r: AnnounceReply;
-    if (/^udp:/i.test(url)) r = await udpAnnounce(url, p, { timeoutMs, retransmitBaseMs: this.o.retransmitBaseMs, signal: this.o.signal });
+    if (/^udp:/i.test(url)) r = await udpAnnounce(url, p, { timeoutMs, retransmitBaseMs: this.o.retransmitBaseMs, signal: this.o.signal, udp: this.o.udp });
     else if (/^https?:/i.test(url)) r = await httpAnnounce(url, p, { timeoutMs, signal: this.o.signal, trackerId: this.trackerIds.get(url) });
     else throw new TrackerError('unsupported tracker scheme (http, https and udp are)');
     if (r.trackerId !== undefined) this.trackerIds.set(url, r.trackerId);
@@ -87,7 +90,7 @@ export class TrackerClient {
   async scrape(infoHash: Buffer, onFailure?: (f: TrackerFailure) => void): Promise<ScrapeReply[]> {
     const timeoutMs = this.o.timeoutMs ?? 30_000;
     const results = await Promise.allSettled(
-      this.urls.map((u) => (/^udp:/i.test(u) ? udpScrape(u, infoHash, { timeoutMs, retransmitBaseMs: this.o.retransmitBaseMs, signal: this.o.signal }) : httpScrape(u, infoHash, { timeoutMs, signal: this.o.signal }))),
+      this.urls.map((u) => (/^udp:/i.test(u) ? udpScrape(u, infoHash, { timeoutMs, retransmitBaseMs: this.o.retransmitBaseMs, signal: this.o.signal, udp: this.o.udp }) : httpScrape(u, infoHash, { timeoutMs, signal: this.o.signal }))),
     );
     const out: ScrapeReply[] = [];
     results.forEach((r, i) => {

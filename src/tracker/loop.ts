@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { PeerRecord } from '../peers/record.js';
+import type { SharedUdp } from '../net/udp-socket.js';
 import { TrackerClient, type TrackerFailure } from './client.js';
 import { nextAnnounceIn, type AnnounceParams, type AnnounceReply } from './reply.js';
 
@@ -23,6 +24,8 @@ export interface AnnounceLoopOptions {
   /** a tracker's warning, or what of its reply was skipped (once per tracker and text) */
   onWarning?: (tracker: string, message: string) => void;
   timeoutMs?: number;
+  /** the process's UDP socket: UDP announces leave from it (see udp.ts) */
+  udp?: SharedUdp | null;
 }
 
 export class AnnounceLoop {
@@ -43,7 +46,7 @@ export class AnnounceLoop {
   constructor(options: AnnounceLoopOptions) {
     this.o = options;
     this.port = options.port;
-    this.client = new TrackerClient(options.tiers, { timeoutMs: options.timeoutMs ?? 30_000, signal: this.controller.signal });
+    this.client = new TrackerClient(options.tiers, { timeoutMs: options.timeoutMs ?? 30_000, signal: this.controller.signal, udp: options.udp });
   }
 
   /** The port to announce from now on (once the listening socket is bound). */
@@ -117,7 +120,7 @@ export class AnnounceLoop {
     clearTimeout(grace);
     this.controller.abort();
     if (!this.answered) return;
-    const bye = new TrackerClient(this.client.tiers, { timeoutMs: 3000 });
+    const bye = new TrackerClient(this.client.tiers, { timeoutMs: 3000, udp: this.o.udp });
     await bye.announce(this.params('stopped'), false).catch(() => []);
   }
 }

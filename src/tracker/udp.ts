@@ -6,12 +6,16 @@
  * stray datagram cannot end a valid exchange), only counted so that the timeout can say so. The
  * socket's receive buffer is enlarged and junk costs one comparison, so that a burst of junk
  * cannot push the real reply out of the kernel's queue.
+ *
+ * The exchange runs over a SharedUdp: the session's (`udp` option: the announce leaves from the
+ * port our DHT and uTP use, and replies are routed to it by transaction id), or, without one
+ * or for an IPv6 tracker (the shared socket is IPv4), one of its own for the request.
  */
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { BValue } from '../bencode/types.js';
+import { SharedUdp } from '../net/udp-socket.js';
 import { clampInterval, compactPeers, TrackerError, type AnnounceParams, type AnnounceReply, type ScrapeReply } from './reply.js';
 
 const PROTOCOL_ID = 0x41727101980n;
@@ -26,6 +30,8 @@ export interface UdpOptions {
   /** first retransmission wait (BEP 15: 15 s); tests shorten it */
   retransmitBaseMs?: number;
   signal?: AbortSignal;
+  /** the process's UDP socket (IPv4 trackers use it; without it each request binds its own) */
+  udp?: SharedUdp | null;
 }
 
 /** connection ids by "host:port", valid 60 s (BEP 15) */
@@ -57,13 +63,6 @@ async function target(url: string): Promise<Target> {
   return { host, port, key: `${host}:${port}` };
 }
 
-/**
- * The receive buffer asked for: the kernel caps it at net.core.rmem_max and doubles it, and
- * counts ~830 bytes per small datagram, so 4 MiB holds ~10,000 junk datagrams queued ahead of
- * the real reply (the default, 212,992 bytes, holds 256).
- */
-export const RECV_BUFFER = 4 * 1024 * 1024;
-
 /** Datagrams ignored during one request, for the timeout's message. */
 interface Ignored {
   wrongTid: number;
@@ -76,27 +75,26 @@ function ignoredText(n: Ignored): string {
 /**
  * Sends `packet` until a reply with its transaction id (and at least `minLen` bytes) arrives.
  * Datagrams with another transaction id, or from another port, are ignored: the wait goes on.
+ * The transaction id is drawn again if another request on the socket waits for the same one.
  */
-function exchange(sock: Socket, t: Target, packet: Buffer, minLen: number, deadline: number, o: UdpOptions, ignored: Ignored): Promise<Buffer> {
-  const tid = packet.readUInt32BE(12);
+function exchange(udp: SharedUdp, t: Target, packet: Buffer, minLen: number, deadline: number, o: UdpOptions, ignored: Ignored): Promise<Buffer> {
+  let unexpect: (() => void) | null = null;
   return new Promise((resolve, reject) => {
     let tries = 0;
     let timer: NodeJS.Timeout | null = null;
+    // strays are counted by the socket: what arrived for no one while we waited
+    const strays = udp.counters.trackerUnmatched;
     const done = (err: Error | null, msg?: Buffer): void => {
       if (timer) clearTimeout(timer);
-      sock.off('message', onMessage);
+      unexpect?.();
       o.signal?.removeEventListener('abort', onAbort);
+      ignored.wrongTid += udp.counters.trackerUnmatched - strays;
       if (err) reject(err);
       else resolve(msg!);
     };
     const onAbort = (): void => done(Object.assign(new Error('aborted'), { name: 'AbortError' }));
-    // called for every datagram, junk included: two reads and a comparison before anything else
-    const onMessage = (msg: Buffer, rinfo: { address: string; port: number }): void => {
-      if (rinfo.port !== t.port || msg.length < 8) return;
-      if (msg.readUInt32BE(4) !== tid) {
-        ignored.wrongTid++; // not ours: a stray or spoofed datagram
-        return;
-      }
+    const onMessage = (msg: Buffer, _address: string, port: number): void => {
+      if (port !== t.port) return;
       const action = msg.readUInt32BE(0);
       if (action === A_ERROR) return done(new TrackerError(`failure: ${msg.subarray(8, 308).toString('utf8').replace(/[\x00-\x1f\x7f]/g, '?')}`));
       if (msg.length < minLen) return done(new TrackerError(`reply of ${msg.length} bytes, expected at least ${minLen}`));
@@ -104,28 +102,33 @@ function exchange(sock: Socket, t: Target, packet: Buffer, minLen: number, deadl
     };
     const send = (): void => {
       const left = deadline - Date.now();
-      if (left <= 0) return done(new TrackerError(`no reply within ${o.timeoutMs} ms${ignoredText(ignored)}`));
-      sock.send(packet, t.port, t.host);
+      if (left <= 0) return done(new TrackerError(`no reply within ${o.timeoutMs} ms${ignoredText({ wrongTid: ignored.wrongTid + udp.counters.trackerUnmatched - strays })}`));
+      udp.send(packet, t.port, t.host);
       const wait = Math.min(left, (o.retransmitBaseMs ?? 15_000) * 2 ** tries++);
       timer = setTimeout(send, wait);
     };
-    sock.on('message', onMessage);
+    if (o.signal?.aborted) return onAbort();
+    for (let i = 0; unexpect === null; i++) {
+      if (i > 0) randomBytes(4).copy(packet, 12);
+      unexpect = udp.expect(packet.readUInt32BE(12), onMessage);
+    }
     o.signal?.addEventListener('abort', onAbort, { once: true });
     send();
   });
 }
 
-async function withSocket<T>(t: Target, fn: (sock: Socket) => Promise<T>): Promise<T> {
-  const sock = createSocket({ type: isIP(t.host) === 6 ? 'udp6' : 'udp4', recvBufferSize: RECV_BUFFER });
-  sock.on('error', () => {}); // ICMP unreachable etc.: the deadline reports it
+async function withSocket<T>(t: Target, o: UdpOptions, fn: (udp: SharedUdp) => Promise<T>): Promise<T> {
+  if (o.udp && !o.udp.isClosed && isIP(t.host) === 4) return fn(o.udp);
+  // ICMP unreachable etc. are ignored: the deadline reports it
+  const own = await SharedUdp.bind(0, undefined, { type: isIP(t.host) === 6 ? 'udp6' : 'udp4' });
   try {
-    return await fn(sock);
+    return await fn(own);
   } finally {
-    sock.close();
+    await own.close();
   }
 }
 
-async function connectionId(sock: Socket, t: Target, deadline: number, o: UdpOptions, ignored: Ignored): Promise<Buffer> {
+async function connectionId(sock: SharedUdp, t: Target, deadline: number, o: UdpOptions, ignored: Ignored): Promise<Buffer> {
   const cached = connections.get(t.key);
   if (cached && cached.until > Date.now()) return cached.id;
   const p = Buffer.alloc(16);
@@ -142,7 +145,7 @@ async function connectionId(sock: Socket, t: Target, deadline: number, o: UdpOpt
 export async function udpAnnounce(url: string, p: AnnounceParams, o: UdpOptions): Promise<AnnounceReply> {
   const t = await target(url);
   const deadline = Date.now() + o.timeoutMs;
-  return withSocket(t, async (sock) => {
+  return withSocket(t, o, async (sock) => {
     const ignored: Ignored = { wrongTid: 0 };
     const cid = await connectionId(sock, t, deadline, o, ignored);
     const b = Buffer.alloc(98);
@@ -180,7 +183,7 @@ export async function udpAnnounce(url: string, p: AnnounceParams, o: UdpOptions)
 export async function udpScrape(url: string, infoHash: Buffer, o: UdpOptions): Promise<ScrapeReply> {
   const t = await target(url);
   const deadline = Date.now() + o.timeoutMs;
-  return withSocket(t, async (sock) => {
+  return withSocket(t, o, async (sock) => {
     const ignored: Ignored = { wrongTid: 0 };
     const cid = await connectionId(sock, t, deadline, o, ignored);
     const b = Buffer.alloc(36);
