@@ -254,7 +254,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       this.progress.phase = 'metadata';
       const got = await resolveTorrent(src, {
         feed, cacheFile: join(dir, '.torrent-tools', `${infoHash}.torrent`), cacheRoot: dir, timeoutMs, signal,
-        maxPeers: o.maxPeers, peerId, port: session.port ?? undefined, budget: session.budget, bandwidth, log: (m, level = 'notice') => logAt(m, level),
+        maxPeers: o.maxPeers, peerId, port: session.port ?? undefined, budget: session.budget, bandwidth, transports: session.transports, log: (m, level = 'notice') => logAt(m, level),
         onHandOver: (peers) => (handed = peers), host: session,
       });
       const t = (torrent = got.torrent);

@@ -8,11 +8,13 @@ import { Reporter, VERBOSITY_HELP, verbosityOf } from '../cli/reporter.js';
 import { resolveSelect } from '../cli/select.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { DHT_BOOLEAN_OPTIONS, DHT_HELP, DHT_STRING_OPTIONS, startClientDht } from '../cli/dht-args.js';
+import { TRANSPORT_BOOLEAN_OPTIONS, TRANSPORT_HELP, transportsOf } from '../cli/transport-args.js';
 import { DownloadJob, type DownloadResult } from '../client/download.js';
 import { UnsafePathError } from '../storage/safe-path.js';
 import { SelectError } from '../metainfo/select.js';
 import type { TorrentSource } from '../metainfo/source.js';
 import { Session } from '../session/session.js';
+import type { UtpStats } from '../utp/endpoint.js';
 import type { DhtNode } from '../dht/node.js';
 import { downloadMany, type DownloadRequest } from '../cli/download-many.js';
 import { readTorrentList, TorrentListError } from '../cli/torrent-list.js';
@@ -23,7 +25,7 @@ import { serveArgv, startServing } from '../cli/serve.js';
 
 export const download: Command = {
   name: 'download',
-  synopsis: 'TORRENT|MAGNET... -o DIR [-i FILE|-] [--flat] [--max-active N] [--peer HOST:PORT]... [--tracker URL]... [--web-seed URL]... [--no-web-seeds] [--select FILE]... [--port N] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-download-rate RATE] [--max-upload-rate RATE] [--max-memory BYTES] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--serve [PORT]] [--json] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET... -o DIR [-i FILE|-] [--flat] [--max-active N] [--peer HOST:PORT]... [--tracker URL]... [--web-seed URL]... [--no-web-seeds] [--select FILE]... [--port N] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-download-rate RATE] [--max-upload-rate RATE] [--max-memory BYTES] [--no-utp|--no-tcp] [--os-cache] [--seed [--seed-ratio R] [--seed-time S]] [--serve [PORT]] [--json] [--quiet|--progress]',
   help: `usage: torrent-tools download TORRENT|MAGNET -o DIR [options]
        torrent-tools download TORRENT|MAGNET... -o DIR [options]
        torrent-tools download -i FILE|- -o DIR [options]
@@ -77,7 +79,7 @@ options:
   --max-upload-rate RATE    bytes/s sent at most, all torrents together (likewise)
   --max-memory BYTES   pieces in flight at most, in bytes, all torrents together (default
                        16M for one torrent, 64M for several), as in fetch-pieces
-  --os-cache           write through the page cache (default: whole blocks go straight to the
+${TRANSPORT_HELP}  --os-cache           write through the page cache (default: whole blocks go straight to the
                        disk with O_DIRECT where the file system allows it)
 ${DHT_HELP}  --seed               keep seeding after the download, with the same connections, until
                        SIGINT, --seed-ratio or --seed-time
@@ -108,7 +110,7 @@ examples:
     const a = parseArgs(serveArgv(argv), {
       string: ['serve', 'output', 'input', 'peer', 'tracker', 'select', 'port', 'max-peers', 'max-connections', 'max-open-files', 'max-active', 'max-download-rate', 'max-upload-rate', 'max-memory', 'seed-ratio', 'seed-time', 'timeout', 'web-seed', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'tracker', 'select', 'web-seed'],
-      boolean: ['seed', 'json', 'quiet', 'verbose', 'progress', 'strict', 'no-announce', 'no-web-seeds', 'os-cache', 'flat', ...DHT_BOOLEAN_OPTIONS],
+      boolean: ['seed', 'json', 'quiet', 'verbose', 'progress', 'strict', 'no-announce', 'no-web-seeds', 'os-cache', 'flat', ...DHT_BOOLEAN_OPTIONS, ...TRANSPORT_BOOLEAN_OPTIONS],
       alias: { o: 'output', v: 'verbose', q: 'quiet', i: 'input' },
     });
     const list = a.str('input');
@@ -135,8 +137,9 @@ examples:
     const reporter = new Reporter(io, 'download', verbosityOf(a));
     const log = reporter.log;
     const trackers = a.list('tracker');
+    const transports = transportsOf(a);
     const session = new Session({
-      maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, log,
+      ...transports, maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, log,
       maxDownloadRate: a.rate('max-download-rate'), maxUploadRate: a.rate('max-upload-rate'),
     });
     let dht: DhtNode | null = null;
@@ -144,7 +147,10 @@ examples:
       try {
         await session.listen(port);
       } catch (e) {
+        // uTP only: without the UDP port there is no way to reach anyone
+        if (!transports.tcp) throw new CliError(`cannot bind UDP port ${port} for uTP (${(e as Error).message})`);
         log(`warning: cannot listen on port ${port} (${(e as Error).message}); downloading without incoming connections`);
+        await session.dialOnly();
       }
       // on the session's UDP socket: DHT, trackers (and uTP) on the one port
       dht = await startClientDht(a, io, 'download', single?.torrent?.private ?? false, log, session.udp);
@@ -174,7 +180,7 @@ examples:
       const stream = servePort === null ? null : await startServing(servePort, single, io, a.bool('json'));
       try {
         const job = new DownloadJob(single, out, { ...common, session, maxMemory, signal: io.signal, ...(select.length > 0 ? { select } : {}), ...(stream ? { stream } : {}) });
-        const code = await downloadOne(job, single, io, progress, reporter, () => new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'seeding'), a.bool('json'));
+        const code = await downloadOne(job, single, io, progress, reporter, () => new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'seeding'), a.bool('json'), () => session.utpStats());
         await stream?.until(io.signal); // serving on after the download, until SIGINT
         return code;
       } finally {
@@ -218,7 +224,7 @@ async function* requestsOf(args: readonly string[], list: string | undefined, io
 }
 
 /** One torrent: its progress line, its summary, and seeding after it with --seed. */
-async function downloadOne(job: DownloadJob, src: TorrentSource, io: Io, progress: Progress, reporter: Reporter, seedingProgress: () => Progress, json: boolean): Promise<number> {
+async function downloadOne(job: DownloadJob, src: TorrentSource, io: Io, progress: Progress, reporter: Reporter, seedingProgress: () => Progress, json: boolean, utp: () => UtpStats | null): Promise<number> {
   if (json) job.on('event', (ev) => io.stdout.write(JSON.stringify(ev) + '\n'));
   const draw = (force = false): void => {
     const s = job.stats();
@@ -250,7 +256,7 @@ async function downloadOne(job: DownloadJob, src: TorrentSource, io: Io, progres
     clearInterval(bar);
   }
   draw(true);
-  progress.finish(summary(result, reporter.failed));
+  progress.finish(summary(result, reporter.failed, reporter.verbosity === 'verbose' ? utp() : null));
   if (job.stats().phase !== 'seeding') return 0;
   // seeding on, with the download's connections, until SIGINT, the ratio or the time
   const t = result.torrent;
@@ -273,11 +279,13 @@ async function downloadOne(job: DownloadJob, src: TorrentSource, io: Io, progres
 }
 
 /** The closing line, short enough for a narrow terminal: what came, how fast, from how many. */
-function summary(r: DownloadResult, failed: number): string {
+function summary(r: DownloadResult, failed: number, utp: UtpStats | null): string {
   const rate = r.seconds > 0 ? r.bytes / r.seconds : 0;
   const parts = [`${r.torrent.name}: ${human(r.bytes)} in ${clock(r.seconds)}`, `${human(rate)}/s`, `${r.peersUsed} peer${r.peersUsed === 1 ? '' : 's'}`];
   if (r.resumed > 0) parts.push(`${r.resumed} pieces kept`);
   if (r.uploaded > 0) parts.push(`up ${human(r.uploaded)}`);
   if (failed > 0) parts.push(`${failed} failed`);
+  // -v: how the uTP side went (a lossy path shows as resent packets)
+  if (utp !== null && utp.packetsSent > 0) parts.push(`uTP ${utp.packetsReceived} packets in, ${utp.packetsSent} out, ${utp.retransmitted} resent`);
   return parts.join(', ');
 }

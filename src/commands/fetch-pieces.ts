@@ -4,6 +4,7 @@ import { piecesForFiles } from '../metainfo/pieces.js';
 import { feedFromStdin, parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.js';
 import { resolveTorrent } from '../client/metadata.js';
 import { DHT_BOOLEAN_OPTIONS, DHT_HELP, DHT_STRING_OPTIONS, startClientDht } from '../cli/dht-args.js';
+import { TRANSPORT_BOOLEAN_OPTIONS, TRANSPORT_HELP, transportsOf } from '../cli/transport-args.js';
 import { DhtDiscovery } from '../dht/discovery.js';
 import { PeerFeed } from '../peers/feed.js';
 import { peerKey, peerLine, type PeerRecord } from '../peers/record.js';
@@ -20,6 +21,7 @@ import { FetchError, FetchStream } from '../streams/fetch.js';
 import { FileStore } from '../storage/file-store.js';
 import { UnsafePathError } from '../storage/safe-path.js';
 import { DiskWatch } from '../swarm/disk-watch.js';
+import type { SwarmStats } from '../swarm/swarm.js';
 import { Session } from '../session/session.js';
 import { TokenBucket } from '../wire/bandwidth.js';
 import { readHaveSet } from '../streams/have-set.js';
@@ -28,7 +30,7 @@ import { WebSeeds, webSeedUrls } from '../webseed/start.js';
 
 export const fetchPieces: Command = {
   name: 'fetch-pieces',
-  synopsis: 'TORRENT|MAGNET [--peer HOST:PORT]... [--web-seed URL]... [--no-web-seeds] [--have FILE] [--pieces LIST | --select FILE...] [--sequential] [--max-peers N] [--max-download-rate RATE] [--max-upload-rate RATE] [--timeout S] [--stats FILE] [--print-peers FILE] [--save-torrent FILE] [--serve-from DIR] [--quiet|--progress]',
+  synopsis: 'TORRENT|MAGNET [--peer HOST:PORT]... [--web-seed URL]... [--no-web-seeds] [--have FILE] [--pieces LIST | --select FILE...] [--sequential] [--max-peers N] [--max-download-rate RATE] [--max-upload-rate RATE] [--no-utp|--no-tcp] [--timeout S] [--stats FILE] [--print-peers FILE] [--save-torrent FILE] [--serve-from DIR] [--quiet|--progress]',
   help: `usage: torrent-tools fetch-pieces TORRENT|MAGNET [options] < peers.ndjson > pieces.bin
 
 Reads peers as NDJSON on stdin ({"ip":…,"port":…} per line, as announce and dht print them;
@@ -61,9 +63,10 @@ options:
   --max-memory BYTES   pieces in flight at most, in bytes (default 16M; 64M accepted)
   --max-download-rate RATE  bytes/s received at most (500K, 4M; default 0: unlimited)
   --max-upload-rate RATE    bytes/s of pieces sent at most with --serve-from (likewise)
-  --timeout S          give up when no piece arrives for S seconds (default 120; 0 = never)
-  --stats FILE         append NDJSON stats (rate, peers, pieces, per-peer figures; a web seed
-                       named by its URL) every second
+${TRANSPORT_HELP}  --timeout S          give up when no piece arrives for S seconds (default 120; 0 = never)
+  --stats FILE         append NDJSON stats (rate, peers, pieces, per-peer figures with each
+                       connection's "transport", tcp or utp; a web seed named by its URL; the
+                       uTP endpoint's "utpPackets") every second
   --print-peers FILE   append every peer learnt (given, PEX) as NDJSON, as announce prints them
   --save-torrent FILE  magnet: write the fetched .torrent here, or read it from here if it is
                        already there and matches the info hash
@@ -86,7 +89,7 @@ examples:
     const a = parseArgs(argv, {
       string: ['peer', 'have', 'pieces', 'select', 'max-peers', 'max-memory', 'max-download-rate', 'max-upload-rate', 'timeout', 'stats', 'port', 'print-peers', 'save-torrent', 'max-metadata', 'serve-from', 'web-seed', ...DHT_STRING_OPTIONS],
       repeat: ['peer', 'select', 'web-seed'],
-      boolean: ['no-web-seeds', 'sequential', 'quiet', 'verbose', 'progress', 'strict', ...DHT_BOOLEAN_OPTIONS],
+      boolean: ['no-web-seeds', 'sequential', 'quiet', 'verbose', 'progress', 'strict', ...DHT_BOOLEAN_OPTIONS, ...TRANSPORT_BOOLEAN_OPTIONS],
       alias: { v: 'verbose', q: 'quiet' },
     });
     if (a.positional.length !== 1) throw new UsageError('expected one TORRENT');
@@ -121,14 +124,20 @@ examples:
     const discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port: a.has('serve-from') ? port ?? 6881 : null, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
     discovery?.start();
     const dhtActive = (): boolean => dht !== null && dht.table.size > 0;
-    const { torrent: t } = await resolveTorrent(src, {
-      feed, cacheFile: a.str('save-torrent'), timeoutMs: timeout * 1000, signal: io.signal, maxPeers, port,
-      maxSize: a.int('max-metadata', 1, 1 << 30), log, onPeer, morePeers: dhtActive,
-    }).catch(async (e: unknown) => {
-      discovery?.stop();
-      await dht?.close();
-      throw e;
-    });
+    // the session: our uTP endpoint (and with --serve-from the listening port), from the metadata step on
+    const transports = transportsOf(a);
+    const session = new Session({ dht, ...transports, log });
+    const { torrent: t } = await openSession(session, a.has('serve-from') ? port ?? 6881 : null, transports.tcp, log)
+      .then(() => resolveTorrent(src, {
+        feed, cacheFile: a.str('save-torrent'), timeoutMs: timeout * 1000, signal: io.signal, maxPeers, port: session.port ?? port,
+        maxSize: a.int('max-metadata', 1, 1 << 30), log, onPeer, morePeers: dhtActive, transports: session.transports,
+      }))
+      .catch(async (e: unknown) => {
+        discovery?.stop();
+        await session.close();
+        await dht?.close();
+        throw e;
+      });
     if (t.private && dht) {
       // the metadata says private: no DHT for it after all
       discovery?.stop();
@@ -136,34 +145,38 @@ examples:
       dht = null;
     }
     let wanted: number[] | undefined;
-    if (a.has('pieces')) wanted = parsePieceList(a.str('pieces')!, t.pieceCount);
-    else if (a.has('select')) wanted = piecesForFiles(t, [...resolveSelect(t, a.list('select'))]);
-    else if (src.magnet?.select) wanted = piecesForFiles(t, [...resolveSelect(t, src.magnet.select.map(String))]);
-    const have = a.has('have')
-      ? await readHaveSet(a.str('have')!, t.pieceCount).catch((e: Error) => {
-          throw new CliError(`${a.str('have')}: ${e.message}`);
-        })
-      : undefined;
-
+    let have: Set<number> | undefined;
     const serveDir = a.str('serve-from');
     let serve: FileStore | undefined;
-    if (serveDir !== undefined) {
-      try {
-        serve = await FileStore.open(t, serveDir, { mode: 'read', maxOpen: 64 });
-      } catch (e) {
-        if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
-        throw e;
+    try {
+      if (a.has('pieces')) wanted = parsePieceList(a.str('pieces')!, t.pieceCount);
+      else if (a.has('select')) wanted = piecesForFiles(t, [...resolveSelect(t, a.list('select'))]);
+      else if (src.magnet?.select) wanted = piecesForFiles(t, [...resolveSelect(t, src.magnet.select.map(String))]);
+      have = a.has('have')
+        ? await readHaveSet(a.str('have')!, t.pieceCount).catch((e: Error) => {
+            throw new CliError(`${a.str('have')}: ${e.message}`);
+          })
+        : undefined;
+
+      if (serveDir !== undefined) {
+        try {
+          serve = await FileStore.open(t, serveDir, { mode: 'read', maxOpen: 64 });
+        } catch (e) {
+          if (e instanceof UnsafePathError) throw new CliError(`${src.name}: ${e.message}`);
+          throw e;
+        }
       }
+    } catch (e) {
+      await session.close();
+      throw e;
     }
-    // serving: a session of one torrent, for the listening port
-    const session = serve ? new Session({ dht }) : null;
-    await session?.listen(port ?? 6881).catch((e: Error) => log(`warning: cannot listen on port ${port ?? 6881} (${e.message}); serving no one`));
+    if (t.private) session.useDht(null);
     // token buckets on every connection's socket (wire/bandwidth.ts); none when nothing is limited
     const down = a.rate('max-download-rate') ?? 0;
     const up = a.rate('max-upload-rate') ?? 0;
     const bandwidth = down > 0 || up > 0 ? { down: new TokenBucket(down), up: new TokenBucket(up) } : undefined;
     const fetch = new FetchStream(t, {
-      ...session?.swarmOptions(), bandwidth, wanted, have, maxPeers, port: session?.port ?? port, sequential: a.bool('sequential'),
+      ...session.swarmOptions(), bandwidth, wanted, have, maxPeers, port: session.port ?? port, sequential: a.bool('sequential'),
       maxInFlightBytes: maxMemory, stallTimeoutMs: timeout * 1000, serve, dhtPort: dht?.address().port,
     });
     const swarm = fetch.swarm;
@@ -173,7 +186,7 @@ examples:
     for (const { rec, dial } of webSeeds.start(t, webSeedUrls(t, a.list('web-seed'), !a.bool('no-web-seeds'), log), log, timeout > 0 ? Math.min(timeout, 30) * 1000 : undefined)) swarm.addPeer(rec, dial);
     let watch: DiskWatch | null = null;
     if (serve) {
-      session?.host(swarm);
+      session.host(swarm);
       const w = new DiskWatch(t, serve, (i) => swarm.markWritten(i));
       swarm.on('piece', (p) => w.add(p.index));
       watch = w;
@@ -186,10 +199,12 @@ examples:
 
     const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'fetch');
     const statsOut = a.has('stats') ? createWriteStream(a.str('stats')!, { flags: 'a' }) : null;
+    // per-peer records name each connection's transport; the uTP endpoint's packet counts beside
+    const statsLine = (s: SwarmStats): string => JSON.stringify({ event: 'stats', time: Date.now() / 1000, ...s, utpPackets: session.utpStats() }) + '\n';
     const ticker = setInterval(() => {
       const s = swarm.stats();
       progress.update({ done: s.done, total: s.wanted, bytes: s.downloaded, left: (s.wanted - s.done) * t.pieceLength, peers: s.peers, upRate: serve ? swarm.uploadRate() : 0, failed: reporter.failed });
-      statsOut?.write(JSON.stringify({ event: 'stats', time: Date.now() / 1000, ...s }) + '\n');
+      statsOut?.write(statsLine(s));
     }, 1000);
     // our reader gone (assemble failed, | head had enough) ends us too, normally, even while idle
     const readerGone = io.readerGone ?? new AbortController().signal;
@@ -206,12 +221,12 @@ examples:
       progress.update({ done: s.done, total: s.wanted, bytes: s.downloaded, left: (s.wanted - s.done) * t.pieceLength, peers: s.peers, failed: reporter.failed }, true);
       const used = s.perPeer.filter((p) => p.downloaded > 0).length;
       progress.finish(`${t.name}: ${s.done} pieces, ${human(s.downloaded)} in ${clock(progress.seconds)} (${human(s.downloaded / Math.max(0.001, progress.seconds))}/s) from ${used} peer${used === 1 ? '' : 's'}${reporter.failed > 0 ? `, ${reporter.failed} peer failures (-v shows them)` : ''}`);
-      statsOut?.end(JSON.stringify({ event: 'stats', time: Date.now() / 1000, ...s }) + '\n');
+      statsOut?.end(statsLine(s));
       printPeers?.end();
       watch?.stop();
       fetch.destroy();
       await webSeeds.close();
-      await session?.close();
+      await session.close();
       discovery?.stop();
       await dht?.close();
       await serve?.close();
@@ -220,3 +235,22 @@ examples:
     return 0;
   },
 };
+
+/**
+ * Serving (`port` given): listens there, TCP and UDP, or warns and serves no one; else a UDP
+ * socket on any port to dial uTP from. uTP only (no TCP) and no UDP socket: nothing can work.
+ */
+async function openSession(session: Session, port: number | null, tcp: boolean, log: (line: string) => void): Promise<void> {
+  if (port !== null) {
+    try {
+      await session.listen(port);
+      return;
+    } catch (e) {
+      if (!tcp) throw new CliError(`cannot bind UDP port ${port} for uTP (${(e as Error).message})`);
+      log(`warning: cannot listen on port ${port} (${(e as Error).message}); serving no one`);
+    }
+  }
+  await session.dialOnly().catch((e: Error) => {
+    throw new CliError(`cannot bind a UDP port for uTP (${e.message})`);
+  });
+}

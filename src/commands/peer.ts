@@ -1,7 +1,11 @@
 import { describeClose } from '../wire/close-reason.js';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { connect, createServer, isIP, type Socket } from 'node:net';
+import { SharedUdp } from '../net/udp-socket.js';
+import { UtpEndpoint } from '../utp/endpoint.js';
+import type { WireSocket } from '../wire/memory-pipe.js';
 import { parseArgs, parseIntArg } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import type { Command } from '../cli/io.js';
@@ -21,7 +25,7 @@ import type { Torrent } from '../metainfo/torrent.js';
 
 export const peer: Command = {
   name: 'peer',
-  synopsis: 'HOST:PORT TORRENT|MAGNET|INFOHASH [--request INDEX [--out FILE]] [--metadata] [--interested] [--timeout S]\n       torrent-tools peer --listen PORT TORRENT|MAGNET|INFOHASH [...]',
+  synopsis: 'HOST:PORT TORRENT|MAGNET|INFOHASH [--request INDEX [--out FILE]] [--metadata] [--interested] [--utp] [--timeout S]\n       torrent-tools peer --listen PORT TORRENT|MAGNET|INFOHASH [...]',
   help: `usage: torrent-tools peer HOST:PORT TORRENT|MAGNET|INFOHASH [options]
        torrent-tools peer --listen PORT TORRENT|MAGNET|INFOHASH [options]
 
@@ -46,6 +50,9 @@ options:
   --encrypt METHOD  start with the MSE encrypted handshake, offering METHOD for the rest of
                     the stream: rc4, plaintext, or both (the peer picks); the incoming
                     handshake record then says "encryption":"mse-rc4"|"mse-plaintext"
+  --utp             speak uTP (BEP 29, over UDP, IPv4) instead of TCP: connect to HOST:PORT
+                    over uTP, or with --listen wait for a uTP connection on UDP port PORT.
+                    The handshake record then says "transport":"utp"
   --dht-port N      say we run a DHT node (BEP 5 reserved bit) and send a port message with N
   --timeout S       give up after S seconds without a message (default 30)
   -h, --help        show this help
@@ -53,9 +60,10 @@ options:
 examples:
   torrent-tools peer 127.0.0.1:6881 x.torrent --request 0 --out piece0.bin | jq -c .
   torrent-tools peer 127.0.0.1:6881 x.torrent --interested --timeout 5 | jq -r .type | sort | uniq -c
+  torrent-tools peer 127.0.0.1:6881 x.torrent --utp --request 0 | jq -c 'select(.event)'
 `,
   async run(argv, io) {
-    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout', 'dht-port', 'encrypt'], boolean: ['interested', 'strict', 'metadata'] });
+    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout', 'dht-port', 'encrypt'], boolean: ['interested', 'strict', 'metadata', 'utp'] });
     const listen = a.int('listen', 0, 65535);
     const need = listen === undefined ? 2 : 1;
     if (a.positional.length !== need) throw new UsageError(listen === undefined ? 'expected HOST:PORT and TORRENT|INFOHASH' : 'expected TORRENT|INFOHASH');
@@ -74,9 +82,20 @@ examples:
     const limits: WireLimits = t ? limitsOf(t) : {};
     const print = (o: Record<string, unknown>): void => void io.stdout.write(JSON.stringify(o) + '\n');
 
-    let socket: Socket;
+    let socket: WireSocket;
     let outgoing = true;
-    if (listen !== undefined) {
+    let utp: UtpLink | null = null;
+    if (a.bool('utp')) {
+      const link = (utp = await utpLink(listen ?? 0));
+      if (listen !== undefined) {
+        outgoing = false;
+        print({ event: 'listening', port: link.port, transport: 'utp' });
+      }
+      socket = await (listen !== undefined ? link.accept(io.signal) : link.dial(a.positional[0]!, timeout)).catch(async (e: unknown) => {
+        await link.close();
+        throw e;
+      });
+    } else if (listen !== undefined) {
       outgoing = false;
       socket = await new Promise<Socket>((resolve, reject) => {
         const server = createServer((s) => {
@@ -119,7 +138,7 @@ examples:
     const fetcher = !t && (request !== undefined || a.bool('metadata')) ? new MetadataFetcher({ infoHash: src.infoHash, infoHashV2: src.magnet?.infoHashV2 }) : null;
     conn.use(fetcher ? fetcher.extension(conn) : new UtMetadata({ info: () => t?.infoRaw ?? null }));
     fetcher?.on('log', (m) => print({ event: 'metadata-error', message: m }));
-    conn.on('handshake', (h) => print({ dir: 'in', ...describeHandshake(h), ...(conn.encryption === 'none' ? {} : { encryption: conn.encryption }) }));
+    conn.on('handshake', (h) => print({ dir: 'in', ...describeHandshake(h), ...(conn.encryption === 'none' ? {} : { encryption: conn.encryption }), ...(utp ? { transport: 'utp' } : {}) }));
     const extName = (m: WireMessage, dir: 'in' | 'out'): string | undefined => (m.type === 'extended' && m.id > 0 ? conn.extensionName(m.id, dir) : undefined);
     conn.on('message', (m) => print({ dir: 'in', ...describeMessage(m, extName(m, 'in')) }));
     conn.on('extended-handshake', (d) => void d);
@@ -203,6 +222,57 @@ examples:
       });
       io.signal.addEventListener('abort', () => conn.close(null), { once: true });
     });
-    return result;
+    return result.finally(() => utp?.close());
   },
 };
+
+/** One uTP endpoint on a UDP socket of its own, for one connection. */
+interface UtpLink {
+  port: number;
+  dial(hostPort: string, timeoutMs: number): Promise<WireSocket>;
+  accept(signal: AbortSignal): Promise<WireSocket>;
+  close(): Promise<void>;
+}
+
+async function utpLink(port: number): Promise<UtpLink> {
+  const udp = await SharedUdp.bind(port).catch((e: Error) => {
+    throw new CliError(`UDP port ${port}: ${e.message}`);
+  });
+  const endpoint = new UtpEndpoint(udp);
+  udp.onUtp((buf, address, from) => endpoint.receive(buf, address, from));
+  return {
+    port: udp.port,
+    async dial(hostPort, timeoutMs) {
+      const hp = parseHostPort(hostPort);
+      if (!hp) throw new UsageError(`expected HOST:PORT, got ${JSON.stringify(hostPort)}`);
+      // the UDP socket is IPv4 (net/udp-socket.ts)
+      const ip = isIP(hp.host) === 4 ? hp.host : isIP(hp.host) === 6 ? null : await lookup(hp.host, { family: 4 }).then((r) => r.address, () => null);
+      if (ip === null) throw new CliError(`${hostPort}: no IPv4 address (uTP here is IPv4 only)`);
+      const stream = endpoint.connect(ip, hp.port);
+      return new Promise<WireSocket>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          stream.destroy();
+          reject(new CliError(`${hostPort}: no uTP connection within ${timeoutMs / 1000} s`));
+        }, timeoutMs);
+        stream.once('connect', () => {
+          clearTimeout(timer);
+          resolve(stream);
+        });
+        stream.once('error', (e: NodeJS.ErrnoException) => {
+          clearTimeout(timer);
+          reject(new CliError(`${hostPort}: ${e.code ?? e.message} (uTP)`));
+        });
+      });
+    },
+    accept(signal) {
+      return new Promise<WireSocket>((resolve, reject) => {
+        endpoint.once('connection', (s: WireSocket) => resolve(s));
+        signal.addEventListener('abort', () => reject(new CliError('interrupted while waiting for a uTP peer')), { once: true });
+      });
+    },
+    async close() {
+      endpoint.close();
+      await udp.close();
+    },
+  };
+}

@@ -15,6 +15,8 @@ import { verifyPieces } from '../storage/verify.js';
 import { Bitfield } from '../swarm/bitfield.js';
 import { Swarm } from '../swarm/swarm.js';
 import { Session } from '../session/session.js';
+import { TRANSPORT_BOOLEAN_OPTIONS, transportsOf } from '../cli/transport-args.js';
+import type { UtpStats } from '../utp/endpoint.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { OpenFiles } from '../storage/open-files.js';
 import type { Fault } from '../swarm/uploader.js';
@@ -32,7 +34,7 @@ function faultFromEnv(v: string | undefined): Fault | undefined {
 
 export const seed: Command = {
   name: 'seed',
-  synopsis: 'TORRENT... [DIR] | FOLDER... [--port N] [--host ADDR] [--skip-verify] [--tracker URL]... [--no-announce] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-upload-rate RATE] [--slots N] [--stats FILE] [--quiet|--progress]',
+  synopsis: 'TORRENT... [DIR] | FOLDER... [--port N] [--host ADDR] [--skip-verify] [--tracker URL]... [--no-announce] [--max-peers N] [--max-connections N] [--max-open-files N] [--max-upload-rate RATE] [--no-utp|--no-tcp] [--slots N] [--stats FILE] [--quiet|--progress]',
   help: `usage: torrent-tools seed TORRENT [DIR] [options]
        torrent-tools seed TORRENT... DIR [options]
        torrent-tools seed FOLDER... [options]
@@ -43,7 +45,7 @@ last component is NAME; without DIR, the folder the .torrent file is in. A FOLDE
 means every *.torrent in it, each with its content beside it (FOLDER/NAME).
 
 Checks each torrent's files (or trusts them with --skip-verify), listens for peers on --port
-(TCP, IPv6 and IPv4; incoming handshakes are routed by info hash, plaintext or MSE), announces
+(TCP, IPv6 and IPv4, and uTP on the UDP port of the same number; incoming handshakes are routed by info hash, plaintext or MSE), announces
 each torrent to its trackers (and --tracker) at their interval, and serves the pieces it has,
 read from disk: BEP 3 choking per torrent (the interested peers that take the most get the
 upload slots every 10 s, plus one optimistic unchoke rotating every 30 s; a free slot goes at
@@ -56,7 +58,8 @@ that cannot be served (unreadable, no valid piece) is reported and the others ar
 stdout gets NDJSON events: {"event":"listening","port":P,"torrents":N} once every torrent is
 ready (with "infoHash" and "pieces" when there is one), a {"event":"serving",…} line per
 torrent, then {"event":"stats",…} every --stats-interval seconds (with a "torrents" list of
-per-torrent figures when there are several). Runs until SIGINT/SIGTERM, then tells the
+per-torrent figures when there are several; "tcp" and "utp": connections over each, and
+"utpPackets": the uTP endpoint's packet counts). Runs until SIGINT/SIGTERM, then tells the
 trackers 'stopped' and exits 0, or 1 when a torrent could not be served.
 
 options:
@@ -68,6 +71,8 @@ options:
   --max-open-files N  files open at most, all torrents together (default 512)
   --max-upload-rate RATE  bytes/s sent at most, all torrents together (500K, 4M; default 0:
                     unlimited)
+  --no-utp          do not accept uTP (BEP 29): TCP only
+  --no-tcp          do not listen on TCP: uTP only, on the UDP port
   --slots N         regular upload slots per torrent (default 4)
   --stats FILE      also append the stats records to FILE
   --stats-interval S  seconds between stats records (default 10)
@@ -88,7 +93,7 @@ examples:
     const a = parseArgs(argv, {
       string: ['port', 'host', 'max-peers', 'max-connections', 'max-open-files', 'max-upload-rate', 'slots', 'stats', 'stats-interval', 'tracker'],
       repeat: ['tracker'],
-      boolean: ['skip-verify', 'quiet', 'verbose', 'progress', 'strict', 'no-announce'],
+      boolean: ['skip-verify', 'quiet', 'verbose', 'progress', 'strict', 'no-announce', ...TRANSPORT_BOOLEAN_OPTIONS],
       alias: { v: 'verbose', q: 'quiet' },
     });
     if (a.positional.length === 0) throw new UsageError('expected TORRENT [DIR], or FOLDER');
@@ -101,7 +106,7 @@ examples:
     const jobs = await seedJobs(a.positional);
     const reporter = new Reporter(io, 'seed', verbosityOf(a));
     const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'seed');
-    const session = new Session({ maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, maxUploadRate: a.rate('max-upload-rate'), log: reporter.log });
+    const session = new Session({ ...transportsOf(a), maxConnections, maxOpenFiles: a.int('max-open-files', 8, 1_000_000) ?? 512, maxUploadRate: a.rate('max-upload-rate'), log: reporter.log });
     const served: Served[] = [];
     const refused: string[] = [];
     // read-back caches share one budget: a hundred torrents must not each hold 8 MiB
@@ -150,7 +155,7 @@ examples:
           : null;
         s.loop?.start();
       }
-      await serveUntilStopped(served, { io, interval, statsFile: a.str('stats'), progress, failed: () => reporter.failed });
+      await serveUntilStopped(served, { io, interval, statsFile: a.str('stats'), progress, failed: () => reporter.failed, utp: () => session.utpStats() });
     } finally {
       await Promise.all(served.map((s) => s.loop?.stop()));
       for (const s of served) s.swarm?.destroy();
@@ -242,7 +247,7 @@ async function openServed(job: SeedJob, o: { io: Io; skipVerify: boolean; strict
 }
 
 /** Stats records and the status line until SIGINT/SIGTERM. */
-async function serveUntilStopped(served: Served[], o: { io: Io; interval: number; statsFile: string | undefined; progress: Progress; failed: () => number }): Promise<void> {
+async function serveUntilStopped(served: Served[], o: { io: Io; interval: number; statsFile: string | undefined; progress: Progress; failed: () => number; utp: () => UtpStats | null }): Promise<void> {
   const { io, progress } = o;
   const statsFile = o.statsFile !== undefined ? createWriteStream(o.statsFile, { flags: 'a' }) : null;
   const started = Date.now();
@@ -252,6 +257,11 @@ async function serveUntilStopped(served: Served[], o: { io: Io; interval: number
     const rec: Record<string, unknown> = {
       event: 'stats', seconds: Math.round((Date.now() - started) / 1000), peers: sum((s) => s.connections), uploaded: sum((s) => s.uploaded), uploadRate: Math.round(sum((s) => s.uploadRate())),
     };
+    const by = { tcp: 0, utp: 0 };
+    for (const s of served) for (const p of s.swarm?.stats().perPeer ?? []) if (p.transport !== undefined) by[p.transport]++;
+    Object.assign(rec, by);
+    const utp = o.utp();
+    if (utp !== null) rec['utpPackets'] = utp;
     if (served.length > 1) {
       rec['torrents'] = served.map((s) => ({ infoHash: s.torrent.infoHashHex, peers: s.swarm?.connections ?? 0, uploaded: s.swarm?.uploaded ?? 0 }));
     }

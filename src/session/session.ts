@@ -10,6 +10,8 @@ import { isIP } from 'node:net';
 import type { DhtNode } from '../dht/node.js';
 import type { LogLevel } from '../log.js';
 import { SharedUdp } from '../net/udp-socket.js';
+import { TCP_ONLY, type Transports } from '../swarm/connector.js';
+import { UtpEndpoint, type UtpStats } from '../utp/endpoint.js';
 import { HashPool } from '../storage/hash-pool.js';
 import { OpenFiles } from '../storage/open-files.js';
 import { Turns } from '../turns.js';
@@ -18,6 +20,7 @@ import type { SwarmOptions } from '../swarm/swarm.js';
 import { makePeerId } from '../wire/protocol.js';
 import { ConnectionBudget } from './budget.js';
 import { PeerListener, type IncomingRoute } from './listener.js';
+import type { WireSocket } from '../wire/memory-pipe.js';
 
 export interface SessionOptions {
   /** our BEP 20 peer id, the same for every torrent (default: -TK0100- and 12 random bytes) */
@@ -32,6 +35,10 @@ export interface SessionOptions {
   maxDownloadRate?: number;
   /** bytes/s sent to peers at most, all torrents together (default 0: unlimited) */
   maxUploadRate?: number;
+  /** dial and accept TCP (default true) */
+  tcp?: boolean;
+  /** dial and accept uTP over the UDP socket (default true) */
+  utp?: boolean;
   log?: (line: string, level: LogLevel) => void;
 }
 
@@ -61,6 +68,10 @@ export class Session {
   readonly downloadLimit: TokenBucket;
   readonly uploadLimit: TokenBucket;
   readonly listener: PeerListener;
+  /** uTP connections over `udp` (BEP 29): null before listen, with uTP off, or without a UDP socket */
+  utp: UtpEndpoint | null = null;
+  private readonly useTcp: boolean;
+  private readonly useUtp: boolean;
   private closed = false;
 
   constructor(options: SessionOptions = {}) {
@@ -70,6 +81,9 @@ export class Session {
     this.openFiles = new OpenFiles(options.maxOpenFiles ?? 512);
     this.downloadLimit = new TokenBucket(options.maxDownloadRate ?? 0);
     this.uploadLimit = new TokenBucket(options.maxUploadRate ?? 0);
+    this.useTcp = options.tcp ?? true;
+    this.useUtp = options.utp ?? true;
+    if (!this.useTcp && !this.useUtp) throw new Error('Session: neither TCP nor uTP');
     // the DHT node may come after listen (on the UDP socket it binds): the port is read late
     const session = this;
     this.listener = new PeerListener({ peerId: this.peerId, budget: this.budget, get dhtPort() { return session.dhtPort; } });
@@ -104,6 +118,7 @@ export class Session {
    * the DHT and trackers then bind their own.
    */
   async listen(port: number, host?: string): Promise<number> {
+    if (!this.useTcp) return this.listenUdpOnly(port, host);
     for (let attempt = 1; ; attempt++) {
       const bound = await this.listener.listen(port, host);
       // '::' is every address, IPv4 included: the UDP socket takes every IPv4 one
@@ -114,6 +129,7 @@ export class Session {
       }
       try {
         this.udp = await SharedUdp.bind(bound, udpHost, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
+        this.startUtp();
         return bound;
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
@@ -124,6 +140,60 @@ export class Session {
         await this.listener.close(); // nothing is hosted on it yet: drawn again
       }
     }
+  }
+
+  /**
+   * --no-tcp: the UDP socket alone, on `port`; its number is the one advertised (extended
+   * handshake, trackers) as a TCP port would be. Without it no peer can be reached: rejects.
+   */
+  private async listenUdpOnly(port: number, host?: string): Promise<number> {
+    this.udp = await SharedUdp.bind(port, host, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
+    this.listener.port = this.udp.port;
+    this.startUtp();
+    return this.udp.port;
+  }
+
+  /**
+   * For a session that serves no one (fetch-pieces without --serve-from): a UDP socket on any
+   * port to dial uTP from. Incoming connections find no torrent hosted and are closed.
+   */
+  async dialOnly(): Promise<void> {
+    if (!this.useUtp || this.udp !== null) return;
+    try {
+      this.udp = await SharedUdp.bind(0, undefined, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
+      this.startUtp();
+    } catch (e) {
+      if (!this.useTcp) throw e;
+      this.log?.(`warning: no UDP socket (${(e as Error).message}): TCP only`, 'notice');
+    }
+  }
+
+  private startUtp(): void {
+    const udp = this.udp;
+    if (!this.useUtp || udp === null || this.utp !== null) return;
+    const endpoint = new UtpEndpoint(udp);
+    udp.onUtp((buf, address, port) => endpoint.receive(buf, address, port));
+    // an incoming uTP stream takes the TCP socket's path: routed by the info hash it names
+    endpoint.on('connection', (stream: WireSocket) => this.listener.accept(stream, 'utp'));
+    this.utp = endpoint;
+  }
+
+  /**
+   * How torrents dial (SwarmOptions.transports): uTP over our endpoint (first; connector.ts)
+   * and TCP, as the options say. Before listen, or without a UDP socket, TCP alone.
+   */
+  get transports(): Transports {
+    const utp = this.utp;
+    if (utp === null) {
+      if (!this.useTcp) throw new Error('Session: uTP only, and no UDP socket to speak it on');
+      return TCP_ONLY;
+    }
+    return { tcp: this.useTcp, utp: (ip, port) => utp.connect(ip, port) };
+  }
+
+  /** uTP packet counts (for --stats and summaries); null without uTP. */
+  utpStats(): UtpStats | null {
+    return this.utp?.stats() ?? null;
   }
 
   /**
@@ -141,8 +211,8 @@ export class Session {
   }
 
   /** What a torrent's Swarm takes from the session (its own limits: bandwidthFor). */
-  swarmOptions(bandwidth?: Bandwidth): Pick<SwarmOptions, 'peerId' | 'hasher' | 'budget' | 'port' | 'dhtPort' | 'bandwidth'> {
-    return { peerId: this.peerId, hasher: this.hasher, budget: this.budget, port: this.port ?? undefined, dhtPort: this.dhtPort, bandwidth: bandwidth ?? this.bandwidthFor() };
+  swarmOptions(bandwidth?: Bandwidth): Pick<SwarmOptions, 'peerId' | 'hasher' | 'budget' | 'port' | 'dhtPort' | 'bandwidth' | 'transports'> {
+    return { peerId: this.peerId, hasher: this.hasher, budget: this.budget, port: this.port ?? undefined, dhtPort: this.dhtPort, bandwidth: bandwidth ?? this.bandwidthFor(), transports: this.transports };
   }
 
   /** Incoming connections for this torrent come to it from now on. */
@@ -163,6 +233,8 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     await this.listener.close();
+    // RESETs to the uTP peers go out before the socket closes
+    this.utp?.close();
     await this.hasher.close();
     await this.udp?.close();
   }
