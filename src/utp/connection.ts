@@ -45,6 +45,8 @@ export const KEEPALIVE_MS = 29_000;
 export const IDLE_TIMEOUT_MS = 3 * KEEPALIVE_MS;
 /** the tail loss probe's least wait: the endpoint's tick is 50 ms anyway */
 const PROBE_MIN_MS = 50;
+/** after our FIN is acked, how long the other end's FIN is waited for (to ack it) */
+export const LINGER_MS = 3000;
 /** received data packets that make an ack go at once rather than at the end of the burst */
 const ACK_EVERY = 8;
 /** three duplicate acks, or three packets acked past a hole, mean the hole is lost (BEP 29) */
@@ -153,6 +155,10 @@ export class UtpConnection {
   /** destroy() was called: send what is queued, then FIN */
   private closing = false;
   private finSeq = -1;
+  private finAcked = false;
+  private lingerUntil = Infinity;
+  /** the other end's FIN and everything before it have come */
+  private eofReceived = false;
   private peerWnd = RECV_BUFFER;
   private replyMicro = 0;
   private rtt = 0;
@@ -384,9 +390,11 @@ export class UtpConnection {
       this.probed = false;
       this.ledbat.onAck(ackedBytes, h.timestampDiff, now);
       this.rtoAt = this.sndUna === this.seqNr ? Infinity : now + this.rto;
-      if (this.finSeq >= 0 && this.sndUna === this.seqNr && seqDiff(this.finSeq, this.seqNr) > 0) {
-        // our FIN is acked: nothing more will be sent, and a reader that is gone needs nothing more
-        this.finish();
+      if (this.finSeq >= 0 && !this.finAcked && this.sndUna === this.seqNr && seqDiff(this.finSeq, this.seqNr) > 0) {
+        // our FIN is acked: nothing more will be sent. The other end's FIN may still come, and
+        // is acked rather than answered with a RESET for a connection we forgot (flush, tick)
+        this.finAcked = true;
+        this.lingerUntil = now + LINGER_MS;
       }
     }
   }
@@ -462,6 +470,7 @@ export class UtpConnection {
   private take(b: Buffer): void {
     if (b === FIN_MARK) {
       this.eofSeq = this.ackNr;
+      this.eofReceived = true;
       if (this.paused || this.undeliveredHead < this.undelivered.length) this.undelivered.push(b);
       else this.deliverEof();
       return;
@@ -535,6 +544,8 @@ export class UtpConnection {
       this.sendFin(now);
     }
     if (this.ackOwed) this.sendAck(now);
+    // both FINs are acked (ours by them, theirs just now): nothing is left to say
+    if (this.finAcked && this.eofReceived) this.finish();
   }
 
   private sendData(size: number, now: number): void {
@@ -619,7 +630,7 @@ export class UtpConnection {
     this.ackOwed = false;
     this.unackedPackets = 0;
     const buf = this.ackBuf;
-    writeHeader(buf, ST_STATE, this.sendId, Math.floor(now * 1000) >>> 0, this.replyMicro, this.window(), this.seqNr, this.ackNr);
+    writeHeader(buf, ST_STATE, this.sendId, Math.floor(now * 1000) >>> 0, this.replyMicro, this.window(), this.stateSeq(), this.ackNr);
     let view = this.ackViews[0]!;
     if (this.held > 0) {
       // the mask starts at ack_nr + 2 (ack_nr + 1 is the hole) and reaches the last held packet
@@ -639,9 +650,17 @@ export class UtpConnection {
     this.host.send(view);
   }
 
+  /**
+   * The seq_nr of a state packet: the next data packet's, which it does not consume; after our
+   * FIN, the FIN's own, since libtorrent ignores every packet past the FIN but its state packet.
+   */
+  private stateSeq(): number {
+    return this.finSeq >= 0 ? this.finSeq : this.seqNr;
+  }
+
   private sendControl(type: number): void {
     const now = this.host.now();
-    writeHeader(this.ackBuf, type, this.sendId, Math.floor(now * 1000) >>> 0, this.replyMicro, this.window(), this.seqNr, this.ackNr);
+    writeHeader(this.ackBuf, type, this.sendId, Math.floor(now * 1000) >>> 0, this.replyMicro, this.window(), this.stateSeq(), this.ackNr);
     this.host.counters.sent++;
     this.host.send(this.ackViews[0]!);
   }
@@ -652,6 +671,10 @@ export class UtpConnection {
   tick(): void {
     if (this.state === 'closed') return;
     const now = this.host.now();
+    if (this.finAcked && now >= this.lingerUntil) {
+      this.finish();
+      return;
+    }
     if (now >= this.rtoAt) {
       this.onTimeout(now);
       if (this.isClosed()) return;

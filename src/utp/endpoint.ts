@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { type ConnectionHost, UtpConnection } from './connection.js';
-import { decodePacket, emptyHeader, HEADER_SIZE, ST_RESET, ST_SYN, writeHeader } from './packet.js';
+import { decodePacket, emptyHeader, HEADER_SIZE, ST_RESET, ST_SYN, TYPE_NAMES, writeHeader } from './packet.js';
 import { UtpStream } from './stream.js';
 
 /** How the endpoint sends: the shared UDP socket, or a test's relay. A list is sent as one datagram. */
@@ -118,7 +118,7 @@ export class UtpEndpoint extends EventEmitter {
       return;
     }
     if (h.type !== ST_RESET) {
-      this.refuse(`uTP packet for no connection (id ${h.connId}) from ${address}:${port}`);
+      this.refuse(`uTP ${TYPE_NAMES[h.type]} for no connection (id ${h.connId}, seq ${h.seqNr}, ack ${h.ackNr}) from ${address}:${port}`);
       this.sendReset(h.connId, h.seqNr, address, port);
     } else this.refuse(`uTP RESET for no connection (id ${h.connId})`);
   }
