@@ -69,7 +69,8 @@ export function decodePacket(buf: Buffer, out: PacketHeader): string | null {
     const len = buf[at + 1]!;
     if (at + 2 + len > buf.length) return `uTP extension ${ext} at byte ${at} claims ${len} bytes, past the end`;
     if (ext === EXT_SACK) {
-      if (len < 4 || len % 4 !== 0) return `uTP selective ack of ${len} bytes (a multiple of 4 is needed)`;
+      // BEP 29 asks for a multiple of 4 bytes, but libtorrent sends as many as it needs (9, 15…)
+      if (len === 0) return 'uTP selective ack of 0 bytes';
       out.sack = buf.subarray(at + 2, at + 2 + len);
     }
     // unknown extensions are skipped, as the BEP says
