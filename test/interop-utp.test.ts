@@ -1,0 +1,145 @@
+/**
+ * uTP (BEP 29) against python-libtorrent with TCP turned off on its side
+ * (enable_incoming_tcp/enable_outgoing_tcp false, LT_TRANSPORT=utp: test/fixtures/lt_transport.py):
+ * it seeds to our download (also rate-limited, limits applied on loopback), it downloads from our
+ * seed, a swarm of one TCP-only and one uTP-only seeder is used over both, and a download through
+ * a relay that loses, duplicates and reorders 2% of the datagrams arrives byte-identical.
+ * Skipped when python-libtorrent is missing.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { runCli } from './helpers/cli.js';
+import { SYSTEM_PYTHON, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
+import { LtSwarm } from './helpers/lt-swarm.js';
+import { bytes, rng } from './helpers/random.js';
+import { startSeed, type SeedProc } from './helpers/swarm.js';
+import { makeTorrent, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
+import { udpRelay, type UdpRelay } from './helpers/udp-relay.js';
+
+const FIX = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
+const skip = skipUnless(hasLibtorrent(), 'python3-libtorrent');
+const PL = 64 * 1024;
+const r = rng(29);
+const files: TestFile[] = [
+  { path: ['one.bin'], data: bytes(r, 40 * PL + 5) },
+  { path: ['dir', 'two.bin'], data: bytes(r, 6 * PL - 7) },
+  { path: ['three.bin'], data: bytes(r, 12345) },
+];
+const { bytes: tb } = makeTorrent('utp', files, PL);
+const SIZE = files.reduce((n, f) => n + f.data.length, 0);
+
+const stops: Array<() => unknown> = [];
+after(async () => {
+  for (const s of stops.splice(0).reverse()) await s();
+});
+
+async function prepare(): Promise<{ dir: string; tf: string; full: string }> {
+  const dir = await tmpDir('tt-utp-');
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, tb);
+  const full = join(dir, 'full');
+  await writeFiles(full, 'utp', files);
+  return { dir, tf, full };
+}
+
+async function sameFiles(out: string): Promise<void> {
+  for (const f of files) assert.ok((await readFile(join(out, 'utp', ...f.path))).equals(f.data), `${f.path.join('/')} differs`);
+}
+
+interface Source {
+  peer: string;
+  bytes: number;
+  transport?: string;
+}
+
+/** Our download of `tf` from `peers`, bounded in time; the --json `sources` record. */
+async function download(tf: string, out: string, peers: number[], extra: string[] = []): Promise<Source[]> {
+  const res = await runCli(['download', tf, '-o', out, '--no-announce', '--no-dht', '--port', '0', '--timeout', '30', '--json', '--quiet', ...peers.flatMap((p) => ['--peer', `127.0.0.1:${p}`]), ...extra], { timeoutMs: 90_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const events = res.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string; sources?: Source[] });
+  const sources = events.find((e) => e.event === 'sources')?.sources;
+  assert.ok(sources, 'a sources record');
+  return sources;
+}
+
+test('a uTP-only libtorrent seeder to our download (both transports on: uTP is dialled first)', { skip, timeout: 120_000 }, async () => {
+  const { dir, tf, full } = await prepare();
+  const lt = await startLtSeeds(tf, full, 2, { LT_TRANSPORT: 'utp' });
+  stops.push(lt.stop);
+  const out = join(dir, 'out');
+  const sources = await download(tf, out, lt.ports);
+  await sameFiles(out);
+  // end-game asks both seeders for the last blocks: a few arrive twice
+  assert.ok(sources.reduce((n, s) => n + s.bytes, 0) >= SIZE, JSON.stringify(sources));
+  assert.ok(sources.every((s) => s.transport === 'utp'), JSON.stringify(sources));
+});
+
+test('a rate-limited uTP-only libtorrent seeder (limits on loopback too) to our download --no-tcp', { skip, timeout: 120_000 }, async () => {
+  const { dir, tf, full } = await prepare();
+  // lt-swarm.py sets ignore_limits_on_local_network false: the limit holds on 127.0.0.1
+  const lt = await LtSwarm.start({ LT_TRANSPORT: 'utp' });
+  stops.push(() => lt.close());
+  const rate = 1024 * 1024;
+  const seeder = await lt.seed(tf, full, rate);
+  const out = join(dir, 'out-limited');
+  const t0 = Date.now();
+  const sources = await download(tf, out, [seeder.port], ['--no-tcp']);
+  const seconds = (Date.now() - t0) / 1000;
+  await sameFiles(out);
+  assert.deepEqual(sources.map((s) => s.transport), ['utp']);
+  // the limit shows: a ~3 MiB torrent at 1 MiB/s cannot arrive in under ~2 s (rate bursts allowed)
+  assert.ok(seconds > (SIZE / rate) * 0.6, `${SIZE} bytes in ${seconds} s at ${rate} B/s`);
+});
+
+test('a uTP-only libtorrent leecher downloads from our seed', { skip, timeout: 120_000 }, async () => {
+  const { dir, tf, full } = await prepare();
+  const s: SeedProc = await startSeed(tf, full);
+  stops.push(() => s.stop());
+  const out = join(dir, 'lt-out');
+  const res = await new Promise<{ code: number | null; err: string }>((resolve) => {
+    const c: ChildProcess = spawn(SYSTEM_PYTHON, [join(FIX, 'lt-leech.py'), tf, out, `127.0.0.1:${s.port}`, '60'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LT_TRANSPORT: 'utp' } });
+    stops.push(() => c.kill('SIGKILL'));
+    let err = '';
+    c.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    c.on('close', (code) => resolve({ code, err }));
+  });
+  assert.equal(res.code, 0, res.err + s.stderr());
+  await sameFiles(out);
+});
+
+test('a mixed swarm: a TCP-only and a uTP-only libtorrent seeder both serve our download', { skip, timeout: 120_000 }, async () => {
+  const { dir, tf, full } = await prepare();
+  // rate-limited, so that neither can serve it all before the other is reached (the TCP-only
+  // one only after our uTP dial to it times out: 3 s)
+  const tcp = await LtSwarm.start({ LT_TRANSPORT: 'tcp' });
+  stops.push(() => tcp.close());
+  const utp = await LtSwarm.start({ LT_TRANSPORT: 'utp' });
+  stops.push(() => utp.close());
+  const rate = 300 * 1024;
+  const a = await tcp.seed(tf, full, rate);
+  const b = await utp.seed(tf, full, rate);
+  const out = join(dir, 'out-mixed');
+  const sources = await download(tf, out, [a.port, b.port]);
+  await sameFiles(out);
+  const by = new Map(sources.map((s) => [s.peer, s]));
+  assert.equal(by.get(`127.0.0.1:${a.port}`)?.transport, 'tcp', JSON.stringify(sources));
+  assert.equal(by.get(`127.0.0.1:${b.port}`)?.transport, 'utp', JSON.stringify(sources));
+  assert.ok(sources.every((s) => s.bytes > 0), JSON.stringify(sources));
+});
+
+test('through a relay losing, duplicating and reordering 2% of datagrams: byte-identical', { skip, timeout: 150_000 }, async () => {
+  const { dir, tf, full } = await prepare();
+  const lt = await startLtSeeds(tf, full, 1, { LT_TRANSPORT: 'utp' });
+  stops.push(lt.stop);
+  const relay: UdpRelay = await udpRelay(lt.ports[0]!, { loss: 0.02, duplicate: 0.02, reorder: 0.02, seed: 2 });
+  stops.push(() => relay.close());
+  const out = join(dir, 'out-lossy');
+  const sources = await download(tf, out, [relay.port], ['--no-tcp']);
+  await sameFiles(out);
+  assert.deepEqual(sources.map((s) => s.transport), ['utp']);
+  assert.ok(relay.counts.dropped > 0 && relay.counts.duplicated > 0 && relay.counts.reordered > 0, JSON.stringify(relay.counts));
+});
