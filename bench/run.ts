@@ -11,6 +11,7 @@ import { benchMany } from './many.js';
 import { benchWebseed } from './webseed.js';
 import { benchStream } from './stream.js';
 import { benchUtp } from './utp.js';
+import { benchUtpSwarm } from './utp-swarm.js';
 
 const only = process.argv.slice(2);
 const suites: Array<[string, () => Promise<string[]>]> = [
@@ -26,6 +27,7 @@ const suites: Array<[string, () => Promise<string[]>]> = [
   ['metadata', () => benchMetadata()],
   ['dht', () => benchDht()],
   ['utp', () => benchUtp()],
+  ['utp-swarm', () => benchUtpSwarm()],
 ];
 
 for (const [name, run] of suites) {
