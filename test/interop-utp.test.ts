@@ -143,3 +143,49 @@ test('through a relay losing, duplicating and reordering 2% of datagrams: byte-i
   assert.deepEqual(sources.map((s) => s.transport), ['utp']);
   assert.ok(relay.counts.dropped > 0 && relay.counts.duplicated > 0 && relay.counts.reordered > 0, JSON.stringify(relay.counts));
 });
+
+test('peer --utp: one piece from a uTP-only libtorrent seeder, the handshake saying so', { skip, timeout: 120_000 }, async () => {
+  const { tf, full } = await prepare();
+  const lt = await startLtSeeds(tf, full, 1, { LT_TRANSPORT: 'utp' });
+  stops.push(lt.stop);
+  const res = await runCli(['peer', `127.0.0.1:${lt.ports[0]}`, tf, '--utp', '--request', '3', '--timeout', '20'], { timeoutMs: 60_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const lines = res.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(lines.some((l) => l['type'] === 'handshake' && l['dir'] === 'in' && l['transport'] === 'utp'), res.stdout.toString());
+  assert.deepEqual(lines.find((l) => l['event'] === 'piece'), { event: 'piece', index: 3, length: PL, valid: true, sha1: lines.find((l) => l['event'] === 'piece')!['sha1'] });
+});
+
+test('--max-download-rate over uTP: pausing the stream shrinks the window the seeder sees', { skip, timeout: 120_000 }, async () => {
+  const { dir, tf, full } = await prepare();
+  const lt = await startLtSeeds(tf, full, 1, { LT_TRANSPORT: 'utp' });
+  stops.push(lt.stop);
+  const out = join(dir, 'out-rate');
+  const rate = 1024 * 1024;
+  const t0 = Date.now();
+  const sources = await download(tf, out, lt.ports, ['--no-tcp', '--max-download-rate', '1M']);
+  const seconds = (Date.now() - t0) / 1000;
+  await sameFiles(out);
+  assert.deepEqual(sources.map((s) => s.transport), ['utp']);
+  // ~3 MiB at 1 MiB/s: the limit holds (a bucket's first second may burst)
+  assert.ok(seconds > (SIZE / rate) * 0.6, `${SIZE} bytes in ${seconds} s at ${rate} B/s`);
+});
+
+test('fetch-metadata --no-tcp: a magnet\'s metadata from a uTP-only libtorrent seeder', { skip, timeout: 120_000 }, async () => {
+  const { tf, full } = await prepare();
+  const lt = await startLtSeeds(tf, full, 1, { LT_TRANSPORT: 'utp' });
+  stops.push(lt.stop);
+  const { torrent } = makeTorrent('utp', files, PL);
+  const res = await runCli(['fetch-metadata', torrent.infoHashHex, '--peer', `127.0.0.1:${lt.ports[0]}`, '--no-tcp', '--timeout', '20'], { timeoutMs: 60_000 });
+  assert.equal(res.code, 0, res.stderr);
+  assert.ok(res.stdout.includes(torrent.infoRaw), 'the info dict, byte for byte');
+});
+
+test('--no-utp with --no-tcp is a usage error', async () => {
+  const { dir, tf, full } = await prepare();
+  const peer = ['--peer', '127.0.0.1:1'];
+  for (const cmd of [['download', tf, '-o', join(dir, 'o'), ...peer], ['seed', tf, full], ['fetch-pieces', tf, '--no-dht', ...peer], ['fetch-metadata', '0'.repeat(40), ...peer]]) {
+    const res = await runCli([...cmd, '--no-utp', '--no-tcp']);
+    assert.equal(res.code, 2, `${cmd[0]}: ${res.stderr}`);
+    assert.match(res.stderr, /--no-utp and --no-tcp together leave no way to reach a peer/);
+  }
+});

@@ -7,10 +7,12 @@ import { feedFromStdin, parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { PeerFeed } from '../peers/feed.js';
 import { DEFAULT_MAX_METADATA } from '../wire/ut-metadata.js';
+import { Session } from '../session/session.js';
+import { TRANSPORT_BOOLEAN_OPTIONS, transportsOf } from '../cli/transport-args.js';
 
 export const fetchMetadata: Command = {
   name: 'fetch-metadata',
-  synopsis: 'MAGNET|INFOHASH [--peer HOST:PORT]... [-o FILE] [--timeout S] [--max-size BYTES] [--max-peers N] [--no-pex]',
+  synopsis: 'MAGNET|INFOHASH [--peer HOST:PORT]... [-o FILE] [--timeout S] [--max-size BYTES] [--max-peers N] [--no-pex] [--no-utp|--no-tcp]',
   help: `usage: torrent-tools fetch-metadata MAGNET|INFOHASH [options] < peers.ndjson > x.torrent
 
 Reads peers as NDJSON on stdin (as announce and dht get-peers print them) and from --peer and
@@ -29,6 +31,8 @@ options:
   --max-size BYTES    believe a metadata_size up to this (default ${DEFAULT_MAX_METADATA})
   --max-peers N       connections at most (default 50)
   --no-pex            do not learn peers by PEX
+  --no-utp            dial over TCP only (default: uTP first, TCP when uTP gets no answer)
+  --no-tcp            dial over uTP only (BEP 29)
   -h, --help          show this help
 
 examples:
@@ -39,7 +43,7 @@ examples:
     const a = parseArgs(argv, {
       string: ['peer', 'output', 'timeout', 'max-size', 'max-peers'],
       repeat: ['peer'],
-      boolean: ['no-pex'],
+      boolean: ['no-pex', ...TRANSPORT_BOOLEAN_OPTIONS],
       alias: { o: 'output' },
     });
     if (a.positional.length !== 1) throw new UsageError('expected one MAGNET or INFOHASH');
@@ -57,11 +61,20 @@ examples:
     const feed = new PeerFeed();
     for (const p of await resolvePeerArgs(peers, io, 'fetch-metadata')) feed.add(p);
     await addMagnetPeers(src, feed, (m) => report(io, 'fetch-metadata', m));
+    // a UDP port of our own to dial uTP from (peers are dialled over uTP first, as download does)
+    const transports = transportsOf(a);
+    const session = new Session(transports);
+    await session.dialOnly().catch((e: Error) => {
+      throw new CliError(`cannot bind a UDP port for uTP (${e.message})`);
+    });
     const stopPeers = feedFromStdin(io, 'fetch-metadata', feed);
     const info = await fetchMetadataFromPeers(src, {
       feed, timeoutMs: timeout * 1000, signal: io.signal, maxSize, maxPeers, pex: !a.bool('no-pex'),
-      log: (m) => report(io, 'fetch-metadata', m),
-    }).finally(stopPeers);
+      transports: session.transports, log: (m) => report(io, 'fetch-metadata', m),
+    }).finally(async () => {
+      stopPeers();
+      await session.close();
+    });
     const { file } = torrentFromInfo(src, info);
     if (out !== undefined) {
       await writeFileAtomic(out, file).catch((e: Error) => {
