@@ -230,3 +230,41 @@ export class RssSampler {
     return this.peakMiB;
   }
 }
+
+/**
+ * A swarm bench's table, one row per leg over its verified runs (median, min and max wall
+ * time, MiB/s, the peak RSS over runs, median CPU per GiB), with each leg's median wall time,
+ * peak RSS and CPU s/GiB for the ratios under it (NaN for a leg with no verified run).
+ */
+export function legTable(names: readonly string[], results: readonly LegResult[], sizeMiB: number): { rows: string[]; med: Map<string, number>; rss: Map<string, number>; cpuPerGiB: Map<string, number> } {
+  const GiB = sizeMiB / 1024;
+  const rows = ['| leg | verified | median s | min s | max s | MiB/s | peak RSS MiB | CPU s/GiB |', '|---|---|---|---|---|---|---|---|'];
+  const med = new Map<string, number>();
+  const rss = new Map<string, number>();
+  const cpuPerGiB = new Map<string, number>();
+  for (const name of names) {
+    const rs = results.filter((x) => x.leg === name);
+    const ok = rs.filter((x) => x.verified);
+    const walls = ok.map((x) => x.wallS);
+    med.set(name, median(walls));
+    rss.set(name, Math.max(...ok.map((x) => x.maxRssMiB ?? NaN)));
+    cpuPerGiB.set(name, median(ok.map((x) => x.cpuS ?? NaN)) / GiB);
+    if (ok.length === 0) {
+      rows.push(`| ${name} | 0/${rs.length} | failed (exit ${rs.map((x) => x.code).join(',')}) | | | | | |`);
+      continue;
+    }
+    rows.push(`| ${name} | ${ok.length}/${rs.length} | ${fmt(med.get(name)!)} | ${fmt(Math.min(...walls))} | ${fmt(Math.max(...walls))} | ${fmt(sizeMiB / med.get(name)!, 0)} | ${fmt(rss.get(name)!, 1)} | ${fmt(cpuPerGiB.get(name)!)} |`);
+  }
+  return { rows, med, rss, cpuPerGiB };
+}
+
+/** The runs that failed or wrote to stderr, each with what it said; nothing when none did. */
+export function badRuns(results: readonly LegResult[]): string[] {
+  const bad = results.filter((x) => !x.verified || x.stderr.length > 0);
+  const out = bad.length > 0 ? ['', 'runs that failed or wrote to stderr:', ''] : [];
+  for (const x of bad) {
+    out.push(`- ${x.leg}: exit ${x.code}, ${fmt(x.wallS)} s, ${x.verified ? 'verified' : '**NOT verified**'}`);
+    if (x.stderr.length > 0) out.push('  stderr:', ...summarizeStderr(x.stderr));
+  }
+  return out;
+}

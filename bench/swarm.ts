@@ -17,7 +17,7 @@ import { hasCommand, hasLibtorrent, SYSTEM_PYTHON } from '../test/helpers/intero
 import { LT_SWARM_PY, LtSwarm, type LtSeeder } from '../test/helpers/lt-swarm.js';
 import { freeTcpPort } from '../test/helpers/ports.js';
 import { announceFor, startHttpTracker, type HttpTracker } from '../test/helpers/real-swarm.js';
-import { CLI, aria2cArgv, fmt, makeData, measureCommand, median, run, sha1File, summarizeStderr, type LegResult } from './harness.js';
+import { CLI, aria2cArgv, badRuns, fmt, legTable, makeData, measureCommand, run, sha1File, type LegResult } from './harness.js';
 
 const SEEDERS = 4;
 /** one leg may not take longer than this (the old lab's limit too) */
@@ -110,39 +110,18 @@ export async function benchSwarm(sizeMiB = Number(process.env['BENCH_SWARM_MIB']
       }
     }
 
-    const GiB = sizeMiB / 1024;
+    const table = legTable(legs.map((l) => l.name), results, sizeMiB);
     const out = [
       `## swarm (${sizeMiB} MiB, 1 MiB pieces, ${SEEDERS} unthrottled python-libtorrent seeders on loopback in one process, hash-checked in ${fmt(checkS, 1)} s, reached directly; ${runs} runs, order rotated; verified runs only)`,
       '',
-      '| leg | verified | median s | min s | max s | MiB/s | peak RSS MiB | CPU s/GiB |',
-      '|---|---|---|---|---|---|---|---|',
+      ...table.rows,
     ];
-    const med = new Map<string, number>();
-    const rssOf = new Map<string, number>();
-    for (const leg of legs) {
-      const rs = results.filter((x) => x.leg === leg.name);
-      const ok = rs.filter((x) => x.verified);
-      const walls = ok.map((x) => x.wallS);
-      const rss = Math.max(...ok.map((x) => x.maxRssMiB ?? NaN));
-      med.set(leg.name, median(walls));
-      rssOf.set(leg.name, rss);
-      if (ok.length === 0) {
-        out.push(`| ${leg.name} | 0/${rs.length} | failed (exit ${rs.map((x) => x.code).join(',')}) | | | | | |`);
-        continue;
-      }
-      out.push(`| ${leg.name} | ${ok.length}/${rs.length} | ${fmt(median(walls))} | ${fmt(Math.min(...walls))} | ${fmt(Math.max(...walls))} | ${fmt(sizeMiB / median(walls), 0)} | ${fmt(rss, 1)} | ${fmt(median(ok.map((x) => x.cpuS ?? NaN)) / GiB)} |`);
-    }
     out.push('', 'wall: the whole process (the libtorrent leg includes python startup, ~0.2 s; aria2c has ~3 s of fixed start/stop cost). Peak RSS: the largest single process of the leg, max over runs (libtorrent 2 maps the file it writes: its figure counts those page-cache pages); CPU: user + sys of all its processes (GNU time), median.', '');
-    const ltMed = med.get('libtorrent');
+    const ltMed = table.med.get('libtorrent');
     for (const leg of legs.filter((l) => l.ours)) {
-      if (ltMed !== undefined) out.push(`- ${leg.name} / libtorrent wall time: **${fmt(med.get(leg.name)! / ltMed)}×** (lower is better); peak RSS ${fmt(rssOf.get(leg.name)!, 1)} MiB (target ≤ 100)`);
+      if (ltMed !== undefined) out.push(`- ${leg.name} / libtorrent wall time: **${fmt(table.med.get(leg.name)! / ltMed)}×** (lower is better); peak RSS ${fmt(table.rss.get(leg.name)!, 1)} MiB (target ≤ 100)`);
     }
-    const bad = results.filter((x) => !x.verified || x.stderr.length > 0);
-    if (bad.length > 0) out.push('', 'runs that failed or wrote to stderr:', '');
-    for (const x of bad) {
-      out.push(`- ${x.leg}: exit ${x.code}, ${fmt(x.wallS)} s, ${x.verified ? 'verified' : '**NOT verified**'}`);
-      if (x.stderr.length > 0) out.push('  stderr:', ...summarizeStderr(x.stderr));
-    }
+    out.push(...badRuns(results));
     return out;
   } finally {
     await lt?.close();

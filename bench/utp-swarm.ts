@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { hasLibtorrent, SYSTEM_PYTHON } from '../test/helpers/interop.js';
 import { LT_SWARM_PY, LtSwarm } from '../test/helpers/lt-swarm.js';
 import { udpRelay, type UdpRelay } from '../test/helpers/udp-relay.js';
-import { CLI, fmt, makeData, measureCommand, median, run, sha1File, summarizeStderr, type LegResult } from './harness.js';
+import { CLI, badRuns, fmt, legTable, makeData, measureCommand, run, sha1File, type LegResult } from './harness.js';
 
 const SEEDERS = 4;
 const LOSS = 0.02;
@@ -92,42 +92,24 @@ export async function benchUtpSwarm(sizeMiB = Number(process.env['BENCH_UTP_MIB'
       }
     }
 
-    const GiB = sizeMiB / 1024;
+    const table = legTable(legs.map((l) => l.name), results, sizeMiB);
     const out = [
       `## utp-swarm (${sizeMiB} MiB, 1 MiB pieces, ${SEEDERS} unthrottled uTP-only python-libtorrent seeders on loopback in one process; 2%: through relays losing, duplicating and reordering ${LOSS * 100}% of datagrams; tcp: ${SEEDERS} TCP-only seeders of the same data; ${runs} runs, order rotated; verified runs only)`,
       '',
-      '| leg | verified | median s | min s | max s | MiB/s | peak RSS MiB | CPU s/GiB |',
-      '|---|---|---|---|---|---|---|---|',
+      ...table.rows,
+      '',
+      'wall: the whole process (the libtorrent legs include python startup, ~0.2 s); CPU: user + sys (GNU time), median, per GiB.',
+      '',
     ];
-    const med = new Map<string, number>();
-    const cpu = new Map<string, number>();
-    for (const leg of legs) {
-      const rs = results.filter((x) => x.leg === leg.name);
-      const ok = rs.filter((x) => x.verified);
-      if (ok.length === 0) {
-        out.push(`| ${leg.name} | 0/${rs.length} | failed (exit ${rs.map((x) => x.code).join(',')}) | | | | | |`);
-        continue;
-      }
-      const walls = ok.map((x) => x.wallS);
-      med.set(leg.name, median(walls));
-      cpu.set(leg.name, median(ok.map((x) => x.cpuS ?? NaN)) / GiB);
-      out.push(`| ${leg.name} | ${ok.length}/${rs.length} | ${fmt(median(walls))} | ${fmt(Math.min(...walls))} | ${fmt(Math.max(...walls))} | ${fmt(sizeMiB / median(walls), 0)} | ${fmt(Math.max(...ok.map((x) => x.maxRssMiB ?? NaN)), 1)} | ${fmt(cpu.get(leg.name)!)} |`);
-    }
-    out.push('', 'wall: the whole process (the libtorrent legs include python startup, ~0.2 s); CPU: user + sys (GNU time), median, per GiB.', '');
     const ratio = (a: string, b: string, what: string, target?: string): void => {
-      const x = med.get(a);
-      const y = med.get(b);
+      const x = table.med.get(a);
+      const y = table.med.get(b);
       if (x !== undefined && y !== undefined) out.push(`- ${what}: **${fmt(x / y)}×**${target ? ` (target ≤ ${target})` : ''}`);
     };
     ratio('download-utp', 'libtorrent-utp', 'our uTP download / libtorrent over uTP, wall time', '1.2');
     ratio('download-utp-2%', 'libtorrent-utp-2%', 'the same through the 2% relays', '1.2');
     ratio('download-utp', 'download-tcp', 'our uTP download / our TCP download (the gap between our transports)');
-    const bad = results.filter((x) => !x.verified || x.stderr.length > 0);
-    if (bad.length > 0) out.push('', 'runs that failed or wrote to stderr:', '');
-    for (const x of bad) {
-      out.push(`- ${x.leg}: exit ${x.code}, ${fmt(x.wallS)} s, ${x.verified ? 'verified' : '**NOT verified**'}`);
-      if (x.stderr.length > 0) out.push('  stderr:', ...summarizeStderr(x.stderr));
-    }
+    out.push(...badRuns(results));
     return out;
   } finally {
     await Promise.all(relays.map((x) => x.close()));

@@ -206,8 +206,9 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     const session = o.session ?? own!;
     const bandwidth = session.bandwidthFor({ down: o.maxDownloadRate, up: o.maxUploadRate });
     if (own) {
-      await own.listen(o.port ?? 0).catch((e: Error) => {
+      await own.listen(o.port ?? 0).catch(async (e: Error) => {
         log(`warning: cannot listen on port ${o.port ?? 0} (${e.message}); downloading without incoming connections`);
+        await own.dialOnly(); // uTP can still be dialled, from a UDP port of its own
       });
     }
     const peerId = session.peerId;
