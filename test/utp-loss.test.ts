@@ -1,9 +1,7 @@
-import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
 import { udpRelay } from './helpers/udp-relay.js';
-import { nextConnection, readBytes, sha1, udpEndpoint, type UdpEndpoint, writeAll } from './helpers/udp-utp.js';
+import { exchange, udpEndpoint, type UdpEndpoint } from './helpers/udp-utp.js';
 
 const SIZE = 4 << 20;
 
@@ -27,21 +25,7 @@ describe('uTP through a relay that drops, duplicates and reorders', () => {
         const r = rng(seed);
         const up = bytes(r, SIZE);
         const down = bytes(r, SIZE / 4);
-        const accepted = nextConnection(b.endpoint);
-        const client = a.endpoint.connect('127.0.0.1', relay.port);
-        await once(client, 'connect');
-        const server = await accepted;
-        const t0 = performance.now();
-        const gotUp = readBytes(server, up.length);
-        const gotDown = readBytes(client, down.length);
-        await Promise.all([writeAll(client, up), writeAll(server, down)]);
-        const [u, d] = await Promise.all([gotUp, gotDown]);
-        const ms = performance.now() - t0;
-        assert.equal(u.hash, sha1(up), `seed ${seed}`);
-        assert.equal(d.hash, sha1(down), `seed ${seed}`);
-        const closed = once(server, 'close');
-        client.destroy();
-        await closed;
+        const ms = await exchange(a.endpoint, b.endpoint, relay.port, up, down, `seed ${seed}`);
         console.log(`# ${rate * 100}%: 5 MiB in ${ms.toFixed(0)} ms (${(5 / (ms / 1000)).toFixed(1)} MiB/s); relay ${JSON.stringify(relay.counts)}; a ${JSON.stringify(a.endpoint.stats())} b ${JSON.stringify(b.endpoint.stats())}; seed ${seed}`);
       } finally {
         await relay.close();
