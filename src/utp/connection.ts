@@ -697,11 +697,35 @@ export class UtpConnection {
     this.probed = true;
     const p = this.outRing[this.sndUna & RING_MASK];
     if (!p || p.needResend) return;
-    this.host.counters.retransmitted++;
     this.host.counters.probes++;
+    let sacked = false;
+    for (let s = seqAdd(this.sndUna, 1); s !== this.seqNr && !sacked; s = seqAdd(s, 1)) sacked = this.outRing[s & RING_MASK] === null;
+    if (!sacked && seqDiff(this.sndUna, this.seqNr) > 1) {
+      // not one packet of the window arrived: libtorrent drops whatever is more than its
+      // reorder buffer (16 packets, for a reader that posted a small buffer) past a hole, so
+      // the whole window goes again (go-back-N), not one packet per probe
+      this.ledbat.onLoss();
+      this.lossSeq = this.seqNr;
+      this.markAllForResend();
+      this.flush();
+      return;
+    }
+    this.host.counters.retransmitted++;
     p.fastResent = true;
     p.resendMark = this.seqNr;
     this.transmit(p, now);
+  }
+
+  /** Every unacked packet leaves the window and goes again as it allows, oldest first (libtorrent's need_resend). */
+  private markAllForResend(): void {
+    for (let s = this.sndUna; s !== this.seqNr; s = seqAdd(s, 1)) {
+      const p = this.outRing[s & RING_MASK];
+      if (!p || p.needResend) continue;
+      p.needResend = true;
+      p.fastResent = false;
+      this.resendWaiting++;
+      this.curWindow -= p.payload;
+    }
   }
 
   private onTimeout(now: number): void {
@@ -723,15 +747,7 @@ export class UtpConnection {
       return;
     }
     this.ledbat.onTimeout();
-    // everything unacked goes again as the window allows, oldest first (libtorrent's need_resend)
-    for (let s = this.sndUna; s !== this.seqNr; s = seqAdd(s, 1)) {
-      const p = this.outRing[s & RING_MASK];
-      if (!p || p.needResend) continue;
-      p.needResend = true;
-      p.fastResent = false;
-      this.resendWaiting++;
-      this.curWindow -= p.payload;
-    }
+    this.markAllForResend();
     this.dupAcks = 0;
     this.lossSeq = this.seqNr;
     if (this.state === 'syn_sent') {

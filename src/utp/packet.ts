@@ -68,11 +68,9 @@ export function decodePacket(buf: Buffer, out: PacketHeader): string | null {
     const next = buf[at]!;
     const len = buf[at + 1]!;
     if (at + 2 + len > buf.length) return `uTP extension ${ext} at byte ${at} claims ${len} bytes, past the end`;
-    if (ext === EXT_SACK) {
-      // BEP 29 asks for a multiple of 4 bytes, but libtorrent sends as many as it needs (9, 15…)
-      if (len === 0) return 'uTP selective ack of 0 bytes';
-      out.sack = buf.subarray(at + 2, at + 2 + len);
-    }
+    // BEP 29 asks for a multiple of 4 bytes; libtorrent sends any number (23 seen), and a mask
+    // is read byte by byte anyway, so any length is taken (0: no packet acked)
+    if (ext === EXT_SACK && len > 0) out.sack = buf.subarray(at + 2, at + 2 + len);
     // unknown extensions are skipped, as the BEP says
     ext = next;
     at += 2 + len;

@@ -4,6 +4,7 @@
  * what arrives.
  */
 import { createSocket, type Socket } from 'node:dgram';
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { UtpEndpoint, type UtpEndpointOptions } from '../../src/utp/endpoint.js';
@@ -73,4 +74,30 @@ export function readBytes(to: UtpStream, n: number): Promise<{ hash: string; byt
 
 export function sha1(b: Buffer): string {
   return createHash('sha1').update(b).digest('hex');
+}
+
+/**
+ * Dials `port` from `a` (b accepts), sends `up` from the dialler and `down` back at once,
+ * checks both arrive byte-identical, then ends with the dialler's FIN and waits for the other
+ * side's 'end' and 'close'. Resolves with the transfer's milliseconds.
+ */
+export async function exchange(a: UtpEndpoint, b: UtpEndpoint, port: number, up: Buffer, down: Buffer, why: string): Promise<number> {
+  const accepted = nextConnection(b);
+  const client = a.connect('127.0.0.1', port);
+  await once(client, 'connect');
+  const server = await accepted;
+  const t0 = performance.now();
+  const gotUp = readBytes(server, up.length);
+  const gotDown = readBytes(client, down.length);
+  await Promise.all([writeAll(client, up), writeAll(server, down)]);
+  const [u, d] = await Promise.all([gotUp, gotDown]);
+  const ms = performance.now() - t0;
+  assert.equal(u.hash, sha1(up), why);
+  assert.equal(d.hash, sha1(down), why);
+  const ended = once(server, 'end');
+  const closed = new Promise((resolve) => server.once('close', resolve));
+  client.destroy();
+  await ended;
+  await closed;
+  return ms;
 }
