@@ -98,9 +98,17 @@ test('SharedUdp demux: KRPC, tracker replies and uTP interleaved reach their han
   assert.equal(got.length, 7);
   assert.equal(udp.counters.trackerUnmatched, 3);
   assert.equal(udp.counters.dropped, junk.length + 2);
+  // a send's callback says when the buffer may be reused
+  const echoed = new Promise<Buffer>((r) => c.once('message', r));
+  const sent = await new Promise<Error | null>((r) => udp.send(Buffer.from('d1:y1:re'), port, '127.0.0.1', r));
+  assert.equal(sent, null);
+  assert.equal((await echoed).toString(), 'd1:y1:re');
+  assert.equal(udp.counters.sent, 1);
   // sending after close is a no-op, not a throw (a late retransmission)
   await udp.close();
   udp.send(Buffer.from('x'), port, '127.0.0.1');
+  assert.equal(await new Promise((r) => udp.send(Buffer.from('x'), port, '127.0.0.1', r)), null);
+  assert.equal(udp.counters.sent, 1);
 });
 
 /** A UDP tracker that answers connect and announce (no peers) and records where requests came from. */
