@@ -6,6 +6,7 @@ import { MagnetError, magnetFromTorrent, parseMagnet } from '../src/metainfo/mag
 import { blockRanges, pieceSize, pieceSpans, piecesForFiles } from '../src/metainfo/pieces.js';
 import { MetainfoError, parseTorrent, type TorrentFile } from '../src/metainfo/torrent.js';
 import { layoutFiles } from '../src/metainfo/create.js';
+import { pieceRoot } from '../src/metainfo/merkle.js';
 import { int, rng, seedFromEnv } from './helpers/random.js';
 
 const B = (s: string): Buffer => Buffer.from(s);
@@ -102,7 +103,8 @@ test('malformed torrents: one precise message each', () => {
     [torrent(files([f(Array.from({ length: 65 }, () => 'd'))])), /path deeper than 64 components/],
     [torrent([...okInfo(), ['files', [f(['a'])]]]), /^info: has both "length" and "files"$/],
     [torrent([...okInfo().filter(([k]) => k !== 'name'), ['name', B('..')]]), /^info\.name: "\.\." is "\.\."$/],
-    [torrent([['meta version', 2], ['name', B('x')], ['piece length', 16384]]), /v2-only torrent/],
+    [torrent([['meta version', 2], ['name', B('x')], ['piece length', 16384]]), /^info\.file tree: expected a dict$/],
+    [torrent([['meta version', 3], ['name', B('x')], ['piece length', 16384]]), /^info\.meta version: version 3 is newer than this program reads/],
     [Buffer.from('d4:infod1:ai1e1:ai2eee'), /not valid bencode: byte \d+: duplicate dict key "a"/],
     [Buffer.alloc(10 * 1024 * 1024 + 1), /larger than 10485760 bytes/],
   ];
@@ -127,9 +129,14 @@ test('non-canonical torrents: read with one warning, hash of the raw bytes kept;
 });
 
 test('hybrid torrents report the v2 hash (SHA-256 of the raw info bytes)', () => {
-  const buf = torrent([...okInfo(), ['meta version', 2]].sort((a, b) => (a[0] < b[0] ? -1 : 1)) as Array<[string, BValue]>);
+  const data = Buffer.from('hello');
+  const tree = new Map([['x', new Map([['', new Map<string, BValue>([['length', 5], ['pieces root', pieceRoot(data, 1)]])]])]]);
+  const info: Array<[string, BValue]> = [['file tree', tree], ['length', 5], ['meta version', 2], ['name', B('x')], ['piece length', 16384], ['pieces', createHash('sha1').update(data).digest()]];
+  const buf = torrent(info);
   const t = parseTorrent(buf);
   const raw = buf.subarray(buf.indexOf('4:infod') + 6, buf.length - 1);
+  assert.equal(t.version, 'hybrid');
+  assert.equal(t.infoHashHex, createHash('sha1').update(raw).digest('hex'));
   assert.equal(t.infoHashV2!.toString('hex'), createHash('sha256').update(raw).digest('hex'));
 });
 

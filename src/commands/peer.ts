@@ -1,12 +1,13 @@
 import { describeClose } from '../wire/close-reason.js';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { parseArgs, parseIntArg } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import type { Command } from '../cli/io.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
-import { blockRanges, pieceHash, pieceSize } from '../metainfo/pieces.js';
+import { digestPiece, pieceCheck } from '../metainfo/piece-check.js';
+import { blockRanges, pieceSize } from '../metainfo/pieces.js';
 import { parseHostPort } from '../peers/record.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
 import { describeHandshake, describeMessage } from '../wire/describe.js';
@@ -178,9 +179,12 @@ examples:
         } else if (m.type === 'piece' && m.index === request && piece) {
           m.block.copy(piece, m.begin);
           if (++got === blocks.length && t) {
-            const sha1 = createHash('sha1').update(piece).digest();
-            const valid = sha1.equals(pieceHash(t, request));
-            print({ event: 'piece', index: request, length: piece.length, valid, sha1: sha1.toString('hex') });
+            const check = pieceCheck(t, request);
+            const digest = check.kind === 'pending' ? null : digestPiece(check.digest, piece);
+            const valid = digest !== null && check.kind !== 'pending' && digest.equals(check.want);
+            // a v2 piece's digest is its merkle root (SHA-256), named so
+            const named = digest === null ? {} : check.kind === 'sha1' ? { sha1: digest.toString('hex') } : { root: digest.toString('hex') };
+            print({ event: 'piece', index: request, length: piece.length, valid, ...named });
             const done = (): void => {
               resolve(valid ? 0 : 1); // before close: its handler resolves too
               conn.close(null);

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { decodeFirst } from '../bencode/decoder.js';
 import { BencodeError } from '../bencode/errors.js';
 import type { BDict, BValue, Span } from '../bencode/types.js';
+import { checkHybrid, checkV2PieceLength, parseFileTree, parsePieceLayers, v2Layout, type V2File } from './v2.js';
 
 export interface TorrentFile {
   /** path components inside the torrent (single-file: [name]) */
@@ -80,6 +81,11 @@ export interface ParseOptions {
   strict?: boolean;
   /** one call per kind of problem tolerated */
   onWarning?: (message: string) => void;
+  /**
+   * BEP 52: accept files longer than a piece without their `piece layers` (a torrent made from
+   * a magnet's metadata: the layers come from peers); `pieceLayers` then lacks them
+   */
+  allowMissingLayers?: boolean;
 }
 
 const WINDOWS_RESERVED = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$/i;
@@ -120,8 +126,11 @@ function dict(v: BValue | undefined, where: string): BDict {
   return v;
 }
 
-/** `where` is a function: the file-list loop would otherwise build its strings for every file. */
-function pathComponents(v: BValue | undefined, where: () => string): string[] {
+/**
+ * `where` is a function: the file-list loop would otherwise build its strings for every file.
+ * The v2 file tree's paths go through here too (src/metainfo/v2.ts).
+ */
+export function pathComponents(v: BValue | undefined, where: () => string): string[] {
   if (!Array.isArray(v)) fail(where(), 'expected a list of path components');
   if (v.length === 0) fail(where(), 'empty path');
   if (v.length > LIMITS.pathDepth) fail(where(), `path deeper than ${LIMITS.pathDepth} components`);
@@ -177,7 +186,7 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
       allowUnsorted: !strict,
       allowDuplicates: false, // two readers could disagree on which value counts
       onLenient: (_kind, at) => warn(`byte ${at}: dict keys out of order (non-canonical bencode; the info hash is kept from the raw bytes)`),
-      maxDepth: 64,
+      maxDepth: LIMITS.pathDepth + 8, // a v2 file tree nests one dict per path component
     }));
   } catch (e) {
     if (e instanceof BencodeError) fail('', `not valid bencode: ${e.message}`);
@@ -192,16 +201,25 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
   const span = spans.get(info)!;
   const infoRaw = buf.subarray(span.start, span.end);
 
+  // first: a newer version may change what every other field means
   const metaVersion = info.get('meta version');
-  const hasV1 = info.has('pieces');
-  if (metaVersion === 2 && !hasV1) fail('info', 'this is a v2-only torrent (BEP 52), which torrent-tools cannot download yet');
+  if (typeof metaVersion === 'number' && metaVersion > 2) fail('info.meta version', `version ${metaVersion} is newer than this program reads (2, BEP 52)`);
   if (metaVersion !== undefined && metaVersion !== 1 && metaVersion !== 2) fail('info.meta version', `unknown version ${String(metaVersion)}`);
+  const hasV1 = info.has('pieces');
 
   const nameValue = info.get('name.utf-8') ?? info.get('name');
   const name = text(nameValue, 'info.name');
   const np = componentProblem(name);
   if (np !== null) fail('info.name', `${JSON.stringify(name)} ${np}`);
   const pieceLength = int(info.get('piece length'), 'info.piece length', 1, LIMITS.pieceLength);
+  let v2Files: V2File[] | undefined;
+  if (metaVersion === 2) {
+    checkV2PieceLength(pieceLength);
+    v2Files = parseFileTree(info.get('file tree'));
+  }
+  const pieceLayers = v2Files ? parsePieceLayers(t.get('piece layers'), v2Files, pieceLength, warn, options.allowMissingLayers) : undefined;
+  if (v2Files && !hasV1) return v2Only(t, info, infoRaw, name, pieceLength, v2Files, pieceLayers!, warn);
+
   const piecesRaw = info.get('pieces');
   if (!Buffer.isBuffer(piecesRaw)) fail('info.pieces', 'expected a byte string');
   if (piecesRaw.length % 20 !== 0) fail('info.pieces', `length ${piecesRaw.length} is not a multiple of 20`);
@@ -250,7 +268,64 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
   if (piecesRaw.length / 20 !== pieceCount) {
     fail('info.pieces', `${piecesRaw.length / 20} hashes for ${pieceCount} pieces (${length} bytes in pieces of ${pieceLength})`);
   }
+  if (v2Files) checkHybrid(files, v2Files, pieceLength, length);
 
+  const out = common(t, info, warn, {
+    version: v2Files ? 'hybrid' : 1,
+    infoHash: createHash('sha1').update(infoRaw).digest(),
+    infoRaw,
+    name,
+    length,
+    pieceLength,
+    pieceCount,
+    pieceHashes: piecesRaw,
+    files,
+    multiFile,
+  });
+  if (v2Files) {
+    out.infoHashV2 = createHash('sha256').update(infoRaw).digest();
+    out.pieceLayers = pieceLayers!;
+  }
+  return out;
+}
+
+/**
+ * A v2-only torrent in the common model: the tree's files with implicit pads, no SHA-1 piece
+ * hashes, and as the wire's 20-byte name the SHA-256 of the info bytes truncated (BEP 52).
+ */
+function v2Only(t: BDict, info: BDict, infoRaw: Buffer, infoName: string, pieceLength: number, v2Files: V2File[], pieceLayers: Map<string, Buffer>, warn: (m: string) => void): Torrent {
+  // one file at the top of the tree is a single-file torrent, named by its key (as libtorrent)
+  const multiFile = !(v2Files.length === 1 && v2Files[0]!.path.length === 1);
+  const name = multiFile ? infoName : v2Files[0]!.path[0]!;
+  const files = v2Layout(v2Files, pieceLength);
+  const last = files[files.length - 1]!;
+  const length = last.offset + last.length;
+  if (length === 0) fail('info', 'the torrent has no data (total length 0)');
+  if (length > Number.MAX_SAFE_INTEGER) fail('info.file tree', 'total length is too large');
+  const pieceCount = Math.ceil(length / pieceLength);
+  if (pieceCount > LIMITS.pieces) fail('info.file tree', `more than ${LIMITS.pieces} pieces`);
+  const infoHashV2 = createHash('sha256').update(infoRaw).digest();
+  const out = common(t, info, warn, {
+    version: 2,
+    infoHash: infoHashV2.subarray(0, 20),
+    infoRaw,
+    name,
+    length,
+    pieceLength,
+    pieceCount,
+    pieceHashes: Buffer.alloc(0),
+    files,
+    multiFile,
+  });
+  out.infoHashV2 = infoHashV2;
+  out.pieceLayers = pieceLayers;
+  return out;
+}
+
+type Core = Pick<Torrent, 'version' | 'infoHash' | 'infoRaw' | 'name' | 'length' | 'pieceLength' | 'pieceCount' | 'pieceHashes' | 'files' | 'multiFile'>;
+
+/** The fields every version reads the same way. */
+function common(t: BDict, info: BDict, warn: (m: string) => void, core: Core): Torrent {
   let creationDate: number | undefined;
   const cd = t.get('creation date');
   if (typeof cd === 'number' && cd > 0) creationDate = cd > 1e11 ? Math.floor(cd / 1000) : cd; // milliseconds seen in the wild
@@ -262,23 +337,12 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
       : [];
 
   const out: Torrent = {
-    version: metaVersion === 2 ? 'hybrid' : 1,
-    infoHash: createHash('sha1').update(infoRaw).digest(),
-    infoHashHex: '',
-    infoRaw,
-    name,
-    length,
-    pieceLength,
-    pieceCount,
-    pieceHashes: piecesRaw,
-    files,
-    multiFile,
+    ...core,
+    infoHashHex: core.infoHash.toString('hex'),
     private: info.get('private') === 1,
     announce: tiers(t, warn),
     urlList,
   };
-  out.infoHashHex = out.infoHash.toString('hex');
-  if (metaVersion === 2) out.infoHashV2 = createHash('sha256').update(infoRaw).digest();
   const comment = optText(t, 'comment');
   if (comment !== undefined) out.comment = comment;
   const createdBy = optText(t, 'created by');

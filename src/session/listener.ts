@@ -18,6 +18,8 @@ import type { ConnectionBudget } from './budget.js';
 /** A torrent that takes incoming connections. */
 export interface IncomingRoute {
   readonly infoHash: Buffer;
+  /** more hashes naming the same torrent: a hybrid's truncated v2 hash (BEP 52) */
+  readonly aliases?: readonly Buffer[];
   /** the connection's handshake names this torrent: take it (its limits), or null to refuse */
   adopt(conn: PeerConnection, rec: PeerRecord): WireLimits | null;
 }
@@ -45,21 +47,26 @@ export class PeerListener extends EventEmitter<{ log: [line: string, level: LogL
   }
 
   get torrents(): number {
-    return this.routes.size;
+    return new Set(this.routes.values()).size;
   }
 
+  /** Routes every hash of the torrent to it; a peer gets its handshake answered with the hash it sent. */
   add(route: IncomingRoute): void {
-    const key = route.infoHash.toString('hex');
-    if (!this.routes.has(key)) this.skeys.push(route.infoHash);
-    this.routes.set(key, route);
+    for (const h of [route.infoHash, ...(route.aliases ?? [])]) {
+      const key = h.toString('hex');
+      if (!this.routes.has(key)) this.skeys.push(h);
+      this.routes.set(key, route);
+    }
   }
 
   remove(route: IncomingRoute): void {
-    const key = route.infoHash.toString('hex');
-    if (this.routes.get(key) !== route) return;
-    this.routes.delete(key);
-    const i = this.skeys.findIndex((h) => h.equals(route.infoHash));
-    if (i >= 0) this.skeys.splice(i, 1);
+    for (const h of [route.infoHash, ...(route.aliases ?? [])]) {
+      const key = h.toString('hex');
+      if (this.routes.get(key) !== route) continue;
+      this.routes.delete(key);
+      const i = this.skeys.findIndex((k) => k.equals(h));
+      if (i >= 0) this.skeys.splice(i, 1);
+    }
   }
 
   /** Listens on `port` (0: any free one) on every address, IPv6 and IPv4; resolves with the port. */

@@ -20,6 +20,7 @@
  * A lease that is dropped without ending only leaves its buffer to the garbage collector: a
  * consumer that stops early (an error, a test) costs a fresh buffer later, nothing else.
  */
+import type { PieceDigest } from '../metainfo/piece-check.js';
 import type { HashPool } from './hash-pool.js';
 
 /** Where a released buffer goes (BufferPool). */
@@ -72,13 +73,18 @@ export class PieceLease {
    * back nothing may be done with the lease. If the hashing thread dies, the lease is the
    * holder's again (its bytes may be gone with the thread) and the promise rejects.
    */
-  async sha1(hasher: Pick<HashPool, 'sha1'>): Promise<Buffer> {
+  async sha1(hasher: Pick<HashPool, 'digest'>): Promise<Buffer> {
+    return (await this.digest(hasher, null)).digest;
+  }
+
+  /** The digest `how` says (null: SHA-1; piece-check.ts), on `hasher`'s thread, as sha1(). */
+  async digest(hasher: Pick<HashPool, 'digest'>, how: PieceDigest | null, withLeaves = false): Promise<{ digest: Buffer; leaves?: Buffer }> {
     this.check('hash');
     this.state = 'hashing';
     try {
-      const { digest, data } = await hasher.sha1(this.buf);
+      const { data, ...r } = await hasher.digest(this.buf, how, withLeaves);
       this.buf = data;
-      return digest;
+      return r;
     } finally {
       this.state = 'held';
     }

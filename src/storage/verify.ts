@@ -1,14 +1,14 @@
 /**
  * Hashing what is on disk, on every core: worker threads each take blocks of pieces, read them
- * with their own file store and SHA-1 them; results come back in index order. `verify` compares
- * the digests with the torrent's, `create` writes them. A missing or short file makes its
+ * with their own file store and digest them (SHA-1, or a v2 piece's merkle root as
+ * metainfo/piece-check.ts says); results come back in index order. `verify` compares the
+ * digests with the torrent's, `create` writes them. A missing or short file makes its
  * pieces unreadable (a null digest), never an error.
  */
-import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { pieceCheck, type PieceDigest } from '../metainfo/piece-check.js';
 import type { Torrent } from '../metainfo/torrent.js';
-import { pieceHash } from '../metainfo/pieces.js';
 
 /** Pieces per unit of work: big enough to read sequentially, small enough to balance. */
 const BLOCK = 32;
@@ -18,6 +18,8 @@ export interface VerifyOptions {
   /** only these pieces (default: all) */
   pieces?: readonly number[];
   signal?: AbortSignal;
+  /** how each piece is digested (default SHA-1); null: not at all (a null digest) */
+  how?: (index: number) => PieceDigest | null;
 }
 
 /** What a worker needs to rebuild the torrent's layout (a structured-clone-able subset). */
@@ -29,21 +31,24 @@ export interface VerifyJob {
 /** What hashing needs of a torrent: the file layout (no hashes: `create` has none yet). */
 export type HashLayout = Pick<Torrent, 'name' | 'multiFile' | 'files' | 'length' | 'pieceLength' | 'pieceCount'>;
 
-export function hashMatches(t: Pick<Torrent, 'pieceHashes'>, index: number, data: Buffer): boolean {
-  return createHash('sha1').update(data).digest().equals(pieceHash(t, index));
-}
-
 /**
  * Yields `[index, valid]` for every wanted piece in ascending index order, verifying on
- * `workers` threads (default: every core).
+ * `workers` threads (default: every core). A v2 piece that cannot be checked yet (its piece
+ * layer unknown) is not valid.
  */
 export async function* verifyPieces(torrent: Torrent, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, boolean]> {
-  for await (const [i, digest] of hashPieces(torrent, root, options)) {
-    yield [i, digest !== null && digest.equals(pieceHash(torrent, i))];
+  // v1 pieces go as before, without a digest description per piece
+  const how = torrent.version !== 2 ? undefined : (i: number): PieceDigest | null => {
+    const c = pieceCheck(torrent, i);
+    return c.kind === 'pending' ? null : c.digest;
+  };
+  for await (const [i, digest] of hashPieces(torrent, root, how ? { ...options, how } : options)) {
+    const c = pieceCheck(torrent, i);
+    yield [i, digest !== null && c.kind !== 'pending' && digest.equals(c.want)];
   }
 }
 
-/** Yields `[index, sha1]` (null when the piece cannot be read) in ascending index order. */
+/** Yields `[index, digest]` (null when the piece cannot be read) in ascending index order. */
 export async function* hashPieces(layout: HashLayout, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, Buffer | null]> {
   const wanted = options.pieces ? [...options.pieces].sort((a, b) => a - b) : Array.from({ length: layout.pieceCount }, (_, i) => i);
   const blocks: number[][] = [];
@@ -64,7 +69,10 @@ export async function* hashPieces(layout: HashLayout, root: string, options: Ver
   let next = 0;
   const workers: Worker[] = [];
   const feed = (w: Worker): void => {
-    if (next < blocks.length) w.postMessage({ block: next, pieces: blocks[next++] });
+    if (next < blocks.length) {
+      const pieces = blocks[next]!;
+      w.postMessage({ block: next++, pieces, how: options.how && pieces.map(options.how) });
+    }
     else w.postMessage(null);
   };
   for (let k = 0; k < n; k++) {

@@ -12,7 +12,8 @@ import { BufferPool } from '../storage/buffer-pool.js';
 import { alignedPiecePool } from '../storage/direct-io.js';
 import type { HashPool } from '../storage/hash-pool.js';
 import { PieceLease } from '../storage/piece-lease.js';
-import { pieceHash, pieceSize } from '../metainfo/pieces.js';
+import { mismatchName, pieceCheck } from '../metainfo/piece-check.js';
+import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { ChunkParserStream, type ChunkParser } from './chunk-parser.js';
 import { DeferredError } from './deferred-error.js';
@@ -44,8 +45,10 @@ export async function checkPiece(torrent: Torrent, hasher: HashPool | null, f: P
   const length = f.piece.bytes.length;
   if (length !== size) return `${length} bytes, expected ${size}`;
   if (hasher === null) return null;
-  const digest = await f.piece.sha1(hasher);
-  return digest.equals(pieceHash(torrent, f.index)) ? null : 'SHA-1 mismatch';
+  const c = pieceCheck(torrent, f.index);
+  if (c.kind === 'pending') return mismatchName(c);
+  const { digest } = await f.piece.digest(hasher, c.digest);
+  return digest.equals(c.want) ? null : mismatchName(c);
 }
 
 /** A piece stream that is well-formed bencode but not a valid frame, or not bencode at all. */

@@ -4,10 +4,9 @@
  * read back from DIR and matches its hash: we never advertise what we could not serve.
  * Each piece is retried with back-off for a bounded time, then forgotten.
  */
-import { createHash } from 'node:crypto';
+import { pieceMatches } from '../metainfo/piece-check.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { FileStore } from '../storage/file-store.js';
-import { pieceHash } from '../metainfo/pieces.js';
 
 export interface DiskWatchOptions {
   /** first check after this long (default 250 ms), doubling up to 8 s between checks */
@@ -60,8 +59,7 @@ export class DiskWatch {
       for (const p of [...this.pending.values()]) {
         if (p.next > now) continue;
         const buf = await this.store.readPiece(p.index).catch(() => null);
-        const want = pieceHash(this.torrent, p.index);
-        if (buf !== null && createHash('sha1').update(buf).digest().equals(want)) {
+        if (buf !== null && pieceMatches(this.torrent, p.index, buf)) {
           this.pending.delete(p.index);
           this.onDisk(p.index);
         } else if (now - p.since > this.o.giveUpMs) {

@@ -18,7 +18,8 @@ import type { Socket } from 'node:net';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
-import { pieceHash, pieceSize } from '../metainfo/pieces.js';
+import { pieceCheck } from '../metainfo/piece-check.js';
+import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { peerKey, peerName, type PeerRecord } from '../peers/record.js';
 import { isOwnAddress } from '../peers/self.js';
@@ -254,6 +255,16 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     return this.torrent.infoHash;
   }
 
+  /** A hybrid is one swarm under both hashes: its v2 hash, truncated as on the wire, routes here too. */
+  get aliases(): Buffer[] {
+    const v2 = this.v2InfoHash;
+    return v2 === undefined ? [] : [v2];
+  }
+
+  private get v2InfoHash(): Buffer | undefined {
+    return this.torrent.version === 'hybrid' && this.torrent.infoHashV2 ? this.torrent.infoHashV2.subarray(0, 20) : undefined;
+  }
+
   /** Connections open now (stats() has them too, with per-peer figures built for each call). */
   get connections(): number {
     return this.peers.size;
@@ -381,6 +392,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,
       infoHash: this.torrent.infoHash,
+      v2InfoHash: this.v2InfoHash,
       limits: this.limits(),
       reads,
       outgoing: true,
@@ -641,10 +653,18 @@ export class Swarm extends EventEmitter<SwarmEvents> {
 
   /** The last block is in: hash the piece on the hashing thread, then judge it. */
   private onPieceComplete(p: PartialPiece): void {
-    this.hasher.sha1(p.buf).then(
+    const check = pieceCheck(this.torrent, p.index);
+    if (check.kind === 'pending') {
+      // nothing to judge it by yet (a v2 piece layer not fetched): fetch it again later
+      this.emit('log', `piece ${p.index}: ${check.why}; fetching it again`, 'detail');
+      this.buffers.give(p.buf);
+      this.picker.reset(p);
+      return;
+    }
+    this.hasher.digest(p.buf, check.digest).then(
       ({ digest, data }) => {
         p.buf = data;
-        if (!this.destroyed) this.onPieceHashed(p, digest);
+        if (!this.destroyed) this.onPieceHashed(p, digest.equals(check.want));
       },
       (e: Error) => {
         // the hashing thread died with the bytes: fetch the piece again
@@ -656,9 +676,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     );
   }
 
-  private onPieceHashed(p: PartialPiece, digest: Buffer): void {
-    const want = pieceHash(this.torrent, p.index);
-    const ok = digest.equals(want);
+  private onPieceHashed(p: PartialPiece, ok: boolean): void {
     if (!ok) {
       this.hashFailures++;
       const senders = new Set(p.from.filter((x): x is string => x !== undefined));

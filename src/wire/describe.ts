@@ -3,13 +3,14 @@ import { decode } from '../bencode/decoder.js';
 import { toJson } from '../bencode/json.js';
 import { decodeMetadataMessage } from './ut-metadata.js';
 import { decodePex } from './ut-pex.js';
-import { DHT_BIT, EXTENSION_BIT, FAST_BIT, hasBit, type Handshake, type WireMessage } from './protocol.js';
+import { DHT_BIT, EXTENSION_BIT, FAST_BIT, V2_BIT, hasBit, type Handshake, type WireMessage } from './protocol.js';
 
 export function describeHandshake(h: Handshake): Record<string, unknown> {
   const ext: string[] = [];
   if (hasBit(h.reserved, FAST_BIT)) ext.push('fast');
   if (hasBit(h.reserved, EXTENSION_BIT)) ext.push('extended');
   if (hasBit(h.reserved, DHT_BIT)) ext.push('dht');
+  if (hasBit(h.reserved, V2_BIT)) ext.push('v2');
   return {
     type: 'handshake',
     infoHash: h.infoHash.toString('hex'),

@@ -72,6 +72,11 @@ export interface ConnectionOptions {
   peerId: Buffer;
   /** outgoing: the torrent we want; incoming: leave undefined and pass `accept` */
   infoHash?: Buffer;
+  /**
+   * outgoing, a hybrid torrent (BEP 52 "Upgrade Path"): its SHA-256 info hash truncated to 20
+   * bytes. We set the v2 bit, and the peer may answer with this hash instead of `infoHash`.
+   */
+  v2InfoHash?: Buffer;
   /** incoming: the limits for a torrent we serve, or null to refuse the info hash */
   accept?: (infoHash: Buffer) => WireLimits | null;
   limits?: WireLimits;
@@ -429,7 +434,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   }
 
   private sendHandshake(infoHash: Buffer): void {
-    const reserved = reservedBits({ extended: this.opts.extended ?? true, fast: this.opts.fast ?? true, dht: this.opts.dhtPort !== undefined });
+    const reserved = reservedBits({ extended: this.opts.extended ?? true, fast: this.opts.fast ?? true, dht: this.opts.dhtPort !== undefined, v2: this.opts.v2InfoHash !== undefined });
     const bytes = encodeHandshake({ reserved, infoHash, peerId: this.opts.peerId });
     this.up?.charge(bytes.length);
     this.write(bytes);
@@ -510,7 +515,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   private onHandshake(h: Handshake): void {
     if (this.outgoing) {
-      if (!h.infoHash.equals(this.infoHash!)) throw new WireViolation(`handshake for another torrent (${h.infoHash.toString('hex')})`);
+      const upgraded = this.opts.v2InfoHash !== undefined && h.infoHash.equals(this.opts.v2InfoHash);
+      if (!upgraded && !h.infoHash.equals(this.infoHash!)) throw new WireViolation(`handshake for another torrent (${h.infoHash.toString('hex')})`);
     } else {
       if (this.infoHash !== undefined && !h.infoHash.equals(this.infoHash)) throw new WireViolation('handshake for another torrent than the encrypted handshake named');
       const limits = this.opts.accept?.(h.infoHash) ?? null;

@@ -82,12 +82,15 @@ export interface Handshake {
 export const EXTENSION_BIT = { byte: 5, mask: 0x10 } as const; // BEP 10
 export const FAST_BIT = { byte: 7, mask: 0x04 } as const; // BEP 6
 export const DHT_BIT = { byte: 7, mask: 0x01 } as const; // BEP 5
+/** BEP 52 "Upgrade Path": the sender of a hybrid's SHA-1 hash also knows it by its v2 hash */
+export const V2_BIT = { byte: 7, mask: 0x10 } as const;
 
-export function reservedBits(caps: { extended?: boolean; fast?: boolean; dht?: boolean }): Buffer {
+export function reservedBits(caps: { extended?: boolean; fast?: boolean; dht?: boolean; v2?: boolean }): Buffer {
   const r = Buffer.alloc(8);
   if (caps.extended) r[EXTENSION_BIT.byte]! |= EXTENSION_BIT.mask;
   if (caps.fast) r[FAST_BIT.byte]! |= FAST_BIT.mask;
   if (caps.dht) r[DHT_BIT.byte]! |= DHT_BIT.mask;
+  if (caps.v2) r[V2_BIT.byte]! |= V2_BIT.mask;
   return r;
 }
 
