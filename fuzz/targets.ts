@@ -320,7 +320,7 @@ const messageArb: fc.Arbitrary<WireMessage> = (() => {
     hashRangeArb.map((r) => ({ type: 'hash-request' as const, ...r })),
     hashRangeArb.map((r) => ({ type: 'hash-reject' as const, ...r })),
     // mostly the count of hashes the request implies, sometimes one off
-    fc.tuple(hashRangeArb, fc.constantFrom(0, 0, 0, 1, -1)).map(([r, off]) => ({ type: 'hashes' as const, ...r, hashes: Buffer.alloc(32 * Math.max(0, (r.length >= 1 && r.length <= 512 ? r.length + unclesFor(r.length, r.proofLayers) : 3) + off), 0x5a) })),
+    fc.tuple(hashRangeArb, fc.constantFrom(0, 0, 0, 1, -1)).map(([r, off]) => ({ type: 'hashes' as const, ...r, hashes: Buffer.alloc(32 * Math.max(0, (r.length >= 1 && r.length <= 512 ? r.length + Math.min(70, unclesFor(r.length, r.proofLayers)) : 3) + off), 0x5a) })),
   );
 })();
 

@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
+import { HashServer, type HashSource } from './hash-server.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { pieceCheck } from '../metainfo/piece-check.js';
 import { pieceSize } from '../metainfo/pieces.js';
@@ -206,6 +207,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly buffers: BufferPool;
   /** serve mode: blocks read back from the output directory (small: uploading is secondary here) */
   private readonly reads: ReadCache | null;
+  /** serve mode, v2 and hybrid torrents: BEP 52 hash requests answered from the piece layers and the disk */
+  private readonly hashServer: HashServer | null;
 
   constructor(options: SwarmOptions) {
     super();
@@ -217,6 +220,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     for (const i of options.have ?? []) this.have.set(i);
     this.servable = new Bitfield(t.pieceCount, this.have.bytes);
     this.reads = options.serve ? new ReadCache(options.serve, options.readCacheBytes ?? 8 * 1024 * 1024) : null;
+    this.hashServer = this.reads !== null && t.version !== 1 ? new HashServer(this.hashSource(this.reads)) : null;
     this.hasher = options.hasher ?? new HashPool();
     this.ownsHasher = options.hasher === undefined;
     this.ownPort = options.port ?? null;
@@ -248,6 +252,23 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       this.slotTimer.unref();
     }
     if (this.wantedTotal === 0) queueMicrotask(() => this.finish());
+  }
+
+  private hashSource(reads: ReadCache): HashSource {
+    return {
+      torrent: this.torrent,
+      has: (i) => this.servable.has(i),
+      read: async (index, begin, length, use) => {
+        const lease = await reads.read(index, begin, length);
+        if (lease === null) return false;
+        try {
+          use(lease.block);
+        } finally {
+          reads.release(lease);
+        }
+        return true;
+      },
+    };
   }
 
   /** The hash incoming handshakes name (the session's listener routes by it). */
@@ -492,7 +513,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (this.reads) {
       peer.holder = {
         id: key,
-        uploader: new Uploader(conn, this.reads, this.servable, this.o.fault),
+        uploader: new Uploader(conn, this.reads, this.servable, this.o.fault, this.hashServer),
         downloadRate: (now) => peer.rate.rate(now),
         // it has pieces we want, or is sending some: worth keeping whatever it takes
         useful: () => peer.useful || peer.requests.size > 0,

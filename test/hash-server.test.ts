@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { HASH_BYTES, MERKLE_BLOCK, fileLeafCount, leafHashes, log2, merkleRoot, provenNode } from '../src/metainfo/merkle.js';
+import { parseTorrent, type Torrent } from '../src/metainfo/torrent.js';
+import { HashServer } from '../src/swarm/hash-server.js';
+import { FIXTURES, SYSTEM_PYTHON, hasLibtorrent, skipUnless } from './helpers/interop.js';
+import { bytes, rng, seedFromEnv } from './helpers/random.js';
+import { tmpDir } from './helpers/torrent.js';
+
+const lt = { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') };
+
+/** A v2-only torrent python-libtorrent makes of `files`, and its content laid out as the model says (aligned). */
+async function ltV2(files: Array<[string, Buffer]>, pieceLength: number): Promise<{ t: Torrent; content: Buffer }> {
+  const dir = await tmpDir('tt-hashsrv-');
+  await mkdir(join(dir, 'd'));
+  for (const [name, data] of files) await writeFile(join(dir, 'd', name), data);
+  execFileSync(SYSTEM_PYTHON, [fileURLToPath(new URL('lt-make-v2.py', FIXTURES)), join(dir, 'd'), join(dir, 'x.torrent'), 'v2', String(pieceLength)]);
+  const t = parseTorrent(await readFile(join(dir, 'x.torrent')));
+  const content = Buffer.alloc(t.length);
+  for (const f of t.files) if (!f.pad) (await readFile(join(dir, t.name, ...f.path))).copy(content, f.offset);
+  return { t, content };
+}
+
+function serverOf(t: Torrent, content: Buffer, has: (i: number) => boolean = () => true): HashServer {
+  return new HashServer({
+    torrent: t,
+    has,
+    read: async (index, begin, length, use) => {
+      use(content.subarray(index * t.pieceLength + begin, index * t.pieceLength + begin + length));
+      return true;
+    },
+  });
+}
+
+test('hash requests are answered with proofs that check against the torrent\'s layers and roots', lt, async () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  const pieceLength = 64 * 1024;
+  // a file of 37 pieces and a bit, one of 3 leaves (under a piece), one of exactly 2 pieces
+  const { t, content } = await ltV2([['a.bin', bytes(r, 37 * pieceLength + 5000)], ['b.bin', bytes(r, 40000)], ['c.bin', bytes(r, 2 * pieceLength)]], pieceLength);
+  const server = serverOf(t, content);
+  const ph = log2(pieceLength / MERKLE_BLOCK);
+  for (const f of t.files.filter((x) => !x.pad)) {
+    const root = f.piecesRoot!;
+    const top = log2(fileLeafCount(f.length));
+    const first = f.offset / pieceLength;
+    const layer = t.pieceLayers?.get(root.toString('hex'));
+    if (layer !== undefined) {
+      // the whole piece layer, proved by the root (as a magnet's downloader asks for it)
+      const pieces = layer.length / HASH_BYTES;
+      const length = Math.min(512, 2 ** Math.ceil(Math.log2(pieces)));
+      const req = { root, base: ph, index: 0, length, proofLayers: top - ph - 1 };
+      const a = await server.answer(req);
+      assert.ok(Buffer.isBuffer(a), String(a));
+      assert.deepEqual(a.subarray(0, layer.length), layer);
+      assert.deepEqual(provenNode(req, a), { height: top, index: 0, node: root });
+      // each piece's leaves, proved by its piece-layer node, and with uncles up to the root
+      for (let k = 0; k < pieces; k += 5) {
+        for (const proofLayers of [ph - 1, top - 1]) {
+          const leafReq = { root, base: 0, index: k * 4, length: 4, proofLayers };
+          const b = await server.answer(leafReq);
+          assert.ok(Buffer.isBuffer(b), String(b));
+          const p = provenNode(leafReq, b);
+          const bytesOf = content.subarray((first + k) * pieceLength, Math.min(f.offset + f.length, (first + k + 1) * pieceLength));
+          assert.deepEqual(b.subarray(0, leafHashes(bytesOf).length), leafHashes(bytesOf), `piece ${k}`);
+          if (proofLayers === ph - 1) assert.deepEqual(p, { height: ph, index: k, node: layer.subarray(k * 32, k * 32 + 32) });
+          else assert.deepEqual(p, { height: top, index: 0, node: root });
+        }
+      }
+    } else {
+      // a file of one piece or less: its leaves, proved by its root
+      const req = { root, base: 0, index: 0, length: Math.max(2, fileLeafCount(f.length)), proofLayers: top - 1 };
+      const a = await server.answer(req);
+      assert.ok(Buffer.isBuffer(a), String(a));
+      assert.deepEqual(provenNode(req, a).node, root);
+      assert.deepEqual(merkleRoot(leafHashes(content.subarray(f.offset, f.offset + f.length)), fileLeafCount(f.length)), root);
+    }
+  }
+});
+
+test('hash requests we cannot or will not answer are rejected with the reason', lt, async () => {
+  const r = rng(7);
+  const pieceLength = 32 * 1024;
+  const { t, content } = await ltV2([['a.bin', bytes(r, 700 * pieceLength)], ['b.bin', bytes(r, 3 * pieceLength)]], pieceLength);
+  const a = t.files[0]!.piecesRoot!;
+  const server = serverOf(t, content, (i) => i !== 3);
+  const cases: Array<[Parameters<HashServer['answer']>[0], RegExp]> = [
+    [{ root: Buffer.alloc(32, 1), base: 0, index: 0, length: 2, proofLayers: 0 }, /no file of the torrent has this pieces root/],
+    [{ root: a, base: 0, index: 0, length: 1024, proofLayers: 0 }, /1024 hashes asked \(we answer 2 to 512\)/],
+    [{ root: a, base: 0, index: 0, length: 1, proofLayers: 0 }, /1 hashes asked/],
+    [{ root: a, base: 11, index: 0, length: 2, proofLayers: 0 }, /base layer 11 is not below the root \(11 layers\)/],
+    [{ root: a, base: 1, index: 1024, length: 2, proofLayers: 0 }, /nodes 1024\.\.1026 are past the layer's 1024/],
+    [{ root: a, base: 1, index: 0, length: 2, proofLayers: 10 }, /10 proof layers reach past the root/],
+    [{ root: a, base: 0, index: 6, length: 2, proofLayers: 0 }, /we do not have piece 3/],
+  ];
+  for (const [req, re] of cases) {
+    const ans = await server.answer(req);
+    assert.ok(typeof ans === 'string' && re.test(ans), `${JSON.stringify({ ...req, root: undefined })}: ${String(ans)}`);
+  }
+  // 700 pieces: the layer comes in two requests of 512, the second padded, with 1 uncle each
+  const ph = 1;
+  const layer = t.pieceLayers!.get(a.toString('hex'))!;
+  for (const index of [0, 512]) {
+    const req = { root: a, base: ph, index, length: 512, proofLayers: 9 };
+    const ans = await server.answer(req);
+    assert.ok(Buffer.isBuffer(ans), String(ans));
+    assert.equal(ans.length, 513 * 32);
+    assert.deepEqual(ans.subarray(0, Math.min(512, 700 - index) * 32), layer.subarray(index * 32, Math.min(700, index + 512) * 32));
+    assert.deepEqual(provenNode(req, ans).node, a);
+  }
+});
