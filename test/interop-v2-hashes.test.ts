@@ -1,0 +1,114 @@
+/**
+ * BEP 52 hash requests against python-libtorrent 2.0, both ways: our `peer` asks a libtorrent
+ * seed for leaf hashes with proofs (its uncle counting is the reference), and a libtorrent
+ * leecher that has only a btmh magnet fetches the piece layers from our `seed`.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, test } from 'node:test';
+import { parseTorrent } from '../src/metainfo/torrent.js';
+import { runCli } from './helpers/cli.js';
+import { FIXTURES, SYSTEM_PYTHON, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
+import { bytes, rng } from './helpers/random.js';
+import { startSeed, type SeedProc } from './helpers/swarm.js';
+import { tmpDir } from './helpers/torrent.js';
+
+const lt = { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') };
+const PL = 64 * 1024;
+const r = rng(52);
+// file-tree order: a.bin (big, 23 pieces), b.bin (under a piece), z.bin (exactly 2 pieces: the
+// torrent ends on a piece boundary, which libtorrent's tail padding of the last file needs today)
+const files: Array<[string, Buffer]> = [['a.bin', bytes(r, 1_500_000)], ['b.bin', bytes(r, 40_000)], ['z.bin', bytes(r, 2 * PL)]];
+const procs: ChildProcess[] = [];
+const seeds: SeedProc[] = [];
+const stops: Array<() => void> = [];
+after(async () => {
+  for (const p of procs) p.kill('SIGKILL');
+  for (const s of stops) s();
+  await Promise.all(seeds.map((s) => s.stop()));
+});
+
+/** The files under DIR/d, and python-libtorrent's v2-only and hybrid torrents of them. */
+async function prepare(): Promise<{ dir: string; v2: string; hybrid: string }> {
+  const dir = await tmpDir('tt-v2h-');
+  await mkdir(join(dir, 'd'));
+  for (const [name, data] of files) await writeFile(join(dir, 'd', name), data);
+  const make = fileURLToPath(new URL('lt-make-v2.py', FIXTURES));
+  const v2 = join(dir, 'v2.torrent');
+  const hybrid = join(dir, 'hybrid.torrent');
+  execFileSync(SYSTEM_PYTHON, [make, join(dir, 'd'), v2, 'v2', String(PL)]);
+  execFileSync(SYSTEM_PYTHON, [make, join(dir, 'd'), hybrid, 'hybrid', String(PL)]);
+  return { dir, v2, hybrid };
+}
+
+type Line = Record<string, unknown>;
+const lines = (out: Buffer): Line[] => out.toString().trim().split('\n').map((l) => JSON.parse(l) as Line);
+
+async function askHashes(port: number, tf: string, piece: number): Promise<{ code: number | null; trace: Line[] }> {
+  const res = await runCli(['peer', `127.0.0.1:${port}`, tf, '--hashes', String(piece), '--timeout', '10'], { timeoutMs: 30_000 });
+  return { code: res.code, trace: lines(res.stdout) };
+}
+
+test('peer --hashes: leaf hashes and proofs from python-libtorrent check against our roots and layers (v2-only, hybrid)', lt, async () => {
+  const { dir, v2, hybrid } = await prepare();
+  for (const tf of [v2, hybrid]) {
+    const seedsLt = await startLtSeeds(tf, dir, 1);
+    stops.push(seedsLt.stop);
+    const t = parseTorrent(await readFile(tf));
+    const last = t.pieceCount - 1;
+    // a.bin's first piece and one inside, b.bin (its own root), z.bin's last piece
+    const bPiece = Math.floor(t.files.find((f) => f.path.at(-1) === 'b.bin')!.offset / PL);
+    for (const [piece, uncles] of [[0, 5], [7, 5], [bPiece, 0], [last, 1]] as const) {
+      const { code, trace } = await askHashes(seedsLt.ports[0]!, tf, piece);
+      assert.equal(code, 0, JSON.stringify(trace));
+      const sent = trace.find((l) => l['dir'] === 'out' && l['type'] === 'hash-request');
+      const got = trace.find((l) => l['dir'] === 'in' && l['type'] === 'hashes');
+      assert.ok(sent && got, JSON.stringify(trace));
+      assert.deepEqual({ ...got, dir: 'out', type: 'hash-request', hashes: undefined }, { ...sent, hashes: undefined });
+      assert.deepEqual(trace.find((l) => l['event'] === 'hashes'), { event: 'hashes', index: piece, valid: true, uncles }, `${tf} piece ${piece}`);
+    }
+    seedsLt.stop();
+  }
+});
+
+test('peer --hashes: our seed answers with the same proofs; what it cannot answer it rejects', lt, async () => {
+  const { dir, v2 } = await prepare();
+  const s = await startSeed(v2, dir);
+  seeds.push(s);
+  const t = parseTorrent(await readFile(v2));
+  for (const piece of [0, 7, 22, 23, t.pieceCount - 1]) {
+    const { code, trace } = await askHashes(s.port, v2, piece);
+    assert.equal(code, 0, JSON.stringify(trace));
+    assert.equal(trace.find((l) => l['event'] === 'hashes')?.['valid'], true, `piece ${piece}`);
+  }
+  await s.stop();
+  // a seed that has only part of the data vouches for none of the rest
+  const part = join(dir, 'part');
+  await mkdir(join(part, 'd'), { recursive: true });
+  await writeFile(join(part, 'd', 'a.bin'), files[0]![1]);
+  const s2 = await startSeed(v2, part);
+  seeds.push(s2);
+  const { code, trace } = await askHashes(s2.port, v2, t.pieceCount - 1);
+  assert.equal(code, 1);
+  assert.ok(trace.some((l) => l['dir'] === 'in' && l['type'] === 'hash-reject'), JSON.stringify(trace));
+  assert.deepEqual(trace.find((l) => l['event'] === 'hashes'), { event: 'hashes', index: t.pieceCount - 1, valid: false, rejected: true });
+});
+
+test('a python-libtorrent leecher given only a btmh magnet downloads a v2 torrent from our seed (piece layers by hash request)', lt, async () => {
+  const { dir, v2 } = await prepare();
+  const t = parseTorrent(await readFile(v2));
+  const s = await startSeed(v2, dir);
+  seeds.push(s);
+  const out = join(dir, 'lt-out');
+  const magnet = `magnet:?xt=urn:btmh:1220${t.infoHashV2!.toString('hex')}`;
+  const c = spawn(SYSTEM_PYTHON, [fileURLToPath(new URL('lt-leech.py', FIXTURES)), magnet, out, `127.0.0.1:${s.port}`, '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(c);
+  let err = '';
+  c.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const code = await new Promise<number | null>((res) => c.on('exit', res));
+  assert.equal(code, 0, err + s.stderr());
+  for (const [name, data] of files) assert.ok((await readFile(join(out, 'd', name))).equals(data), name);
+});
