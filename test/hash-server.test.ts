@@ -6,7 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { HASH_BYTES, MERKLE_BLOCK, fileLeafCount, leafHashes, log2, merkleRoot, provenNode } from '../src/metainfo/merkle.js';
 import { parseTorrent, type Torrent } from '../src/metainfo/torrent.js';
+import { sourceOfMagnet } from '../src/metainfo/source.js';
 import { HashServer } from '../src/swarm/hash-server.js';
+import { LayerFetcher } from '../src/swarm/layer-fetch.js';
+import type { PeerConnection } from '../src/wire/peer-connection.js';
+import type { WireMessage } from '../src/wire/protocol.js';
 import { FIXTURES, SYSTEM_PYTHON, hasLibtorrent, skipUnless } from './helpers/interop.js';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
 import { tmpDir } from './helpers/torrent.js';
@@ -112,4 +116,64 @@ test('hash requests we cannot or will not answer are rejected with the reason', 
     assert.deepEqual(ans.subarray(0, Math.min(512, 700 - index) * 32), layer.subarray(index * 32, Math.min(700, index + 512) * 32));
     assert.deepEqual(provenNode(req, ans).node, a);
   }
+});
+
+/** A connection as the layer fetcher sees one: what it is sent is kept. */
+function fakeConn(): PeerConnection & { sent: WireMessage[] } {
+  const sent: WireMessage[] = [];
+  return { closed: false, remote: {}, sent, send: (m: WireMessage) => void sent.push(m) } as unknown as PeerConnection & { sent: WireMessage[] };
+}
+
+test('a magnet\'s piece layers: fetched chunk by chunk, proved by the roots; a liar\'s chunk goes to another peer', lt, async () => {
+  const r = rng(8);
+  const pieceLength = 16 * 1024;
+  const { t, content } = await ltV2([['a.bin', bytes(r, 700 * pieceLength - 3)], ['b.bin', bytes(r, 5000)], ['c.bin', bytes(r, 3 * pieceLength)]], pieceLength);
+  const server = serverOf(t, content);
+  // the torrent as a magnet's metadata makes it: no layers
+  const bare: Torrent = { ...t, pieceLayers: new Map() };
+  const f = new LayerFetcher(bare);
+  assert.ok(f.missing);
+  const aFirst = 0;
+  assert.equal(f.ready(aFirst), false);
+  const bPiece = t.files.find((x) => x.path.at(-1) === 'b.bin')!.offset / pieceLength;
+  assert.equal(f.ready(bPiece), true, 'a file of one piece needs no layer');
+  const honest = fakeConn();
+  const liar = fakeConn();
+  f.ask(liar, () => true);
+  f.ask(honest, () => true);
+  assert.equal(liar.sent.length, 2, 'two requests at a time per peer');
+  assert.equal(honest.sent.length, 1, 'what the liar was asked is not asked twice');
+  const answer = async (m: WireMessage): Promise<WireMessage & { type: 'hashes' }> => {
+    assert.equal(m.type, 'hash-request');
+    const a = await server.answer(m);
+    assert.ok(Buffer.isBuffer(a));
+    return { ...m, type: 'hashes', hashes: a };
+  };
+  // the liar's first answer is altered: refused, and its chunk asked of the honest peer
+  const lie = await answer(liar.sent[0]!);
+  lie.hashes[40] ^= 1;
+  assert.deepEqual(f.onHashes(liar, lie), { kind: 'bad', why: 'hashes for a.bin that do not prove its pieces root' });
+  assert.equal(f.onHashes(honest, await answer(liar.sent[1]!)).kind, 'unsolicited', 'an answer to what another peer was asked');
+  f.onReject(liar, liar.sent[1] as WireMessage & { type: 'hash-request' });
+  const done: string[] = [];
+  for (let round = 0; round < 10 && f.missing; round++) {
+    f.ask(honest, () => true);
+    for (const m of honest.sent.splice(0)) {
+      const o = f.onHashes(honest, await answer(m));
+      assert.equal(o.kind, 'stored');
+      if (o.kind === 'stored' && o.done) done.push(o.done.path.join('/'));
+    }
+  }
+  assert.deepEqual(done.sort(), ['a.bin', 'c.bin']);
+  assert.equal(f.ready(aFirst), true);
+  for (const [k, layer] of t.pieceLayers!) assert.deepEqual(bare.pieceLayers!.get(k), layer);
+});
+
+test('a btmh-only magnet is a source named by the truncated SHA-256', () => {
+  const v2 = Buffer.alloc(32, 0xab);
+  v2[0] = 0x12;
+  const s = sourceOfMagnet(`magnet:?xt=urn:btmh:1220${v2.toString('hex')}&dn=x`);
+  assert.deepEqual(s.infoHash, v2.subarray(0, 20));
+  assert.deepEqual(s.magnet?.infoHashV2, v2);
+  assert.equal(s.name, 'x');
 });

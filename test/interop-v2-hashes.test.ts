@@ -112,3 +112,24 @@ test('a python-libtorrent leecher given only a btmh magnet downloads a v2 torren
   assert.equal(code, 0, err + s.stderr());
   for (const [name, data] of files) assert.ok((await readFile(join(out, 'd', name))).equals(data), name);
 });
+
+test('download of a btmh magnet from python-libtorrent: metadata by the v2 hash, piece layers by hash requests (v2-only, hybrid)', lt, async () => {
+  const { dir, v2, hybrid } = await prepare();
+  for (const tf of [v2, hybrid]) {
+    const t = parseTorrent(await readFile(tf));
+    const seedsLt = await startLtSeeds(tf, dir, 1);
+    stops.push(seedsLt.stop);
+    const btmh = `xt=urn:btmh:1220${t.infoHashV2!.toString('hex')}`;
+    const magnets = t.version === 2 ? [`magnet:?${btmh}`] : [`magnet:?${btmh}`, `magnet:?xt=urn:btih:${t.infoHashHex}&${btmh}`];
+    for (const magnet of magnets) {
+      const out = join(dir, `dl-${t.version}-${magnets.indexOf(magnet)}`);
+      const res = await runCli(['download', magnet, '-o', out, '--peer', `127.0.0.1:${seedsLt.ports[0]}`, '--no-dht', '--no-announce', '-v'], { timeoutMs: 60_000 });
+      assert.equal(res.code, 0, res.stderr);
+      for (const [name, data] of files) assert.ok((await readFile(join(out, 'd', name))).equals(data), `${magnet}: ${name}`);
+      // a v2-only torrent's big files can be checked only once their layers came; a hybrid's are SHA-1
+      const fetched = res.stderr.split('\n').filter((l) => /piece layer of .* fetched by hash requests/.test(l));
+      assert.equal(fetched.length, t.version === 2 ? 2 : 0, res.stderr);
+    }
+    seedsLt.stop();
+  }
+});

@@ -102,7 +102,8 @@ export function torrentFromInfo(src: TorrentSource, info: Buffer): { torrent: To
   const file = torrentFileFromMetadata(info, { trackers: src.magnet?.trackers ?? [], webSeeds: src.magnet?.webSeeds ?? [] });
   try {
     // the hash matched, but the content is still a stranger's: validate it like any torrent
-    return { torrent: parseTorrent(file, { onWarning: () => {} }), file };
+    // a v2 torrent's piece layers are not in the info dict: the swarm fetches them from peers
+    return { torrent: parseTorrent(file, { onWarning: () => {}, allowMissingLayers: true }), file };
   } catch (e) {
     if (e instanceof MetainfoError) throw new MetadataError(`metadata from peers: ${e.message}`);
     throw e;
@@ -112,8 +113,9 @@ export function torrentFromInfo(src: TorrentSource, info: Buffer): { torrent: To
 /** A cached torrent for this info hash, or null when there is none or it is not the right one. */
 export async function readCachedTorrent(file: string, infoHash: Buffer): Promise<Torrent | null> {
   try {
-    const t = parseTorrent(await readFile(file), { onWarning: () => {} });
-    return t.infoHash.equals(infoHash) ? t : null;
+    const t = parseTorrent(await readFile(file), { onWarning: () => {}, allowMissingLayers: true });
+    // a hybrid cached from a btmh magnet is named by its SHA-1 but was asked for by its v2 hash
+    return t.infoHash.equals(infoHash) || t.infoHashV2?.subarray(0, 20).equals(infoHash) ? t : null;
   } catch {
     return null;
   }

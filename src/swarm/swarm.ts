@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
 import { HashServer, type HashSource } from './hash-server.js';
+import { LayerFetcher } from './layer-fetch.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { pieceCheck } from '../metainfo/piece-check.js';
 import { pieceSize } from '../metainfo/pieces.js';
@@ -209,6 +210,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly reads: ReadCache | null;
   /** serve mode, v2 and hybrid torrents: BEP 52 hash requests answered from the piece layers and the disk */
   private readonly hashServer: HashServer | null;
+  /** v2 from a magnet: the piece layers still to fetch by hash requests (null when none) */
+  private layers: LayerFetcher | null;
 
   constructor(options: SwarmOptions) {
     super();
@@ -235,6 +238,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       allocate: (size) => (size === this.buffers.size ? this.buffers.take() : Buffer.allocUnsafeSlow(size)),
     });
     this.scheduler = new RequestScheduler(this.picker, t.pieceLength, this.maxInFlight, () => this.peers.values());
+    // a v2 torrent from a magnet: its pieces are checked against layers the peers give first
+    const layers = t.version === 2 && this.wantedTotal > 0 ? new LayerFetcher(t) : null;
+    this.layers = layers?.missing ? layers : null;
+    if (this.layers) this.scheduler.ready = (i) => this.layers === null || this.layers.ready(i);
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000, budget: options.budget },
       (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
@@ -584,6 +591,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       useful: peer.conn.downloaded > 0,
       hungUp: reason?.kind === 'hang-up',
     });
+    this.layers?.onClose(peer.conn);
     // others may now take the released blocks
     this.scheduler.fillAll();
   }
@@ -635,9 +643,36 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       case 'piece':
         this.onBlock(peer, m.index, m.begin, m.block);
         break;
+      case 'hashes':
+        this.onHashes(peer, m);
+        break;
+      case 'hash-reject':
+        this.layers?.onReject(peer.conn, m);
+        this.askLayers(peer);
+        break;
       default:
         break; // requests are the uploader's business (seed, --serve-from)
     }
+    if (this.layers !== null && (m.type === 'bitfield' || m.type === 'have-all' || m.type === 'have')) this.askLayers(peer);
+  }
+
+  private askLayers(peer: Peer): void {
+    this.layers?.ask(peer.conn, (i) => peer.bits.has(i));
+  }
+
+  private onHashes(peer: Peer, m: WireMessage & { type: 'hashes' }): void {
+    if (this.layers === null) return;
+    const r = this.layers.onHashes(peer.conn, m);
+    if (r.kind === 'bad') {
+      peer.conn.close(closeReason('violation', r.why));
+      return;
+    }
+    if (r.kind === 'stored' && r.done !== null) {
+      this.emit('log', `piece layer of ${r.done.path.join('/')} fetched by hash requests`, 'detail');
+      if (!this.layers.missing) this.layers = null;
+      this.scheduler.fillAll();
+    }
+    if (this.layers !== null) this.askLayers(peer);
   }
 
   private updateInterest(peer: Peer): void {
@@ -774,6 +809,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         this.scheduler.releaseAll(p);
       }
       this.scheduler.fill(p);
+      // a layer chunk whose peer went quiet goes to another
+      if (this.layers !== null) this.askLayers(p);
     }
   }
 }
