@@ -4,8 +4,8 @@
  * nodes below it (leaf hashes, for a peer pinning a bad block, or any node of a file of one
  * piece or less) are hashed from the file's bytes on disk, only for pieces we have verified.
  * A request is bounded: its leaves lie in one aligned block of at most 512 leaves (8 MiB read),
- * and at most two such reads run at once for the whole torrent; anything else is rejected, so
- * no queue grows with what peers ask.
+ * at most two such reads run at once for the whole torrent and eight wait for a turn; anything
+ * else is rejected, so no queue grows with what peers ask.
  */
 import { LayerTree, MERKLE_BLOCK, fileLeafCount, hashesAnswer, leafHashes, log2 } from '../metainfo/merkle.js';
 import type { Torrent, TorrentFile } from '../metainfo/torrent.js';
@@ -13,8 +13,9 @@ import type { HashRange } from '../wire/protocol.js';
 
 /** The most nodes one answer gives, and so the most leaves one request reads (BEP 52's SHOULD). */
 export const MAX_SERVED_HASHES = 512;
-/** Requests reading leaves from disk at once, for the whole torrent. */
+/** Requests reading leaves from disk at once, for the whole torrent, and waiting for a turn. */
 const MAX_READS = 2;
+const MAX_WAITING = 8;
 
 export interface HashSource {
   torrent: Torrent;
@@ -35,6 +36,7 @@ export class HashServer {
   private files: Map<string, FileEntry> | null = null;
   private readonly upper = new Map<string, LayerTree>();
   private reads = 0;
+  private readonly waiting: Array<() => void> = [];
 
   constructor(src: HashSource) {
     this.src = src;
@@ -69,14 +71,21 @@ export class HashServer {
       if (r.proofLayers >= log2(r.length)) height = Math.max(height, Math.min(r.base + r.proofLayers, from - 1) + 1);
       if (2 ** height > MAX_SERVED_HASHES) return `the proof needs ${2 ** height} leaves hashed (we hash up to ${MAX_SERVED_HASHES})`;
       const start = Math.floor((r.index * 2 ** r.base) / 2 ** height) * 2 ** height;
-      if (this.reads >= MAX_READS) return 'busy hashing other requests';
-      this.reads++;
+      if (this.reads >= MAX_READS) {
+        if (this.waiting.length >= MAX_WAITING) return 'busy hashing other requests';
+        // the slot is handed over by the read that ends (`reads` stays counted)
+        await new Promise<void>((resolve) => this.waiting.push(resolve));
+      } else {
+        this.reads++;
+      }
       try {
         const leaves = await this.leavesOf(entry, start, 2 ** height);
         if (typeof leaves === 'string') return leaves;
         low = { tree: new LayerTree(leaves, 2 ** height, 0), start, height };
       } finally {
-        this.reads--;
+        const next = this.waiting.shift();
+        if (next !== undefined) next();
+        else this.reads--;
       }
     }
     const node = (h: number, j: number): Buffer | null => {

@@ -19,6 +19,7 @@ import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
 import { HashServer, type HashSource } from './hash-server.js';
 import { LayerFetcher } from './layer-fetch.js';
+import { BlockPins } from './block-pin.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { pieceCheck } from '../metainfo/piece-check.js';
 import { pieceSize } from '../metainfo/pieces.js';
@@ -210,6 +211,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly reads: ReadCache | null;
   /** serve mode, v2 and hybrid torrents: BEP 52 hash requests answered from the piece layers and the disk */
   private readonly hashServer: HashServer | null;
+  /** v2 pieces that failed, held while a peer's leaf hashes say which block was bad */
+  private readonly pins: BlockPins;
   /** v2 from a magnet: the piece layers still to fetch by hash requests (null when none) */
   private layers: LayerFetcher | null;
 
@@ -238,6 +241,16 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       allocate: (size) => (size === this.buffers.size ? this.buffers.take() : Buffer.allocUnsafeSlow(size)),
     });
     this.scheduler = new RequestScheduler(this.picker, t.pieceLength, this.maxInFlight, () => this.peers.values());
+    this.pins = new BlockPins(t, {
+      peers: () => [...this.peers.values()].map((peer) => ({ key: peer.key, conn: peer.conn, has: (i: number) => peer.bits.has(i) })),
+      isBanned: (key) => this.connector.isBanned(key),
+      pinned: (p, bad, by) => this.onPinned(p, bad, by),
+      unpinned: (p, why) => {
+        if (this.destroyed) return;
+        this.emit('log', `${why}; fetching piece ${p.index} again`, 'detail');
+        this.restart(p, new Set(p.from.filter((k): k is string => k !== undefined)));
+      },
+    });
     // a v2 torrent from a magnet: its pieces are checked against layers the peers give first
     const layers = t.version === 2 && this.wantedTotal > 0 ? new LayerFetcher(t) : null;
     this.layers = layers?.missing ? layers : null;
@@ -592,6 +605,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       hungUp: reason?.kind === 'hang-up',
     });
     this.layers?.onClose(peer.conn);
+    this.pins.onClose(peer.key);
     // others may now take the released blocks
     this.scheduler.fillAll();
   }
@@ -647,6 +661,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         this.onHashes(peer, m);
         break;
       case 'hash-reject':
+        if (this.pins.onReject(peer.key, m)) break;
         this.layers?.onReject(peer.conn, m);
         this.askLayers(peer);
         break;
@@ -661,7 +676,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 
   private onHashes(peer: Peer, m: WireMessage & { type: 'hashes' }): void {
-    if (this.layers === null) return;
+    const pinned = this.pins.onHashes(peer.key, m);
+    if (pinned === 'bad') peer.conn.close(closeReason('violation', 'leaf hashes that do not prove the piece-layer node'));
+    if (pinned !== null || this.layers === null) return;
     const r = this.layers.onHashes(peer.conn, m);
     if (r.kind === 'bad') {
       peer.conn.close(closeReason('violation', r.why));
@@ -717,10 +734,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       this.picker.reset(p);
       return;
     }
-    this.hasher.digest(p.buf, check.digest).then(
-      ({ digest, data }) => {
+    // a merkle piece's leaf hashes come back too: if it fails, they pin the bad block
+    this.hasher.digest(p.buf, check.digest, check.kind === 'merkle').then(
+      ({ digest, data, leaves }) => {
         p.buf = data;
-        if (!this.destroyed) this.onPieceHashed(p, digest.equals(check.want));
+        if (!this.destroyed) this.onPieceHashed(p, digest.equals(check.want), leaves);
       },
       (e: Error) => {
         // the hashing thread died with the bytes: fetch the piece again
@@ -732,19 +750,17 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     );
   }
 
-  private onPieceHashed(p: PartialPiece, ok: boolean): void {
+  private onPieceHashed(p: PartialPiece, ok: boolean, leaves?: Buffer): void {
     if (!ok) {
       this.hashFailures++;
       const senders = new Set(p.from.filter((x): x is string => x !== undefined));
       // the pieces a liar had in flight when it was banned fail one by one after its ban: news
       // only with -v (a liar with 40 pieces in flight was 40 notices)
       const news = senders.size === 0 || [...senders].some((k) => !this.connector.isBanned(k));
-      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].map((k) => (k === undefined ? k : this.nameOf(k))).join(', ')}); fetching it again`, news ? 'notice' : 'detail');
-      if (senders.size === 1) this.strike([...senders][0]!, 2);
-      if (senders.size > 1 && !this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
-      else this.buffers.give(p.buf);
-      this.picker.reset(p);
-      this.scheduler.fillAll();
+      // several senders of a v2 piece: its leaf hashes, from a peer, say whose block was bad
+      const pinning = senders.size > 1 && leaves !== undefined && this.pins.start(p, leaves);
+      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].map((k) => (k === undefined ? k : this.nameOf(k))).join(', ')}); ${pinning ? 'asking a peer for its leaf hashes' : 'fetching it again'}`, news ? 'notice' : 'detail');
+      if (!pinning) this.restart(p, senders);
       return;
     }
     this.picker.finish(p);
@@ -769,6 +785,26 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (!this.o.serve) for (const peer of this.peers.values()) if (peer.conn.remote && !peer.bits.has(p.index)) peer.conn.send({ type: 'have', index: p.index });
     this.emit('piece', { index: p.index, piece: this.buffers.lease(p.buf) });
     if (this.picker.finished) this.finish();
+  }
+
+  /** A failed piece starts again; with several senders its copy is kept to compare with the good one. */
+  private restart(p: PartialPiece, senders: Set<string>): void {
+    if (senders.size === 1) this.strike([...senders][0]!, 2);
+    if (senders.size > 1 && !this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
+    else this.buffers.give(p.buf);
+    this.picker.reset(p);
+    this.scheduler.fillAll();
+  }
+
+  /** The leaf hashes proved blocks `bad` of held piece `p` wrong: their senders are to blame, the rest is kept. */
+  private onPinned(p: PartialPiece, bad: number[], by: string): void {
+    for (const b of bad) {
+      const from = p.from[b];
+      this.emit('log', `piece ${p.index}: block ${b} from ${from === undefined ? 'nobody' : this.nameOf(from)} does not match its leaf hash (proved by ${this.nameOf(by)}); fetching that block again`, 'detail');
+      if (from !== undefined) this.strike(from, 2);
+    }
+    this.picker.refetch(p, bad);
+    this.scheduler.fillAll();
   }
 
   /**
@@ -800,6 +836,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** Once a second: resize queues from measured rates, detect snubs, drop useless peers. */
   private tick(): void {
     const now = Date.now();
+    this.pins.tick(now);
     const snubMs = this.o.snubMs ?? 15_000;
     for (const p of this.peers.values()) {
       p.queue.onTick(p.rate.rate(now));
