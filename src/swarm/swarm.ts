@@ -8,7 +8,8 @@
  * rate after a slow start, request-queue.ts). Here: connections, what their messages mean,
  * rates and snubs, and trust. Every piece is SHA-1-checked before it leaves; a piece that fails
  * is fetched again and, once good, compared block by block with the failed copy, so the peer
- * that sent the bad block is banned and an honest co-contributor is not. Memory is bounded:
+ * that sent the bad block is banned and an honest co-contributor is not (a v2 piece needs no
+ * second copy: a peer's proved leaf hashes name the bad block, block-pin.ts). Memory is bounded:
  * pieces in flight are capped in bytes, and when the consumer is slow no new piece starts until
  * it catches up.
  */
