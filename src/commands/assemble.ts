@@ -23,8 +23,8 @@ export const assemble: Command = {
   help: `usage: torrent-tools assemble TORRENT -o DIR [options]
        torrent-tools assemble TORRENT --stdout [options]
 
-Reads the piece stream (as written by fetch-pieces) on stdin, checks each piece's SHA-1
-against the torrent, and writes it into the torrent's files under DIR. After each piece is on
+Reads the piece stream (as written by fetch-pieces) on stdin, checks each piece's hash
+(SHA-1, or the merkle root for a v2-only torrent) against the torrent, and writes it into the torrent's files under DIR. After each piece is on
 disk it prints {"event":"piece","index":N,"bytes":B}; when every wanted piece is there,
 {"event":"complete",...} and exit 0. If the stream ends early, exit 1 saying how many pieces
 are missing. The events are a have-set: keep them as a resume journal.
@@ -43,7 +43,7 @@ options:
   --select FILE         only this file (a path as 'info' shows it, or a file index); repeatable
   --have FILE           pieces already on disk (a have-set: an earlier run's events, or verify's
                         output); they count as done
-  --trust               skip the SHA-1 check (the stream was verified upstream)
+  --trust               skip the hash check (the stream was verified upstream)
   --os-cache            write through the page cache (by default whole blocks go straight to
                         the disk with O_DIRECT where the file system allows it)
   --max-buffer BYTES    --stdout: out-of-order bytes held in memory before spilling to a

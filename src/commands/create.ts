@@ -11,7 +11,7 @@ const URL_RE = /^(?:https?|udp|wss?):\/\/\S+$/i;
 
 export const create: Command = {
   name: 'create',
-  synopsis: 'PATH [-o FILE] [--announce URL[,URL]]... [--piece-length N] [--private] [--comment TEXT] [--web-seed URL]... [--source TEXT] [--pad] [--no-date] [--name NAME]',
+  synopsis: 'PATH [-o FILE] [--announce URL[,URL]]... [--piece-length N] [--private] [--comment TEXT] [--web-seed URL]... [--source TEXT] [--pad] [--v2|--hybrid] [--no-date] [--name NAME]',
   help: `usage: torrent-tools create PATH [options] > x.torrent
 
 Hashes PATH (a file, or a directory and everything in it) on all cores and writes a .torrent
@@ -30,6 +30,11 @@ options:
   --web-seed URL        a BEP 19 web seed; repeatable
   --source TEXT         the info.source field (changes the info hash; used by private sites)
   --pad                 BEP 47 pad files so that every file starts on a piece boundary
+  --v2                  a v2-only torrent (BEP 52: SHA-256 merkle trees of 16 KiB
+                        blocks, file tree, piece layers); only v2 clients read it
+  --hybrid              both views of the same files (v1 pieces with pad files and
+                        the v2 tree), as libtorrent 2 and qBittorrent make by default;
+                        same info hashes as libtorrent for the same files and options
   --no-date             leave out the creation date (reproducible output)
   --name NAME           the torrent's name (default: PATH's base name)
   --quiet               no progress bar
@@ -38,12 +43,13 @@ options:
 examples:
   torrent-tools create data/ --announce http://127.0.0.1:6969/announce -o data.torrent
   torrent-tools create --no-date movie.mkv | torrent-tools info | jq .infoHash
+  torrent-tools create --hybrid data/ -o data.torrent
 `,
   async run(argv, io) {
     const a = parseArgs(argv, {
       string: ['output', 'announce', 'piece-length', 'comment', 'web-seed', 'source', 'name'],
       repeat: ['announce', 'web-seed'],
-      boolean: ['private', 'pad', 'no-date', 'quiet', 'progress'],
+      boolean: ['private', 'pad', 'v2', 'hybrid', 'no-date', 'quiet', 'progress'],
       alias: { o: 'output' },
     });
     if (a.positional.length !== 1) throw new UsageError('expected one PATH');
@@ -54,6 +60,9 @@ examples:
     for (const u of a.list('web-seed')) if (!/^https?:\/\/\S+$/i.test(u)) throw new UsageError(`--web-seed: not an http(s) URL: ${JSON.stringify(u)}`);
     const pl = a.size('piece-length', 16 * 1024, 128 * 1024 * 1024);
     if (pl !== undefined && (pl & (pl - 1)) !== 0) throw new UsageError(`--piece-length: ${pl} is not a power of two`);
+    if (a.bool('v2') && a.bool('hybrid')) throw new UsageError('--v2 and --hybrid: give one (--hybrid has the v2 view too)');
+    const version = a.bool('v2') ? 2 : a.bool('hybrid') ? 'hybrid' : 1;
+    if (version !== 1 && a.bool('pad')) throw new UsageError('--pad: v2 and hybrid torrents always start each file on a piece boundary');
     const path = a.positional[0]!;
     const progress = new Progress(io, progressMode(io, { quiet: a.bool('quiet'), progress: a.bool('progress') }), 'create');
     let bytes: Buffer;
@@ -67,6 +76,7 @@ examples:
         webSeeds: a.list('web-seed'),
         source: a.str('source'),
         pad: a.bool('pad'),
+        version,
         date: a.bool('no-date') ? null : Math.floor(Date.now() / 1000),
         name: a.str('name'),
         signal: io.signal,

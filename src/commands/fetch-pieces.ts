@@ -33,7 +33,7 @@ export const fetchPieces: Command = {
 
 Reads peers as NDJSON on stdin ({"ip":…,"port":…} per line, as announce and dht print them;
 peers may keep arriving while it runs) and from --peer, downloads the wanted pieces from all
-of them at once, checks each piece's SHA-1, and writes the verified pieces to stdout in the
+of them at once, checks each piece's hash (SHA-1, or the merkle root for a v2-only torrent), and writes the verified pieces to stdout in the
 piece stream format (see torrent-tools-formats(7)), in completion order. It refuses a terminal.
 Exit 0 when every wanted piece was written; 1 with a summary of what is missing otherwise.
 

@@ -3,19 +3,20 @@ import { human } from '../cli/units.js';
 import { UsageError } from '../cli/errors.js';
 import type { Command } from '../cli/io.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
-import type { Torrent } from '../metainfo/torrent.js';
-import { pieceHash } from '../metainfo/pieces.js';
+import type { Torrent, TorrentFile } from '../metainfo/torrent.js';
+import { pieceHash, v2PieceHash } from '../metainfo/pieces.js';
 
 /** The `info` record (design.md §2), keys in the documented order. */
 export function torrentSummary(t: Torrent, withPieces = false): Record<string, unknown> {
   const o: Record<string, unknown> = { infoHash: t.infoHashHex };
   if (t.infoHashV2) o['infoHashV2'] = t.infoHashV2.toString('hex');
+  o['metaVersion'] = t.version;
   Object.assign(o, {
     name: t.name,
     length: t.length,
     pieceLength: t.pieceLength,
     pieceCount: t.pieceCount,
-    files: t.files.map((f) => (f.pad ? { path: f.path, length: f.length, offset: f.offset, pad: true } : { path: f.path, length: f.length, offset: f.offset })),
+    files: t.files.map(fileRecord),
     private: t.private,
     announce: t.announce,
     urlList: t.urlList,
@@ -24,15 +25,32 @@ export function torrentSummary(t: Torrent, withPieces = false): Record<string, u
   if (t.createdBy !== undefined) o['createdBy'] = t.createdBy;
   if (t.creationDate !== undefined) o['creationDate'] = t.creationDate;
   if (t.source !== undefined) o['source'] = t.source;
-  if (withPieces) o['pieces'] = Array.from({ length: t.pieceCount }, (_, i) => pieceHash(t, i).toString('hex'));
+  if (t.pieceLayers) o['pieceLayers'] = t.pieceLayers.size;
+  if (withPieces) {
+    const v2 = (): Array<string | null> => Array.from({ length: t.pieceCount }, (_, i) => v2PieceHash(t, i)?.toString('hex') ?? null);
+    // a v2-only torrent has no SHA-1s: its pieces are the merkle digests
+    if (t.version === 2) o['pieces'] = v2();
+    else o['pieces'] = Array.from({ length: t.pieceCount }, (_, i) => pieceHash(t, i).toString('hex'));
+    if (t.version === 'hybrid') o['piecesV2'] = v2();
+  }
   return o;
 }
+
+function fileRecord(f: TorrentFile): Record<string, unknown> {
+  const o: Record<string, unknown> = { path: f.path, length: f.length, offset: f.offset };
+  if (f.pad) o['pad'] = true;
+  if (f.piecesRoot) o['piecesRoot'] = f.piecesRoot.toString('hex');
+  return o;
+}
+
+const VERSION_TEXT = { 1: '1 (BEP 3)', 2: '2 (BEP 52, v2 only)', hybrid: 'hybrid (v1 and v2 views of the same files)' } as const;
 
 
 function readable(t: Torrent): string {
   const lines = [
     `name          ${t.name}`,
     `info hash     ${t.infoHashHex}${t.infoHashV2 ? `\nv2 info hash  ${t.infoHashV2.toString('hex')}` : ''}`,
+    `version       ${VERSION_TEXT[t.version]}`,
     `size          ${human(t.length)} (${t.length} bytes) in ${t.pieceCount} pieces of ${human(t.pieceLength)}`,
     `private       ${t.private ? 'yes' : 'no'}`,
   ];
@@ -55,17 +73,25 @@ export const info: Command = {
   help: `usage: torrent-tools info [FILE|-] [options]
 
 Reads a .torrent file (or stdin) and prints one compact JSON object: infoHash (the SHA-1 of
-the raw bytes of the info dict, as they stand in the file), infoHashV2 (hybrid torrents),
-name, length, pieceLength, pieceCount, files [{path, length, offset, pad?}], private,
-announce (tiers), urlList, comment, createdBy, creationDate (seconds), source.
-On a terminal it prints a readable summary instead.
+the raw bytes of the info dict, as they stand in the file; for a v2-only torrent the SHA-256
+truncated to 20 bytes, the hash the wire uses), infoHashV2 (v2 and hybrid torrents: the
+SHA-256), metaVersion (1, 2 or "hybrid"), name, length, pieceLength, pieceCount, files
+[{path, length, offset, pad?, piecesRoot?}], private, announce (tiers), urlList, comment,
+createdBy, creationDate (seconds), source, pieceLayers (v2 and hybrid: how many files have a
+piece layer). A v2-only torrent's files are listed with the pad files that put each file on
+a piece boundary. On a terminal it prints a readable summary instead.
+
+v2 and hybrid torrents are checked as strictly as v1 ones: every non-empty file has a pieces
+root, every file longer than a piece has a piece layer that hashes to it, and a hybrid's v1
+file list (with its pad files) describes the same files as its file tree.
 
 Torrents with unsorted dict keys or bytes after the dict are read with one warning (the info
 hash still comes from the raw bytes); duplicate keys and broken structure are errors that
 say what and where, exit 1, nothing on stdout.
 
 options:
-  --pieces    add the piece hashes (hex) as "pieces"
+  --pieces    add the piece hashes (hex) as "pieces" (v2-only: the SHA-256 piece-layer
+              digests; hybrid: the SHA-1s, and the v2 digests as "piecesV2")
   --json      JSON even on a terminal
   --strict    refuse non-canonical bencode
   -h, --help  show this help

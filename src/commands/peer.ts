@@ -35,8 +35,9 @@ With a TORRENT the messages are checked against it; with a MAGNET or bare INFOHA
 their framing, until the metadata is fetched from the peer (BEP 9: --metadata, --request).
 
 options:
-  --request INDEX   download piece INDEX, check its SHA-1, print
-                    {"event":"piece","index":…,"valid":…} and exit (0 when valid); with a
+  --request INDEX   download piece INDEX, check its hash, print
+                    {"event":"piece","index":…,"valid":…,"sha1":…} ("root":… for a v2-only
+                    torrent: the merkle root of its blocks) and exit (0 when valid); with a
                     MAGNET or INFOHASH the metadata is fetched from the peer first
   --metadata        MAGNET or INFOHASH: fetch the metadata from the peer, print
                     {"event":"metadata",…} and exit (0 when it matches the info hash)

@@ -19,8 +19,9 @@ export const verify: Command = {
   synopsis: 'TORRENT DIR [--summary] [--select FILE]... [--workers N] [--quiet|--progress]',
   help: `usage: torrent-tools verify TORRENT DIR [options]
 
-Reads the torrent's files under DIR, checks every piece's SHA-1 on all cores, and prints one
-line per piece, {"index":N,"valid":true|false}, in index order: a have-set, so
+Reads the torrent's files under DIR, checks every piece's hash on all cores (SHA-1; for a
+v2-only torrent the BEP 52 merkle root of its file's 16 KiB blocks), and prints one line per
+piece, {"index":N,"valid":true|false}, in index order: a have-set, so
 'fetch-pieces --have' can fetch only the rest. Missing or short files make their pieces
 invalid. A summary goes to stderr. Exit 0 only when every (selected) piece is valid.
 DIR is the folder that holds the torrent's content (DIR/NAME), or the content itself when

@@ -9,8 +9,8 @@
  * `pending`: they can be neither accepted nor refused.
  */
 import { createHash } from 'node:crypto';
-import { HASH_BYTES, MERKLE_BLOCK, fileLeafCount, leafHashes, merkleRoot } from './merkle.js';
-import { pieceHash, pieceSize } from './pieces.js';
+import { leafHashes, merkleRoot, pieceRoot } from './merkle.js';
+import { pieceHash, pieceSize, v2PieceHash, v2PieceShape } from './pieces.js';
 import type { Torrent } from './torrent.js';
 
 /** How a piece's bytes are digested: structured-clone-able, so it can go to a hashing thread. */
@@ -33,40 +33,13 @@ export type CheckedTorrent = Pick<Torrent, 'version' | 'pieceHashes' | 'pieceLay
 /** What piece `index` of `t` must hash to. */
 export function pieceCheck(t: CheckedTorrent, index: number): PieceCheck {
   if (t.version !== 2) return { kind: 'sha1', digest: SHA1, want: pieceHash(t, index) };
-  const start = index * t.pieceLength;
-  const size = pieceSize(t, index); // throws for an index outside the torrent
-  const fi = realFileAt(t, start);
-  const f = t.files[fi]!;
-  if (f.pad || f.offset % t.pieceLength !== 0 || f.piecesRoot === undefined) {
-    // the parser lays every real file out on a piece boundary with its root: a bug if not
-    throw new RangeError(`piece ${index} does not start in a v2 file of the torrent`);
-  }
-  const dataLength = Math.min(size, f.offset + f.length - start);
-  if (f.length <= t.pieceLength) {
-    return { kind: 'merkle', digest: { kind: 'merkle', dataLength, leaves: fileLeafCount(f.length) }, want: f.piecesRoot, file: fi };
-  }
-  const layer = t.pieceLayers?.get(f.piecesRoot.toString('hex'));
-  if (layer === undefined) return { kind: 'pending', file: fi, why: `the piece layer of ${f.path.join('/')} is not known yet` };
-  const k = (start - f.offset) / t.pieceLength;
-  return {
-    kind: 'merkle',
-    digest: { kind: 'merkle', dataLength, leaves: t.pieceLength / MERKLE_BLOCK },
-    want: layer.subarray(k * HASH_BYTES, (k + 1) * HASH_BYTES),
-    file: fi,
-  };
-}
-
-/** The first file whose range ends after `offset`: the real file a v2 piece starting there lies in. */
-function realFileAt(t: Pick<Torrent, 'files'>, offset: number): number {
-  let lo = 0;
-  let hi = t.files.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    const f = t.files[mid]!;
-    if (f.offset + f.length <= offset) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  pieceSize(t, index); // throws for an index outside the torrent
+  const shape = v2PieceShape(t, index);
+  // the parser lays every piece over one real file's bytes: a bug if not
+  if (shape === null) throw new RangeError(`piece ${index} holds no file's bytes`);
+  const want = v2PieceHash(t, index);
+  if (want === null) return { kind: 'pending', file: shape.file, why: `the piece layer of ${t.files[shape.file]!.path.join('/')} is not known yet` };
+  return { kind: 'merkle', digest: { kind: 'merkle', dataLength: shape.bytes, leaves: shape.leaves }, want, file: shape.file };
 }
 
 /**
@@ -81,9 +54,9 @@ export function digestPiece(d: PieceDigest, data: Uint8Array, withLeaves = false
     const digest = createHash('sha1').update(data).digest();
     return withLeaves ? { digest, leaves: null } : digest;
   }
+  if (!withLeaves) return pieceRoot(data.subarray(0, d.dataLength), d.leaves);
   const leaves = leafHashes(data.subarray(0, d.dataLength));
-  const digest = merkleRoot(leaves, d.leaves);
-  return withLeaves ? { digest, leaves } : digest;
+  return { digest: merkleRoot(leaves, d.leaves), leaves };
 }
 
 /** Whether `data` is piece `index` of `t`: false when it is not, or cannot be known yet. */

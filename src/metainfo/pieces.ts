@@ -2,6 +2,7 @@
  * Piece arithmetic, pure: sizes, hashes, block ranges, and which byte ranges of which files a
  * piece covers. No I/O here, so it can be tested exhaustively.
  */
+import { fileLeafCount, HASH_BYTES, MERKLE_BLOCK } from './merkle.js';
 import type { Torrent, TorrentFile } from './torrent.js';
 
 export interface FileSpan {
@@ -79,4 +80,35 @@ export function piecesForFiles(t: Pick<Torrent, 'files' | 'pieceLength'>, fileIn
     for (let p = first; p <= last; p++) set.add(p);
   }
   return [...set].sort((a, b) => a - b);
+}
+
+/**
+ * BEP 52's view of piece `index` (v2 and hybrid layouts, where every file starts on a piece
+ * boundary): the one real file it holds bytes of, how many (the rest is alignment, not data),
+ * and how many leaves its digest has: a piece-layer node (pieceLength / 16 KiB leaves) for a
+ * file longer than a piece, the file's pieces root (its own leaf count) otherwise. Null when
+ * the piece holds no file's bytes (only pads: never in a well-formed v2 layout).
+ */
+export function v2PieceShape(t: Pick<Torrent, 'files' | 'pieceLength' | 'length'>, index: number): { file: number; bytes: number; leaves: number } | null {
+  const span = pieceSpans(t, index).find((s) => !t.files[s.file]!.pad);
+  if (span === undefined) return null;
+  const f = t.files[span.file]!;
+  const leaves = f.length > t.pieceLength ? t.pieceLength / MERKLE_BLOCK : fileLeafCount(f.length);
+  return { file: span.file, bytes: span.length, leaves };
+}
+
+/**
+ * The BEP 52 digest piece `index` must have (see v2PieceShape): its node in its file's piece
+ * layer, or the file's pieces root for a one-piece file. Null when the layer is not known yet
+ * (a magnet's metadata) or the piece holds no file's bytes.
+ */
+export function v2PieceHash(t: Pick<Torrent, 'files' | 'pieceLength' | 'length' | 'pieceLayers'>, index: number): Buffer | null {
+  const shape = v2PieceShape(t, index);
+  if (shape === null) return null;
+  const f = t.files[shape.file]!;
+  if (f.length <= t.pieceLength) return f.piecesRoot ?? null;
+  const layer = t.pieceLayers?.get(f.piecesRoot!.toString('hex'));
+  if (layer === undefined) return null;
+  const k = index - f.offset / t.pieceLength;
+  return layer.subarray(k * HASH_BYTES, (k + 1) * HASH_BYTES);
 }

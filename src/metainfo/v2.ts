@@ -88,24 +88,26 @@ export function checkV2PieceLength(pieceLength: number): void {
 }
 
 /**
- * The v2-only layout: the tree's files, each followed (but the last) by an implicit pad file up
- * to the next piece boundary, so that every file starts on one; empty files take no space.
+ * The v2-only layout: the tree's files, each followed by an implicit pad file up to the next
+ * piece boundary, so that every file starts on one; empty files take no space. The last file is
+ * padded too, as libtorrent does: its v2 torrents' last piece is a whole piece on the wire (it
+ * asks for 16 KiB blocks of it), so ours must be as well.
  */
 export function v2Layout(files: readonly V2File[], pieceLength: number): TorrentFile[] {
   const out: TorrentFile[] = [];
   let offset = 0;
-  files.forEach((f, i) => {
+  for (const f of files) {
     const tf: TorrentFile = { path: f.path, length: f.length, offset, pad: false };
     if (f.piecesRoot) tf.piecesRoot = f.piecesRoot;
     out.push(tf);
     offset += f.length;
     const rem = offset % pieceLength;
-    if (rem !== 0 && i < files.length - 1) {
+    if (rem !== 0) {
       const n = pieceLength - rem;
       out.push({ path: ['.pad', String(n)], length: n, offset, pad: true });
       offset += n;
     }
-  });
+  }
   return out;
 }
 
@@ -125,14 +127,16 @@ export function parsePieceLayers(
   const out = new Map<string, Buffer>();
   const big = files.filter((f) => f.length > pieceLength);
   if (value === undefined && (big.length === 0 || allowMissing)) return out;
-  if (!(value instanceof Map)) fail('piece layers', 'expected a dict');
+  // absent: each file says its layer is missing
+  const layers = value ?? new Map<string, BValue>();
+  if (!(layers instanceof Map)) fail('piece layers', 'expected a dict');
   const used = new Set<string>();
   for (const f of big) {
     const key = f.piecesRoot!.toString('latin1');
     const hex = f.piecesRoot!.toString('hex');
     used.add(key);
     if (out.has(hex)) continue; // two files of the same content share a layer
-    const layer = value.get(key);
+    const layer = layers.get(key);
     if (layer === undefined) {
       if (allowMissing) continue;
       fail(f.where, `no entry in piece layers for its pieces root ${hex}`);
@@ -144,7 +148,7 @@ export function parsePieceLayers(
     out.set(hex, layer);
   }
   let extra = 0;
-  for (const k of value.keys()) if (!used.has(k)) extra++;
+  for (const k of layers.keys()) if (!used.has(k)) extra++;
   if (extra > 0) warn(`piece layers: ${extra} entries that no file longer than a piece uses were ignored`);
   return out;
 }

@@ -1,13 +1,12 @@
 /**
  * Hashing what is on disk, on every core: worker threads each take blocks of pieces, read them
- * with their own file store and digest them (SHA-1, or a v2 piece's merkle root as
- * metainfo/piece-check.ts says); results come back in index order. `verify` compares the
- * digests with the torrent's, `create` writes them. A missing or short file makes its
+ * with their own file store and hash them (SHA-1, BEP 52 piece digests, or both); results come
+ * back in index order. `verify` compares the digests with the torrent's, `create` writes them. A missing or short file makes its
  * pieces unreadable (a null digest), never an error.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { pieceCheck, type PieceDigest } from '../metainfo/piece-check.js';
+import { pieceCheck } from '../metainfo/piece-check.js';
 import type { Torrent } from '../metainfo/torrent.js';
 
 /** Pieces per unit of work: big enough to read sequentially, small enough to balance. */
@@ -18,14 +17,20 @@ export interface VerifyOptions {
   /** only these pieces (default: all) */
   pieces?: readonly number[];
   signal?: AbortSignal;
-  /** how each piece is digested (default SHA-1); null: not at all (a null digest) */
-  how?: (index: number) => PieceDigest | null;
+  /**
+   * what each digest is: the piece's SHA-1 (default), its BEP 52 digest (`pieceRoot` of the
+   * file's bytes in it, see v2PieceShape), or both (20 + 32 bytes); `create` makes v2 torrents
+   */
+  digests?: PieceDigests;
 }
+
+export type PieceDigests = 'sha1' | 'v2' | 'both';
 
 /** What a worker needs to rebuild the torrent's layout (a structured-clone-able subset). */
 export interface VerifyJob {
   root: string;
   torrent: HashLayout;
+  digests: PieceDigests;
 }
 
 /** What hashing needs of a torrent: the file layout (no hashes: `create` has none yet). */
@@ -33,16 +38,12 @@ export type HashLayout = Pick<Torrent, 'name' | 'multiFile' | 'files' | 'length'
 
 /**
  * Yields `[index, valid]` for every wanted piece in ascending index order, verifying on
- * `workers` threads (default: every core). A v2 piece that cannot be checked yet (its piece
+ * `workers` threads (default: every core) by the piece check (metainfo/piece-check.ts): SHA-1,
+ * or a v2-only torrent's merkle digests. A v2 piece that cannot be checked yet (its piece
  * layer unknown) is not valid.
  */
 export async function* verifyPieces(torrent: Torrent, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, boolean]> {
-  // v1 pieces go as before, without a digest description per piece
-  const how = torrent.version !== 2 ? undefined : (i: number): PieceDigest | null => {
-    const c = pieceCheck(torrent, i);
-    return c.kind === 'pending' ? null : c.digest;
-  };
-  for await (const [i, digest] of hashPieces(torrent, root, how ? { ...options, how } : options)) {
+  for await (const [i, digest] of hashPieces(torrent, root, { ...options, digests: torrent.version === 2 ? 'v2' : 'sha1' })) {
     const c = pieceCheck(torrent, i);
     yield [i, digest !== null && c.kind !== 'pending' && digest.equals(c.want)];
   }
@@ -56,6 +57,7 @@ export async function* hashPieces(layout: HashLayout, root: string, options: Ver
   const n = Math.max(1, Math.min(options.workers ?? availableParallelism(), blocks.length));
   const job: VerifyJob = {
     root,
+    digests: options.digests ?? 'sha1',
     torrent: { name: layout.name, multiFile: layout.multiFile, files: layout.files, length: layout.length, pieceLength: layout.pieceLength, pieceCount: layout.pieceCount },
   };
   const done = new Map<number, Array<Buffer | null>>(); // block number → digests
@@ -69,10 +71,7 @@ export async function* hashPieces(layout: HashLayout, root: string, options: Ver
   let next = 0;
   const workers: Worker[] = [];
   const feed = (w: Worker): void => {
-    if (next < blocks.length) {
-      const pieces = blocks[next]!;
-      w.postMessage({ block: next++, pieces, how: options.how && pieces.map(options.how) });
-    }
+    if (next < blocks.length) w.postMessage({ block: next, pieces: blocks[next++] });
     else w.postMessage(null);
   };
   for (let k = 0; k < n; k++) {
