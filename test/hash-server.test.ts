@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { HASH_BYTES, MERKLE_BLOCK, fileLeafCount, leafHashes, log2, merkleRoot, provenNode } from '../src/metainfo/merkle.js';
 import { parseTorrent, type Torrent } from '../src/metainfo/torrent.js';
@@ -11,22 +8,19 @@ import { HashServer } from '../src/swarm/hash-server.js';
 import { LayerFetcher } from '../src/swarm/layer-fetch.js';
 import type { PeerConnection } from '../src/wire/peer-connection.js';
 import type { WireMessage } from '../src/wire/protocol.js';
-import { FIXTURES, SYSTEM_PYTHON, hasLibtorrent, skipUnless } from './helpers/interop.js';
+import { hasLibtorrent, skipUnless } from './helpers/interop.js';
+import { contentImage, ltTorrent } from './helpers/lt-v2.js';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
-import { tmpDir } from './helpers/torrent.js';
+import { tmpDir, type TestFile } from './helpers/torrent.js';
 
 const lt = { skip: skipUnless(hasLibtorrent(), 'python3-libtorrent') };
 
 /** A v2-only torrent python-libtorrent makes of `files`, and its content laid out as the model says (aligned). */
 async function ltV2(files: Array<[string, Buffer]>, pieceLength: number): Promise<{ t: Torrent; content: Buffer }> {
   const dir = await tmpDir('tt-hashsrv-');
-  await mkdir(join(dir, 'd'));
-  for (const [name, data] of files) await writeFile(join(dir, 'd', name), data);
-  execFileSync(SYSTEM_PYTHON, [fileURLToPath(new URL('lt-make-v2.py', FIXTURES)), join(dir, 'd'), join(dir, 'x.torrent'), 'v2', String(pieceLength)]);
-  const t = parseTorrent(await readFile(join(dir, 'x.torrent')));
-  const content = Buffer.alloc(t.length);
-  for (const f of t.files) if (!f.pad) (await readFile(join(dir, t.name, ...f.path))).copy(content, f.offset);
-  return { t, content };
+  const tfs: TestFile[] = files.map(([name, data]) => ({ path: [name], data }));
+  const t = parseTorrent(await ltTorrent(dir, 'd', tfs, 'v2', pieceLength, join(dir, 'x.torrent')));
+  return { t, content: contentImage(t, tfs) };
 }
 
 function serverOf(t: Torrent, content: Buffer, has: (i: number) => boolean = () => true): HashServer {
