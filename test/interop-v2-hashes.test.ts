@@ -126,8 +126,18 @@ test('download of a btmh magnet from python-libtorrent: metadata by the v2 hash,
       assert.equal(res.code, 0, res.stderr);
       for (const [name, data] of files) assert.ok((await readFile(join(out, 'd', name))).equals(data), `${magnet}: ${name}`);
       // a v2-only torrent's big files can be checked only once their layers came; a hybrid's are SHA-1
-      const fetched = res.stderr.split('\n').filter((l) => /piece layer of .* fetched by hash requests/.test(l));
-      assert.equal(fetched.length, t.version === 2 ? 2 : 0, res.stderr);
+      const fetched = (e: string): string[] => e.split('\n').filter((l) => /piece layer of .* fetched by hash requests/.test(l));
+      assert.equal(fetched(res.stderr).length, t.version === 2 ? 2 : 0, res.stderr);
+      if (t.version !== 2) continue;
+      // the layers were cached with the metadata: a second run checks the files with them
+      const cached = parseTorrent(await readFile(join(out, '.torrent-tools', `${t.infoHashHex}.torrent`)));
+      assert.deepEqual(cached.pieceLayers, t.pieceLayers);
+      const again = await runCli(['download', magnet, '-o', out, '--peer', `127.0.0.1:${seedsLt.ports[0]}`, '--no-dht', '--no-announce', '-v', '--json'], { timeoutMs: 60_000 });
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(fetched(again.stderr), []);
+      const events = lines(again.stdout);
+      assert.equal(events.find((e) => e['event'] === 'metadata')?.['source'], 'cache');
+      assert.ok(!events.some((e) => e['event'] === 'piece'), 'nothing fetched again');
     }
     seedsLt.stop();
   }

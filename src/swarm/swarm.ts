@@ -165,6 +165,8 @@ export interface SwarmEvents {
   log: [line: string, level: LogLevel];
   /** serve mode: piece `index` is on disk (markWritten), readable from the output */
   written: [index: number];
+  /** a v2 magnet's piece layers are all fetched (in torrent.pieceLayers): worth caching */
+  layers: [];
   done: [];
 }
 
@@ -687,7 +689,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     }
     if (r.kind === 'stored' && r.done !== null) {
       this.emit('log', `piece layer of ${r.done.path.join('/')} fetched by hash requests`, 'detail');
-      if (!this.layers.missing) this.layers = null;
+      if (!this.layers.missing) {
+        this.layers = null;
+        this.emit('layers');
+      }
       this.scheduler.fillAll();
     }
     if (this.layers !== null) this.askLayers(peer);
