@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { HASH_BYTES, MERKLE_BLOCK, fileLeafCount, leafHashes, log2, merkleRoot, provenNode } from '../src/metainfo/merkle.js';
+import { HASH_BYTES, LayerTree, MERKLE_BLOCK, fileLeafCount, leafHashes, log2, merkleRoot, provenNode } from '../src/metainfo/merkle.js';
 import { parseTorrent, type Torrent } from '../src/metainfo/torrent.js';
 import { sourceOfMagnet } from '../src/metainfo/source.js';
 import { HashServer } from '../src/swarm/hash-server.js';
@@ -170,4 +170,30 @@ test('a btmh-only magnet is a source named by the truncated SHA-256', () => {
   assert.deepEqual(s.infoHash, v2.subarray(0, 20));
   assert.deepEqual(s.magnet?.infoHashV2, v2);
   assert.equal(s.name, 'x');
+});
+
+test('any hash request within the wire limits gets proved hashes or a reason, never a throw', lt, async () => {
+  const seed = seedFromEnv();
+  const r = rng(seed);
+  const pieceLength = 32 * 1024;
+  const { t, content } = await ltV2([['a.bin', bytes(r, 41 * pieceLength + 77)], ['b.bin', bytes(r, 20000)]], pieceLength);
+  const server = serverOf(t, content, (i) => i % 7 !== 3);
+  const roots = t.files.filter((f) => !f.pad).map((f) => f.piecesRoot!);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  let answered = 0;
+  for (let n = 0; n < 2000; n++) {
+    // mostly inside the trees (a.bin has 7 layers, b.bin 1), now and then past them
+    const wild = r() < 0.2;
+    const length = 2 ** Math.floor(r() * (wild ? 11 : 5));
+    const req = { root: pick([...roots, ...(wild ? [Buffer.alloc(32, 3)] : [])]), base: Math.floor(r() * (wild ? 10 : 4)), index: length * Math.floor(r() * (wild ? 5000 : 4)), length, proofLayers: Math.floor(r() * (wild ? 12 : 5)) };
+    const a = await server.answer(req);
+    if (typeof a === 'string') continue;
+    answered++;
+    const f = t.files.find((x) => x.piecesRoot?.equals(req.root))!;
+    const p = provenNode(req, a);
+    // what it proves is that node of the file's whole tree, built here from its bytes
+    const tree = new LayerTree(leafHashes(content.subarray(f.offset, f.offset + f.length)), fileLeafCount(f.length), 0);
+    assert.deepEqual(p.node, tree.node(p.height, p.index), `seed ${seed} ${JSON.stringify({ ...req, root: undefined })}`);
+  }
+  assert.ok(answered > 100, `seed ${seed}: only ${answered} answered`);
 });
