@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { HASH_BYTES, LayerTree, MERKLE_BLOCK, fileLeafCount, leafHashes, log2, merkleRoot, provenNode } from '../src/metainfo/merkle.js';
 import { parseTorrent, type Torrent } from '../src/metainfo/torrent.js';
 import { sourceOfMagnet } from '../src/metainfo/source.js';
+import { Bitfield } from '../src/swarm/bitfield.js';
 import { HashServer } from '../src/swarm/hash-server.js';
+import { Uploader } from '../src/swarm/uploader.js';
+import type { ReadCache } from '../src/storage/read-cache.js';
 import { LayerFetcher } from '../src/swarm/layer-fetch.js';
 import type { PeerConnection } from '../src/wire/peer-connection.js';
 import type { WireMessage } from '../src/wire/protocol.js';
@@ -196,4 +200,37 @@ test('any hash request within the wire limits gets proved hashes or a reason, ne
     assert.deepEqual(p.node, tree.node(p.height, p.index), `seed ${seed} ${JSON.stringify({ ...req, root: undefined })}`);
   }
   assert.ok(answered > 100, `seed ${seed}: only ${answered} answered`);
+});
+
+test('a flood of hash requests from one peer: eight answers in flight, the rest rejected at once', lt, async () => {
+  const r = rng(9);
+  const pieceLength = 16 * 1024;
+  const { t, content } = await ltV2([['a.bin', bytes(r, 40 * pieceLength)]], pieceLength);
+  // a connection whose socket never takes the bytes: answers stay in flight
+  const pending: Array<() => void> = [];
+  const sent: WireMessage[] = [];
+  const conn = Object.assign(new EventEmitter(), {
+    closed: false,
+    amChoking: false,
+    fast: true,
+    send: (m: WireMessage, flushed?: () => void) => {
+      sent.push(m);
+      if (flushed) pending.push(flushed);
+      return true;
+    },
+  });
+  new Uploader(conn as unknown as PeerConnection, null as unknown as ReadCache, new Bitfield(t.pieceCount), {}, serverOf(t, content));
+  const root = t.files[0]!.piecesRoot!;
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 20; i++) await new Promise((res) => setImmediate(res));
+  };
+  for (let i = 0; i < 20; i++) conn.emit('message', { type: 'hash-request', root, base: 0, index: 2 * i, length: 2, proofLayers: 0 });
+  await settle();
+  assert.equal(sent.filter((m) => m.type === 'hashes').length, 8);
+  assert.equal(sent.filter((m) => m.type === 'hash-reject').length, 12);
+  // once the socket takes them, more are answered
+  for (const f of pending.splice(0)) f();
+  conn.emit('message', { type: 'hash-request', root, base: 0, index: 0, length: 2, proofLayers: 0 });
+  await settle();
+  assert.equal(sent.filter((m) => m.type === 'hashes').length, 9);
 });
