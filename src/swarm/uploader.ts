@@ -1,7 +1,9 @@
 /**
  * Serving pieces to one peer: requests are checked, queued (capped), read back through the
  * shared read cache and sent, a few blocks ahead while the socket keeps up. Choked peers get
- * BEP 6 rejects (or silence without BEP 6); pieces we do not have are always rejected.
+ * BEP 6 rejects (or silence without BEP 6); pieces we do not have are always rejected. BEP 52
+ * hash requests are answered by the torrent's hash server (hash-server.ts), choked or not, a
+ * few at a time, or rejected.
  *
  * What counts as uploaded is what the kernel took, not what we queued: a peer that stops
  * reading shows a rate of zero and a growing stall (stalledFor), which is how the choker
