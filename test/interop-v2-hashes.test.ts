@@ -73,17 +73,20 @@ test('peer --hashes: leaf hashes and proofs from python-libtorrent check against
   }
 });
 
-test('peer --hashes: our seed answers with the same proofs; what it cannot answer it rejects', lt, async () => {
-  const { dir, v2 } = await prepare();
-  const s = await startSeed(v2, dir);
-  seeds.push(s);
+test('peer --hashes: our seed answers with the same proofs (v2-only, hybrid); what it cannot answer it rejects', lt, async () => {
+  const { dir, v2, hybrid } = await prepare();
   const t = parseTorrent(await readFile(v2));
-  for (const piece of [0, 7, 22, 23, t.pieceCount - 1]) {
-    const { code, trace } = await askHashes(s.port, v2, piece);
-    assert.equal(code, 0, JSON.stringify(trace));
-    assert.equal(trace.find((l) => l['event'] === 'hashes')?.['valid'], true, `piece ${piece}`);
+  for (const tf of [v2, hybrid]) {
+    const s = await startSeed(tf, dir);
+    seeds.push(s);
+    const pieces = parseTorrent(await readFile(tf)).pieceCount;
+    for (const piece of [0, 7, 22, 23, pieces - 1]) {
+      const { code, trace } = await askHashes(s.port, tf, piece);
+      assert.equal(code, 0, JSON.stringify(trace));
+      assert.equal(trace.find((l) => l['event'] === 'hashes')?.['valid'], true, `${tf} piece ${piece}`);
+    }
+    await s.stop();
   }
-  await s.stop();
   // a seed that has only part of the data vouches for none of the rest
   const part = join(dir, 'part');
   await mkdir(join(part, 'd'), { recursive: true });
