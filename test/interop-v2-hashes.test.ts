@@ -145,3 +145,18 @@ test('download of a btmh magnet from python-libtorrent: metadata by the v2 hash,
     seedsLt.stop();
   }
 });
+
+test('fetch-metadata of a btmh magnet from python-libtorrent writes a whole v2 .torrent: the piece layers asked by hash requests', lt, async () => {
+  const { dir, v2 } = await prepare();
+  const t = parseTorrent(await readFile(v2));
+  const seedsLt = await startLtSeeds(v2, dir, 1);
+  stops.push(seedsLt.stop);
+  const out = join(dir, 'fm.torrent');
+  const res = await runCli(['fetch-metadata', `magnet:?xt=urn:btmh:1220${t.infoHashV2!.toString('hex')}`, '--peer', `127.0.0.1:${seedsLt.ports[0]}`, '-o', out, '--timeout', '30'], { timeoutMs: 60_000 });
+  assert.equal(res.code, 0, res.stderr);
+  const got = parseTorrent(await readFile(out));
+  assert.deepEqual(got.infoHashV2, t.infoHashV2);
+  assert.equal(got.pieceLayers?.size, 2);
+  assert.deepEqual(got.pieceLayers, t.pieceLayers);
+  seedsLt.stop();
+});

@@ -17,6 +17,8 @@ import type { TorrentSource } from '../metainfo/source.js';
 import type { ConnectionBudget } from '../session/budget.js';
 import type { Bandwidth } from '../wire/bandwidth.js';
 import type { HandedPeer } from '../swarm/hand-over.js';
+import { LayerFetcher } from '../swarm/layer-fetch.js';
+import type { PeerConnection } from '../wire/peer-connection.js';
 
 /** The metadata could not be had: what was tried, in one line. */
 export class MetadataError extends JobError {}
@@ -139,4 +141,69 @@ export async function resolveTorrent(src: TorrentSource, o: MetadataStepOptions 
     await writeFileAtomic(o.cacheFile, file, o.cacheRoot).catch((e: Error) => o.log(`warning: cannot cache the torrent in ${o.cacheFile}: ${e.message}`));
   }
   return { torrent, source: 'peers' };
+}
+
+/**
+ * The piece layers a v2 torrent made from a magnet's metadata lacks, asked of the connections
+ * the metadata step handed over (BEP 52 hash requests, every answer proved up to the file's
+ * pieces root; layer-fetch.ts), so that the .torrent written is whole. Only for connections
+ * whose handshake named the v2 hash: a hybrid's peer met under its SHA-1 would take a hash
+ * request as a violation. Fills `t.pieceLayers`; MetadataError when some are still missing
+ * after `timeoutMs` or when no peer is left to ask.
+ */
+export async function fetchLayersFrom(t: Torrent, handed: HandedPeer[], o: { timeoutMs: number; signal: AbortSignal }): Promise<void> {
+  const fetcher = new LayerFetcher(t);
+  if (!fetcher.missing) {
+    for (const h of handed) h.drop();
+    return;
+  }
+  const conns: Array<{ conn: PeerConnection; has: (i: number) => boolean }> = [];
+  for (const h of handed) {
+    const pieces = h.take();
+    if (pieces === null) continue;
+    const haves = new Set(pieces.haves);
+    const bits = pieces.bitfield;
+    const has = (i: number): boolean => pieces.haveAll || haves.has(i) || (bits !== null && i >> 3 < bits.length && (bits[i >> 3]! & (0x80 >> (i & 7))) !== 0);
+    conns.push({ conn: h.conn, has });
+  }
+  let tick: NodeJS.Timeout | undefined;
+  let abort: (() => void) | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const started = Date.now();
+      const missing = (why: string): void => reject(new MetadataError(`the piece layers of ${t.name} (not part of the metadata): ${why}`));
+      const askAll = (): void => {
+        for (const c of conns) fetcher.ask(c.conn, c.has);
+      };
+      for (const c of conns) {
+        c.conn.on('message', (m) => {
+          if (m.type === 'hashes') {
+            const r = fetcher.onHashes(c.conn, m);
+            if (r.kind === 'bad') c.conn.close(null);
+            else if (!fetcher.missing) return resolve();
+          } else if (m.type === 'hash-reject') {
+            fetcher.onReject(c.conn, m);
+          }
+          askAll();
+        });
+        c.conn.on('close', () => {
+          fetcher.onClose(c.conn);
+          askAll();
+        });
+      }
+      tick = setInterval(() => {
+        if (o.timeoutMs > 0 && Date.now() - started > o.timeoutMs) missing(`none within ${Math.round(o.timeoutMs / 1000)} s`);
+        else if (conns.every((c) => c.conn.closed)) missing('no peer left to ask');
+        else askAll();
+      }, 1000);
+      abort = (): void => reject(new MetadataError('interrupted before the piece layers arrived'));
+      if (o.signal.aborted) return abort();
+      o.signal.addEventListener('abort', abort, { once: true });
+      askAll();
+    });
+  } finally {
+    clearInterval(tick);
+    if (abort) o.signal.removeEventListener('abort', abort);
+    for (const c of conns) c.conn.close(null);
+  }
 }
