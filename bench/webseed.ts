@@ -1,7 +1,8 @@
 /**
  * A web-seed-only download from one local HTTP server (node:http with Range, serving the file
  * from disk, in this process): our `download --web-seed URL` against `aria2c -x4 -s4` fetching
- * the same file from the same server (4 connections, as our web seed keeps 4 runs in flight).
+ * the same file from the same server (4 connections, as our web seed keeps 4 runs in flight),
+ * and the floor: bare Node doing the same fetch and write with nothing of ours (webseed-floor.ts).
  * Each leg writes a fresh folder, checked by SHA-1; the order rotates every run.
  * Run alone: `node dist/bench/webseed.js` (env BENCH_WEBSEED_MIB, BENCH_WEBSEED_RUNS).
  */
@@ -17,6 +18,7 @@ import { hasCommand } from '../test/helpers/interop.js';
 import { CLI, fmt, makeData, measureCommand, median, run, sha1File, summarizeStderr, type LegResult } from './harness.js';
 
 const LIMIT_S = 600;
+const FLOOR = fileURLToPath(new URL('./webseed-floor.js', import.meta.url));
 
 /** Serves one file with Range support (206 for `bytes=a-b`), streamed from disk. */
 async function fileServer(path: string): Promise<{ url: string; server: Server; requests: () => number }> {
@@ -60,6 +62,8 @@ export async function benchWebseed(sizeMiB = Number(process.env['BENCH_WEBSEED_M
     const url = srv.url;
     const legs: Array<{ name: string; argv: (out: string, err: string) => string[] }> = [
       { name: 'ours', argv: (out, err) => ['bash', '-c', 'exec 2>"$3"; exec "$0" download "$1" -o "$2" --web-seed "$4" --no-announce --no-dht --quiet --port 0', CLI, torrent, out, err, url] },
+      // the floor: bare Node, same server, same 4 connections, no hashing (webseed-floor.ts)
+      { name: 'node floor', argv: (out, err) => ['bash', '-c', 'mkdir -p "$1" && exec node "$0" "$3" "$4" "$1/data.bin" 2>"$2"', FLOOR, out, err, url, String(sizeMiB * 1024 * 1024)] },
       { name: 'aria2c', argv: (out, err) => ['bash', '-c', 'exec aria2c --no-conf -x4 -s4 --dir="$0" --file-allocation=none --summary-interval=0 --console-log-level=warn --download-result=hide "$2" 2>"$1"', out, err, url] },
     ];
     const results: LegResult[] = [];
@@ -98,7 +102,8 @@ export async function benchWebseed(sizeMiB = Number(process.env['BENCH_WEBSEED_M
     }
     const ourRss = Math.max(...results.filter((x) => x.leg === 'ours' && x.verified).map((x) => x.maxRssMiB ?? NaN));
     out.push('', `- ours / aria2c wall time: **${fmt(med.get('ours')! / med.get('aria2c')!)}×** (target ≤ 1.0); our peak RSS ${fmt(ourRss, 1)} MiB (target ≤ 100)`);
-    out.push('', 'wall: the whole process. Ours carries each byte twice more than aria2c (HTTP body → piece message → loopback socket → piece buffer), SHA-1-checks it and writes it with O_DIRECT; aria2c writes into the page cache and checks nothing. Peak RSS: GNU time, max over runs (`download` alone is 102–105 MiB from libtorrent seeders).');
+    out.push(`- ours / node floor: ${fmt(med.get('ours')! / med.get('node floor')!)}×; node floor / aria2c: ${fmt(med.get('node floor')! / med.get('aria2c')!)}× (above 1: Node alone, fetching and writing, is slower than aria2c)`);
+    out.push('', 'wall: the whole process. Ours copies each byte twice more than aria2c (HTTP body → piece message, handed over in-process → the frame decoder scratch → piece buffer), SHA-1-checks it and writes it with O_DIRECT; aria2c writes into the page cache and checks nothing. Peak RSS: GNU time, max over runs (`download` alone is 102–105 MiB from libtorrent seeders).');
     const bad = results.filter((x) => !x.verified || x.stderr.length > 0);
     for (const x of bad) {
       out.push(`- ${x.leg}: exit ${x.code}, ${fmt(x.wallS)} s, ${x.verified ? 'verified' : '**NOT verified**'}`);

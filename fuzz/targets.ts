@@ -243,6 +243,16 @@ function metainfoRun(input: Buffer): void {
     }
     // what was accepted is safe to use: paths, hashes, piece arithmetic, a magnet of it
     for (const f of t.files) for (const c of f.path) check(componentProblem(c) === null, `unsafe path component ${JSON.stringify(c)} accepted`);
+    check(componentProblem(t.name) === null, `unsafe name ${JSON.stringify(t.name)} accepted`);
+    // every file written has a path of its own, whatever the case (sanitize.ts resolveDuplicates)
+    const seen = new Set<string>();
+    for (const f of t.files) {
+      if (f.pad) continue;
+      const k = f.path.join('/').replace(/[A-Z]/g, (c) => c.toLowerCase());
+      check(!seen.has(k), `two files share the path ${JSON.stringify(k)}`);
+      seen.add(k);
+    }
+    if (strict) check(t.rawName === undefined && t.files.every((f) => f.rawPath === undefined), 'strict mapped a name');
     check(t.pieceHashes.length === (t.version === 2 ? 0 : t.pieceCount * 20), 'piece hashes do not match the piece count');
     const v2Hash = createHash('sha256').update(t.infoRaw).digest();
     check(t.infoHash.equals(t.version === 2 ? v2Hash.subarray(0, 20) : sha1(t.infoRaw)), 'info hash is not the SHA-1 (v2: truncated SHA-256) of the raw info bytes');
@@ -266,7 +276,7 @@ function metainfoRun(input: Buffer): void {
 const metainfoTarget: FuzzTarget = {
   name: 'metainfo',
   summary: '.torrent parsing and validation (lenient and --strict), magnet and metadata round trips',
-  files: ['src/metainfo/torrent.js', 'src/metainfo/v2.js', 'src/metainfo/from-metadata.js'],
+  files: ['src/metainfo/torrent.js', 'src/metainfo/sanitize.js', 'src/metainfo/v2.js', 'src/metainfo/from-metadata.js'],
   seeds: () => ({ 'single.torrent': smallTorrent(false), 'multi.torrent': smallTorrent(true) }),
   inputs: (corpus) => mix(corpus, fc.oneof(torrentArb, v2TorrentArb), 2048),
   run: metainfoRun,

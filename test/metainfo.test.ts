@@ -76,7 +76,7 @@ test('a valid torrent parses; the info hash is the SHA-1 of the raw info bytes',
   assert.deepEqual(t.urlList, ['http://ws/']);
 });
 
-test('malformed torrents: one precise message each', () => {
+test('malformed torrents: one precise message each (names and paths: with strict)', () => {
   const files = (list: BValue[]): Array<[string, BValue]> => [['files', list], ['name', B('d')], ['piece length', 4], ['pieces', Buffer.alloc(20)]];
   const f = (path: string[], length = 2): BValue => new Map<string, BValue>([['length', length], ['path', path.map(B)]]);
   const cases: Array<[Buffer, RegExp]> = [
@@ -99,7 +99,14 @@ test('malformed torrents: one precise message each', () => {
     [torrent(files([f([])])), /^info\.files\[0\]\.path: empty path$/],
     [torrent(files([f(['CON'])])), /reserved device name/],
     [torrent(files([f(['a']), f(['a'])])), /^info\.files\[1\]\.path: duplicate path "a"$/],
-    [torrent(files([f(['a']), f(['a', 'b'])])), /"a\/b" is inside "a", which is a file/],
+    [torrent(files([f(['a']), f(['a', 'b'])])), /^info\.files\[0\]\.path: "a" is also a directory of another file$/],
+    [torrent(files([f(['a']), f(['A'])])), /^info\.files\[1\]\.path: duplicate path "A"$/],
+    [torrent(files([f(['x\u202egpj.exe'])])), /invisible direction mark/],
+    [torrent(files([f(['ctl\u0001'])])), /contains a control character/],
+    [torrent(files([f(['b'.repeat(241)])])), /is longer than 240 bytes/],
+    [torrent(files([new Map<string, BValue>([['length', 2], ['path', [Buffer.from([0x61, 0xff])]]])])), /is not valid UTF-8/],
+    [torrent(files([new Map<string, BValue>([['attr', B('p')], ['length', 2]])])), /^info\.files\[0\]\.path: expected a list of path components$/],
+    [torrent([...okInfo().filter(([k]) => k !== 'piece length'), ['piece length', 2 ** 29]]), /^info\.piece length: 536870912 is out of range \[1, 134217728\]$/],
     [torrent(files([f(Array.from({ length: 65 }, () => 'd'))])), /path deeper than 64 components/],
     [torrent([...okInfo(), ['files', [f(['a'])]]]), /^info: has both "length" and "files"$/],
     [torrent([...okInfo().filter(([k]) => k !== 'name'), ['name', B('..')]]), /^info\.name: "\.\." is "\.\."$/],
@@ -109,7 +116,8 @@ test('malformed torrents: one precise message each', () => {
     [Buffer.alloc(10 * 1024 * 1024 + 1), /larger than 10485760 bytes/],
   ];
   for (const [buf, re] of cases) {
-    assert.throws(() => parseTorrent(buf), (e: unknown) => e instanceof MetainfoError && re.test(e.message), `${re}: got ${(() => { try { parseTorrent(buf); return 'no error'; } catch (e) { return (e as Error).message; } })()}`);
+    const strict = { strict: true };
+    assert.throws(() => parseTorrent(buf, strict), (e: unknown) => e instanceof MetainfoError && re.test(e.message), `${re}: got ${(() => { try { parseTorrent(buf, strict); return 'no error'; } catch (e) { return (e as Error).message; } })()}`);
   }
 });
 

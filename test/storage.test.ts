@@ -20,7 +20,7 @@ import { pieceFrame } from '../src/streams/piece-frames.js';
 import { UnsafePathError, safeJoin } from '../src/storage/safe-path.js';
 import { verifyPieces } from '../src/storage/verify.js';
 import { bytes, rng, seedFromEnv } from './helpers/random.js';
-import { makeTorrent, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
+import { makeTorrent, tmpDir, tree, writeFiles, type TestFile } from './helpers/torrent.js';
 
 const PL = 16 * 1024;
 
@@ -37,18 +37,6 @@ function layout(r: () => number): TestFile[] {
   ];
 }
 
-async function tree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(d: string, rel: string): Promise<void> {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = rel ? `${rel}/${e.name}` : e.name;
-      out.push(p);
-      if (e.isDirectory()) await walk(join(d, e.name), p);
-    }
-  }
-  await walk(dir, '');
-  return out.sort();
-}
 
 test('pieces written in any order land in the right files; pad files are never written', async () => {
   const seed = seedFromEnv();

@@ -4,10 +4,11 @@
  * that served us and went away, and never again for a ban. Real sockets on loopback.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { after, test } from 'node:test';
 import { Connector, type ConnectionEnd } from '../src/swarm/connector.js';
 import type { PeerRecord } from '../src/peers/record.js';
+import type { WireSocket } from '../src/wire/memory-pipe.js';
 import { Session } from '../src/session/session.js';
 import { Swarm } from '../src/swarm/swarm.js';
 import { makeTorrent } from './helpers/torrent.js';
@@ -40,7 +41,7 @@ function connector(end: (dial: number) => Omit<ConnectionEnd, 'hungUp'>, base = 
   const t0 = Date.now();
   const c: Connector = new Connector(
     { maxPeers: 10, halfOpen: 4, connectTimeoutMs: 2000, retryBaseMs: base, maxAttempts },
-    (socket: Socket, rec: PeerRecord, _reads, encrypt) => {
+    (socket: WireSocket, rec: PeerRecord, _reads, encrypt) => {
       const n = dials.push({ at: Date.now() - t0, encrypt });
       socket.on('error', () => {});
       socket.on('close', () => c.release(`${rec.ip}:${rec.port}`, rec, { ...end(n), hungUp: true }));

@@ -1,6 +1,6 @@
 /**
  * Web seeds (BEP 19) end to end: real HTTP servers on loopback (test/helpers/range-server.ts),
- * each web seed a loopback peer the swarm dials (src/webseed/web-seed-peer.ts).
+ * each web seed an in-process peer the swarm dials (src/webseed/web-seed-peer.ts).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer as createHttpServer } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { after, test } from 'node:test';
 import { download, type DownloadEvent } from '../src/client/download.js';
@@ -339,15 +339,16 @@ test('CLI: download --json ends with a sources record; no way to find peers with
 
 test('BEP 6 cancel: a block of a run not sent yet is dropped and rejected; one sent is not answered again', async () => {
   const data = single[0]!.data;
-  // each reply: its first 16 KiB at once, the rest once released
+  // each reply: its first 16 KiB at once, the rest once released (a reply of 16 KiB is whole)
   let release: () => void = () => {};
   const released = new Promise<void>((resolve) => (release = resolve));
   const http = createHttpServer((req, res) => {
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!;
     const [a, b] = [Number(m[1]), Number(m[2])];
     res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${data.length}` });
-    res.write(data.subarray(a, Math.min(b + 1, a + 16 * 1024)));
-    void released.then(() => res.end(data.subarray(Math.min(b + 1, a + 16 * 1024), b + 1)));
+    if (b + 1 <= a + 16 * 1024) return void res.end(data.subarray(a, b + 1));
+    res.write(data.subarray(a, a + 16 * 1024));
+    void released.then(() => res.end(data.subarray(a + 16 * 1024, b + 1)));
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   stops.push(() => {
@@ -356,11 +357,8 @@ test('BEP 6 cancel: a block of a run not sent yet is dropped and rejected; one s
   });
   const t = parseTorrent(torrentOf(SINGLE_NAME, single, true));
   const ws = new WebSeedPeer({ torrent: t, url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/`, timeoutMs: 10_000 });
-  const rec = await ws.listen();
   stops.push(() => void ws.close());
-  const sock = connect(rec.port, '127.0.0.1');
-  await new Promise<void>((resolve) => sock.once('connect', resolve));
-  const conn = new PeerConnection(sock, { peerId: makePeerId(randomBytes), infoHash: t.infoHash, outgoing: true });
+  const conn = new PeerConnection(ws.connect(), { peerId: makePeerId(randomBytes), infoHash: t.infoHash, outgoing: true });
   const got: WireMessage[] = [];
   const waiters: Array<() => void> = [];
   conn.on('message', (msg) => {
@@ -384,23 +382,27 @@ test('BEP 6 cancel: a block of a run not sent yet is dropped and rejected; one s
   conn.send({ type: 'interested' });
   await until('unchoke', () => got.some((x) => x.type === 'unchoke'));
   const B = 16 * 1024;
-  const [a, b, c, d] = [{ index: 0, begin: 0 }, { index: 0, begin: B }, { index: 1, begin: 0 }, { index: 1, begin: B }];
-  // a: a run of its own; b and c: a run, held after b's bytes; d: queued
+  const [a, b, c, d, e] = [{ index: 0, begin: 0 }, { index: 0, begin: B }, { index: 1, begin: 0 }, { index: 1, begin: B }, { index: 2, begin: 0 }];
+  // a: a run of its own (the first); b, c and d: the next run once a is done (a run in flight
+  // makes the next wait for more requests than these), held after b's bytes
   conn.sendRequests([a, b, c, d].map((x) => ({ ...x, length: B })));
   await until('a and b', () => answers('piece').length === 2);
   assert.deepEqual(answers('piece'), ['0:0', `0:${B}`]);
-  // a was sent: its cancel is not answered; c (in the held run) and d (queued) are rejected
-  for (const x of [a, c, d]) conn.send({ type: 'cancel', ...x, length: B });
-  await until('rejects of c and d', () => answers('reject').length === 2);
+  // e: queued behind the held run
+  conn.sendRequests([{ ...e, length: B }]);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  // a was sent: its cancel is not answered; c and d (in the held run) and e (queued) are rejected
+  for (const x of [a, c, d, e]) conn.send({ type: 'cancel', ...x, length: B });
+  await until('rejects of c, d and e', () => answers('reject').length === 3);
   release();
   // c asked again: answered once more, by its piece; the cancelled copy never comes
   conn.sendRequests([{ ...c, length: B }]);
   await until('c', () => answers('piece').length === 3);
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.deepEqual(answers('piece'), ['0:0', `0:${B}`, '1:0']);
-  assert.deepEqual(answers('reject').sort(), ['1:0', `1:${B}`]);
-  // five requests, five answers: the swarm's book of each (requests.ts `asked`) adds up
-  assert.equal(answers('piece').length + answers('reject').length, 5);
+  assert.deepEqual(answers('reject').sort(), ['1:0', `1:${B}`, '2:0']);
+  // six requests, six answers: the swarm's book of each (requests.ts `asked`) adds up
+  assert.equal(answers('piece').length + answers('reject').length, 6);
   assert.ok(!conn.closed);
   conn.close(null);
   await ws.close();

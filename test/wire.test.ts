@@ -59,6 +59,31 @@ test('every message round-trips, whole, byte by byte and in random chunks', () =
   }
 });
 
+test('as written in parts (a piece: its head, then its block, as memory-pipe.ts hands them over): every message decodes; the block is a view, not a copy, and still checked', () => {
+  const parts = [encodeHandshake(hs), ...every.flatMap((x) => encodeMessage(x))];
+  assert.ok(parts.length > every.length + 1, 'pieces are written as head and block');
+  const { h, m } = decodeAllChunks(parts);
+  assert.deepEqual(h, [hs]);
+  assert.deepEqual(m, every);
+  // a piece head alone, then its block and the next frame in one chunk
+  const block = Buffer.alloc(16384, 9);
+  const [head, body] = encodeMessage({ type: 'piece', index: 1, begin: 16384, block }) as [Buffer, Buffer];
+  const tail = Buffer.concat([body, toBuf({ type: 'have', index: 2 })]);
+  const d = new FrameDecoder(limits, false);
+  const got: WireMessage[] = [];
+  let view = false;
+  for (const c of [head, tail]) d.write(c, () => {}, (x) => {
+    if (x.type === 'piece') view = x.block.buffer === tail.buffer && x.block.equals(block);
+    got.push(x);
+  });
+  assert.ok(view, 'the block is the chunk itself');
+  assert.deepEqual(got.map((x) => x.type), ['piece', 'have']);
+  // a block past its piece's end is refused on this path too
+  const [badHead, badBody] = encodeMessage({ type: 'piece', index: 9, begin: 4000, block: Buffer.alloc(2000) }) as [Buffer, Buffer];
+  const d2 = new FrameDecoder(limits, false);
+  assert.throws(() => [badHead, badBody].forEach((c) => d2.write(c, () => {}, () => {})), /piece block 4000\.\.6000 beyond piece 9 \(5000 bytes\)/);
+});
+
 test('malformed frames: each a violation with its reason', () => {
   const frame = (id: number, payload: Buffer): Buffer => {
     const b = Buffer.alloc(5 + payload.length);

@@ -243,7 +243,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
     let readStore: FileStore | null = null;
     // the connections the metadata came over, kept for the download
     let handed: HandedPeer[] = [];
-    // web seeds: loopback peers in front of HTTP servers (webseed/web-seed-peer.ts)
+    // web seeds: in-process peers in front of HTTP servers (webseed/web-seed-peer.ts)
     const webSeeds = new WebSeeds();
     const sendSources = (swarm: Swarm): void => {
       if (sourcesSent) return;
@@ -307,7 +307,7 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
       f.swarm.on('dht-node', (n) => tDht?.addNode(n.ip, n.port));
       this.fetch = f;
       const wsUrls = webSeedUrls(t, o.webSeeds ?? [], o.useUrlList !== false, log);
-      for (const rec of await webSeeds.start(t, wsUrls, logAt)) f.swarm.addPeer(rec);
+      for (const { rec, dial } of webSeeds.start(t, wsUrls, logAt)) f.swarm.addPeer(rec, dial);
       await o.stream?.attach({ torrent: t, dir, swarm: f.swarm, files: select, openFiles: session.openFiles });
 
       const assemble = new AssembleStream(t, dir, { trust: true, wanted, have: valid, select, osCache: o.osCache, openFiles: session.openFiles, writeTurns: session.writeTurns, onNotice: (m) => log(`note: ${m}`) });

@@ -73,7 +73,8 @@ options:
                        the ones fetched now once they read back from DIR with a good hash
   --port N             our listening port, advertised to peers
 ${DHT_HELP}${VERBOSITY_HELP}  --progress           progress as NDJSON on stderr (numeric fields, the same keys every time)
-  --strict             refuse a torrent file with non-canonical bencode
+  --strict             refuse a torrent file with non-canonical bencode, names
+                       that need mapping to safe ones, or pieces over 128 MiB
   -h, --help           show this help
 
 examples:
@@ -167,9 +168,9 @@ examples:
     });
     const swarm = fetch.swarm;
     swarm.on('log', log);
-    // web seeds: loopback peers in front of HTTP servers (webseed/web-seed-peer.ts), dialled like any
+    // web seeds: in-process peers in front of HTTP servers (webseed/web-seed-peer.ts), dialled like any
     const webSeeds = new WebSeeds();
-    for (const rec of await webSeeds.start(t, webSeedUrls(t, a.list('web-seed'), !a.bool('no-web-seeds'), log), log, timeout > 0 ? Math.min(timeout, 30) * 1000 : undefined)) swarm.addPeer(rec);
+    for (const { rec, dial } of webSeeds.start(t, webSeedUrls(t, a.list('web-seed'), !a.bool('no-web-seeds'), log), log, timeout > 0 ? Math.min(timeout, 30) * 1000 : undefined)) swarm.addPeer(rec, dial);
     let watch: DiskWatch | null = null;
     if (serve) {
       session?.host(swarm);

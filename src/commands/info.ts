@@ -11,8 +11,9 @@ export function torrentSummary(t: Torrent, withPieces = false): Record<string, u
   const o: Record<string, unknown> = { infoHash: t.infoHashHex };
   if (t.infoHashV2) o['infoHashV2'] = t.infoHashV2.toString('hex');
   o['metaVersion'] = t.version;
+  o['name'] = t.name;
+  if (t.rawName !== undefined) o['rawName'] = t.rawName;
   Object.assign(o, {
-    name: t.name,
     length: t.length,
     pieceLength: t.pieceLength,
     pieceCount: t.pieceCount,
@@ -37,14 +38,15 @@ export function torrentSummary(t: Torrent, withPieces = false): Record<string, u
 }
 
 function fileRecord(f: TorrentFile): Record<string, unknown> {
-  const o: Record<string, unknown> = { path: f.path, length: f.length, offset: f.offset };
+  const o: Record<string, unknown> = { path: f.path };
+  if (f.rawPath) o['rawPath'] = f.rawPath;
+  Object.assign(o, { length: f.length, offset: f.offset });
   if (f.pad) o['pad'] = true;
   if (f.piecesRoot) o['piecesRoot'] = f.piecesRoot.toString('hex');
   return o;
 }
 
 const VERSION_TEXT = { 1: '1 (BEP 3)', 2: '2 (BEP 52, v2 only)', hybrid: 'hybrid (v1 and v2 views of the same files)' } as const;
-
 
 function readable(t: Torrent): string {
   const lines = [
@@ -75,11 +77,18 @@ export const info: Command = {
 Reads a .torrent file (or stdin) and prints one compact JSON object: infoHash (the SHA-1 of
 the raw bytes of the info dict, as they stand in the file; for a v2-only torrent the SHA-256
 truncated to 20 bytes, the hash the wire uses), infoHashV2 (v2 and hybrid torrents: the
-SHA-256), metaVersion (1, 2 or "hybrid"), name, length, pieceLength, pieceCount, files
-[{path, length, offset, pad?, piecesRoot?}], private, announce (tiers), urlList, comment,
-createdBy, creationDate (seconds), source, pieceLayers (v2 and hybrid: how many files have a
-piece layer). A v2-only torrent's files are listed with the pad files that put each file on
-a piece boundary. On a terminal it prints a readable summary instead.
+SHA-256), metaVersion (1, 2 or "hybrid"), name, rawName?, length, pieceLength, pieceCount,
+files [{path, rawPath?, length, offset, pad?, piecesRoot?}], private, announce (tiers),
+urlList, comment, createdBy, creationDate (seconds), source, pieceLayers (v2 and hybrid: how
+many files have a piece layer). A v2-only torrent's files are listed with the pad files that
+put each file on a piece boundary. On a terminal it prints a readable summary instead (safe
+paths).
+
+Names that are unsafe or impossible on disk ("..", "/" or "\\" inside a name, empty
+components, control characters, over 240 bytes, duplicates, Windows device names) are mapped
+to safe ones as libtorrent maps them (man 7 torrent-tools-formats): "name" and "path" are the
+safe names every command writes and reads, "rawName" and "rawPath" the torrent's own, given
+only when they differ; one warning per kind of mapping on stderr.
 
 v2 and hybrid torrents are checked as strictly as v1 ones: every non-empty file has a pieces
 root, every file longer than a piece has a piece layer that hashes to it, and a hybrid's v1
@@ -93,7 +102,7 @@ options:
   --pieces    add the piece hashes (hex) as "pieces" (v2-only: the SHA-256 piece-layer
               digests; hybrid: the SHA-1s, and the v2 digests as "piecesV2")
   --json      JSON even on a terminal
-  --strict    refuse non-canonical bencode
+  --strict    refuse non-canonical bencode, names that need mapping and pieces over 128 MiB
   -h, --help  show this help
 
 examples:

@@ -76,7 +76,8 @@ options:
   -v, --verbose     print every peer failure (dropped, not reading) with its reason
   -q, --quiet       no status line; print errors only
   --progress        progress as NDJSON on stderr (numeric fields, the same keys every time)
-  --strict          refuse a torrent file with non-canonical bencode
+  --strict          refuse a torrent file with non-canonical bencode, names that
+                    need mapping to safe ones, or pieces over 128 MiB
   -h, --help        show this help
 
 examples:

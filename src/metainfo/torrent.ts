@@ -7,11 +7,14 @@ import { createHash } from 'node:crypto';
 import { decodeFirst } from '../bencode/decoder.js';
 import { BencodeError } from '../bencode/errors.js';
 import type { BDict, BValue, Span } from '../bencode/types.js';
+import { PathMappings, resolveDuplicates, safeName, safePath, WINDOWS_RESERVED } from './sanitize.js';
 import { checkHybrid, checkV2PieceLength, parseFileTree, parsePieceLayers, v2Layout, type V2File } from './v2.js';
 
 export interface TorrentFile {
-  /** path components inside the torrent (single-file: [name]) */
+  /** path components inside the torrent (single-file: [name]), safe to write (sanitize.ts) */
   path: string[];
+  /** the components as the torrent gives them, only when they differ from `path` */
+  rawPath?: string[];
   length: number;
   /** byte offset of the file in the torrent's concatenated content */
   offset: number;
@@ -36,7 +39,10 @@ export interface Torrent {
   /** SHA-256 of the raw info bytes (v2 and hybrid torrents) */
   infoHashV2?: Buffer;
   infoRaw: Buffer;
+  /** safe to use as a file or folder name (sanitize.ts) */
   name: string;
+  /** the name as the torrent gives it, only when it differs from `name` */
+  rawName?: string;
   length: number;
   pieceLength: number;
   pieceCount: number;
@@ -69,7 +75,10 @@ export class MetainfoError extends Error {
 
 export const LIMITS = {
   torrentBytes: 10 * 1024 * 1024,
-  pieceLength: 128 * 1024 * 1024,
+  /** libtorrent's limit (INT_MAX / 2): what it loads, we load */
+  pieceLength: 2 ** 30 - 1,
+  /** larger pieces are loaded with a warning, and refused with strict */
+  commonPieceLength: 128 * 1024 * 1024,
   pieces: 1 << 20,
   files: 1 << 20,
   pathDepth: 64,
@@ -77,7 +86,10 @@ export const LIMITS = {
 };
 
 export interface ParseOptions {
-  /** refuse non-canonical bencode (unsorted keys, bytes after the dict) instead of warning */
+  /**
+   * refuse non-canonical bencode (unsorted keys, bytes after the dict), paths that need mapping
+   * to safe names (sanitize.ts) and pieces over LIMITS.commonPieceLength, instead of warning
+   */
   strict?: boolean;
   /** one call per kind of problem tolerated */
   onWarning?: (message: string) => void;
@@ -87,8 +99,6 @@ export interface ParseOptions {
    */
   allowMissingLayers?: boolean;
 }
-
-const WINDOWS_RESERVED = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$/i;
 
 /** Why a path component from a torrent is unsafe, or null. */
 export function componentProblem(c: string): string | null {
@@ -103,11 +113,6 @@ export function componentProblem(c: string): string | null {
 
 function fail(where: string, what: string): never {
   throw new MetainfoError(where ? `${where}: ${what}` : what);
-}
-
-function text(v: BValue | undefined, where: string): string {
-  if (!Buffer.isBuffer(v)) fail(where, 'expected a byte string');
-  return v.toString('utf8');
 }
 
 function optText(d: BDict, key: string): string | undefined {
@@ -126,24 +131,13 @@ function dict(v: BValue | undefined, where: string): BDict {
   return v;
 }
 
-/**
- * `where` is a function: the file-list loop would otherwise build its strings for every file.
- * The v2 file tree's paths go through here too (src/metainfo/v2.ts).
- */
-export function pathComponents(v: BValue | undefined, where: () => string): string[] {
+/** The raw components of a path list; `where` is a function: the loop would build its strings for every file. */
+function pathList(v: BValue | undefined, where: () => string): Buffer[] {
   if (!Array.isArray(v)) fail(where(), 'expected a list of path components');
   if (v.length === 0) fail(where(), 'empty path');
   if (v.length > LIMITS.pathDepth) fail(where(), `path deeper than ${LIMITS.pathDepth} components`);
-  const out = new Array<string>(v.length);
-  for (let i = 0; i < v.length; i++) {
-    const c = v[i];
-    if (!Buffer.isBuffer(c)) fail(`${where()}[${i}]`, 'expected a byte string');
-    const s = c.toString('utf8');
-    const p = componentProblem(s);
-    if (p !== null) fail(`${where()}[${i}]`, `path component ${JSON.stringify(s)} ${p}`);
-    out[i] = s;
-  }
-  return out;
+  for (let i = 0; i < v.length; i++) if (!Buffer.isBuffer(v[i])) fail(`${where()}[${i}]`, 'expected a byte string');
+  return v as Buffer[];
 }
 
 function tiers(top: BDict, warn: (m: string) => void): string[][] {
@@ -207,18 +201,20 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
   if (metaVersion !== undefined && metaVersion !== 1 && metaVersion !== 2) fail('info.meta version', `unknown version ${String(metaVersion)}`);
   const hasV1 = info.has('pieces');
 
+  const mappings = new PathMappings(strict);
   const nameValue = info.get('name.utf-8') ?? info.get('name');
-  const name = text(nameValue, 'info.name');
-  const np = componentProblem(name);
-  if (np !== null) fail('info.name', `${JSON.stringify(name)} ${np}`);
-  const pieceLength = int(info.get('piece length'), 'info.piece length', 1, LIMITS.pieceLength);
+  if (!Buffer.isBuffer(nameValue)) fail('info.name', 'expected a byte string');
+  const rawName = nameValue.toString('utf8');
+  const name = safeName(nameValue, () => createHash('sha1').update(infoRaw).digest('hex'), mappings);
+  const pieceLength = int(info.get('piece length'), 'info.piece length', 1, strict ? LIMITS.commonPieceLength : LIMITS.pieceLength);
+  if (pieceLength > LIMITS.commonPieceLength) warn(`info.piece length: ${pieceLength} bytes (over ${LIMITS.commonPieceLength}): each piece in flight or being checked is held in memory whole`);
   let v2Files: V2File[] | undefined;
   if (metaVersion === 2) {
     checkV2PieceLength(pieceLength);
-    v2Files = parseFileTree(info.get('file tree'));
+    v2Files = parseFileTree(info.get('file tree'), mappings);
   }
   const pieceLayers = v2Files ? parsePieceLayers(t.get('piece layers'), v2Files, pieceLength, warn, options.allowMissingLayers) : undefined;
-  if (v2Files && !hasV1) return v2Only(t, info, infoRaw, name, pieceLength, v2Files, pieceLayers!, warn);
+  if (v2Files && !hasV1) return v2Only(t, info, infoRaw, name, rawName, pieceLength, v2Files, pieceLayers!, mappings, warn);
 
   const piecesRaw = info.get('pieces');
   if (!Buffer.isBuffer(piecesRaw)) fail('info.pieces', 'expected a byte string');
@@ -233,35 +229,39 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
     if (!Array.isArray(list)) fail('info.files', 'expected a list');
     if (list.length === 0) fail('info.files', 'the file list is empty');
     if (list.length > LIMITS.files) fail('info.files', `more than ${LIMITS.files} files`);
-    // every path and every directory above one: a file may not share its path with either
-    const taken = new Map<string, 'file' | 'dir'>();
     for (let i = 0; i < list.length; i++) {
       const where = (): string => `info.files[${i}]`;
       const f = list[i];
       if (!(f instanceof Map)) fail(where(), 'expected a dict');
       const l = f.get('length');
       const len = typeof l === 'number' && l >= 0 ? l : int(l, `${where()}.length`, 0, Number.MAX_SAFE_INTEGER);
-      const path = pathComponents(f.get('path.utf-8') ?? f.get('path'), () => `${where()}.path`);
       const attr = f.get('attr');
       const pad = Buffer.isBuffer(attr) && attr.includes(0x70); // 'p'
-      if (!pad) {
-        let d = path[0]!;
-        for (let k = 1; k < path.length; k++) {
-          if (taken.get(d) === 'file') fail(`${where()}.path`, `${JSON.stringify(path.join('/'))} is inside ${JSON.stringify(d)}, which is a file`);
-          taken.set(d, 'dir');
-          d += '/' + path[k]!;
-        }
-        if (taken.has(d)) fail(`${where()}.path`, `duplicate path ${JSON.stringify(d)}`);
-        taken.set(d, 'file');
+      const rawList = f.get('path.utf-8') ?? f.get('path');
+      let file: TorrentFile;
+      if (pad && (rawList === undefined || (Array.isArray(rawList) && rawList.length === 0))) {
+        // BEP 47 gives pad files a path, libtorrent needs none: it never reaches the disk
+        mappings.path('pad-path', `${where()}.path`, rawList === undefined ? 'expected a list of path components' : 'empty path');
+        file = { path: ['.pad', String(len)], length: len, offset: length, pad };
+      } else {
+        const safe = safePath(pathList(rawList, () => `${where()}.path`), `${where()}.path`, mappings);
+        file = { path: safe.path, length: len, offset: length, pad };
+        if (safe.rawPath !== undefined) file.rawPath = safe.rawPath;
       }
-      files.push({ path, length: len, offset: length, pad });
+      files.push(file);
       length += len;
       if (length > Number.MAX_SAFE_INTEGER) fail('info.files', 'total length is too large');
     }
+    for (const [i, path] of resolveDuplicates(files, (i) => `info.files[${i}].path`, mappings)) {
+      const f = files[i]!;
+      f.rawPath ??= f.path;
+      f.path = path;
+    }
   } else {
     length = int(info.get('length'), 'info.length', 0, Number.MAX_SAFE_INTEGER);
-    files.push({ path: [name], length, offset: 0, pad: false });
+    files.push(name === rawName ? { path: [name], length, offset: 0, pad: false } : { path: [name], rawPath: [rawName], length, offset: 0, pad: false });
   }
+  for (const w of mappings.warnings()) warn(w);
   if (length === 0) fail('info', 'the torrent has no data (total length 0)');
   const pieceCount = Math.ceil(length / pieceLength);
   if (pieceCount > LIMITS.pieces) fail('info.pieces', `more than ${LIMITS.pieces} pieces`);
@@ -282,6 +282,7 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
     files,
     multiFile,
   });
+  if (name !== rawName) out.rawName = rawName;
   if (v2Files) {
     out.infoHashV2 = createHash('sha256').update(infoRaw).digest();
     out.pieceLayers = pieceLayers!;
@@ -293,11 +294,29 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
  * A v2-only torrent in the common model: the tree's files with implicit pads, no SHA-1 piece
  * hashes, and as the wire's 20-byte name the SHA-256 of the info bytes truncated (BEP 52).
  */
-function v2Only(t: BDict, info: BDict, infoRaw: Buffer, infoName: string, pieceLength: number, v2Files: V2File[], pieceLayers: Map<string, Buffer>, warn: (m: string) => void): Torrent {
+function v2Only(
+  t: BDict,
+  info: BDict,
+  infoRaw: Buffer,
+  infoName: string,
+  rawInfoName: string,
+  pieceLength: number,
+  v2Files: V2File[],
+  pieceLayers: Map<string, Buffer>,
+  mappings: PathMappings,
+  warn: (m: string) => void,
+): Torrent {
   // one file at the top of the tree is a single-file torrent, named by its key (as libtorrent)
   const multiFile = !(v2Files.length === 1 && v2Files[0]!.path.length === 1);
-  const name = multiFile ? infoName : v2Files[0]!.path[0]!;
+  const single = multiFile ? undefined : v2Files[0]!;
+  const name = single ? single.path[0]! : infoName;
   const files = v2Layout(v2Files, pieceLength);
+  for (const [i, path] of resolveDuplicates(files, (i) => `info.file tree/${(files[i]!.rawPath ?? files[i]!.path).join('/')}`, mappings)) {
+    const f = files[i]!;
+    f.rawPath ??= f.path;
+    f.path = path;
+  }
+  for (const w of mappings.warnings()) warn(w);
   const last = files[files.length - 1]!;
   const length = last.offset + last.length;
   if (length === 0) fail('info', 'the torrent has no data (total length 0)');
@@ -319,6 +338,8 @@ function v2Only(t: BDict, info: BDict, infoRaw: Buffer, infoName: string, pieceL
   });
   out.infoHashV2 = infoHashV2;
   out.pieceLayers = pieceLayers;
+  if (single?.rawPath) out.rawName = single.rawPath[0]!;
+  else if (multiFile && infoName !== rawInfoName) out.rawName = rawInfoName;
   return out;
 }
 

@@ -7,16 +7,24 @@
 import type { BDict, BValue } from '../bencode/types.js';
 import { keyBytes } from '../bencode/types.js';
 import { HASH_BYTES, MERKLE_BLOCK, rootOfPieceLayer } from './merkle.js';
-import { LIMITS, MetainfoError, pathComponents, type TorrentFile } from './torrent.js';
+import type { PathMappings } from './sanitize.js';
+import { safePath } from './sanitize.js';
+import { LIMITS, MetainfoError, type TorrentFile } from './torrent.js';
 
 /** One entry of the file tree, in tree order. */
 export interface V2File {
+  /** safe to write (sanitize.ts) */
   path: string[];
+  /** the tree's own components, only when they differ from `path` */
+  rawPath?: string[];
   length: number;
   /** absent for empty files */
   piecesRoot?: Buffer;
-  /** `info.file tree/a/b`, for messages */
-  where: string;
+}
+
+/** `info.file tree/a/b`, for messages: built only for one, not for each of a million files. */
+function whereOf(f: V2File): string {
+  return `info.file tree/${(f.rawPath ?? f.path).join('/')}`;
 }
 
 function fail(where: string, what: string): never {
@@ -33,12 +41,11 @@ function shown(key: string): string {
  * file; the file's own order otherwise, as libtorrent keeps it), each path checked by the same
  * function as a v1 path.
  */
-export function parseFileTree(tree: BValue | undefined): V2File[] {
+export function parseFileTree(tree: BValue | undefined, mappings: PathMappings): V2File[] {
   const top = 'info.file tree';
   if (!(tree instanceof Map)) fail(top, 'expected a dict');
   if (tree.has('')) fail(top, 'the root of the tree is a file entry (a torrent needs a name for each file)');
   const out: V2File[] = [];
-  const seen = new Set<string>();
   // an explicit stack: a deep tree must not overflow the JS stack
   const stack: { node: BDict; keys: string[]; at: number; path: string[] }[] = [{ node: tree, keys: [...tree.keys()], at: 0, path: [] }];
   while (stack.length > 0) {
@@ -62,11 +69,9 @@ export function parseFileTree(tree: BValue | undefined): V2File[] {
     if (!(entry instanceof Map)) fail(`${where()}/`, 'expected a dict');
     const l = entry.get('length');
     if (typeof l !== 'number' || !Number.isSafeInteger(l) || l < 0) fail(where(), `length ${typeof l === 'number' || typeof l === 'bigint' ? `${String(l)} is out of range` : 'is missing or not an integer'}`);
-    const components = pathComponents(path.map(keyBytes), where);
-    const joined = components.join('/');
-    if (seen.has(joined)) fail(where(), `duplicate path ${JSON.stringify(joined)}`);
-    seen.add(joined);
-    const f: V2File = { path: components, length: l, where: where() };
+    const safe = safePath(path.map(keyBytes), where(), mappings);
+    const f: V2File = { path: safe.path, length: l };
+    if (safe.rawPath !== undefined) f.rawPath = safe.rawPath;
     if (l > 0) {
       const root = entry.get('pieces root');
       if (!Buffer.isBuffer(root)) fail(where(), 'pieces root is missing');
@@ -98,6 +103,7 @@ export function v2Layout(files: readonly V2File[], pieceLength: number): Torrent
   let offset = 0;
   for (const f of files) {
     const tf: TorrentFile = { path: f.path, length: f.length, offset, pad: false };
+    if (f.rawPath) tf.rawPath = f.rawPath;
     if (f.piecesRoot) tf.piecesRoot = f.piecesRoot;
     out.push(tf);
     offset += f.length;
@@ -139,12 +145,12 @@ export function parsePieceLayers(
     const layer = layers.get(key);
     if (layer === undefined) {
       if (allowMissing) continue;
-      fail(f.where, `no entry in piece layers for its pieces root ${hex}`);
+      fail(whereOf(f), `no entry in piece layers for its pieces root ${hex}`);
     }
-    if (!Buffer.isBuffer(layer)) fail(f.where, 'its piece layer is not a byte string');
+    if (!Buffer.isBuffer(layer)) fail(whereOf(f), 'its piece layer is not a byte string');
     const pieces = Math.ceil(f.length / pieceLength);
-    if (layer.length !== pieces * HASH_BYTES) fail(f.where, `piece layer is ${layer.length} bytes, not ${pieces * HASH_BYTES} (${pieces} pieces of ${pieceLength})`);
-    if (!rootOfPieceLayer(layer, pieceLength).equals(f.piecesRoot!)) fail(f.where, 'piece layer does not hash to the pieces root');
+    if (layer.length !== pieces * HASH_BYTES) fail(whereOf(f), `piece layer is ${layer.length} bytes, not ${pieces * HASH_BYTES} (${pieces} pieces of ${pieceLength})`);
+    if (!rootOfPieceLayer(layer, pieceLength).equals(f.piecesRoot!)) fail(whereOf(f), 'piece layer does not hash to the pieces root');
     out.set(hex, layer);
   }
   let extra = 0;
@@ -165,10 +171,11 @@ export function checkHybrid(v1: TorrentFile[], v2: readonly V2File[], pieceLengt
     const f = v1[i]!;
     if (f.pad) continue;
     const where = `info.files[${i}]`;
-    const name = JSON.stringify(f.path.join('/'));
+    // the names as the torrent gives them: mapping could make two different names equal
+    const name = JSON.stringify((f.rawPath ?? f.path).join('/'));
     const w = layout[k];
     if (w === undefined) fail(where, `${name} is not in the file tree (v1 and v2 views differ)`);
-    const wName = JSON.stringify(w.path.join('/'));
+    const wName = JSON.stringify((w.rawPath ?? w.path).join('/'));
     if (wName !== name) fail(where, `${name} where the file tree has ${wName} (v1 and v2 views differ)`);
     if (w.length !== f.length) fail(where, `${name} is ${f.length} bytes in the v1 view, ${w.length} in the file tree`);
     if (f.length > 0 && f.offset !== w.offset) fail(where, `${name} starts at byte ${f.offset}, not on the piece boundary ${w.offset} (v1 pad files wrong or missing)`);

@@ -14,19 +14,20 @@ export interface PeerRecord {
   peerId?: string;
   tracker?: string;
   /**
-   * a web seed (source 'webseed'): the URL behind this loopback peer (webseed/web-seed-peer.ts),
-   * the name logs and stats show for it; never printed in the NDJSON line
+   * a web seed (source 'webseed'): the URL behind this in-process peer (webseed/web-seed-peer.ts;
+   * it has no address of its own: ip 127.0.0.1, port 0), its key and the name logs and stats
+   * show for it; never printed in the NDJSON line
    */
   url?: string;
 }
 
-/** How a peer is named to people: a web seed by its URL, any other peer by host:port. */
-export function peerName(p: { ip: string; port: number; url?: string }): string {
-  return p.url ?? peerKey(p);
-}
-
-/** host:port text of a peer ([v6]:port for IPv6), also the key for de-duplication. */
-export function peerKey(p: { ip: string; port: number }): string {
+/**
+ * host:port text of a peer ([v6]:port for IPv6): how it is named to people, and the key for
+ * de-duplication, bans and stats. A web seed's is its URL (it is reached in-process, not at an
+ * address).
+ */
+export function peerKey(p: { ip: string; port: number; url?: string }): string {
+  if (p.url !== undefined) return p.url;
   return isIP(p.ip) === 6 ? `[${p.ip}]:${p.port}` : `${p.ip}:${p.port}`;
 }
 

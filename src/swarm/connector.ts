@@ -11,8 +11,9 @@
  * with MSE (clients set to require encryption do that), and once a handshake succeeds the
  * method that worked is kept for that address.
  */
-import { connect, isIP, type Socket } from 'node:net';
+import { connect, isIP } from 'node:net';
 import { peerKey, type PeerRecord } from '../peers/record.js';
+import type { WireSocket } from '../wire/memory-pipe.js';
 import type { ReadFeed } from '../wire/peer-connection.js';
 import type { ConnectionBudget } from '../session/budget.js';
 
@@ -44,9 +45,17 @@ export interface ConnectionEnd {
   hungUp: boolean;
 }
 
+/**
+ * How to reach a peer of this process (a web seed) instead of by TCP: a fresh connected end
+ * for each dial. It is dialled, retried, backed off and banned like any address.
+ */
+export type LocalDial = () => WireSocket;
+
 /** What we know of an address we may dial. */
 interface Known {
   rec: PeerRecord;
+  /** an in-process peer: dialled through this, not TCP */
+  local?: LocalDial | undefined;
   /** failures in a row */
   failures: number;
   /** dial with the MSE handshake */
@@ -71,10 +80,11 @@ export class Connector {
   private halfOpenCount = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private readonly onSocket: (socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean) => void;
+  /** `reads` is undefined for an in-process peer: its bytes come as 'data' */
+  private readonly onSocket: (socket: WireSocket, rec: PeerRecord, reads: ReadFeed | undefined, encrypt: boolean) => void;
   private readonly onFail: (rec: PeerRecord, reason: string) => void;
 
-  constructor(options: ConnectorOptions, onSocket: (socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean) => void, onFail: (rec: PeerRecord, reason: string) => void) {
+  constructor(options: ConnectorOptions, onSocket: (socket: WireSocket, rec: PeerRecord, reads: ReadFeed | undefined, encrypt: boolean) => void, onFail: (rec: PeerRecord, reason: string) => void) {
     this.o = { maxAttempts: 4, retryBaseMs: 2000, retryMaxMs: 60_000, budget: null, ...options };
     this.onSocket = onSocket;
     this.onFail = onFail;
@@ -89,11 +99,11 @@ export class Connector {
     return this.halfOpenCount;
   }
 
-  add(rec: PeerRecord): boolean {
+  add(rec: PeerRecord, local?: LocalDial): boolean {
     const key = peerKey(rec);
     // addresses only (peers/resolve.ts): nothing reaching the engine may make it query DNS
     if (this.stopped || isIP(rec.ip) === 0 || this.banned.has(key) || this.known.has(key)) return false;
-    this.known.set(key, { rec, failures: 0, encrypt: false, methodProven: false, notBefore: null });
+    this.known.set(key, { rec, local, failures: 0, encrypt: false, methodProven: false, notBefore: null });
     this.enqueue(key, 0);
     this.pump();
     return true;
@@ -223,6 +233,16 @@ export class Connector {
   private dial(key: string, k: Known): void {
     this.active.add(key);
     this.halfOpenCount++;
+    if (k.local !== undefined) {
+      const socket = k.local();
+      // connected at once, but reported later, as a TCP connect is: never inside add() or pump()
+      process.nextTick(() => {
+        this.halfOpenCount--;
+        this.onSocket(socket, k.rec, undefined, k.encrypt);
+        this.pump();
+      });
+      return;
+    }
     // one read buffer per connection, reused for every read: no 64 KiB allocation (and later
     // garbage) per read at hundreds of MB/s
     const reads: ReadFeed = { onChunk: null };

@@ -7,10 +7,10 @@
 import type { LogLevel } from '../log.js';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
 import { peerKey, type PeerRecord } from '../peers/record.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { closeReason, describeClose, type CloseReason } from '../wire/close-reason.js';
+import type { WireSocket } from '../wire/memory-pipe.js';
 import { PeerConnection, type ReadFeed } from '../wire/peer-connection.js';
 import type { WireLimits } from '../wire/frame-decoder.js';
 import { CLIENT_VERSION, makePeerId } from '../wire/protocol.js';
@@ -126,7 +126,7 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
     return out;
   }
 
-  private onSocket(socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean): void {
+  private onSocket(socket: WireSocket, rec: PeerRecord, reads: ReadFeed | undefined, encrypt: boolean): void {
     const key = peerKey(rec);
     if (this.destroyed) {
       socket.destroy();

@@ -15,7 +15,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
 import { HashServer, type HashSource } from './hash-server.js';
@@ -25,12 +24,13 @@ import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { pieceCheck } from '../metainfo/piece-check.js';
 import { pieceSize } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
-import { peerKey, peerName, type PeerRecord } from '../peers/record.js';
+import { peerKey, type PeerRecord } from '../peers/record.js';
 import { isOwnAddress } from '../peers/self.js';
 import type { LogLevel } from '../log.js';
 import { bitfieldProblem, type WireLimits } from '../wire/frame-decoder.js';
 import type { Bandwidth } from '../wire/bandwidth.js';
 import { closeReason, describeClose, type CloseReason } from '../wire/close-reason.js';
+import type { WireSocket } from '../wire/memory-pipe.js';
 import { PeerConnection, type ReadFeed, type WireExtension } from '../wire/peer-connection.js';
 import { UtMetadata } from '../wire/ut-metadata.js';
 import { PexExchange } from './pex.js';
@@ -40,7 +40,7 @@ import type { PieceLease } from '../storage/piece-lease.js';
 import type { BDict, BValue } from '../bencode/types.js';
 import { CLIENT_VERSION, makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from './bitfield.js';
-import { Connector } from './connector.js';
+import { Connector, type LocalDial } from './connector.js';
 import type { HandedPeer } from './hand-over.js';
 import { BLOCK, PiecePicker, type PartialPiece } from './picker.js';
 import { RateMeter } from './rate.js';
@@ -190,7 +190,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly strikes = new Map<string, number>();
   /**
    * The bytes each source sent, by key, and so its name, kept after it is gone (a ban names
-   * it): web seeds are named by URL (a loopback host:port means nothing in a log line).
+   * it): web seeds are named by URL (peerKey).
    */
   private readonly tallies = new Map<string, SourceBytes>();
   private readonly maxInFlight: number;
@@ -261,7 +261,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000, budget: options.budget },
       (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
-      (rec, reason) => this.emit('log', `${peerName(rec)}: ${reason}`, 'peer'),
+      (rec, reason) => this.emit('log', `${peerKey(rec)}: ${reason}`, 'peer'),
     );
     this.pex = t.private || options.pex === false
       ? null
@@ -332,10 +332,13 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     return this.peers.size > 0 || this.connector.pending > 0 || this.connector.connecting > 0;
   }
 
-  /** A candidate to dial. A swarm that wants nothing dials nobody: peers that want pieces come to it. */
-  addPeer(rec: PeerRecord): void {
-    if (this.destroyed || this.finished || isOwnAddress(rec.ip, rec.port, this.ownPort)) return;
-    if (this.connector.add(rec)) this.emit('peer', rec);
+  /**
+   * A candidate to dial. A swarm that wants nothing dials nobody: peers that want pieces come to
+   * it. `local`: a peer of this process (a web seed), dialled through it instead of TCP.
+   */
+  addPeer(rec: PeerRecord, local?: LocalDial): void {
+    if (this.destroyed || this.finished || (local === undefined && isOwnAddress(rec.ip, rec.port, this.ownPort))) return;
+    if (this.connector.add(rec, local)) this.emit('peer', rec);
   }
 
   /**
@@ -426,7 +429,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     return { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) };
   }
 
-  private onSocket(socket: Socket, rec: PeerRecord, reads: ReadFeed, encrypt: boolean): void {
+  private onSocket(socket: WireSocket, rec: PeerRecord, reads: ReadFeed | undefined, encrypt: boolean): void {
     const key = peerKey(rec);
     if (this.destroyed || this.finished) {
       socket.destroy();
@@ -509,13 +512,13 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     exts.push(...(this.o.extensions?.(conn, rec) ?? []));
     if (takenOver) conn.replaceExtensions(exts);
     else for (const ext of exts) conn.use(ext);
-    const name = peerName(rec);
+    const name = key;
     let tally = this.tallies.get(key);
     if (tally === undefined) {
       tally = { peer: name, bytes: 0, ...(rec.url !== undefined ? { webSeed: true } : {}) };
-      // bounded like the peers it counts: one entry per key ever attached, capped; a source
-      // named otherwise than by its key is always kept, or a ban could not name it
-      if (this.tallies.size < 10_000 || name !== key) this.tallies.set(key, tally);
+      // bounded like the peers it counts: one entry per key ever attached, capped; a web seed
+      // is always kept, or a ban could not name it
+      if (this.tallies.size < 10_000 || rec.url !== undefined) this.tallies.set(key, tally);
     }
     const peer: Peer = {
       key, name, tally, rec, conn,

@@ -1,10 +1,11 @@
 /**
- * The web seeds of one job: one loopback peer (web-seed-peer.ts) per URL, started once the
+ * The web seeds of one job: one in-process peer (web-seed-peer.ts) per URL, started once the
  * torrent is known, handed to the swarm as peers, closed with the job.
  */
 import type { LogLevel } from '../log.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { PeerRecord } from '../peers/record.js';
+import type { WireSocket } from '../wire/memory-pipe.js';
 import { WebSeedPeer } from './web-seed-peer.js';
 
 /** Web seeds per torrent at most: a url-list from outside is bounded like everything else. */
@@ -35,15 +36,13 @@ export function webSeedUrls(t: Torrent, extra: readonly string[], useUrlList: bo
 export class WebSeeds {
   readonly peers: WebSeedPeer[] = [];
 
-  /** Starts one loopback peer per URL; resolves to the records the swarm should dial. */
-  async start(t: Torrent, urls: readonly string[], log: (line: string, level: LogLevel) => void, timeoutMs?: number): Promise<PeerRecord[]> {
-    const recs: PeerRecord[] = [];
-    for (const url of urls) {
+  /** One peer per URL: what to hand the swarm (`swarm.addPeer(rec, dial)`). */
+  start(t: Torrent, urls: readonly string[], log: (line: string, level: LogLevel) => void, timeoutMs?: number): Array<{ rec: PeerRecord; dial: () => WireSocket }> {
+    return urls.map((url) => {
       const p = new WebSeedPeer({ torrent: t, url, log, timeoutMs });
       this.peers.push(p);
-      recs.push(await p.listen());
-    }
-    return recs;
+      return { rec: p.record(), dial: p.connect };
+    });
   }
 
   async close(): Promise<void> {

@@ -1,10 +1,11 @@
 /**
- * A web seed (BEP 19) as a BitTorrent peer on loopback. The torrent's engine (swarm/swarm.ts:
+ * A web seed (BEP 19) as a BitTorrent peer in this process. The torrent's engine (swarm/swarm.ts:
  * picker, request scheduler, hash checks, bans, per-peer stats) knows only peers, so rather
- * than a second download path inside it, each web seed becomes one more peer: a small server on
- * 127.0.0.1 that speaks the peer wire protocol through our own PeerConnection, has every piece,
- * and answers `request`s from the HTTP server. The swarm dials it like any peer, so a piece from
- * a web seed is hash-checked, a server that sends wrong bytes is struck and banned, and the
+ * than a second download path inside it, each web seed becomes one more peer: it speaks the
+ * peer wire protocol through our own PeerConnection, has every piece, and answers `request`s
+ * from the HTTP server. The swarm dials it like any peer, through a memoryPipe
+ * (wire/memory-pipe.ts) rather than a loopback socket, which cost each byte a trip through the
+ * kernel and back. So a piece from a web seed is hash-checked, a server that sends wrong bytes is struck and banned, and the
  * picker's piece ownership keeps peers and web seeds off each other's pieces (outside
  * end-game) without a line of web-seed code in the swarm.
  *
@@ -18,17 +19,17 @@
  *
  * Failures: the run's unanswered requests are rejected (BEP 6), the peer is choked so the swarm
  * asks others meanwhile, and it is unchoked after a back-off (2, 4, 8, 16 s). A server that
- * keeps failing, or says the file is not there, is given up: the connection is closed and the
- * server stops listening, with a line naming the URL.
+ * keeps failing, or says the file is not there, is given up: the connection is closed and no
+ * new one is served, with a line naming the URL.
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { LogLevel } from '../log.js';
 import { pieceSize, pieceSpans } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import type { PeerRecord } from '../peers/record.js';
 import { closeReason } from '../wire/close-reason.js';
+import { memoryPipe, type WireSocket } from '../wire/memory-pipe.js';
 import { PeerConnection } from '../wire/peer-connection.js';
 import { makePeerId, type WireMessage } from '../wire/protocol.js';
 import { Bitfield } from '../swarm/bitfield.js';
@@ -41,8 +42,19 @@ const MAX_RUN = 4 * 1024 * 1024;
 const MAX_RUNS = 4;
 /** The size the swarm asks for (BEP 3's usual 16 KiB), for counting queued bytes */
 const BLOCK_GUESS = 16 * 1024;
-/** Requests waiting at most (the swarm asks for 500 at most per peer, our reqq). */
+/**
+ * Requests waiting at most, and so the reqq we advertise (BEP 10): the swarm asks for 500 at
+ * most per peer, and without a reqq for 250 (4 MiB), which 4 runs in flight cut into runs of
+ * 1 MiB or less.
+ */
 const MAX_QUEUED = 2000;
+/**
+ * A run in flight already: the next waits for this many bytes of requests (or a piece's worth,
+ * if more). Runs started as soon as a piece's worth of requests trickled in made a 256 MiB
+ * download 470 HTTP requests of 560 KiB; 1 MiB made it ~200, 2 MiB ~160 (the swarm asks for
+ * 500 blocks, 8 MiB, at most: 4 runs of 2 MiB still fit).
+ */
+const NEXT_RUN = 2 * 1024 * 1024;
 /** Failures in a row before the server is given up: back-offs 2+4+8+16 s, then no more. */
 const MAX_FAILURES = 5;
 const BACKOFF_MAX_MS = 60_000;
@@ -68,7 +80,6 @@ export class WebSeedPeer extends EventEmitter<{ 'gave-up': [string] }> {
   /** HTTP requests made */
   requests = 0;
   private readonly client: RangeClient;
-  private readonly server: Server;
   private readonly peerId = makePeerId(randomBytes);
   private readonly conns = new Set<Serving>();
   private readonly log: (line: string, level: LogLevel) => void;
@@ -86,42 +97,32 @@ export class WebSeedPeer extends EventEmitter<{ 'gave-up': [string] }> {
     this.log = o.log ?? ((): void => {});
     this.backoffMs = o.backoffMs ?? 2000;
     this.client = new RangeClient({ timeoutMs: o.timeoutMs, maxSockets: MAX_RUNS });
-    this.server = createServer((s) => this.onSocket(s));
   }
 
-  /** Listens on 127.0.0.1 (a free port); resolves to the peer record the swarm dials. */
-  async listen(): Promise<PeerRecord> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.record();
-  }
-
+  /** The record the swarm knows it by: no address, its URL is its key (peers/record.ts). */
   record(): PeerRecord {
-    const a = this.server.address();
-    const port = a !== null && typeof a === 'object' ? a.port : 0;
-    return { ip: '127.0.0.1', port, source: 'webseed', url: this.url };
+    return { ip: '127.0.0.1', port: 0, source: 'webseed', url: this.url };
   }
+
+  /**
+   * A new connection to this peer: the swarm's end of it (Swarm.addPeer's `local` dial).
+   * Refused (an end that hangs up at once) once closed or given up, or with MAX_CONNECTIONS open.
+   */
+  readonly connect = (): WireSocket => {
+    const [theirs, ours] = memoryPipe();
+    if (this.closed || this.gaveUp !== null || this.conns.size >= MAX_CONNECTIONS) ours.destroy();
+    else this.serve(ours);
+    return theirs;
+  };
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const c of [...this.conns]) c.conn.close(null);
     this.client.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private onSocket(socket: Socket): void {
-    // only the swarm of this process dials us; anything else on this host is turned away
-    const ip = socket.remoteAddress ?? '';
-    if (this.closed || this.gaveUp !== null || this.conns.size >= MAX_CONNECTIONS || !(ip === '127.0.0.1' || ip === '::ffff:127.0.0.1')) {
-      socket.destroy();
-      return;
-    }
+  private serve(socket: WireSocket): void {
     const t = this.torrent;
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,
@@ -129,8 +130,8 @@ export class WebSeedPeer extends EventEmitter<{ 'gave-up': [string] }> {
       accept: (h) => (h.equals(t.infoHash) ? { pieceCount: t.pieceCount, pieceSize: (i) => pieceSize(t, i) } : null),
       // the swarm may open with MSE (its retry after a plaintext hang-up): understood too
       skeys: [t.infoHash],
-      // no BEP 10: nothing to exchange (no PEX, the swarm has the metadata)
-      extended: false,
+      // BEP 10 for reqq alone: no extension is offered (no PEX, the swarm has the metadata)
+      extendedHandshake: { reqq: MAX_QUEUED },
       name: this.url,
     });
     const s = new Serving(this, conn);
@@ -166,7 +167,6 @@ export class WebSeedPeer extends EventEmitter<{ 'gave-up': [string] }> {
       this.gaveUp = why;
       this.log(`web seed ${this.url}: given up: ${why}`, 'notice');
       for (const c of [...this.conns]) c.conn.close(closeReason('local', `web seed given up: ${why}`));
-      this.server.close();
       this.emit('gave-up', why);
       return null;
     }
@@ -189,7 +189,9 @@ export class WebSeedPeer extends EventEmitter<{ 'gave-up': [string] }> {
         continue;
       }
       this.requests++;
-      const url = fileUrl(this.url, this.torrent.name, this.torrent.multiFile ? f.path : [this.torrent.name], this.torrent.multiFile);
+      // the server holds the files under the torrent's own names, not the safe ones we write
+      const name = this.torrent.rawName ?? this.torrent.name;
+      const url = fileUrl(this.url, name, this.torrent.multiFile ? (f.rawPath ?? f.path) : [name], this.torrent.multiFile);
       await this.client.fetch(url, span.fileOffset, span.length, { onData, drained, cancelled });
     }
   }
@@ -320,9 +322,10 @@ class Serving {
 
   private pump(): void {
     const pl = this.seed.torrent.pieceLength;
-    // a run in flight already: the next waits for a whole piece's worth of requests (a run of
-    // one block each time a request trickles in would be an HTTP request per block)
-    while (this.runs < MAX_RUNS && this.queue.length > 0 && (this.runs === 0 || this.queue.length * BLOCK_GUESS >= pl) && this.seed.open && !this.conn.closed) {
+    // a run in flight already: the next waits for NEXT_RUN bytes of requests (a run of one
+    // block each time a request trickles in would be an HTTP request per block)
+    const next = Math.min(MAX_RUN, Math.max(pl, NEXT_RUN));
+    while (this.runs < MAX_RUNS && this.queue.length > 0 && (this.runs === 0 || this.queue.length * BLOCK_GUESS >= next) && this.seed.open && !this.conn.closed) {
       const run = [this.queue.shift()!];
       let end = run[0]!.index * pl + run[0]!.begin + run[0]!.length;
       let bytes = run[0]!.length;

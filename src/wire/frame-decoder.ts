@@ -48,6 +48,9 @@ export const MAX_HASHES = 512;
 export const MAX_PROOF_LAYERS = 64;
 const MAX_HASHES_FRAME = HASH_RANGE_FRAME + HASH_BYTES * (MAX_HASHES + MAX_PROOF_LAYERS);
 
+/** a piece message's id, index and begin */
+const PIECE_HEAD = 9;
+
 const S_HANDSHAKE = 0;
 const S_LENGTH = 1;
 const S_BODY = 2;
@@ -154,6 +157,18 @@ export class FrameDecoder {
           this.body = Buffer.allocUnsafe(this.bodyLen);
         }
       }
+      if (this.bodyFill === PIECE_HEAD && this.body.buffer === this.scratch?.buffer && n - i >= need) {
+        // a piece frame whose head came alone and whose block is whole here (how an in-process
+        // peer's writes come, wire/memory-pipe.ts: head and block are two buffers): the block
+        // is a view of the chunk, not copied into the scratch buffer first
+        const block = chunk.subarray(i, i + need);
+        const head = this.body;
+        this.body = null;
+        this.st = S_LENGTH;
+        i += need;
+        onMessage(this.parsePiece(head, block));
+        continue;
+      }
       const take = Math.min(n - i, need);
       chunk.copy(this.body, this.bodyFill, i, i + take);
       this.bodyFill += take;
@@ -216,6 +231,16 @@ export class FrameDecoder {
     return { root: f.subarray(1, 33), base, index, length, proofLayers };
   }
 
+  /** A piece message from its head (id, index, begin) and its block, wherever each lies. */
+  private parsePiece(head: Buffer, block: Buffer): WireMessage {
+    const index = this.index(head.readUInt32BE(1), 'piece');
+    const begin = head.readUInt32BE(5);
+    if (this.limits.pieceSize && this.limits.pieceCount !== undefined && begin + block.length > this.limits.pieceSize(index)) {
+      throw new WireViolation(`piece block ${begin}..${begin + block.length} beyond piece ${index} (${this.limits.pieceSize(index)} bytes)`);
+    }
+    return { type: 'piece', index, begin, block };
+  }
+
   private parse(f: Buffer): WireMessage {
     const id = f[0]!;
     const fixed = (len: number, name: string): void => {
@@ -262,16 +287,9 @@ export class FrameDecoder {
         return this.range('cancel', f);
       case ID.reject:
         return this.range('reject', f);
-      case ID.piece: {
-        if (f.length < 10) throw new WireViolation(`piece message of ${f.length - 1} bytes carries no block`);
-        const index = this.index(f.readUInt32BE(1), 'piece');
-        const begin = f.readUInt32BE(5);
-        const block = f.subarray(9);
-        if (this.limits.pieceSize && this.limits.pieceCount !== undefined && begin + block.length > this.limits.pieceSize(index)) {
-          throw new WireViolation(`piece block ${begin}..${begin + block.length} beyond piece ${index} (${this.limits.pieceSize(index)} bytes)`);
-        }
-        return { type: 'piece', index, begin, block };
-      }
+      case ID.piece:
+        if (f.length < PIECE_HEAD + 1) throw new WireViolation(`piece message of ${f.length - 1} bytes carries no block`);
+        return this.parsePiece(f, f.subarray(PIECE_HEAD));
       case ID.port:
         fixed(3, 'port');
         return { type: 'port', port: f.readUInt16BE(1) };

@@ -7,7 +7,6 @@
  * close-reason.ts); it is never thrown out of here.
  */
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
 import { decode } from '../bencode/decoder.js';
 import { encode } from '../bencode/encoder.js';
 import type { BDict, BValue } from '../bencode/types.js';
@@ -16,6 +15,7 @@ import { normalizeIp } from '../peers/record.js';
 import { Allowance, type Bandwidth } from './bandwidth.js';
 import { closeReason, socketErrorReason, type CloseReason } from './close-reason.js';
 import { FrameDecoder, WireViolation, type WireLimits } from './frame-decoder.js';
+import type { WireSocket } from './memory-pipe.js';
 import { MseInitiator, MseResponder, PLAIN_PREFIX, type MseResult } from './mse.js';
 import type { Rc4 } from './rc4.js';
 import { DHT_BIT, EXTENSION_BIT, FAST_BIT, encodeHandshake, encodeMessage, encodeRequests, hasBit, reservedBits, type Handshake, type WireMessage } from './protocol.js';
@@ -119,7 +119,8 @@ export interface PeerConnectionEvents {
 }
 
 export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
-  readonly socket: Socket;
+  /** a TCP socket, or one end of a memoryPipe (an in-process peer: a web seed) */
+  readonly socket: WireSocket;
   readonly name: string;
   readonly outgoing: boolean;
   private readonly opts: ConnectionOptions;
@@ -171,7 +172,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   /** reading stopped for want of download tokens */
   private readsPaused = false;
 
-  constructor(socket: Socket, opts: ConnectionOptions) {
+  constructor(socket: WireSocket, opts: ConnectionOptions) {
     super();
     this.socket = socket;
     this.opts = opts;

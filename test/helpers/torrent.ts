@@ -1,6 +1,6 @@
 /** Test data: real .torrent files built byte by byte from file contents. */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { encode, type BValue } from '../../src/bencode/index.js';
@@ -54,4 +54,18 @@ export async function writeFiles(root: string, name: string, files: TestFile[], 
     await mkdir(dirname(p), { recursive: true });
     await writeFile(p, f.data);
   }
+}
+
+/** Every file and directory under `dir`, relative, sorted. */
+export async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(d: string, rel: string): Promise<void> {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      out.push(p);
+      if (e.isDirectory()) await walk(join(d, e.name), p);
+    }
+  }
+  await walk(dir, '');
+  return out.sort();
 }
