@@ -17,7 +17,7 @@ import type { TorrentSource } from '../metainfo/source.js';
 import type { ConnectionBudget } from '../session/budget.js';
 import type { Bandwidth } from '../wire/bandwidth.js';
 import type { HandedPeer } from '../swarm/hand-over.js';
-import { LayerFetcher } from '../swarm/layer-fetch.js';
+import { LayerFetcher, isV2Connection } from '../swarm/layer-fetch.js';
 import type { PeerConnection } from '../wire/peer-connection.js';
 
 /** The metadata could not be had: what was tried, in one line. */
@@ -146,12 +146,13 @@ export async function resolveTorrent(src: TorrentSource, o: MetadataStepOptions 
 /**
  * The piece layers a v2 torrent made from a magnet's metadata lacks, asked of the connections
  * the metadata step handed over (BEP 52 hash requests, every answer proved up to the file's
- * pieces root; layer-fetch.ts), so that the .torrent written is whole. Only for connections
- * whose handshake named the v2 hash: a hybrid's peer met under its SHA-1 would take a hash
- * request as a violation. Fills `t.pieceLayers`; MetadataError when some are still missing
+ * pieces root; layer-fetch.ts), so that the .torrent written is whole. Only connections whose
+ * peer's handshake named the v2 hash are asked: a hybrid's peer met under its SHA-1 takes a
+ * hash request as a violation (libtorrent). Fills `t.pieceLayers`; MetadataError when some are still missing
  * after `timeoutMs` or when no peer is left to ask.
  */
 export async function fetchLayersFrom(t: Torrent, handed: HandedPeer[], o: { timeoutMs: number; signal: AbortSignal }): Promise<void> {
+  const v2 = t.infoHashV2?.subarray(0, 20);
   const fetcher = new LayerFetcher(t);
   if (!fetcher.missing) {
     for (const h of handed) h.drop();
@@ -159,6 +160,10 @@ export async function fetchLayersFrom(t: Torrent, handed: HandedPeer[], o: { tim
   }
   const conns: Array<{ conn: PeerConnection; has: (i: number) => boolean }> = [];
   for (const h of handed) {
+    if (v2 === undefined || !isV2Connection(h.conn, v2)) {
+      h.drop();
+      continue;
+    }
     const pieces = h.take();
     if (pieces === null) continue;
     const haves = new Set(pieces.haves);
@@ -191,6 +196,7 @@ export async function fetchLayersFrom(t: Torrent, handed: HandedPeer[], o: { tim
           askAll();
         });
       }
+      if (conns.length === 0) return missing('no peer met under the v2 hash');
       tick = setInterval(() => {
         if (o.timeoutMs > 0 && Date.now() - started > o.timeoutMs) missing(`none within ${Math.round(o.timeoutMs / 1000)} s`);
         else if (conns.every((c) => c.conn.closed)) missing('no peer left to ask');

@@ -71,10 +71,15 @@ examples:
     }).finally(stopPeers);
     const { torrent, file: bare } = torrentFromInfo(src, info);
     let file = bare;
-    // a v2 torrent's piece layers are outside the metadata: asked of the same peers, by the v2
-    // hash they were met under (a hybrid asked for by its SHA-1 is written without them)
-    if (src.infoHash.equals(torrent.infoHashV2?.subarray(0, 20) ?? Buffer.alloc(0))) {
-      await fetchLayersFrom(torrent, handed, { timeoutMs: timeout * 1000, signal: io.signal });
+    // a v2 or hybrid torrent's piece layers are outside the metadata: asked of the same peers
+    // that speak v2 on their connection (a hybrid whose peers do not is written without them)
+    if (torrent.version !== 1) {
+      try {
+        await fetchLayersFrom(torrent, handed, { timeoutMs: timeout * 1000, signal: io.signal });
+      } catch (e) {
+        if (torrent.version === 2 || io.signal.aborted) throw e;
+        report(io, 'fetch-metadata', `warning: ${(e as Error).message}; the .torrent is written without them`);
+      }
       file = torrentFileFromMetadata(info, { trackers: src.magnet?.trackers ?? [], webSeeds: src.magnet?.webSeeds ?? [] }, torrent.pieceLayers);
     } else {
       for (const h of handed) h.drop();

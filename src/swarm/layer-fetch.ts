@@ -149,3 +149,12 @@ export class LayerFetcher {
     return null;
   }
 }
+
+/**
+ * The peer's handshake named the torrent's v2 hash (`v2`, truncated): BEP 52 messages may flow
+ * on the connection. A v2-only torrent's always do; a hybrid's only when the peer took the
+ * upgrade (libtorrent takes a hash request on a v1 connection as a violation).
+ */
+export function isV2Connection(conn: PeerConnection, v2: Buffer): boolean {
+  return conn.remote?.infoHash.equals(v2) ?? false;
+}

@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
 import { HashServer, type HashSource } from './hash-server.js';
-import { LayerFetcher } from './layer-fetch.js';
+import { LayerFetcher, isV2Connection } from './layer-fetch.js';
 import { BlockPins } from './block-pin.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { pieceCheck } from '../metainfo/piece-check.js';
@@ -254,10 +254,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         this.restart(p, new Set(p.from.filter((k): k is string => k !== undefined)));
       },
     });
-    // a v2 torrent from a magnet: its pieces are checked against layers the peers give first
-    const layers = t.version === 2 && this.wantedTotal > 0 ? new LayerFetcher(t) : null;
+    // a v2 torrent from a magnet: its pieces are checked against layers the peers give first;
+    // a hybrid's are checked by SHA-1, and its layers fetched only to answer v2 peers later
+    const layers = t.version !== 1 && this.wantedTotal > 0 ? new LayerFetcher(t) : null;
     this.layers = layers?.missing ? layers : null;
-    if (this.layers) this.scheduler.ready = (i) => this.layers === null || this.layers.ready(i);
+    if (this.layers && t.version === 2) this.scheduler.ready = (i) => this.layers === null || this.layers.ready(i);
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000, budget: options.budget },
       (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
@@ -678,7 +679,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 
   private askLayers(peer: Peer): void {
-    this.layers?.ask(peer.conn, (i) => peer.bits.has(i));
+    const v2 = this.torrent.infoHashV2?.subarray(0, 20);
+    if (v2 !== undefined && isV2Connection(peer.conn, v2)) this.layers?.ask(peer.conn, (i) => peer.bits.has(i));
   }
 
   private onHashes(peer: Peer, m: WireMessage & { type: 'hashes' }): void {
