@@ -20,9 +20,10 @@ the magnet's x.pe, asks every one that offers it for the torrent's info dict in 
 (BEP 9, several peers at once), checks that it hashes to the info hash (SHA-1; also SHA-256
 for a btmh hash), and writes a .torrent: the info dict as its raw bytes, announce and
 announce-list from the magnet's tr=, url-list from its ws=. Peers learnt by PEX are tried too.
-A magnet with only a btmh hash (BEP 52) is asked for by that hash truncated to 20 bytes; the
-piece layers of its v2 torrent, which are not part of the metadata, are then asked of the
-same peers by hash requests (each answer proved up to its file's pieces root) and written too.
+A magnet with only a btmh hash (BEP 52) is asked for by that hash truncated to 20 bytes. The
+piece layers of a v2 or hybrid torrent, which are not part of the metadata, are then asked of
+the same peers by hash requests (each answer proved up to its file's pieces root, only on
+connections that speak v2) and written too; a hybrid whose peers do not is written without.
 A peer that sends wrong, oversized, unasked-for or inconsistent pieces, or rejects, is dropped
 and its pieces asked of others. It refuses to write to a terminal.
 Exit 1, saying which peers were tried and what became of each, when no peer delivered.
