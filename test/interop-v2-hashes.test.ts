@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
-import { parseTorrent } from '../src/metainfo/torrent.js';
+import { parseTorrent, type Torrent } from '../src/metainfo/torrent.js';
 import { sourceOfMagnet } from '../src/metainfo/source.js';
 import { runCli } from './helpers/cli.js';
 import { FIXTURES, SYSTEM_PYTHON, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
@@ -54,17 +54,26 @@ async function askHashes(port: number, tf: string, piece: number): Promise<{ cod
   return { code: res.code, trace: lines(res.stdout) };
 }
 
-test('peer --hashes: leaf hashes and proofs from python-libtorrent check against our roots and layers (v2-only, hybrid)', lt, async () => {
-  const { dir, v2, hybrid } = await prepare();
-  for (const tf of [v2, hybrid]) {
+/** Each torrent in turn seeded by one python-libtorrent session: its model, the seed's port, its magnets. */
+async function eachSeededByLt(dir: string, tfs: string[], fn: (tf: string, t: Torrent, port: number, magnet: { btmh: string; both: string }) => Promise<void>): Promise<void> {
+  for (const tf of tfs) {
+    const t = parseTorrent(await readFile(tf));
     const seedsLt = await startLtSeeds(tf, dir, 1);
     stops.push(seedsLt.stop);
-    const t = parseTorrent(await readFile(tf));
+    const btmh = `xt=urn:btmh:1220${t.infoHashV2!.toString('hex')}`;
+    await fn(tf, t, seedsLt.ports[0]!, { btmh: `magnet:?${btmh}`, both: `magnet:?xt=urn:btih:${t.infoHashHex}&${btmh}` });
+    seedsLt.stop();
+  }
+}
+
+test('peer --hashes: leaf hashes and proofs from python-libtorrent check against our roots and layers (v2-only, hybrid)', lt, async () => {
+  const { dir, v2, hybrid } = await prepare();
+  await eachSeededByLt(dir, [v2, hybrid], async (tf, t, port) => {
     const last = t.pieceCount - 1;
     // a.bin's first piece and one inside, b.bin (its own root), z.bin's last piece
     const bPiece = Math.floor(t.files.find((f) => f.path.at(-1) === 'b.bin')!.offset / PL);
     for (const [piece, uncles] of [[0, 5], [7, 5], [bPiece, 0], [last, 2]] as const) {
-      const { code, trace } = await askHashes(seedsLt.ports[0]!, tf, piece);
+      const { code, trace } = await askHashes(port, tf, piece);
       assert.equal(code, 0, JSON.stringify(trace));
       const sent = trace.find((l) => l['dir'] === 'out' && l['type'] === 'hash-request');
       const got = trace.find((l) => l['dir'] === 'in' && l['type'] === 'hashes');
@@ -72,8 +81,7 @@ test('peer --hashes: leaf hashes and proofs from python-libtorrent check against
       assert.deepEqual({ ...got, dir: 'out', type: 'hash-request', hashes: undefined }, { ...sent, hashes: undefined });
       assert.deepEqual(trace.find((l) => l['event'] === 'hashes'), { event: 'hashes', index: piece, valid: true, uncles }, `${tf} piece ${piece}`);
     }
-    seedsLt.stop();
-  }
+  });
 });
 
 test('peer --hashes: our seed answers with the same proofs (v2-only, hybrid); what it cannot answer it rejects', lt, async () => {
@@ -120,15 +128,11 @@ test('a python-libtorrent leecher given only a btmh magnet downloads a v2 torren
 
 test('download of a btmh magnet from python-libtorrent: metadata by the v2 hash, piece layers by hash requests (v2-only, hybrid)', lt, async () => {
   const { dir, v2, hybrid } = await prepare();
-  for (const tf of [v2, hybrid]) {
-    const t = parseTorrent(await readFile(tf));
-    const seedsLt = await startLtSeeds(tf, dir, 1);
-    stops.push(seedsLt.stop);
-    const btmh = `xt=urn:btmh:1220${t.infoHashV2!.toString('hex')}`;
-    const magnets = t.version === 2 ? [`magnet:?${btmh}`] : [`magnet:?${btmh}`, `magnet:?xt=urn:btih:${t.infoHashHex}&${btmh}`];
+  await eachSeededByLt(dir, [v2, hybrid], async (_tf, t, port, m) => {
+    const magnets = t.version === 2 ? [m.btmh] : [m.btmh, m.both];
     for (const magnet of magnets) {
       const out = join(dir, `dl-${t.version}-${magnets.indexOf(magnet)}`);
-      const res = await runCli(['download', magnet, '-o', out, '--peer', `127.0.0.1:${seedsLt.ports[0]}`, '--no-dht', '--no-announce', '-v'], { timeoutMs: 60_000 });
+      const res = await runCli(['download', magnet, '-o', out, '--peer', `127.0.0.1:${port}`, '--no-dht', '--no-announce', '-v'], { timeoutMs: 60_000 });
       assert.equal(res.code, 0, res.stderr);
       for (const [name, data] of files) assert.ok((await readFile(join(out, 'd', name))).equals(data), `${magnet}: ${name}`);
       // a v2-only torrent's big files can be checked only once their layers came; a hybrid's
@@ -139,35 +143,29 @@ test('download of a btmh magnet from python-libtorrent: metadata by the v2 hash,
       // the layers were cached with the metadata: a second run checks the files with them
       const cached = parseTorrent(await readFile(join(out, '.torrent-tools', `${cacheName(magnet)}.torrent`)));
       assert.deepEqual(cached.pieceLayers, t.pieceLayers);
-      const again = await runCli(['download', magnet, '-o', out, '--peer', `127.0.0.1:${seedsLt.ports[0]}`, '--no-dht', '--no-announce', '-v', '--json'], { timeoutMs: 60_000 });
+      const again = await runCli(['download', magnet, '-o', out, '--peer', `127.0.0.1:${port}`, '--no-dht', '--no-announce', '-v', '--json'], { timeoutMs: 60_000 });
       assert.equal(again.code, 0, again.stderr);
       assert.deepEqual(fetched(again.stderr), []);
       const events = lines(again.stdout);
       assert.equal(events.find((e) => e['event'] === 'metadata')?.['source'], 'cache');
       assert.ok(!events.some((e) => e['event'] === 'piece'), 'nothing fetched again');
     }
-    seedsLt.stop();
-  }
+  });
 });
 
 test('fetch-metadata from python-libtorrent writes a whole .torrent: piece layers asked by hash requests (btmh v2-only, btih+btmh hybrid)', lt, async () => {
   const { dir, v2, hybrid } = await prepare();
-  for (const tf of [v2, hybrid]) {
-    const t = parseTorrent(await readFile(tf));
-    const seedsLt = await startLtSeeds(tf, dir, 1);
-    stops.push(seedsLt.stop);
-    const btmh = `xt=urn:btmh:1220${t.infoHashV2!.toString('hex')}`;
+  await eachSeededByLt(dir, [v2, hybrid], async (_tf, t, port, m) => {
     // a hybrid's magnet as qBittorrent gives it: both hashes (the peers are met under the
     // SHA-1, with the v2 upgrade offered)
-    const magnet = t.version === 2 ? `magnet:?${btmh}` : `magnet:?xt=urn:btih:${t.infoHashHex}&${btmh}`;
+    const magnet = t.version === 2 ? m.btmh : m.both;
     const out = join(dir, `fm-${t.version}.torrent`);
-    const res = await runCli(['fetch-metadata', magnet, '--peer', `127.0.0.1:${seedsLt.ports[0]}`, '-o', out, '--timeout', '30'], { timeoutMs: 60_000 });
+    const res = await runCli(['fetch-metadata', magnet, '--peer', `127.0.0.1:${port}`, '-o', out, '--timeout', '30'], { timeoutMs: 60_000 });
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.stderr, '');
     const got = parseTorrent(await readFile(out));
     assert.deepEqual(got.infoHashV2, t.infoHashV2);
     assert.equal(got.pieceLayers?.size, 2);
     assert.deepEqual(got.pieceLayers, t.pieceLayers);
-    seedsLt.stop();
-  }
+  });
 });
