@@ -21,6 +21,7 @@ import { decodeNodes, KrpcError, parseKrpc } from '../src/dht/krpc.js';
 import { torrentFileFromMetadata } from '../src/metainfo/from-metadata.js';
 import { MagnetError, magnetFromTorrent, parseInfoHash, parseMagnet } from '../src/metainfo/magnet.js';
 import { sourceOfMagnet } from '../src/metainfo/source.js';
+import { unclesFor } from '../src/metainfo/merkle.js';
 import { componentProblem, MetainfoError, parseTorrent } from '../src/metainfo/torrent.js';
 import { decodeCompactPeers } from '../src/peers/compact.js';
 import { normalizeIp, parseHostPort, peerFromJson, peerLine } from '../src/peers/record.js';
@@ -341,6 +342,15 @@ function wireLimits(h: number): WireLimits {
   }
 }
 
+/** BEP 52 hash ranges: mostly valid, with the edges of every limit. */
+const hashRangeArb = fc.record({
+  root: fc.constantFrom(Buffer.alloc(32, 1), Buffer.alloc(32, 0xff)),
+  base: fc.oneof(fc.nat({ max: 12 }), fc.constantFrom(63, 64, 2 ** 32 - 1)),
+  index: fc.oneof(fc.nat({ max: 8 }).map((k) => k * 512), fc.nat({ max: 2000 }), fc.constantFrom(2 ** 32 - 512, 2 ** 32 - 1)),
+  length: fc.oneof(fc.nat({ max: 10 }).map((k) => 2 ** k), fc.constantFrom(0, 3, 1024, 8192, 16384, 2 ** 31)),
+  proofLayers: fc.oneof(fc.nat({ max: 12 }), fc.constantFrom(63, 64, 2 ** 32 - 1)),
+});
+
 const messageArb: fc.Arbitrary<WireMessage> = (() => {
   const u32 = fc.oneof(fc.nat({ max: 20 }), fc.constantFrom(9, 10, 16383, 16384, 32767, 32768, 2 ** 31, 2 ** 32 - 1));
   const len = fc.oneof(fc.constantFrom(0, 1, 1000, 16384, 16385), fc.nat({ max: 20000 }));
@@ -352,8 +362,13 @@ const messageArb: fc.Arbitrary<WireMessage> = (() => {
     fc.record({ type: fc.constant('piece' as const), index: u32, begin: u32, block: fc.nat({ max: 17000 }).map((n) => Buffer.alloc(n, 0x61)) }),
     fc.record({ type: fc.constant('port' as const), port: fc.nat({ max: 65535 }) }),
     fc.record({ type: fc.constant('extended' as const), id: fc.constantFrom(0, 1, 2, 3, 255), payload: extPayloadArb() }),
+    hashRangeArb.map((r) => ({ type: 'hash-request' as const, ...r })),
+    hashRangeArb.map((r) => ({ type: 'hash-reject' as const, ...r })),
+    // mostly the count of hashes the request implies, sometimes one off
+    fc.tuple(hashRangeArb, fc.constantFrom(0, 0, 0, 1, -1)).map(([r, off]) => ({ type: 'hashes' as const, ...r, hashes: Buffer.alloc(32 * Math.max(0, (r.length >= 1 && r.length <= 512 ? r.length + Math.min(70, unclesFor(r.length, r.proofLayers)) : 3) + off), 0x5a) })),
   );
 })();
+
 
 function extPayloadArb(): fc.Arbitrary<Buffer> {
   return fc.oneof(
@@ -383,6 +398,10 @@ function summary(m: WireMessage): string {
       return `piece:${m.index}:${m.begin}:${sha1(m.block).toString('hex')}`;
     case 'extended':
       return `extended:${m.id}:${m.payload.toString('hex')}`;
+    case 'hash-request':
+    case 'hash-reject':
+    case 'hashes':
+      return JSON.stringify(describeMessage(m)) + ('hashes' in m ? sha1(m.hashes).toString('hex') : '');
     default:
       return JSON.stringify(m);
   }
@@ -417,7 +436,7 @@ function wireRun(input: Buffer): void {
 
 const wireTarget: FuzzTarget = {
   name: 'wire',
-  summary: 'peer wire: handshake and length-prefixed frames (BEP 3, 5, 6, 10) in any chunking, under torrent limits',
+  summary: 'peer wire: handshake and length-prefixed frames (BEP 3, 5, 6, 10, 52) in any chunking, under torrent limits',
   files: ['src/wire/frame-decoder.js', 'src/wire/describe.js'],
   seeds: () => ({
     'session.bin': Buffer.concat([
@@ -438,6 +457,9 @@ const wireTarget: FuzzTarget = {
           { type: 'allowed-fast', index: 4 },
           { type: 'extended', id: 0, payload: encode({ m: { ut_metadata: 1, ut_pex: 2 }, metadata_size: 1234, v: 'fuzz' }) },
           { type: 'extended', id: 1, payload: encodeMetadataMessage({ type: 'request', piece: 0 }) },
+          { type: 'hash-request', root: Buffer.alloc(32, 3), base: 0, index: 8, length: 4, proofLayers: 3 },
+          { type: 'hashes', root: Buffer.alloc(32, 3), base: 0, index: 8, length: 4, proofLayers: 3, hashes: Buffer.alloc(6 * 32, 4) },
+          { type: 'hash-reject', root: Buffer.alloc(32, 3), base: 2, index: 0, length: 512, proofLayers: 9 },
         ] satisfies WireMessage[]
       ).map(frameBytes),
     ]),

@@ -1,7 +1,7 @@
 /**
  * The piece check (metainfo/piece-check.ts) against torrents python-libtorrent 2.0 made: what
  * each piece of a v2-only torrent must hash to (a small file, a big one, its short last piece,
- * a file after an alignment gap, a file of exactly one piece), hybrids by SHA-1, the pending
+ * a file after an alignment gap, a file of exactly one piece), hybrids by both, the pending
  * state, and the hashing thread computing the same digests.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileLeafCount, leafHashes } from '../src/metainfo/merkle.js';
-import { digestPiece, pieceCheck, pieceMatches, type PieceCheck } from '../src/metainfo/piece-check.js';
+import { digestPiece, pieceCheck, pieceMatches, type PieceCheck, type PieceDigest } from '../src/metainfo/piece-check.js';
 import { pieceSize } from '../src/metainfo/pieces.js';
 import { parseTorrent, type Torrent } from '../src/metainfo/torrent.js';
 import { HashPool } from '../src/storage/hash-pool.js';
@@ -113,16 +113,31 @@ test('v2-only without its piece layers: big files\' pieces are pending, small fi
   assert.ok(pieceMatches(bare, 2, piece(v2, img, 2)), 'c.txt needs no layer');
 });
 
-test('hybrid: SHA-1 of each piece, pads included', { skip }, () => {
+test('hybrid: both views checked, the SHA-1 of the whole piece and the merkle digest of its file bytes', { skip }, async () => {
   assert.equal(hybrid.version, 'hybrid');
   const img = contentImage(hybrid, files);
   for (let i = 0; i < hybrid.pieceCount; i++) {
     const c = pieceCheck(hybrid, i);
-    assert.equal(c.kind, 'sha1');
+    assert.equal(c.kind, 'both');
     const p = piece(hybrid, img, i);
-    assert.deepEqual((c as { want: Buffer }).want, createHash('sha1').update(p).digest());
+    const v2Want = pieceCheck(v2, i);
+    assert.deepEqual((c as { want: Buffer }).want, Buffer.concat([createHash('sha1').update(p).digest(), (v2Want as { want: Buffer }).want]));
     assert.ok(pieceMatches(hybrid, i, p));
+    const r = await hasher.digest(Buffer.from(p), (c as { digest: PieceDigest }).digest);
+    assert.deepEqual(r.digest, (c as { want: Buffer }).want, 'the hashing thread computes both');
   }
+  // the SHA-1 right, the v2 view wrong (a hybrid whose views disagree): refused
+  const a = hybrid.files.findIndex((f) => f.path.join('/') === 'sub/b.bin');
+  const bad = Buffer.from(hybrid.pieceLayers!.get(hybrid.files[a]!.piecesRoot!.toString('hex'))!);
+  bad[0]! ^= 1;
+  const lying: Torrent = { ...hybrid, pieceLayers: new Map([...hybrid.pieceLayers!, [hybrid.files[a]!.piecesRoot!.toString('hex'), bad]]) };
+  const first = hybrid.files[a]!.offset / PL;
+  assert.ok(!pieceMatches(lying, first, piece(hybrid, img, first)), 'a SHA-1 match alone is not enough');
+  assert.ok(pieceMatches(lying, first + 1, piece(hybrid, img, first + 1)));
+  // without its layers (a hybrid magnet before they are fetched): the SHA-1 alone
+  const bare: Torrent = { ...hybrid, pieceLayers: new Map() };
+  assert.equal(pieceCheck(bare, first).kind, 'sha1');
+  assert.ok(pieceMatches(bare, first, piece(hybrid, img, first)));
 });
 
 test('the hashing thread: the same merkle digest and leaves, the bytes moved back; SHA-1 unchanged', { skip }, async () => {

@@ -8,7 +8,7 @@ import { DhtNode } from '../src/dht/node.js';
 import { SharedUdp } from '../src/net/udp-socket.js';
 import { Session } from '../src/session/session.js';
 import { udpAnnounce } from '../src/tracker/udp.js';
-import { CLI } from './helpers/cli.js';
+import { CLI, runCli } from './helpers/cli.js';
 import { freeTcpPort } from './helpers/ports.js';
 import { makeTorrentBytes, tmpDir } from './helpers/torrent.js';
 
@@ -98,9 +98,17 @@ test('SharedUdp demux: KRPC, tracker replies and uTP interleaved reach their han
   assert.equal(got.length, 7);
   assert.equal(udp.counters.trackerUnmatched, 3);
   assert.equal(udp.counters.dropped, junk.length + 2);
+  // a send's callback says when the buffer may be reused
+  const echoed = new Promise<Buffer>((r) => c.once('message', r));
+  const sent = await new Promise<Error | null>((r) => udp.send(Buffer.from('d1:y1:re'), port, '127.0.0.1', r));
+  assert.equal(sent, null);
+  assert.equal((await echoed).toString(), 'd1:y1:re');
+  assert.equal(udp.counters.sent, 1);
   // sending after close is a no-op, not a throw (a late retransmission)
   await udp.close();
   udp.send(Buffer.from('x'), port, '127.0.0.1');
+  assert.equal(await new Promise((r) => udp.send(Buffer.from('x'), port, '127.0.0.1', r)), null);
+  assert.equal(udp.counters.sent, 1);
 });
 
 /** A UDP tracker that answers connect and announce (no peers) and records where requests came from. */
@@ -210,4 +218,15 @@ test('download: its DHT queries and UDP tracker announces leave from its TCP lis
   assert.ok(tcp > 0);
   assert.ok(tracker.from.every((p) => p === tcp), `tracker saw ${tracker.from.join(',')}, TCP port ${tcp}`);
   assert.ok(dhtFrom.every((p) => p === tcp), `DHT router saw ${dhtFrom.join(',')}, TCP port ${tcp}`);
+});
+
+test('announce: its requests (connect, started, stopped) leave from one UDP port', async () => {
+  const tracker = await scriptedTracker();
+  const dir = await tmpDir('tt-udp-ann-');
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, makeTorrentBytes('ann', [{ path: ['a.bin'], data: Buffer.alloc(20_000, 2) }], 16_384));
+  const r = await runCli(['announce', tf, '--only', '--tracker', `udp://127.0.0.1:${tracker.port}`, '--port', '6881']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(tracker.announcedPorts.length, 2, 'started, then stopped');
+  assert.ok(tracker.from.length >= 3 && tracker.from.every((p) => p === tracker.from[0]), `tracker saw ${tracker.from.join(',')}`);
 });

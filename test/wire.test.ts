@@ -31,6 +31,11 @@ const every: WireMessage[] = [
   { type: 'cancel', index: 2, begin: 0, length: 100 }, { type: 'port', port: 6881 }, { type: 'suggest', index: 3 },
   { type: 'have-all' }, { type: 'have-none' }, { type: 'reject', index: 4, begin: 0, length: 16384 }, { type: 'allowed-fast', index: 5 },
   { type: 'extended', id: 3, payload: Buffer.from('d1:xi1ee') },
+  { type: 'hash-request', root: Buffer.alloc(32, 7), base: 0, index: 4, length: 4, proofLayers: 3 },
+  // 2 proof layers for 4 nodes: the first lies inside their subtree, so 1 uncle
+  { type: 'hashes', root: Buffer.alloc(32, 7), base: 0, index: 4, length: 4, proofLayers: 2, hashes: Buffer.alloc(5 * 32, 8) },
+  { type: 'hashes', root: Buffer.alloc(32, 7), base: 6, index: 0, length: 512, proofLayers: 8, hashes: Buffer.alloc(512 * 32, 9) },
+  { type: 'hash-reject', root: Buffer.alloc(32, 6), base: 6, index: 1024, length: 512, proofLayers: 10 },
 ];
 
 function decodeAllChunks(chunks: Buffer[], lim = limits): { h: Handshake[]; m: WireMessage[] } {
@@ -49,7 +54,8 @@ test('every message round-trips, whole, byte by byte and in random chunks', () =
   for (const chunks of [[wire], [...wire].map((b) => Buffer.from([b])), randomChunks(r, wire, 100)]) {
     const { h, m } = decodeAllChunks(chunks);
     assert.deepEqual(h, [hs]);
-    assert.deepEqual(m.map((x) => ({ ...x, ...(('bits' in x) ? { bits: Buffer.from(x.bits) } : {}), ...(('block' in x) ? { block: Buffer.from(x.block) } : {}), ...(('payload' in x) ? { payload: Buffer.from(x.payload) } : {}) })), every, `seed ${seed}`);
+    const copy = (b: Buffer): Buffer => Buffer.from(b);
+    assert.deepEqual(m.map((x) => ({ ...x, ...(('bits' in x) ? { bits: copy(x.bits) } : {}), ...(('block' in x) ? { block: copy(x.block) } : {}), ...(('payload' in x) ? { payload: copy(x.payload) } : {}), ...(('root' in x) ? { root: copy(x.root) } : {}), ...(('hashes' in x) ? { hashes: copy(x.hashes) } : {}) })), every, `seed ${seed}`);
   }
 });
 
@@ -102,6 +108,16 @@ test('malformed frames: each a violation with its reason', () => {
     [frame(0, Buffer.from([1])), /choke of 1 payload bytes, expected 0/],
     [frame(99, Buffer.alloc(0)), /unknown message id 99/],
     [frame(7, u32(9, 4000).subarray(0, 8)), /piece message of 8 bytes carries no block/],
+    [frame(21, Buffer.concat([Buffer.alloc(32), u32(0, 0, 3, 1)])), /hash request for 3 hashes \(allowed: a power of two up to 8192\)/],
+    [frame(21, Buffer.concat([Buffer.alloc(32), u32(0, 0, 0, 1)])), /hash request for 0 hashes/],
+    [frame(21, Buffer.concat([Buffer.alloc(32), u32(0, 0, 16384, 1)])), /hash request for 16384 hashes/],
+    [frame(21, Buffer.concat([Buffer.alloc(32), u32(0, 2, 4, 1)])), /hash request from index 2, not a multiple of its length 4/],
+    [frame(21, Buffer.concat([Buffer.alloc(32), u32(0, 0, 4, 64)])), /hash request with base layer 0 and 64 proof layers/],
+    [frame(21, Buffer.concat([Buffer.alloc(32), u32(0, 0, 4, 1, 0)])), /frame of 53 bytes is larger than the 49 allowed for message id 21/],
+    [frame(23, Buffer.concat([Buffer.alloc(32), u32(0, 0, 4)])), /hash reject of 44 payload bytes, expected 48/],
+    [frame(22, Buffer.concat([Buffer.alloc(32), u32(0, 0, 4, 2), Buffer.alloc(4 * 32)])), /hashes message with 128 bytes of hashes, expected 160 for 4 nodes and 2 proof layers/],
+    [frame(22, Buffer.concat([Buffer.alloc(32), u32(0, 0, 1024, 0), Buffer.alloc(1024 * 32)])), /frame of 32817 bytes is larger than the 18481 allowed/],
+    [frame(22, Buffer.concat([Buffer.alloc(32), u32(0, 0, 1024, 0)])), /hashes for 1024 hashes \(allowed: a power of two up to 512\)/],
   ];
   for (const [bytesIn, re] of cases) {
     for (const chunks of [[bytesIn], [...bytesIn].map((b) => Buffer.from([b]))]) {

@@ -36,6 +36,8 @@ import { AnnounceLoop } from '../tracker/loop.js';
 import type { LogLevel } from '../log.js';
 import type { StreamTarget } from '../stream/server.js';
 import { resolveTorrent } from './metadata.js';
+import { torrentFileFromMetadata } from '../metainfo/from-metadata.js';
+import { writeFileAtomic } from '../storage/write-atomic.js';
 import type { SourceBytes } from '../swarm/swarm.js';
 import { WebSeeds, webSeedUrls } from '../webseed/start.js';
 
@@ -292,6 +294,14 @@ export class DownloadJob extends EventEmitter<{ event: [DownloadEvent] }> implem
         keepSwarm: o.seed !== undefined,
       }));
       f.swarm.on('log', logAt);
+      // a v2 magnet's layers came from peers: cached with the metadata, a resumed run needs them not again
+      if (got.source !== 'file') {
+        f.swarm.on('layers', () => {
+          const cacheFile = join(dir, '.torrent-tools', `${infoHash}.torrent`);
+          const file = torrentFileFromMetadata(t.infoRaw, { trackers: src.magnet?.trackers ?? [], webSeeds: src.magnet?.webSeeds ?? [] }, t.pieceLayers);
+          writeFileAtomic(cacheFile, file, dir).catch((e: Error) => log(`warning: cannot cache the piece layers in ${cacheFile}: ${e.message}`));
+        });
+      }
       session.host(f.swarm);
       for (const h of handed.splice(0)) f.swarm.takeOver(h);
       feed.switchTo((rec) => f.swarm.addPeer(rec));

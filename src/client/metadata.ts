@@ -18,6 +18,8 @@ import type { ConnectionBudget } from '../session/budget.js';
 import type { Bandwidth } from '../wire/bandwidth.js';
 import type { HandedPeer } from '../swarm/hand-over.js';
 import type { Transports } from '../swarm/connector.js';
+import { LayerFetcher, isV2Connection } from '../swarm/layer-fetch.js';
+import type { PeerConnection } from '../wire/peer-connection.js';
 
 /** The metadata could not be had: what was tried, in one line. */
 export class MetadataError extends JobError {}
@@ -105,7 +107,8 @@ export function torrentFromInfo(src: TorrentSource, info: Buffer): { torrent: To
   const file = torrentFileFromMetadata(info, { trackers: src.magnet?.trackers ?? [], webSeeds: src.magnet?.webSeeds ?? [] });
   try {
     // the hash matched, but the content is still a stranger's: validate it like any torrent
-    return { torrent: parseTorrent(file, { onWarning: () => {} }), file };
+    // a v2 torrent's piece layers are not in the info dict: the swarm fetches them from peers
+    return { torrent: parseTorrent(file, { onWarning: () => {}, allowMissingLayers: true }), file };
   } catch (e) {
     if (e instanceof MetainfoError) throw new MetadataError(`metadata from peers: ${e.message}`);
     throw e;
@@ -115,8 +118,9 @@ export function torrentFromInfo(src: TorrentSource, info: Buffer): { torrent: To
 /** A cached torrent for this info hash, or null when there is none or it is not the right one. */
 export async function readCachedTorrent(file: string, infoHash: Buffer): Promise<Torrent | null> {
   try {
-    const t = parseTorrent(await readFile(file), { onWarning: () => {} });
-    return t.infoHash.equals(infoHash) ? t : null;
+    const t = parseTorrent(await readFile(file), { onWarning: () => {}, allowMissingLayers: true });
+    // a hybrid cached from a btmh magnet is named by its SHA-1 but was asked for by its v2 hash
+    return t.infoHash.equals(infoHash) || t.infoHashV2?.subarray(0, 20).equals(infoHash) ? t : null;
   } catch {
     return null;
   }
@@ -140,4 +144,75 @@ export async function resolveTorrent(src: TorrentSource, o: MetadataStepOptions 
     await writeFileAtomic(o.cacheFile, file, o.cacheRoot).catch((e: Error) => o.log(`warning: cannot cache the torrent in ${o.cacheFile}: ${e.message}`));
   }
   return { torrent, source: 'peers' };
+}
+
+/**
+ * The piece layers a v2 torrent made from a magnet's metadata lacks, asked of the connections
+ * the metadata step handed over (BEP 52 hash requests, every answer proved up to the file's
+ * pieces root; layer-fetch.ts), so that the .torrent written is whole. Only connections whose
+ * peer's handshake named the v2 hash are asked: a hybrid's peer met under its SHA-1 takes a
+ * hash request as a violation (libtorrent). Fills `t.pieceLayers`; MetadataError when some are still missing
+ * after `timeoutMs` or when no peer is left to ask.
+ */
+export async function fetchLayersFrom(t: Torrent, handed: HandedPeer[], o: { timeoutMs: number; signal: AbortSignal }): Promise<void> {
+  const v2 = t.infoHashV2?.subarray(0, 20);
+  const fetcher = new LayerFetcher(t);
+  if (!fetcher.missing) {
+    for (const h of handed) h.drop();
+    return;
+  }
+  const conns: Array<{ conn: PeerConnection; has: (i: number) => boolean }> = [];
+  for (const h of handed) {
+    if (v2 === undefined || !isV2Connection(h.conn, v2)) {
+      h.drop();
+      continue;
+    }
+    const pieces = h.take();
+    if (pieces === null) continue;
+    const haves = new Set(pieces.haves);
+    const bits = pieces.bitfield;
+    const has = (i: number): boolean => pieces.haveAll || haves.has(i) || (bits !== null && i >> 3 < bits.length && (bits[i >> 3]! & (0x80 >> (i & 7))) !== 0);
+    conns.push({ conn: h.conn, has });
+  }
+  let tick: NodeJS.Timeout | undefined;
+  let abort: (() => void) | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const started = Date.now();
+      const missing = (why: string): void => reject(new MetadataError(`the piece layers of ${t.name} (not part of the metadata): ${why}`));
+      const askAll = (): void => {
+        for (const c of conns) fetcher.ask(c.conn, c.has);
+      };
+      for (const c of conns) {
+        c.conn.on('message', (m) => {
+          if (m.type === 'hashes') {
+            const r = fetcher.onHashes(c.conn, m);
+            if (r.kind === 'bad') c.conn.close(null);
+            else if (!fetcher.missing) return resolve();
+          } else if (m.type === 'hash-reject') {
+            fetcher.onReject(c.conn, m);
+          }
+          askAll();
+        });
+        c.conn.on('close', () => {
+          fetcher.onClose(c.conn);
+          askAll();
+        });
+      }
+      if (conns.length === 0) return missing('no peer met under the v2 hash');
+      tick = setInterval(() => {
+        if (o.timeoutMs > 0 && Date.now() - started > o.timeoutMs) missing(`none within ${Math.round(o.timeoutMs / 1000)} s`);
+        else if (conns.every((c) => c.conn.closed)) missing('no peer left to ask');
+        else askAll();
+      }, 1000);
+      abort = (): void => reject(new MetadataError('interrupted before the piece layers arrived'));
+      if (o.signal.aborted) return abort();
+      o.signal.addEventListener('abort', abort, { once: true });
+      askAll();
+    });
+  } finally {
+    clearInterval(tick);
+    if (abort) o.signal.removeEventListener('abort', abort);
+    for (const c of conns) c.conn.close(null);
+  }
 }

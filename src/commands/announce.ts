@@ -6,6 +6,7 @@ import { report, warnOnce, type Command } from '../cli/io.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
 import { peerKey, peerLine } from '../peers/record.js';
 import { isOwnAddress } from '../peers/self.js';
+import { SharedUdp } from '../net/udp-socket.js';
 import { TrackerClient } from '../tracker/client.js';
 import { nextAnnounceIn, type AnnounceEvent, type AnnounceParams } from '../tracker/reply.js';
 import { makePeerId } from '../wire/protocol.js';
@@ -89,71 +90,78 @@ examples:
     const tiers = a.bool('only') ? [] : src.trackers.map((t) => [...t]);
     for (const u of a.list('tracker')) tiers.push([u]);
     if (tiers.length === 0) throw new CliError(`${src.name}: no trackers (add --tracker URL)`);
-    const client = new TrackerClient(tiers, { timeoutMs: timeout * 1000, signal: io.signal });
-    const params: AnnounceParams = {
-      infoHash: src.infoHash,
-      peerId: a.has('peer-id') ? parsePeerId(a.str('peer-id')!) : makePeerId(randomBytes),
-      port,
-      uploaded: a.int('uploaded', 0, big) ?? 0,
-      downloaded: a.int('downloaded', 0, big) ?? 0,
-      left: a.int('left', 0, big) ?? src.torrent?.length ?? 16384,
-      event: event as AnnounceEvent,
-      numwant,
-      key: randomBytes(4).readUInt32BE(0),
-    };
-    const onFailure = (f: { tracker: string; message: string }): void => report(io, 'announce', `${f.tracker}: ${f.message}`);
-    const write = (line: string): Promise<void> => new Promise((resolve, reject) => io.stdout.write(line, (e) => (e ? reject(e) : resolve())));
+    // one UDP socket for the run (every request, --watch's rounds and the last 'stopped'):
+    // the tracker sees one port; an IPv6 tracker's requests bind their own
+    const udp = tiers.flat().some((u) => /^udp:/i.test(u)) ? await SharedUdp.bind(0) : null;
+    const client = new TrackerClient(tiers, { timeoutMs: timeout * 1000, signal: io.signal, udp });
+    try {
+      const params: AnnounceParams = {
+        infoHash: src.infoHash,
+        peerId: a.has('peer-id') ? parsePeerId(a.str('peer-id')!) : makePeerId(randomBytes),
+        port,
+        uploaded: a.int('uploaded', 0, big) ?? 0,
+        downloaded: a.int('downloaded', 0, big) ?? 0,
+        left: a.int('left', 0, big) ?? src.torrent?.length ?? 16384,
+        event: event as AnnounceEvent,
+        numwant,
+        key: randomBytes(4).readUInt32BE(0),
+      };
+      const onFailure = (f: { tracker: string; message: string }): void => report(io, 'announce', `${f.tracker}: ${f.message}`);
+      const write = (line: string): Promise<void> => new Promise((resolve, reject) => io.stdout.write(line, (e) => (e ? reject(e) : resolve())));
 
-    if (a.bool('scrape')) {
-      const res = await client.scrape(src.infoHash, onFailure);
-      for (const s of res) await write(JSON.stringify(s) + '\n');
-      if (res.length === 0) throw new CliError('no tracker answered the scrape');
-      return 0;
-    }
-    const seen = new Set<string>();
-    const warn = warnOnce(io, 'announce');
-    const watch = a.bool('watch');
-    // --watch ends on SIGINT, or as soon as our reader has gone (| fetch-pieces finished)
-    const stop = watch ? AbortSignal.any([io.signal, io.readerGone ?? new AbortController().signal]) : io.signal;
-    let answered = false;
-    for (;;) {
-      const replies = await client.announce(params, a.bool('all'), onFailure).catch((e: Error) => {
-        if (e.name === 'AbortError') return [];
-        throw e;
-      });
-      for (const r of replies) {
-        answered = true;
-        if (r.warning) report(io, 'announce', `${r.tracker}: warning: ${r.warning}`);
-        if (r.skipped) warn(`skipped ${r.tracker}`, `${r.tracker}: ${r.skipped}`);
-        if (a.bool('raw')) {
-          // the reply in bdecode's tagged mapping (man 7 torrent-tools-formats), as written text
-          await write(`{"tracker":${JSON.stringify(r.tracker)},"reply":${toJson(r.raw)}}\n`);
-          continue;
-        }
-        for (const p of r.peers) {
-          const k = peerKey(p);
-          // the address we just announced, echoed back: ourselves, not a peer
-          if (seen.has(k) || isOwnAddress(p.ip, p.port, port)) continue;
-          seen.add(k);
-          await write(peerLine(p));
-        }
+      if (a.bool('scrape')) {
+        const res = await client.scrape(src.infoHash, onFailure);
+        for (const s of res) await write(JSON.stringify(s) + '\n');
+        if (res.length === 0) throw new CliError('no tracker answered the scrape');
+        return 0;
       }
-      if (!watch || stop.aborted) break;
-      params.event = 'none';
-      // the trackers' interval (clamped to [5 s, 1 day] whatever they send), a minute if none answered
-      await sleep(nextAnnounceIn(replies) * 1000, stop);
-      if (stop.aborted) break;
+      const seen = new Set<string>();
+      const warn = warnOnce(io, 'announce');
+      const watch = a.bool('watch');
+      // --watch ends on SIGINT, or as soon as our reader has gone (| fetch-pieces finished)
+      const stop = watch ? AbortSignal.any([io.signal, io.readerGone ?? new AbortController().signal]) : io.signal;
+      let answered = false;
+      for (;;) {
+        const replies = await client.announce(params, a.bool('all'), onFailure).catch((e: Error) => {
+          if (e.name === 'AbortError') return [];
+          throw e;
+        });
+        for (const r of replies) {
+          answered = true;
+          if (r.warning) report(io, 'announce', `${r.tracker}: warning: ${r.warning}`);
+          if (r.skipped) warn(`skipped ${r.tracker}`, `${r.tracker}: ${r.skipped}`);
+          if (a.bool('raw')) {
+            // the reply in bdecode's tagged mapping (man 7 torrent-tools-formats), as written text
+            await write(`{"tracker":${JSON.stringify(r.tracker)},"reply":${toJson(r.raw)}}\n`);
+            continue;
+          }
+          for (const p of r.peers) {
+            const k = peerKey(p);
+            // the address we just announced, echoed back: ourselves, not a peer
+            if (seen.has(k) || isOwnAddress(p.ip, p.port, port)) continue;
+            seen.add(k);
+            await write(peerLine(p));
+          }
+        }
+        if (!watch || stop.aborted) break;
+        params.event = 'none';
+        // the trackers' interval (clamped to [5 s, 1 day] whatever they send), a minute if none answered
+        await sleep(nextAnnounceIn(replies) * 1000, stop);
+        if (stop.aborted) break;
+      }
+      // Leave nothing behind: --watch says 'stopped' on its way out, and so does a one-shot
+      // announce right after the reply (it only asked; the address it gave is no listener), unless
+      // --event chose what to say.
+      if (answered && (watch || !a.has('event'))) {
+        // on a fresh deadline: the interrupt must not cancel it
+        const bye = new TrackerClient(client.tiers, { timeoutMs: Math.min(timeout, 5) * 1000, udp });
+        await bye.announce({ ...params, event: 'stopped' }, a.bool('all'), onFailure).catch(() => []);
+      }
+      if (watch && answered) return 0;
+      if (!answered) throw new CliError(`no tracker answered (${client.urls.length} tried)`);
+      return 0;
+    } finally {
+      await udp?.close();
     }
-    // Leave nothing behind: --watch says 'stopped' on its way out, and so does a one-shot
-    // announce right after the reply (it only asked; the address it gave is no listener), unless
-    // --event chose what to say.
-    if (answered && (watch || !a.has('event'))) {
-      // on a fresh deadline: the interrupt must not cancel it
-      const bye = new TrackerClient(client.tiers, { timeoutMs: Math.min(timeout, 5) * 1000 });
-      await bye.announce({ ...params, event: 'stopped' }, a.bool('all'), onFailure).catch(() => []);
-    }
-    if (watch && answered) return 0;
-    if (!answered) throw new CliError(`no tracker answered (${client.urls.length} tried)`);
-    return 0;
   },
 };

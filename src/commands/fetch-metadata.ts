@@ -1,7 +1,9 @@
 import { parseArgs } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
 import { report, type Command } from '../cli/io.js';
-import { addMagnetPeers, fetchMetadataFromPeers, torrentFromInfo } from '../client/metadata.js';
+import { addMagnetPeers, fetchLayersFrom, fetchMetadataFromPeers, torrentFromInfo } from '../client/metadata.js';
+import { torrentFileFromMetadata } from '../metainfo/from-metadata.js';
+import type { HandedPeer } from '../swarm/hand-over.js';
 import { writeFileAtomic } from '../storage/write-atomic.js';
 import { feedFromStdin, parsePeerArgs, resolvePeerArgs } from '../cli/peer-args.js';
 import { loadTorrentArg } from '../cli/torrent-arg.js';
@@ -20,6 +22,10 @@ the magnet's x.pe, asks every one that offers it for the torrent's info dict in 
 (BEP 9, several peers at once), checks that it hashes to the info hash (SHA-1; also SHA-256
 for a btmh hash), and writes a .torrent: the info dict as its raw bytes, announce and
 announce-list from the magnet's tr=, url-list from its ws=. Peers learnt by PEX are tried too.
+A magnet with only a btmh hash (BEP 52) is asked for by that hash truncated to 20 bytes. The
+piece layers of a v2 or hybrid torrent, which are not part of the metadata, are then asked of
+the same peers by hash requests (each answer proved up to its file's pieces root, only on
+connections that speak v2) and written too; a hybrid whose peers do not is written without.
 A peer that sends wrong, oversized, unasked-for or inconsistent pieces, or rejects, is dropped
 and its pieces asked of others. It refuses to write to a terminal.
 Exit 1, saying which peers were tried and what became of each, when no peer delivered.
@@ -68,20 +74,41 @@ examples:
       throw new CliError(`cannot bind a UDP port for uTP (${e.message})`);
     });
     const stopPeers = feedFromStdin(io, 'fetch-metadata', feed);
+    let handed: HandedPeer[] = [];
     const info = await fetchMetadataFromPeers(src, {
       feed, timeoutMs: timeout * 1000, signal: io.signal, maxSize, maxPeers, pex: !a.bool('no-pex'),
       transports: session.transports, log: (m) => report(io, 'fetch-metadata', m),
-    }).finally(async () => {
-      stopPeers();
+      onHandOver: (peers) => (handed = peers),
+    }).finally(stopPeers).catch(async (e: unknown) => {
       await session.close();
+      throw e;
     });
-    const { file } = torrentFromInfo(src, info);
-    if (out !== undefined) {
-      await writeFileAtomic(out, file).catch((e: Error) => {
-        throw new CliError(`${out}: ${e.message}`);
-      });
-    } else {
-      await new Promise<void>((resolve, reject) => io.stdout.write(file, (e) => (e ? reject(e) : resolve())));
+    // the session's uTP connections stay open until the piece layers are had from them
+    try {
+      const { torrent, file: bare } = torrentFromInfo(src, info);
+      let file = bare;
+      // a v2 or hybrid torrent's piece layers are outside the metadata: asked of the same peers
+      // that speak v2 on their connection (a hybrid whose peers do not is written without them)
+      if (torrent.version !== 1) {
+        try {
+          await fetchLayersFrom(torrent, handed, { timeoutMs: timeout * 1000, signal: io.signal });
+        } catch (e) {
+          if (torrent.version === 2 || io.signal.aborted) throw e;
+          report(io, 'fetch-metadata', `warning: ${(e as Error).message}; the .torrent is written without them`);
+        }
+        file = torrentFileFromMetadata(info, { trackers: src.magnet?.trackers ?? [], webSeeds: src.magnet?.webSeeds ?? [] }, torrent.pieceLayers);
+      } else {
+        for (const h of handed) h.drop();
+      }
+      if (out !== undefined) {
+        await writeFileAtomic(out, file).catch((e: Error) => {
+          throw new CliError(`${out}: ${e.message}`);
+        });
+      } else {
+        await new Promise<void>((resolve, reject) => io.stdout.write(file, (e) => (e ? reject(e) : resolve())));
+      }
+    } finally {
+      await session.close();
     }
     return 0;
   },

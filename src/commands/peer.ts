@@ -22,10 +22,12 @@ import { UtMetadata } from '../wire/ut-metadata.js';
 import { MetadataFetcher } from '../swarm/metadata-fetcher.js';
 import { torrentFromInfo } from '../client/metadata.js';
 import type { Torrent } from '../metainfo/torrent.js';
+import { unclesFor } from '../metainfo/merkle.js';
+import { leafHashRequest, sameHashRange, type LeafHashRequest } from '../metainfo/hash-requests.js';
 
 export const peer: Command = {
   name: 'peer',
-  synopsis: 'HOST:PORT TORRENT|MAGNET|INFOHASH [--request INDEX [--out FILE]] [--metadata] [--interested] [--utp] [--timeout S]\n       torrent-tools peer --listen PORT TORRENT|MAGNET|INFOHASH [...]',
+  synopsis: 'HOST:PORT TORRENT|MAGNET|INFOHASH [--request INDEX [--out FILE]] [--hashes INDEX] [--metadata] [--interested] [--utp] [--timeout S]\n       torrent-tools peer --listen PORT TORRENT|MAGNET|INFOHASH [...]',
   help: `usage: torrent-tools peer HOST:PORT TORRENT|MAGNET|INFOHASH [options]
        torrent-tools peer --listen PORT TORRENT|MAGNET|INFOHASH [options]
 
@@ -44,6 +46,10 @@ options:
   --metadata        MAGNET or INFOHASH: fetch the metadata from the peer, print
                     {"event":"metadata",…} and exit (0 when it matches the info hash)
   --out FILE        with --request: write the piece's bytes to FILE
+  --hashes INDEX    v2 or hybrid TORRENT: ask for the leaf hashes of piece INDEX (BEP 52
+                    hash request, base layer 0) with the proof up to its file's pieces root,
+                    check them against the root and the piece layer, print
+                    {"event":"hashes","index":…,"valid":…,"uncles":…} and exit (0 when valid)
   --interested      say we are interested (--request does)
   --listen PORT     wait for one incoming peer on PORT instead of connecting (it may use
                     plaintext or the MSE encrypted handshake)
@@ -63,7 +69,7 @@ examples:
   torrent-tools peer 127.0.0.1:6881 x.torrent --utp --request 0 | jq -c 'select(.event)'
 `,
   async run(argv, io) {
-    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout', 'dht-port', 'encrypt'], boolean: ['interested', 'strict', 'metadata', 'utp'] });
+    const a = parseArgs(argv, { string: ['request', 'out', 'listen', 'timeout', 'dht-port', 'encrypt', 'hashes'], boolean: ['interested', 'strict', 'metadata', 'utp'] });
     const listen = a.int('listen', 0, 65535);
     const need = listen === undefined ? 2 : 1;
     if (a.positional.length !== need) throw new UsageError(listen === undefined ? 'expected HOST:PORT and TORRENT|INFOHASH' : 'expected TORRENT|INFOHASH');
@@ -74,6 +80,16 @@ examples:
     if (request !== undefined && t && request >= t.pieceCount) throw new UsageError(`--request: the torrent has ${t.pieceCount} pieces`);
     if (a.has('out') && request === undefined) throw new UsageError('--out goes with --request');
     if (a.bool('metadata') && t) throw new UsageError('--metadata goes with a MAGNET or INFOHASH (a .torrent has its metadata)');
+    const hashesOf = a.has('hashes') ? parseIntArg('--hashes', a.str('hashes')!, 0, Number.MAX_SAFE_INTEGER) : undefined;
+    let leafAsk: LeafHashRequest | null = null;
+    if (hashesOf !== undefined) {
+      if (!t || t.version === 1) throw new UsageError('--hashes goes with a v2 or hybrid TORRENT');
+      if (request !== undefined || a.bool('metadata')) throw new UsageError('--hashes goes alone (not with --request or --metadata)');
+      if (hashesOf >= t.pieceCount) throw new UsageError(`--hashes: the torrent has ${t.pieceCount} pieces`);
+      const ask = leafHashRequest(t, hashesOf);
+      if (typeof ask === 'string') throw new UsageError(`--hashes: ${ask}`);
+      leafAsk = ask;
+    }
     const methods = { plaintext: CRYPTO_PLAINTEXT, rc4: CRYPTO_RC4, both: CRYPTO_PLAINTEXT | CRYPTO_RC4 } as const;
     const encryptArg = a.str('encrypt');
     if (encryptArg !== undefined && !(encryptArg in methods)) throw new UsageError('--encrypt: expected rc4, plaintext or both');
@@ -125,6 +141,8 @@ examples:
     const conn = new PeerConnection(socket, {
       peerId: makePeerId(randomBytes),
       infoHash: outgoing ? src.infoHash : undefined,
+      // a hybrid's peer answers BEP 52 messages only on a v2 connection: offer the upgrade
+      v2InfoHash: t?.version === 'hybrid' && t.infoHashV2 ? t.infoHashV2.subarray(0, 20) : undefined,
       accept: (h) => (h.equals(src.infoHash) ? limits : null),
       limits,
       outgoing,
@@ -186,8 +204,20 @@ examples:
       });
       conn.on('handshake', () => {
         if (request !== undefined || a.bool('interested')) conn.send({ type: 'interested' });
+        if (leafAsk !== null) conn.send({ type: 'hash-request', ...leafAsk.request });
       });
       conn.on('message', (m) => {
+        if (leafAsk !== null && (m.type === 'hashes' || m.type === 'hash-reject') && sameHashRange(m, leafAsk.request)) {
+          if (m.type === 'hash-reject') print({ event: 'hashes', index: hashesOf, valid: false, rejected: true });
+          else {
+            const valid = leafAsk.check(m.hashes);
+            print({ event: 'hashes', index: hashesOf, valid, uncles: unclesFor(m.length, m.proofLayers) });
+            resolve(valid ? 0 : 1);
+          }
+          resolve(1);
+          conn.close(null);
+          return;
+        }
         if (request === undefined) return;
         if (m.type === 'unchoke' || (m.type === 'allowed-fast' && m.index === request)) {
           mayRequest = true;
@@ -218,7 +248,7 @@ examples:
         print({ event: 'closed', reason: reason === null ? null : describeClose(reason), ...(reason === null ? {} : { kind: reason.kind }) });
         // the peer hanging up, or going quiet after the handshake, is how a session ends
         const normal = reason === null || reason.kind === 'hang-up' || (reason.kind === 'timeout' && conn.remote !== null);
-        resolve(request === undefined && normal ? 0 : 1);
+        resolve(request === undefined && leafAsk === null && normal ? 0 : 1);
       });
       io.signal.addEventListener('abort', () => conn.close(null), { once: true });
     });

@@ -118,3 +118,100 @@ export function rootOfPieceLayer(layer: Buffer, pieceLength: number): Buffer {
 export function pieceRoot(data: Uint8Array, leaves: number): Buffer {
   return merkleRoot(leafHashes(data), leaves);
 }
+
+/*
+ * BEP 52 hash requests ask for `length` nodes of the layer `base` above the leaves from node
+ * `index`, with `proofLayers` layers of proof above them. The proof of a layer is the sibling
+ * of the ancestor there; the first log2(length) - 1 layers are ancestors whose siblings are
+ * among the nodes sent (inside their own subtree), so they are left out but still counted.
+ * libtorrent (merkle_tree::get_hashes, hash_picker::add_hashes) counts it so: for proof layer
+ * k = 0, 1, … the ancestor is at height base + k + 1, and its sibling is sent once
+ * k >= log2(length) - 1.
+ */
+
+/** Uncle hashes a `hashes` answer carries for `length` nodes and `proofLayers` proof layers. */
+export function unclesFor(length: number, proofLayers: number): number {
+  return Math.max(0, proofLayers - log2(length) + 1);
+}
+
+export interface HashRangeFields {
+  base: number;
+  index: number;
+  length: number;
+  proofLayers: number;
+}
+
+/**
+ * The hashes of the answer to `r`: the base nodes, then the uncles from the lowest up.
+ * `node(height, index)` gives a node of the file's tree (null when it cannot: then so does this).
+ */
+export function hashesAnswer(r: HashRangeFields, node: (height: number, index: number) => Buffer | null): Buffer | null {
+  // a single node has no subtree of its own, and libtorrent's two sides count its uncles
+  // differently: such requests are refused before they get here
+  if (r.length < 2) throw new RangeError('a hash request for fewer than 2 nodes');
+  const out = Buffer.allocUnsafe(HASH_BYTES * (r.length + unclesFor(r.length, r.proofLayers)));
+  let at = 0;
+  for (let j = r.index; j < r.index + r.length; j++) {
+    const n = node(r.base, j);
+    if (n === null) return null;
+    n.copy(out, at);
+    at += HASH_BYTES;
+  }
+  for (let k = log2(r.length) - 1; k < r.proofLayers; k++) {
+    const n = node(r.base + k + 1, (r.index >>> (k + 1)) ^ 1);
+    if (n === null) return null;
+    n.copy(out, at);
+    at += HASH_BYTES;
+  }
+  return out;
+}
+
+/**
+ * The node a `hashes` answer proves: the root of its base nodes, hashed up with each uncle.
+ * The caller compares it with one it trusts (a piece-layer node, a pieces root) at `height`,
+ * `index`; only then are the base nodes to be believed.
+ */
+export function provenNode(r: HashRangeFields, hashes: Buffer): { height: number; index: number; node: Buffer } {
+  const uncles = unclesFor(r.length, r.proofLayers);
+  if (hashes.length !== HASH_BYTES * (r.length + uncles)) throw new RangeError(`${hashes.length / HASH_BYTES} hashes for ${r.length} nodes and ${uncles} uncles`);
+  const span = log2(r.length);
+  let node = merkleRoot(hashes.subarray(0, r.length * HASH_BYTES), r.length, r.base);
+  let index = r.index >>> span;
+  for (let u = 0; u < uncles; u++) {
+    const uncle = hashes.subarray((r.length + u) * HASH_BYTES, (r.length + u + 1) * HASH_BYTES);
+    const h = createHash('sha256');
+    if (index % 2 === 0) h.update(node).update(uncle);
+    else h.update(uncle).update(node);
+    node = h.digest();
+    index >>>= 1;
+  }
+  return { height: r.base + span + uncles, index, node };
+}
+
+/**
+ * A file tree known from one layer up: `nodes` at `height`, padded to `width` nodes, and every
+ * layer above (a piece layer and the root above it; or the leaves of a block and its subtree).
+ */
+export class LayerTree {
+  readonly height: number;
+  readonly width: number;
+  private readonly layers: Buffer[];
+  constructor(nodes: Buffer, width: number, height: number) {
+    this.height = height;
+    this.width = width;
+    this.layers = merkleLayers(nodes, width, height);
+  }
+
+  /** Height of the top node above the leaves. */
+  get top(): number {
+    return this.height + log2(this.width);
+  }
+
+  /** Node `index` of the layer at `height`, counted in this tree; null outside it. */
+  node(height: number, index: number): Buffer | null {
+    if (height < this.height || height > this.top || index < 0 || index >= this.width >>> (height - this.height)) return null;
+    const layer = this.layers[height - this.height]!;
+    if ((index + 1) * HASH_BYTES > layer.length) return padHash(height);
+    return layer.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES);
+  }
+}

@@ -4,7 +4,7 @@
  * come down to this.
  */
 import { readFile } from 'node:fs/promises';
-import { MagnetError, parseInfoHash, parseMagnet, type Magnet } from './magnet.js';
+import { parseInfoHash, parseMagnet, type Magnet } from './magnet.js';
 import { parseTorrent, type Torrent } from './torrent.js';
 
 export interface TorrentSource {
@@ -21,11 +21,15 @@ export function sourceOfTorrent(torrent: Torrent, name = torrent.name): TorrentS
   return { torrent, infoHash: torrent.infoHash, name, trackers: torrent.announce };
 }
 
-/** A magnet URI as a source (MagnetError when malformed or v2-only). */
+/**
+ * A magnet URI as a source (MagnetError when malformed). A magnet with only a v2 (btmh) hash
+ * is named on the wire, to trackers and in the DHT by that SHA-256 truncated to 20 bytes, as
+ * libtorrent names a v2 torrent; its metadata is checked against the whole SHA-256.
+ */
 export function sourceOfMagnet(uri: string): TorrentSource {
   const m = parseMagnet(uri);
-  if (!m.infoHash) throw new MagnetError('only a v2 (btmh) hash: torrent-tools needs a v1 btih info hash');
-  return { magnet: m, infoHash: m.infoHash, name: m.name ?? m.infoHashHex!, trackers: m.trackers.map((u) => [u]) };
+  const infoHash = m.infoHash ?? m.infoHashV2!.subarray(0, 20);
+  return { magnet: m, infoHash, name: m.name ?? infoHash.toString('hex'), trackers: m.trackers.map((u) => [u]) };
 }
 
 /**

@@ -20,8 +20,11 @@ export interface V2File {
   length: number;
   /** absent for empty files */
   piecesRoot?: Buffer;
-  /** `info.file tree/a/b`, for messages */
-  where: string;
+}
+
+/** `info.file tree/a/b`, for messages: built only for one, not for each of a million files. */
+function whereOf(f: V2File): string {
+  return `info.file tree/${(f.rawPath ?? f.path).join('/')}`;
 }
 
 function fail(where: string, what: string): never {
@@ -66,9 +69,8 @@ export function parseFileTree(tree: BValue | undefined, mappings: PathMappings):
     if (!(entry instanceof Map)) fail(`${where()}/`, 'expected a dict');
     const l = entry.get('length');
     if (typeof l !== 'number' || !Number.isSafeInteger(l) || l < 0) fail(where(), `length ${typeof l === 'number' || typeof l === 'bigint' ? `${String(l)} is out of range` : 'is missing or not an integer'}`);
-    const w = where();
-    const safe = safePath(path.map(keyBytes), w, mappings);
-    const f: V2File = { path: safe.path, length: l, where: w };
+    const safe = safePath(path.map(keyBytes), where(), mappings);
+    const f: V2File = { path: safe.path, length: l };
     if (safe.rawPath !== undefined) f.rawPath = safe.rawPath;
     if (l > 0) {
       const root = entry.get('pieces root');
@@ -143,12 +145,12 @@ export function parsePieceLayers(
     const layer = layers.get(key);
     if (layer === undefined) {
       if (allowMissing) continue;
-      fail(f.where, `no entry in piece layers for its pieces root ${hex}`);
+      fail(whereOf(f), `no entry in piece layers for its pieces root ${hex}`);
     }
-    if (!Buffer.isBuffer(layer)) fail(f.where, 'its piece layer is not a byte string');
+    if (!Buffer.isBuffer(layer)) fail(whereOf(f), 'its piece layer is not a byte string');
     const pieces = Math.ceil(f.length / pieceLength);
-    if (layer.length !== pieces * HASH_BYTES) fail(f.where, `piece layer is ${layer.length} bytes, not ${pieces * HASH_BYTES} (${pieces} pieces of ${pieceLength})`);
-    if (!rootOfPieceLayer(layer, pieceLength).equals(f.piecesRoot!)) fail(f.where, 'piece layer does not hash to the pieces root');
+    if (layer.length !== pieces * HASH_BYTES) fail(whereOf(f), `piece layer is ${layer.length} bytes, not ${pieces * HASH_BYTES} (${pieces} pieces of ${pieceLength})`);
+    if (!rootOfPieceLayer(layer, pieceLength).equals(f.piecesRoot!)) fail(whereOf(f), 'piece layer does not hash to the pieces root');
     out.set(hex, layer);
   }
   let extra = 0;

@@ -12,7 +12,9 @@
  * An IPv6 UDP tracker gets a SharedUdp of its own (type 'udp6') for the exchange.
  *
  * Tracker replies are routed by transaction id (`expect`), so many announces can wait on the
- * one socket at once and a datagram nobody waits for costs a map lookup.
+ * one socket at once and a datagram nobody waits for costs a map lookup. The demux is not
+ * what a uTP transfer pays for: 300,000 datagrams of 1400 bytes over loopback cost the
+ * receiving process 2.5-2.6 µs each through a SharedUdp and through a bare dgram socket alike.
  */
 import { createSocket, type Socket } from 'node:dgram';
 
@@ -47,7 +49,8 @@ export interface UdpCounters {
   /** datagrams of no known shape, or of a kind no one here handles */
   dropped: number;
   sent: number;
-  sendErrors: number;
+  /** failed sends and socket errors (an ICMP unreachable reported on a later send) */
+  errors: number;
 }
 
 export interface SharedUdpOptions {
@@ -59,7 +62,7 @@ export interface SharedUdpOptions {
 export class SharedUdp {
   readonly port: number;
   readonly address: string;
-  readonly counters: UdpCounters = { received: 0, dht: 0, utp: 0, tracker: 0, trackerUnmatched: 0, dropped: 0, sent: 0, sendErrors: 0 };
+  readonly counters: UdpCounters = { received: 0, dht: 0, utp: 0, tracker: 0, trackerUnmatched: 0, dropped: 0, sent: 0, errors: 0 };
   private dht: DatagramHandler | null = null;
   private utp: DatagramHandler | null = null;
   private readonly transactions = new Map<number, DatagramHandler>();
@@ -98,11 +101,25 @@ export class SharedUdp {
     return this.closed;
   }
 
-  /** Sends one datagram; after close() it is dropped (a late retransmission of a closing job). */
-  send(buf: Uint8Array, port: number, address: string): void {
-    if (this.closed) return;
+  /**
+   * Sends one datagram; after close() it is dropped (a late retransmission of a closing job).
+   * The kernel usually takes the bytes within the call, but with its send buffer full libuv
+   * queues `buf` itself: a caller that reuses its buffers passes `sent` and rewrites `buf` only
+   * once it is called.
+   */
+  send(buf: Uint8Array, port: number, address: string, sent?: (e: Error | null) => void): void {
+    if (this.closed) {
+      sent?.(null);
+      return;
+    }
     this.counters.sent++;
-    this.socket.send(buf, port, address, this.onSendError);
+    if (sent === undefined) this.socket.send(buf, port, address, this.onSendError);
+    else {
+      this.socket.send(buf, port, address, (e) => {
+        this.onSendError(e);
+        sent(e);
+      });
+    }
   }
 
   /** KRPC datagrams go to `handler` (null: dropped and counted). */
@@ -165,7 +182,7 @@ export class SharedUdp {
   }
 
   private failed(e: Error): void {
-    this.counters.sendErrors++;
+    this.counters.errors++;
     this.o.onError?.(e);
   }
 }

@@ -79,7 +79,7 @@ export class HashPool {
     return new Promise((resolve, reject) => {
       if (this.jobs.size === 0) this.worker!.ref();
       this.jobs.set(id, { resolve: shared ? (r) => resolve({ digest: r.digest, data }) : resolve, reject });
-      const m = { id, buf: moved.buffer, offset: moved.byteOffset, length: moved.byteLength, how: how?.kind === 'merkle' ? how : undefined, withLeaves };
+      const m = { id, buf: moved.buffer, offset: moved.byteOffset, length: moved.byteLength, how: how === null || how.kind === 'sha1' ? undefined : how, withLeaves };
       this.worker!.postMessage(m, shared ? [] : [moved.buffer as ArrayBuffer]);
     });
   }

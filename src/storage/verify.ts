@@ -39,13 +39,16 @@ export type HashLayout = Pick<Torrent, 'name' | 'multiFile' | 'files' | 'length'
 /**
  * Yields `[index, valid]` for every wanted piece in ascending index order, verifying on
  * `workers` threads (default: every core) by the piece check (metainfo/piece-check.ts): SHA-1,
- * or a v2-only torrent's merkle digests. A v2 piece that cannot be checked yet (its piece
- * layer unknown) is not valid.
+ * a v2-only torrent's merkle digests, or a hybrid's both. A v2 piece that cannot be checked
+ * yet (its piece layer unknown) is not valid.
  */
 export async function* verifyPieces(torrent: Torrent, root: string, options: VerifyOptions = {}): AsyncGenerator<[number, boolean]> {
-  for await (const [i, digest] of hashPieces(torrent, root, { ...options, digests: torrent.version === 2 ? 'v2' : 'sha1' })) {
+  const digests = torrent.version === 2 ? 'v2' : torrent.version === 'hybrid' ? 'both' : 'sha1';
+  for await (const [i, digest] of hashPieces(torrent, root, { ...options, digests })) {
     const c = pieceCheck(torrent, i);
-    yield [i, digest !== null && c.kind !== 'pending' && digest.equals(c.want)];
+    // a hybrid piece whose layer is unknown is checked by the SHA-1 at the front of both
+    const got = c.kind === 'sha1' && digest !== null ? digest.subarray(0, 20) : digest;
+    yield [i, got !== null && c.kind !== 'pending' && got.equals(c.want)];
   }
 }
 

@@ -177,8 +177,11 @@ export class MetadataFetcher extends EventEmitter<MetadataFetcherEvents> {
 
   private complete(): void {
     const buf = Buffer.concat(this.pieces as Buffer[]);
-    const ok = createHash('sha1').update(buf).digest().equals(this.o.infoHash)
-      && (this.o.infoHashV2 === undefined || createHash('sha256').update(buf).digest().equals(this.o.infoHashV2));
+    const v2 = this.o.infoHashV2;
+    // a btmh-only magnet is keyed by its truncated SHA-256: there is no SHA-1 to check
+    const v2Keyed = v2 !== undefined && this.o.infoHash.equals(v2.subarray(0, 20));
+    const ok = (v2Keyed || createHash('sha1').update(buf).digest().equals(this.o.infoHash))
+      && (v2 === undefined || createHash('sha256').update(buf).digest().equals(v2));
     if (ok) {
       this.result = buf;
       clearInterval(this.timer);

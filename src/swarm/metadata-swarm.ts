@@ -135,9 +135,13 @@ export class MetadataSwarm extends EventEmitter<MetadataSwarmEvents> {
       this.connector.release(key, rec, { retry: false, handshook: false, useful: false, hungUp: false });
       return;
     }
+    const v2 = this.o.infoHashV2?.subarray(0, 20);
     const conn = new PeerConnection(socket, {
       peerId: this.peerId,
       infoHash: this.o.infoHash,
+      // a hybrid's magnet (btih and btmh): offer the v2 upgrade, so that a v2 peer's connection
+      // can carry BEP 52 hash requests for the piece layers afterwards
+      v2InfoHash: v2 !== undefined && !v2.equals(this.o.infoHash) ? v2 : undefined,
       reads,
       outgoing: true,
       name: key,

@@ -351,6 +351,21 @@ export class PiecePicker {
     this.partials.delete(p.index);
   }
 
+  /**
+   * Blocks of a complete piece were found bad (their leaf hashes, BEP 52): those are fetched
+   * again, the rest of the piece is kept.
+   */
+  refetch(p: PartialPiece, blocks: readonly number[]): void {
+    for (const k of blocks) {
+      if (!p.received[k]) continue;
+      p.received[k] = 0;
+      p.requested[k] = 0;
+      p.from[k] = undefined;
+      p.receivedCount--;
+      p.unrequested++;
+    }
+  }
+
   /** The piece failed its hash: start it again from scratch. */
   reset(p: PartialPiece): void {
     this.partials.delete(p.index);

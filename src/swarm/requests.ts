@@ -76,6 +76,8 @@ export class RequestScheduler {
   private turn = 0;
   /** nothing more to request (the download is complete) */
   stopped = false;
+  /** pieces that can be checked once in (a v2 magnet's pieces wait for their file's piece layer) */
+  ready: ((index: number) => boolean) | null = null;
 
   /** `maxInFlight`: bytes of pieces being downloaded at once, in whole pieces. */
   constructor(picker: PiecePicker, pieceLength: number, maxInFlight: number, peers: () => Iterable<Requester>) {
@@ -123,7 +125,10 @@ export class RequestScheduler {
     // whole pieces only: the budget is a bound on piece buffers, not a hint
     const startNew = this.paused ? 0 : Math.max(0, Math.floor((this.maxInFlight - inFlight) / this.pieceLength));
     const startPriority = this.paused ? 0 : Math.max(0, Math.floor((this.maxInFlight - inFlight) / this.pieceLength) + PRIORITY_EXTRA_PIECES);
-    const has = canRequest ? (i: number) => peer.bits.has(i) : (i: number) => peer.bits.has(i) && peer.allowedFast.has(i);
+    const ready = this.ready;
+    const has = canRequest
+      ? ready === null ? (i: number) => peer.bits.has(i) : (i: number) => peer.bits.has(i) && ready(i)
+      : (i: number) => peer.bits.has(i) && peer.allowedFast.has(i) && (ready === null || ready(i));
     const blocks = this.picker.pick(has, want, startNew, (b) => peer.requests.has(bkey(b.index, b.begin)), c.name, { runs: peer.runs === true, startPriority });
     if (blocks.length === 0) return;
     for (const b of blocks) {

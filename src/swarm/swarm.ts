@@ -8,7 +8,8 @@
  * rate after a slow start, request-queue.ts). Here: connections, what their messages mean,
  * rates and snubs, and trust. Every piece is SHA-1-checked before it leaves; a piece that fails
  * is fetched again and, once good, compared block by block with the failed copy, so the peer
- * that sent the bad block is banned and an honest co-contributor is not. Memory is bounded:
+ * that sent the bad block is banned and an honest co-contributor is not (a v2 piece needs no
+ * second copy: a peer's proved leaf hashes name the bad block, block-pin.ts). Memory is bounded:
  * pieces in flight are capped in bytes, and when the consumer is slow no new piece starts until
  * it catches up.
  */
@@ -16,6 +17,9 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { FileStore } from '../storage/file-store.js';
 import { ReadCache } from '../storage/read-cache.js';
+import { HashServer, type HashSource } from './hash-server.js';
+import { LayerFetcher, isV2Connection } from './layer-fetch.js';
+import { BlockPins } from './block-pin.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4 } from '../wire/mse.js';
 import { pieceCheck } from '../metainfo/piece-check.js';
 import { pieceSize } from '../metainfo/pieces.js';
@@ -167,6 +171,8 @@ export interface SwarmEvents {
   log: [line: string, level: LogLevel];
   /** serve mode: piece `index` is on disk (markWritten), readable from the output */
   written: [index: number];
+  /** a v2 magnet's piece layers are all fetched (in torrent.pieceLayers): worth caching */
+  layers: [];
   done: [];
 }
 
@@ -212,6 +218,12 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly buffers: BufferPool;
   /** serve mode: blocks read back from the output directory (small: uploading is secondary here) */
   private readonly reads: ReadCache | null;
+  /** serve mode, v2 and hybrid torrents: BEP 52 hash requests answered from the piece layers and the disk */
+  private readonly hashServer: HashServer | null;
+  /** v2 pieces that failed, held while a peer's leaf hashes say which block was bad */
+  private readonly pins: BlockPins;
+  /** v2 from a magnet: the piece layers still to fetch by hash requests (null when none) */
+  private layers: LayerFetcher | null;
 
   constructor(options: SwarmOptions) {
     super();
@@ -223,6 +235,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     for (const i of options.have ?? []) this.have.set(i);
     this.servable = new Bitfield(t.pieceCount, this.have.bytes);
     this.reads = options.serve ? new ReadCache(options.serve, options.readCacheBytes ?? 8 * 1024 * 1024) : null;
+    this.hashServer = this.reads !== null && t.version !== 1 ? new HashServer(this.hashSource(this.reads)) : null;
     this.hasher = options.hasher ?? new HashPool();
     this.ownsHasher = options.hasher === undefined;
     this.ownPort = options.port ?? null;
@@ -237,6 +250,21 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       allocate: (size) => (size === this.buffers.size ? this.buffers.take() : Buffer.allocUnsafeSlow(size)),
     });
     this.scheduler = new RequestScheduler(this.picker, t.pieceLength, this.maxInFlight, () => this.peers.values());
+    this.pins = new BlockPins(t, {
+      peers: () => [...this.peers.values()].map((peer) => ({ key: peer.key, conn: peer.conn, has: (i: number) => peer.bits.has(i) })),
+      isBanned: (key) => this.connector.isBanned(key),
+      pinned: (p, bad, by) => this.onPinned(p, bad, by),
+      unpinned: (p, why) => {
+        if (this.destroyed) return;
+        this.emit('log', `${why}; fetching piece ${p.index} again`, 'detail');
+        this.restart(p, new Set(p.from.filter((k): k is string => k !== undefined)));
+      },
+    });
+    // a v2 torrent from a magnet: its pieces are checked against layers the peers give first;
+    // a hybrid's are checked by SHA-1, and its layers fetched only to answer v2 peers later
+    const layers = t.version !== 1 && this.wantedTotal > 0 ? new LayerFetcher(t) : null;
+    this.layers = layers?.missing ? layers : null;
+    if (this.layers && t.version === 2) this.scheduler.ready = (i) => this.layers === null || this.layers.ready(i);
     this.connector = new Connector(
       { maxPeers: options.maxPeers ?? 50, halfOpen: options.halfOpen ?? 16, connectTimeoutMs: options.connectTimeoutMs ?? 5000, budget: options.budget, transports: options.transports },
       (socket, rec, reads, encrypt) => this.onSocket(socket, rec, reads, encrypt),
@@ -254,6 +282,23 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       this.slotTimer.unref();
     }
     if (this.wantedTotal === 0) queueMicrotask(() => this.finish());
+  }
+
+  private hashSource(reads: ReadCache): HashSource {
+    return {
+      torrent: this.torrent,
+      has: (i) => this.servable.has(i),
+      read: async (index, begin, length, use) => {
+        const lease = await reads.read(index, begin, length);
+        if (lease === null) return false;
+        try {
+          use(lease.block);
+        } finally {
+          reads.release(lease);
+        }
+        return true;
+      },
+    };
   }
 
   /** The hash incoming handshakes name (the session's listener routes by it). */
@@ -503,7 +548,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (this.reads) {
       peer.holder = {
         id: key,
-        uploader: new Uploader(conn, this.reads, this.servable, this.o.fault),
+        uploader: new Uploader(conn, this.reads, this.servable, this.o.fault, this.hashServer),
         downloadRate: (now) => peer.rate.rate(now),
         // it has pieces we want, or is sending some: worth keeping whatever it takes
         useful: () => peer.useful || peer.requests.size > 0,
@@ -574,6 +619,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       useful: peer.conn.downloaded > 0,
       hungUp: reason?.kind === 'hang-up',
     });
+    this.layers?.onClose(peer.conn);
+    this.pins.onClose(peer.key);
     // others may now take the released blocks
     this.scheduler.fillAll();
   }
@@ -625,9 +672,43 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       case 'piece':
         this.onBlock(peer, m.index, m.begin, m.block);
         break;
+      case 'hashes':
+        this.onHashes(peer, m);
+        break;
+      case 'hash-reject':
+        if (this.pins.onReject(peer.key, m)) break;
+        this.layers?.onReject(peer.conn, m);
+        this.askLayers(peer);
+        break;
       default:
         break; // requests are the uploader's business (seed, --serve-from)
     }
+    if (this.layers !== null && (m.type === 'bitfield' || m.type === 'have-all' || m.type === 'have')) this.askLayers(peer);
+  }
+
+  private askLayers(peer: Peer): void {
+    const v2 = this.torrent.infoHashV2?.subarray(0, 20);
+    if (v2 !== undefined && isV2Connection(peer.conn, v2)) this.layers?.ask(peer.conn, (i) => peer.bits.has(i));
+  }
+
+  private onHashes(peer: Peer, m: WireMessage & { type: 'hashes' }): void {
+    const pinned = this.pins.onHashes(peer.key, m);
+    if (pinned === 'bad') peer.conn.close(closeReason('violation', 'leaf hashes that do not prove the piece-layer node'));
+    if (pinned !== null || this.layers === null) return;
+    const r = this.layers.onHashes(peer.conn, m);
+    if (r.kind === 'bad') {
+      peer.conn.close(closeReason('violation', r.why));
+      return;
+    }
+    if (r.kind === 'stored' && r.done !== null) {
+      this.emit('log', `piece layer of ${r.done.path.join('/')} fetched by hash requests`, 'detail');
+      if (!this.layers.missing) {
+        this.layers = null;
+        this.emit('layers');
+      }
+      this.scheduler.fillAll();
+    }
+    if (this.layers !== null) this.askLayers(peer);
   }
 
   private updateInterest(peer: Peer): void {
@@ -672,10 +753,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       this.picker.reset(p);
       return;
     }
-    this.hasher.digest(p.buf, check.digest).then(
-      ({ digest, data }) => {
+    // a merkle piece's leaf hashes come back too: if it fails, they pin the bad block
+    this.hasher.digest(p.buf, check.digest, check.kind === 'merkle').then(
+      ({ digest, data, leaves }) => {
         p.buf = data;
-        if (!this.destroyed) this.onPieceHashed(p, digest.equals(check.want));
+        if (!this.destroyed) this.onPieceHashed(p, digest.equals(check.want), leaves);
       },
       (e: Error) => {
         // the hashing thread died with the bytes: fetch the piece again
@@ -687,19 +769,17 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     );
   }
 
-  private onPieceHashed(p: PartialPiece, ok: boolean): void {
+  private onPieceHashed(p: PartialPiece, ok: boolean, leaves?: Buffer): void {
     if (!ok) {
       this.hashFailures++;
       const senders = new Set(p.from.filter((x): x is string => x !== undefined));
       // the pieces a liar had in flight when it was banned fail one by one after its ban: news
       // only with -v (a liar with 40 pieces in flight was 40 notices)
       const news = senders.size === 0 || [...senders].some((k) => !this.connector.isBanned(k));
-      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].map((k) => (k === undefined ? k : this.nameOf(k))).join(', ')}); fetching it again`, news ? 'notice' : 'detail');
-      if (senders.size === 1) this.strike([...senders][0]!, 2);
-      if (senders.size > 1 && !this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
-      else this.buffers.give(p.buf);
-      this.picker.reset(p);
-      this.scheduler.fillAll();
+      // several senders of a v2 piece: its leaf hashes, from a peer, say whose block was bad
+      const pinning = senders.size > 1 && leaves !== undefined && this.pins.start(p, leaves);
+      this.emit('log', `piece ${p.index} failed its hash check (blocks from ${[...new Set(p.from)].map((k) => (k === undefined ? k : this.nameOf(k))).join(', ')}); ${pinning ? 'asking a peer for its leaf hashes' : 'fetching it again'}`, news ? 'notice' : 'detail');
+      if (!pinning) this.restart(p, senders);
       return;
     }
     this.picker.finish(p);
@@ -724,6 +804,26 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (!this.o.serve) for (const peer of this.peers.values()) if (peer.conn.remote && !peer.bits.has(p.index)) peer.conn.send({ type: 'have', index: p.index });
     this.emit('piece', { index: p.index, piece: this.buffers.lease(p.buf) });
     if (this.picker.finished) this.finish();
+  }
+
+  /** A failed piece starts again; with several senders its copy is kept to compare with the good one. */
+  private restart(p: PartialPiece, senders: Set<string>): void {
+    if (senders.size === 1) this.strike([...senders][0]!, 2);
+    if (senders.size > 1 && !this.failedCopies.has(p.index)) this.failedCopies.set(p.index, { buf: p.buf, from: [...p.from] });
+    else this.buffers.give(p.buf);
+    this.picker.reset(p);
+    this.scheduler.fillAll();
+  }
+
+  /** The leaf hashes proved blocks `bad` of held piece `p` wrong: their senders are to blame, the rest is kept. */
+  private onPinned(p: PartialPiece, bad: number[], by: string): void {
+    for (const b of bad) {
+      const from = p.from[b];
+      this.emit('log', `piece ${p.index}: block ${b} from ${from === undefined ? 'nobody' : this.nameOf(from)} does not match its leaf hash (proved by ${this.nameOf(by)}); fetching that block again`, 'detail');
+      if (from !== undefined) this.strike(from, 2);
+    }
+    this.picker.refetch(p, bad);
+    this.scheduler.fillAll();
   }
 
   /**
@@ -755,6 +855,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** Once a second: resize queues from measured rates, detect snubs, drop useless peers. */
   private tick(): void {
     const now = Date.now();
+    this.pins.tick(now);
     const snubMs = this.o.snubMs ?? 15_000;
     for (const p of this.peers.values()) {
       p.queue.onTick(p.rate.rate(now));
@@ -764,6 +865,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         this.scheduler.releaseAll(p);
       }
       this.scheduler.fill(p);
+      // a layer chunk whose peer went quiet goes to another
+      if (this.layers !== null) this.askLayers(p);
     }
   }
 }

@@ -1,7 +1,9 @@
 /**
  * Serving pieces to one peer: requests are checked, queued (capped), read back through the
  * shared read cache and sent, a few blocks ahead while the socket keeps up. Choked peers get
- * BEP 6 rejects (or silence without BEP 6); pieces we do not have are always rejected.
+ * BEP 6 rejects (or silence without BEP 6); pieces we do not have are always rejected. BEP 52
+ * hash requests are answered by the torrent's hash server (hash-server.ts), choked or not, a
+ * few at a time, or rejected.
  *
  * What counts as uploaded is what the kernel took, not what we queued: a peer that stops
  * reading shows a rate of zero and a growing stall (stalledFor), which is how the choker
@@ -10,8 +12,9 @@
 import type { Lease, ReadCache } from '../storage/read-cache.js';
 import { closeReason } from '../wire/close-reason.js';
 import type { PeerConnection } from '../wire/peer-connection.js';
-import type { WireMessage } from '../wire/protocol.js';
+import type { HashRange, WireMessage } from '../wire/protocol.js';
 import type { Bitfield } from './bitfield.js';
+import type { HashServer } from './hash-server.js';
 import { RateMeter } from './rate.js';
 
 /** Requests a peer may have queued with us; more is a violation (we advertise reqq = this). */
@@ -26,6 +29,11 @@ const IN_FLIGHT_MIN = 128 * 1024;
 const IN_FLIGHT_MAX = 2 * 1024 * 1024;
 /** Blocks being read for one peer at once: most are slices of a cached stripe, so cheap. */
 const READ_AHEAD = 16;
+/**
+ * BEP 52 hash requests of one peer being answered or on their way out (a `hashes` message waits
+ * for upload tokens like a block): more are rejected, so a flood queues nothing.
+ */
+const MAX_HASH_ANSWERS = 8;
 
 export interface Fault {
   /** flip a byte in every block (test-only fault switch) */
@@ -58,12 +66,15 @@ export class Uploader {
   private lastProgress = Date.now();
   private sentBlocks = 0;
   private readonly fault: Fault;
+  private readonly hashes: HashServer | null;
+  private hashAnswers = 0;
 
-  constructor(conn: PeerConnection, store: ReadCache, have: Bitfield, fault: Fault = {}) {
+  constructor(conn: PeerConnection, store: ReadCache, have: Bitfield, fault: Fault = {}, hashes: HashServer | null = null) {
     this.conn = conn;
     this.store = store;
     this.have = have;
     this.fault = fault;
+    this.hashes = hashes;
     conn.on('message', (m) => this.onMessage(m));
     conn.on('drain', () => this.pump());
   }
@@ -120,6 +131,29 @@ export class Uploader {
         // BEP 6: a cancelled request is answered too, by a piece or a reject
         if (this.conn.fast) this.conn.send({ type: 'reject', index: m.index, begin: m.begin, length: m.length });
       }
+    } else if (m.type === 'hash-request') {
+      // the message's root is a view of the read buffer: keep a copy
+      const r: HashRange = { root: Buffer.from(m.root), base: m.base, index: m.index, length: m.length, proofLayers: m.proofLayers };
+      if (this.hashes === null || this.hashAnswers >= MAX_HASH_ANSWERS) {
+        this.conn.send({ type: 'hash-reject', ...r });
+        return;
+      }
+      this.hashAnswers++;
+      this.hashes.answer(r).then(
+        (a) => {
+          if (this.conn.closed) return;
+          if (typeof a === 'string') {
+            this.hashAnswers--;
+            this.conn.send({ type: 'hash-reject', ...r });
+          } else {
+            this.conn.send({ type: 'hashes', ...r, hashes: a }, () => this.hashAnswers--);
+          }
+        },
+        () => {
+          this.hashAnswers--;
+          if (!this.conn.closed) this.conn.send({ type: 'hash-reject', ...r });
+        },
+      );
     }
   }
 

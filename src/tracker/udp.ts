@@ -83,12 +83,13 @@ function exchange(udp: SharedUdp, t: Target, packet: Buffer, minLen: number, dea
     let tries = 0;
     let timer: NodeJS.Timeout | null = null;
     // strays are counted by the socket: what arrived for no one while we waited
-    const strays = udp.counters.trackerUnmatched;
+    const since = udp.counters.trackerUnmatched;
+    const strays = (): number => udp.counters.trackerUnmatched - since;
     const done = (err: Error | null, msg?: Buffer): void => {
       if (timer) clearTimeout(timer);
       unexpect?.();
       o.signal?.removeEventListener('abort', onAbort);
-      ignored.wrongTid += udp.counters.trackerUnmatched - strays;
+      ignored.wrongTid += strays();
       if (err) reject(err);
       else resolve(msg!);
     };
@@ -102,7 +103,7 @@ function exchange(udp: SharedUdp, t: Target, packet: Buffer, minLen: number, dea
     };
     const send = (): void => {
       const left = deadline - Date.now();
-      if (left <= 0) return done(new TrackerError(`no reply within ${o.timeoutMs} ms${ignoredText({ wrongTid: ignored.wrongTid + udp.counters.trackerUnmatched - strays })}`));
+      if (left <= 0) return done(new TrackerError(`no reply within ${o.timeoutMs} ms${ignoredText({ wrongTid: ignored.wrongTid + strays() })}`));
       udp.send(packet, t.port, t.host);
       const wait = Math.min(left, (o.retransmitBaseMs ?? 15_000) * 2 ** tries++);
       timer = setTimeout(send, wait);

@@ -257,6 +257,10 @@ class Serving {
       case 'interested':
         if (this.seed.open) this.conn.send({ type: 'unchoke' });
         break;
+      case 'hash-request':
+        // an HTTP mirror has bytes, not merkle trees (BEP 52): the swarm asks another peer
+        this.conn.send({ ...m, root: Buffer.from(m.root), type: 'hash-reject' });
+        break;
       case 'request':
         if (this.conn.amChoking) {
           this.reject(m);

@@ -63,6 +63,10 @@ export function describeMessage(m: WireMessage, extension?: string): Record<stri
       const detail = extension !== undefined ? describeExtension(extension, m.payload) : null;
       return { type: m.type, id: m.id, ...(extension !== undefined ? { extension } : {}), bytes: m.payload.length, ...detail };
     }
+    case 'hash-request':
+    case 'hash-reject':
+    case 'hashes':
+      return { type: m.type, root: m.root.toString('hex'), base: m.base, index: m.index, length: m.length, proofLayers: m.proofLayers, ...(m.type === 'hashes' ? { hashes: m.hashes.length / 32 } : {}) };
     default:
       return { ...m };
   }

@@ -11,7 +11,8 @@
  * after (exact sizes, indexes, bounds, spare bits). A violation is thrown as WireViolation; the
  * connection closes on it. Nothing here trusts the peer.
  */
-import { HANDSHAKE_LENGTH, ID, MAX_BLOCK, PROTOCOL, type Handshake, type WireMessage } from './protocol.js';
+import { HASH_BYTES, unclesFor } from '../metainfo/merkle.js';
+import { HANDSHAKE_LENGTH, HASH_RANGE_FRAME, ID, MAX_BLOCK, PROTOCOL, type Handshake, type HashRange, type WireMessage } from './protocol.js';
 
 export class WireViolation extends Error {
   /** how the connection ends for it (our own handshake coming back is no fault of a peer) */
@@ -33,6 +34,19 @@ export interface WireLimits {
   /** largest extended message payload (default 1 MiB) */
   maxExtended?: number;
 }
+
+/**
+ * BEP 52 hash ranges. A request may name up to 8192 nodes (libtorrent's own limit, a 128 MiB
+ * piece's leaves); larger ones, like lengths under 2 (which libtorrent asks for single-block
+ * pieces although the BEP says at least 2), are answered with a hash reject rather than a closed
+ * connection. A `hashes` message answers one of our requests, which never ask for more than
+ * 512, so that bounds it (with 64 proof layers: 18 KiB). 64 layers is past any file's tree
+ * (2^64 bytes are 50 layers of 16 KiB leaves).
+ */
+export const MAX_HASH_REQUEST = 8192;
+export const MAX_HASHES = 512;
+export const MAX_PROOF_LAYERS = 64;
+const MAX_HASHES_FRAME = HASH_RANGE_FRAME + HASH_BYTES * (MAX_HASHES + MAX_PROOF_LAYERS);
 
 /** a piece message's id, index and begin */
 const PIECE_HEAD = 9;
@@ -173,11 +187,13 @@ export class FrameDecoder {
     const maxBlock = this.limits.maxBlock ?? MAX_BLOCK;
     const count = this.limits.pieceCount;
     const bitfield = 1 + (count === undefined ? UNKNOWN_BITFIELD_MAX : Math.ceil(count / 8));
-    let max = Math.max(9 + maxBlock, bitfield, 2 + (this.limits.maxExtended ?? 1024 * 1024));
+    let max = Math.max(9 + maxBlock, bitfield, 2 + (this.limits.maxExtended ?? 1024 * 1024), MAX_HASHES_FRAME);
     if (id !== undefined) {
       if (id === ID.piece) max = 9 + maxBlock;
       else if (id === ID.bitfield) max = bitfield;
       else if (id === ID.extended) max = 2 + (this.limits.maxExtended ?? 1024 * 1024);
+      else if (id === ID.hashes) max = MAX_HASHES_FRAME;
+      else if (id === ID.hashRequest || id === ID.hashReject) max = HASH_RANGE_FRAME;
       else max = 13;
     }
     if (len > max) throw new WireViolation(`frame of ${len} bytes is larger than the ${max} allowed${id === undefined ? '' : ` for message id ${id}`}`);
@@ -200,6 +216,19 @@ export class FrameDecoder {
       throw new WireViolation(`${type} for bytes ${begin}..${begin + length} of piece ${index}, which has ${this.limits.pieceSize(index)}`);
     }
     return { type, index, begin, length };
+  }
+
+  /** The fields of a hash request, hashes or hash reject (BEP 52), checked. */
+  private hashRange(name: string, f: Buffer, maxLength: number): HashRange {
+    if (f.length < HASH_RANGE_FRAME) throw new WireViolation(`${name} of ${f.length - 1} bytes, expected at least ${HASH_RANGE_FRAME - 1}`);
+    const base = f.readUInt32BE(33);
+    const index = f.readUInt32BE(37);
+    const length = f.readUInt32BE(41);
+    const proofLayers = f.readUInt32BE(45);
+    if (length === 0 || length > maxLength || (length & (length - 1)) !== 0) throw new WireViolation(`${name} for ${length} hashes (allowed: a power of two up to ${maxLength})`);
+    if (index % length !== 0) throw new WireViolation(`${name} from index ${index}, not a multiple of its length ${length}`);
+    if (base >= MAX_PROOF_LAYERS || proofLayers >= MAX_PROOF_LAYERS) throw new WireViolation(`${name} with base layer ${base} and ${proofLayers} proof layers (allowed: under ${MAX_PROOF_LAYERS} each)`);
+    return { root: f.subarray(1, 33), base, index, length, proofLayers };
   }
 
   /** A piece message from its head (id, index, begin) and its block, wherever each lies. */
@@ -267,6 +296,18 @@ export class FrameDecoder {
       case ID.extended:
         if (f.length < 2) throw new WireViolation('extended message without an extension id');
         return { type: 'extended', id: f[1]!, payload: f.subarray(2) };
+      case ID.hashRequest:
+      case ID.hashReject: {
+        const name = id === ID.hashRequest ? 'hash request' : 'hash reject';
+        fixed(HASH_RANGE_FRAME, name);
+        return { type: id === ID.hashRequest ? 'hash-request' : 'hash-reject', ...this.hashRange(name, f, MAX_HASH_REQUEST) };
+      }
+      case ID.hashes: {
+        const r = this.hashRange('hashes', f, MAX_HASHES);
+        const want = HASH_BYTES * (r.length + unclesFor(r.length, r.proofLayers));
+        if (f.length - HASH_RANGE_FRAME !== want) throw new WireViolation(`hashes message with ${f.length - HASH_RANGE_FRAME} bytes of hashes, expected ${want} for ${r.length} nodes and ${r.proofLayers} proof layers`);
+        return { type: 'hashes', ...r, hashes: f.subarray(HASH_RANGE_FRAME) };
+      }
       default:
         throw new WireViolation(`unknown message id ${id}`);
     }

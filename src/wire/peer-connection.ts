@@ -36,7 +36,7 @@ import { DHT_BIT, EXTENSION_BIT, FAST_BIT, encodeHandshake, encodeMessage, encod
  * limit holds for everything written as long as that traffic alone stays under it.
  */
 function paced(m: WireMessage): boolean {
-  return m.type === 'piece' || m.type === 'choke' || m.type === 'unchoke' || (m.type === 'extended' && m.id !== 0);
+  return m.type === 'piece' || m.type === 'hashes' || m.type === 'choke' || m.type === 'unchoke' || (m.type === 'extended' && m.id !== 0);
 }
 
 /** A message waiting for upload tokens. */

@@ -1,5 +1,5 @@
 /**
- * The peer wire protocol's vocabulary (BEP 3, 5, 6, 10): message ids, the handshake, and the
+ * The peer wire protocol's vocabulary (BEP 3, 5, 6, 10, 52): message ids, the handshake, and the
  * encoders for every message. Decoding lives in frame-decoder.ts.
  */
 
@@ -25,7 +25,23 @@ export const ID = {
   reject: 16,
   allowedFast: 17,
   extended: 20,
+  hashRequest: 21,
+  hashes: 22,
+  hashReject: 23,
 } as const;
+
+/**
+ * A BEP 52 hash request's fields (also those of `hashes` and `hash reject`): `length` nodes of
+ * the layer `base` above the leaves of the file tree whose root is `root`, from node `index`,
+ * with the uncle hashes of `proofLayers` layers above them (see merkle.ts `unclesFor`).
+ */
+export interface HashRange {
+  root: Buffer;
+  base: number;
+  index: number;
+  length: number;
+  proofLayers: number;
+}
 
 export type WireMessage =
   | { type: 'keep-alive' }
@@ -45,7 +61,14 @@ export type WireMessage =
   | { type: 'have-none' }
   | { type: 'reject'; index: number; begin: number; length: number }
   | { type: 'allowed-fast'; index: number }
-  | { type: 'extended'; id: number; payload: Buffer };
+  | { type: 'extended'; id: number; payload: Buffer }
+  | ({ type: 'hash-request' } & HashRange)
+  /**
+   * `hashes`: the `length` base nodes, then the uncles from the lowest up, 32 bytes each.
+   * Received, `root` and `hashes` (of all three messages) are views valid only during the call.
+   */
+  | ({ type: 'hashes'; hashes: Buffer } & HashRange)
+  | ({ type: 'hash-reject' } & HashRange);
 
 export type MessageType = WireMessage['type'];
 
@@ -127,6 +150,21 @@ function triple(id: number, index: number, begin: number, length: number): Buffe
   return b;
 }
 
+/** Bytes of a hash request/hashes/reject frame before its hashes. */
+export const HASH_RANGE_FRAME = 1 + 32 + 16;
+
+function hashRange(id: number, r: HashRange, hashes?: Buffer): Buffer {
+  const extra = hashes?.length ?? 0;
+  const b = header(HASH_RANGE_FRAME + extra, id, HASH_RANGE_FRAME - 1 + extra);
+  r.root.copy(b, 5, 0, 32);
+  b.writeUInt32BE(r.base, 37);
+  b.writeUInt32BE(r.index, 41);
+  b.writeUInt32BE(r.length, 45);
+  b.writeUInt32BE(r.proofLayers, 49);
+  hashes?.copy(b, 53);
+  return b;
+}
+
 function single(id: number, index: number): Buffer {
   const b = header(5, id, 4);
   b.writeUInt32BE(index, 5);
@@ -187,6 +225,12 @@ export function encodeMessage(m: WireMessage): Buffer | [Buffer, Buffer] {
       m.payload.copy(b, 6);
       return b;
     }
+    case 'hash-request':
+      return hashRange(ID.hashRequest, m);
+    case 'hashes':
+      return hashRange(ID.hashes, m, m.hashes);
+    case 'hash-reject':
+      return hashRange(ID.hashReject, m);
   }
 }
 
