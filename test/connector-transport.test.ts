@@ -151,3 +151,12 @@ test('both fail: the address is backed off and given up as before (TCP failures 
   assert.deepEqual(o.failures, ['ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED'], 'three TCP failures (maxAttempts 3), then given up');
   assert.equal(o.c.pending, 0);
 });
+
+test('transports given as undefined (a swarm passing on what it was not given): TCP only', async () => {
+  const port = await tcpPeer();
+  const o = connector(undefined as unknown as Transports);
+  o.c.add({ ip: '127.0.0.1', port, source: 'cli' });
+  await settle(100);
+  o.c.stop();
+  assert.deepEqual(o.connected.map((c) => c.transport), ['tcp']);
+});

@@ -115,7 +115,8 @@ export class Connector {
   private readonly onFail: (rec: PeerRecord, reason: string) => void;
 
   constructor(options: ConnectorOptions, onSocket: (socket: WireSocket, rec: PeerRecord, reads: ReadFeed | undefined, encrypt: boolean) => void, onFail: (rec: PeerRecord, reason: string) => void) {
-    this.o = { maxAttempts: 4, retryBaseMs: 2000, retryMaxMs: 60_000, budget: null, transports: TCP_ONLY, utpConnectTimeoutMs: 3000, ...options };
+    // an option given as undefined (a swarm passing on what it was not given) takes the default too
+    this.o = { maxAttempts: 4, retryBaseMs: 2000, retryMaxMs: 60_000, budget: null, ...options, transports: options.transports ?? TCP_ONLY, utpConnectTimeoutMs: options.utpConnectTimeoutMs ?? 3000 };
     if (!this.o.transports.tcp && this.o.transports.utp === null) throw new Error('Connector: no transport to dial with');
     this.onSocket = onSocket;
     this.onFail = onFail;
