@@ -227,7 +227,8 @@ test('download -v on a v2-only torrent: a lying peer fails the merkle check and 
   const honest = await startSeed(tf, join(dir, 'data'), { args: ['--skip-verify', '--no-announce'] });
   seeds.push(honest);
   const out = join(dir, 'out');
-  const res = await runCli(['download', tf, '-o', out, '--peer', `127.0.0.1:${liar.port}`, '--peer', `127.0.0.1:${honest.port}`, '--no-announce', '--no-dht', '-v'], { timeoutMs: 60_000 });
+  // --no-utp: the scripted liar speaks TCP only; dialled over uTP first it would be reached 3 s late
+  const res = await runCli(['download', tf, '-o', out, '--peer', `127.0.0.1:${liar.port}`, '--peer', `127.0.0.1:${honest.port}`, '--no-announce', '--no-dht', '--no-utp', '-v'], { timeoutMs: 60_000 });
   assert.equal(res.code, 0, res.stderr);
   assert.match(res.stderr, new RegExp(`127\\.0\\.0\\.1:${liar.port}: banned: sent data that failed the hash check`));
   assert.doesNotMatch(res.stderr, new RegExp(`127\\.0\\.0\\.1:${honest.port}: banned`));

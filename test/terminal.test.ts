@@ -35,8 +35,9 @@ for (const width of [80, 60]) {
     seeds.push(seed);
     const name = `tt-${width}-${process.pid}`;
     sessions.push(name);
-    // a dead peer (nothing listens on port 1) beside the seed; the shell waits so that the pane stays
-    const cmd = `TORRENT_TOOLS_DHT_BOOTSTRAP= "${process.execPath}" "${CLI}" download "${tf}" -o "${join(dir, 'out')}" --peer 127.0.0.1:${seed.port} --peer 127.0.0.1:1 --no-dht --port 0; echo "EXIT $?"; sleep 60`;
+    // a dead peer (nothing listens on port 1) beside the seed; the shell waits so that the pane
+    // stays. TCP only: a uTP dial to a dead port waits 3 s for nothing, after the download is done
+    const cmd = `TORRENT_TOOLS_DHT_BOOTSTRAP= "${process.execPath}" "${CLI}" download "${tf}" -o "${join(dir, 'out')}" --peer 127.0.0.1:${seed.port} --peer 127.0.0.1:1 --no-dht --no-utp --port 0; echo "EXIT $?"; sleep 60`;
     spawnSync('tmux', ['new-session', '-d', '-s', name, '-x', String(width), '-y', '30', cmd]);
     let screen = '';
     for (let i = 0; i < 200 && !/EXIT \d+/.test(screen); i++) {
