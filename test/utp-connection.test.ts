@@ -256,6 +256,17 @@ describe('uTP connection (fake clock)', () => {
     assert.equal(p.b.stats().connections, 0);
   });
 
+  it('dialling from a closed endpoint is an error (ECONNABORTED), then close', async () => {
+    const p = pair();
+    p.a.close();
+    const s = p.a.connect('127.0.0.1', 2000);
+    const closed = new Promise((resolve) => s.once('close', resolve));
+    const [err] = (await once(s, 'error')) as [NodeJS.ErrnoException];
+    assert.equal(err.code, 'ECONNABORTED');
+    await closed;
+    assert.equal(p.a.stats().connections, 0);
+  });
+
   it('a datagram for no connection is answered with RESET and counted', async () => {
     const p = pair();
     const stray = Buffer.alloc(HEADER_SIZE + 1);

@@ -127,7 +127,8 @@ export class UtpEndpoint extends EventEmitter {
   connect(address: string, port: number): UtpStream {
     const stream = new UtpStream(address, port);
     if (this.closed || this.count >= MAX_CONNECTIONS) {
-      process.nextTick(() => stream.error(this.closed ? 'ECONNABORTED' : 'EMFILE', this.closed ? 'uTP endpoint closed' : 'too many uTP connections'));
+      // the error is emitted on the next tick, after the caller has attached its listeners
+      stream.error(this.closed ? 'ECONNABORTED' : 'EMFILE', this.closed ? 'uTP endpoint closed' : 'too many uTP connections');
       stream.conn = this.makeConn(stream, address, port, 0, 1, true);
       stream.conn.close();
       return stream;
