@@ -12,7 +12,12 @@ import { type ConnectionHost, UtpConnection } from './connection.js';
 import { decodePacket, emptyHeader, HEADER_SIZE, ST_RESET, ST_SYN, TYPE_NAMES, writeHeader } from './packet.js';
 import { UtpStream } from './stream.js';
 
-/** How the endpoint sends: the shared UDP socket, or a test's relay. A list is sent as one datagram. */
+/**
+ * How the endpoint sends: the shared UDP socket, or a test's relay. A list is sent as one
+ * datagram. The bytes stay untouched until this tick's nextTick queue has run (dgram.send
+ * resolves even an IP literal on a nextTick before it sends); later, a buffer may be reused,
+ * so an implementation that holds datagrams longer (a relay, a queue) copies them.
+ */
 export interface Datagrams {
   send(buf: Uint8Array | readonly Uint8Array[], port: number, address: string): void;
 }
