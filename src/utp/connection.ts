@@ -108,7 +108,7 @@ function givePacket(p: OutPacket): void {
 }
 
 interface Write {
-  data: Uint8Array;
+  data: Buffer;
   at: number;
   cb: ((err?: Error | null) => void) | undefined;
 }
@@ -239,12 +239,10 @@ export class UtpConnection {
     if (this.closing || this.state === 'closed') {
       return false;
     }
-    if (data.length === 0) {
-      this.writes.push({ data, at: 0, cb });
-    } else {
-      this.writes.push({ data, at: 0, cb });
-      this.unsent += data.length;
-    }
+    // a Buffer view once per write, so packets copy out of it with no view per packet
+    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+    this.writes.push({ data: buf, at: 0, cb });
+    this.unsent += buf.length;
     this.host.wantFlush(this);
     if (this.unsent >= SEND_HIGH_WATER) this.needDrain = true;
     return !this.needDrain;
@@ -557,7 +555,7 @@ export class UtpConnection {
     while (at < p.length) {
       const w = this.writes[this.writesHead]!;
       const n = Math.min(p.length - at, w.data.length - w.at);
-      p.buf.set(n === w.data.length ? w.data : w.data.subarray(w.at, w.at + n), at);
+      w.data.copy(p.buf, at, w.at, w.at + n);
       at += n;
       w.at += n;
       if (w.at === w.data.length) this.writeDone();
