@@ -239,6 +239,35 @@ describe('uTP connection (fake clock)', () => {
     assert.equal((await until(p.clock, got)).hash, sha1(data));
   });
 
+  it('a sender that ignores our closed window is not buffered without end', async () => {
+    // B's answers are logged, not delivered: A knows nothing of this connection
+    const p = pair({ drop: (s) => s.from === 'B' });
+    const streams: UtpStream[] = [];
+    p.b.on('connection', (s: UtpStream) => {
+      s.on('error', () => {});
+      s.pause();
+      streams.push(s);
+    });
+    const syn = Buffer.alloc(HEADER_SIZE);
+    writeHeader(syn, ST_SYN, 500, 0, 0, 1 << 20, 1, 0);
+    p.b.receive(syn, '127.0.0.1', 1000);
+    await turn();
+    const payload = Buffer.alloc(MSS, 3);
+    for (let seq = 2; seq < 2 + 3 * (RECV_BUFFER / MSS); seq++) {
+      const d = Buffer.alloc(HEADER_SIZE + MSS);
+      writeHeader(d, ST_DATA, 501, 0, 0, 1 << 20, seq, 0);
+      payload.copy(d, HEADER_SIZE);
+      p.b.receive(d, '127.0.0.1', 1000);
+    }
+    await turn();
+    await turn();
+    const acks = p.log.filter((s) => s.from === 'B' && s.type === ST_STATE);
+    const acked = acks[acks.length - 1]!.ack - 1;
+    assert.ok(acked * MSS <= RECV_BUFFER + 64 * MSS, `${acked} packets taken into a paused reader`);
+    assert.equal(acks[acks.length - 1]!.wnd, 0);
+    assert.equal(streams.length, 1);
+  });
+
   it('FIN: destroy() sends what was written, then FIN; the other end sees end and close', async () => {
     const p = pair();
     const [client, server] = await connected(p);

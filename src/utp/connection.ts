@@ -45,6 +45,8 @@ export const KEEPALIVE_MS = 29_000;
 export const IDLE_TIMEOUT_MS = 3 * KEEPALIVE_MS;
 /** the tail loss probe's least wait: the endpoint's tick is 50 ms anyway */
 const PROBE_MIN_MS = 50;
+/** bytes past our advertised window still taken (window probes, packets in flight when it closed) */
+const OVERRUN_BYTES = 64 * MSS;
 /** after our FIN is acked, how long the other end's FIN is waited for (to ack it) */
 export const LINGER_MS = 3000;
 /** received data packets that make an ack go at once rather than at the end of the burst */
@@ -439,6 +441,9 @@ export class UtpConnection {
     if (this.eofSeq >= 0 && seqDiff(h.seqNr, this.eofSeq) < 0) return;
     if (d >= RING) return;
     const payload = h.type === ST_FIN ? FIN_MARK : h.payload;
+    // a sender that ignores our closed window (a paused reader) is not buffered without end:
+    // past the window and a few probes' worth, in-order packets are dropped unacked too
+    if (this.heldBytes + this.undeliveredBytes + payload.length > RECV_BUFFER + OVERRUN_BYTES) return;
     if (h.type === ST_FIN) this.eofSeq = h.seqNr;
     if (d === 1) {
       this.ackNr = h.seqNr;
