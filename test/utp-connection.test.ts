@@ -152,9 +152,12 @@ describe('uTP connection (fake clock)', () => {
   it('connect: the SYN is resent as the timeout doubles, then ETIMEDOUT', async () => {
     const p = pair({ drop: () => true });
     const client = p.a.connect('127.0.0.1', 2000);
+    let writeErr: unknown = 'not called';
+    client.write(Buffer.from('never sent'), (e) => (writeErr = e));
     const failed = once(client, 'error');
     const [err] = (await until(p.clock, failed)) as [NodeJS.ErrnoException];
     assert.equal(err.code, 'ETIMEDOUT');
+    assert.equal((writeErr as NodeJS.ErrnoException).code, 'ERR_STREAM_DESTROYED', 'the write callback says it never went');
     const syns = p.log.filter((s) => s.type === ST_SYN);
     assert.equal(syns.length, SYN_RESENDS + 1);
     const gaps = syns.slice(1).map((s, i) => s.at - syns[i]!.at);

@@ -66,8 +66,8 @@ export interface ConnectionEvents {
   closed(): void;
   /** unsent bytes fell under the high-water mark */
   drain(): void;
-  /** bytes of a write() were handed to the network */
-  written(cb: (err?: Error | null) => void): void;
+  /** bytes of a write() were handed to the network, or (err) never will be */
+  written(cb: (err?: Error | null) => void, err?: Error): void;
 }
 
 export interface ConnectionHost {
@@ -791,6 +791,9 @@ export class UtpConnection {
     this.writesHead = 0;
     this.unsent = 0;
     this.ev.closed();
-    for (const w of pending) if (w.cb) this.ev.written(w.cb);
+    if (pending.some((w) => w.cb)) {
+      const err = Object.assign(new Error('uTP connection closed before the write was sent'), { code: 'ERR_STREAM_DESTROYED' });
+      for (const w of pending) if (w.cb) this.ev.written(w.cb, err);
+    }
   }
 }

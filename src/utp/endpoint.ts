@@ -199,7 +199,7 @@ export class UtpEndpoint extends EventEmitter {
       end: () => stream.end(),
       error: (code, msg) => stream.error(code, msg),
       drain: () => stream.drain(),
-      written: (cb) => stream.written(cb),
+      written: (cb, err) => stream.written(cb, err),
       closed: () => {
         this.forget(entry);
         stream.closed();
