@@ -30,6 +30,9 @@ import { FrameParser, PieceStreamError, type PieceFrame } from '../src/streams/p
 import { httpAnnounce, httpScrape } from '../src/tracker/http.js';
 import { TrackerError, parseAnnounceBody, type AnnounceParams } from '../src/tracker/reply.js';
 import { resetUdpConnections, udpAnnounce, udpScrape } from '../src/tracker/udp.js';
+import { type Clock, UtpEndpoint } from '../src/utp/endpoint.js';
+import { decodePacket, emptyHeader, HEADER_SIZE, writeHeader } from '../src/utp/packet.js';
+import type { UtpStream } from '../src/utp/stream.js';
 import { HttpRangeError, RangeClient } from '../src/webseed/http-range.js';
 import { describeHandshake, describeMessage } from '../src/wire/describe.js';
 import { FrameDecoder, WireViolation, type WireLimits } from '../src/wire/frame-decoder.js';
@@ -1450,6 +1453,114 @@ const ndjsonTarget: FuzzTarget = {
   expected: (e) => e instanceof NdjsonError,
 };
 
+// ---------------------------------------------------------------- uTP
+
+/** Datagrams as records: a 2-byte length, then the bytes; after each, the endpoint's timer ticks. */
+function utpRecords(input: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at + 2 <= input.length && out.length < 512; ) {
+    const n = input.readUInt16BE(at);
+    out.push(input.subarray(at + 2, Math.min(input.length, at + 2 + n)));
+    at += 2 + n;
+  }
+  return out;
+}
+
+function utpRecord(b: Buffer): Buffer {
+  const h = Buffer.alloc(2);
+  h.writeUInt16BE(b.length);
+  return Buffer.concat([h, b]);
+}
+
+function utpPacket(type: number, connId: number, seq: number, ack: number, ext: Buffer, payload: Buffer, wnd = 1 << 20): Buffer {
+  const h = Buffer.alloc(HEADER_SIZE);
+  writeHeader(h, type, connId, 0, 0, wnd, seq, ack);
+  if (ext.length > 0) h[1] = 1;
+  return Buffer.concat([h, ext, payload]);
+}
+
+/** Mostly packets of our two connections (a SYN for id 1000 accepted; the dialled one receives on 16384), seq and ack near theirs. */
+const utpArb: fc.Arbitrary<Buffer> = fc
+  .array(
+    fc.tuple(
+      fc.nat({ max: 5 }),
+      fc.constantFrom(1000, 1001, 16384, 16385, 7),
+      fc.integer({ min: -40, max: 40 }),
+      fc.integer({ min: -40, max: 40 }),
+      fc.oneof(fc.constant(Buffer.alloc(0)), fc.uint8Array({ minLength: 0, maxLength: 40 }).map((u) => Buffer.concat([Buffer.from([0, u.length]), Buffer.from(u)]))),
+      fc.uint8Array({ maxLength: 1500 }).map((u) => Buffer.from(u)),
+      fc.nat({ max: 2 }),
+    ),
+    { maxLength: 40 },
+  )
+  .map((ps) => Buffer.concat([utpRecord(utpPacket(4, 1000, 100, 0, Buffer.alloc(0), Buffer.alloc(0))), ...ps.map(([t, id, ds, da, ext, pay, w]) =>
+    utpRecord(utpPacket(t, id, (101 + ds) & 0xffff, (50 + da) & 0xffff, ext, pay, [0, 1400, 1 << 20][w]!)))]));
+
+/**
+ * Datagrams from outside into an endpoint that accepts and one that dials: receive() never
+ * throws, the timer runs between them, and the connections' memory stays bounded.
+ */
+async function utpRun(input: Buffer): Promise<void> {
+  let t = 0;
+  const ticks: Array<() => void> = [];
+  const clock: Clock = { now: () => t, every: (_ms, fn) => (ticks.push(fn), { cancel: () => {} }) };
+  let sent = 0;
+  const h = emptyHeader();
+  const out = { send(buf: Uint8Array | readonly Uint8Array[]) {
+    sent++;
+    check(!Array.isArray(buf) && decodePacket(Buffer.from(buf as Uint8Array), h) === null, 'the endpoint sent a packet it would refuse');
+  } };
+  const server = new UtpEndpoint(out, { clock, random: () => 0.25, initialSeq: 49 });
+  const client = new UtpEndpoint(out, { clock, random: () => 0.25, initialSeq: 49 });
+  const streams = [client.connect('203.0.113.5', 6881)];
+  streams[0]!.on('error', () => {});
+  // both take every datagram, so both accept the SYNs
+  for (const e of [server, client]) {
+    e.on('connection', (s: UtpStream) => {
+      streams.push(s);
+      s.on('error', () => {});
+      s.on('data', () => {});
+      if (hash32(input) & 1) s.pause();
+    });
+  }
+  const records = utpRecords(input);
+  for (const [i, r] of records.entries()) {
+    server.receive(r, '203.0.113.5', 6881);
+    client.receive(r, '203.0.113.5', 6881);
+    if (i % 4 === 3) {
+      t += 600;
+      for (const f of ticks) f();
+    }
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  streams[0]!.write(Buffer.alloc(3000, 1));
+  await new Promise((resolve) => setImmediate(resolve));
+  check(sent < 20_000, `${sent} packets sent for ${records.length} received`);
+  server.close();
+  client.close();
+}
+
+const utpTarget: FuzzTarget = {
+  name: 'utp',
+  summary: 'uTP datagrams (BEP 29) into two endpoints: header, extension chain, SACK, the connection state machine',
+  files: ['src/utp/packet.js', 'src/utp/connection.js', 'src/utp/endpoint.js'],
+  seeds: () => ({
+    'syn-data-fin.bin': Buffer.concat([
+      utpRecord(utpPacket(4, 1000, 100, 0, Buffer.alloc(0), Buffer.alloc(0))),
+      utpRecord(utpPacket(0, 1000, 101, 50, Buffer.alloc(0), Buffer.from('hello'))),
+      utpRecord(utpPacket(0, 1000, 103, 50, Buffer.alloc(0), Buffer.from('later'))),
+      utpRecord(utpPacket(2, 1000, 104, 50, Buffer.from([0, 4, 0x05, 0, 0, 0]), Buffer.alloc(0))),
+      utpRecord(utpPacket(1, 1000, 104, 50, Buffer.alloc(0), Buffer.alloc(0))),
+      utpRecord(utpPacket(3, 1000, 0, 0, Buffer.alloc(0), Buffer.alloc(0))),
+    ]),
+  }),
+  inputs: (corpus) => mix(corpus, utpArb, 1024),
+  run: utpRun,
+  // receive() refuses by counting, never by throwing
+  expected: () => false,
+  async: true,
+};
+
 export const TARGETS: readonly FuzzTarget[] = [
   bencodeTarget,
   metainfoTarget,
@@ -1465,6 +1576,7 @@ export const TARGETS: readonly FuzzTarget[] = [
   magnetTarget,
   pieceStreamTarget,
   ndjsonTarget,
+  utpTarget,
 ];
 
 export function target(name: string): FuzzTarget | undefined {

@@ -152,9 +152,12 @@ describe('uTP connection (fake clock)', () => {
   it('connect: the SYN is resent as the timeout doubles, then ETIMEDOUT', async () => {
     const p = pair({ drop: () => true });
     const client = p.a.connect('127.0.0.1', 2000);
+    let writeErr: unknown = 'not called';
+    client.write(Buffer.from('never sent'), (e) => (writeErr = e));
     const failed = once(client, 'error');
     const [err] = (await until(p.clock, failed)) as [NodeJS.ErrnoException];
     assert.equal(err.code, 'ETIMEDOUT');
+    assert.equal((writeErr as NodeJS.ErrnoException).code, 'ERR_STREAM_DESTROYED', 'the write callback says it never went');
     const syns = p.log.filter((s) => s.type === ST_SYN);
     assert.equal(syns.length, SYN_RESENDS + 1);
     const gaps = syns.slice(1).map((s, i) => s.at - syns[i]!.at);
@@ -239,6 +242,35 @@ describe('uTP connection (fake clock)', () => {
     assert.equal((await until(p.clock, got)).hash, sha1(data));
   });
 
+  it('a sender that ignores our closed window is not buffered without end', async () => {
+    // B's answers are logged, not delivered: A knows nothing of this connection
+    const p = pair({ drop: (s) => s.from === 'B' });
+    const streams: UtpStream[] = [];
+    p.b.on('connection', (s: UtpStream) => {
+      s.on('error', () => {});
+      s.pause();
+      streams.push(s);
+    });
+    const syn = Buffer.alloc(HEADER_SIZE);
+    writeHeader(syn, ST_SYN, 500, 0, 0, 1 << 20, 1, 0);
+    p.b.receive(syn, '127.0.0.1', 1000);
+    await turn();
+    const payload = Buffer.alloc(MSS, 3);
+    for (let seq = 2; seq < 2 + 3 * (RECV_BUFFER / MSS); seq++) {
+      const d = Buffer.alloc(HEADER_SIZE + MSS);
+      writeHeader(d, ST_DATA, 501, 0, 0, 1 << 20, seq, 0);
+      payload.copy(d, HEADER_SIZE);
+      p.b.receive(d, '127.0.0.1', 1000);
+    }
+    await turn();
+    await turn();
+    const acks = p.log.filter((s) => s.from === 'B' && s.type === ST_STATE);
+    const acked = acks[acks.length - 1]!.ack - 1;
+    assert.ok(acked * MSS <= RECV_BUFFER + 64 * MSS, `${acked} packets taken into a paused reader`);
+    assert.equal(acks[acks.length - 1]!.wnd, 0);
+    assert.equal(streams.length, 1);
+  });
+
   it('FIN: destroy() sends what was written, then FIN; the other end sees end and close', async () => {
     const p = pair();
     const [client, server] = await connected(p);
@@ -254,6 +286,17 @@ describe('uTP connection (fake clock)', () => {
     await p.clock.advance(200);
     assert.equal(p.a.stats().connections, 0, 'the FIN was acked and A forgot the connection');
     assert.equal(p.b.stats().connections, 0);
+  });
+
+  it('dialling from a closed endpoint is an error (ECONNABORTED), then close', async () => {
+    const p = pair();
+    p.a.close();
+    const s = p.a.connect('127.0.0.1', 2000);
+    const closed = new Promise((resolve) => s.once('close', resolve));
+    const [err] = (await once(s, 'error')) as [NodeJS.ErrnoException];
+    assert.equal(err.code, 'ECONNABORTED');
+    await closed;
+    assert.equal(p.a.stats().connections, 0);
   });
 
   it('a datagram for no connection is answered with RESET and counted', async () => {

@@ -78,16 +78,21 @@ describe('uTP against python-libtorrent (TCP off on its side)', { skip: skipUnle
   after(async () => {
     for (const c of cleanup) await c();
   });
-
-  it('libtorrent seeds 8 MiB to our stream; both FINs, no RESET', { timeout: 120_000 }, async () => {
-    const size = 8 << 20;
-    const lt = await startLt('seed', size);
-    const ep: UdpEndpoint = await udpEndpoint();
+  /** libtorrent and one uTP endpoint of ours, both gone after the tests */
+  const start = async (mode: 'seed' | 'leech', size: number): Promise<{ lt: Lt; ep: UdpEndpoint }> => {
+    const lt = await startLt(mode, size);
+    const ep = await udpEndpoint();
     cleanup.push(async () => {
       lt.child.kill('SIGKILL');
       await ep.close();
       await rm(lt.dir, { recursive: true, force: true });
     });
+    return { lt, ep };
+  };
+
+  it('libtorrent seeds 8 MiB to our stream; both FINs, no RESET', { timeout: 120_000 }, async () => {
+    const size = 8 << 20;
+    const { lt, ep } = await start('seed', size);
     const s = ep.endpoint.connect('127.0.0.1', lt.port);
     await once(s, 'connect');
     const got = Buffer.alloc(size);
@@ -132,13 +137,7 @@ describe('uTP against python-libtorrent (TCP off on its side)', { skip: skipUnle
 
   it('libtorrent dials us over uTP and downloads 8 MiB from our stream', { timeout: 120_000 }, async () => {
     const size = 8 << 20;
-    const lt = await startLt('leech', size);
-    const ep: UdpEndpoint = await udpEndpoint();
-    cleanup.push(async () => {
-      lt.child.kill('SIGKILL');
-      await ep.close();
-      await rm(lt.dir, { recursive: true, force: true });
-    });
+    const { lt, ep } = await start('leech', size);
     const data = await readFile(join(lt.dir, 'src', 'f.bin'));
     const accepted = once(ep.endpoint, 'connection');
     const done = once(lt.lines, 'line');

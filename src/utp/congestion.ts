@@ -30,6 +30,8 @@ export class Ledbat {
   private slotStarted = -Infinity;
   private readonly mss: number;
   private readonly maxWindow: number;
+  private readonly recent = [Infinity, Infinity, Infinity];
+  private recentAt = 0;
   /** the latest queueing delay, µs (for stats and tests) */
   ourDelay = 0;
 
@@ -55,7 +57,11 @@ export class Ledbat {
     let delayFactor = 1;
     if (delaySample > 0) {
       this.addSample(delaySample, nowMs);
-      this.ourDelay = delaySample - this.baseDelay;
+      // the least of the last three samples: one late sample (a busy event loop at either end)
+      // is noise, not a queue (libtorrent does the same)
+      this.recent[this.recentAt] = delaySample;
+      this.recentAt = (this.recentAt + 1) % 3;
+      this.ourDelay = Math.min(this.recent[0]!, this.recent[1]!, this.recent[2]!) - this.baseDelay;
       delayFactor = (TARGET_DELAY_US - this.ourDelay) / TARGET_DELAY_US;
     }
     const windowFactor = ackedBytes / Math.max(this.cwnd, ackedBytes);

@@ -45,6 +45,8 @@ export const KEEPALIVE_MS = 29_000;
 export const IDLE_TIMEOUT_MS = 3 * KEEPALIVE_MS;
 /** the tail loss probe's least wait: the endpoint's tick is 50 ms anyway */
 const PROBE_MIN_MS = 50;
+/** bytes past our advertised window still taken (window probes, packets in flight when it closed) */
+const OVERRUN_BYTES = 64 * MSS;
 /** after our FIN is acked, how long the other end's FIN is waited for (to ack it) */
 export const LINGER_MS = 3000;
 /** received data packets that make an ack go at once rather than at the end of the burst */
@@ -64,8 +66,8 @@ export interface ConnectionEvents {
   closed(): void;
   /** unsent bytes fell under the high-water mark */
   drain(): void;
-  /** bytes of a write() were handed to the network */
-  written(cb: (err?: Error | null) => void): void;
+  /** bytes of a write() were handed to the network, or (err) never will be */
+  written(cb: (err?: Error | null) => void, err?: Error): void;
 }
 
 export interface ConnectionHost {
@@ -108,7 +110,7 @@ function givePacket(p: OutPacket): void {
 }
 
 interface Write {
-  data: Uint8Array;
+  data: Buffer;
   at: number;
   cb: ((err?: Error | null) => void) | undefined;
 }
@@ -239,12 +241,10 @@ export class UtpConnection {
     if (this.closing || this.state === 'closed') {
       return false;
     }
-    if (data.length === 0) {
-      this.writes.push({ data, at: 0, cb });
-    } else {
-      this.writes.push({ data, at: 0, cb });
-      this.unsent += data.length;
-    }
+    // a Buffer view once per write, so packets copy out of it with no view per packet
+    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+    this.writes.push({ data: buf, at: 0, cb });
+    this.unsent += buf.length;
     this.host.wantFlush(this);
     if (this.unsent >= SEND_HIGH_WATER) this.needDrain = true;
     return !this.needDrain;
@@ -441,6 +441,9 @@ export class UtpConnection {
     if (this.eofSeq >= 0 && seqDiff(h.seqNr, this.eofSeq) < 0) return;
     if (d >= RING) return;
     const payload = h.type === ST_FIN ? FIN_MARK : h.payload;
+    // a sender that ignores our closed window (a paused reader) is not buffered without end:
+    // past the window and a few probes' worth, in-order packets are dropped unacked too
+    if (this.heldBytes + this.undeliveredBytes + payload.length > RECV_BUFFER + OVERRUN_BYTES) return;
     if (h.type === ST_FIN) this.eofSeq = h.seqNr;
     if (d === 1) {
       this.ackNr = h.seqNr;
@@ -557,7 +560,7 @@ export class UtpConnection {
     while (at < p.length) {
       const w = this.writes[this.writesHead]!;
       const n = Math.min(p.length - at, w.data.length - w.at);
-      p.buf.set(n === w.data.length ? w.data : w.data.subarray(w.at, w.at + n), at);
+      w.data.copy(p.buf, at, w.at, w.at + n);
       at += n;
       w.at += n;
       if (w.at === w.data.length) this.writeDone();
@@ -788,6 +791,9 @@ export class UtpConnection {
     this.writesHead = 0;
     this.unsent = 0;
     this.ev.closed();
-    for (const w of pending) if (w.cb) this.ev.written(w.cb);
+    if (pending.some((w) => w.cb)) {
+      const err = Object.assign(new Error('uTP connection closed before the write was sent'), { code: 'ERR_STREAM_DESTROYED' });
+      for (const w of pending) if (w.cb) this.ev.written(w.cb, err);
+    }
   }
 }

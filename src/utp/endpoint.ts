@@ -12,7 +12,12 @@ import { type ConnectionHost, UtpConnection } from './connection.js';
 import { decodePacket, emptyHeader, HEADER_SIZE, ST_RESET, ST_SYN, TYPE_NAMES, writeHeader } from './packet.js';
 import { UtpStream } from './stream.js';
 
-/** How the endpoint sends: the shared UDP socket, or a test's relay. A list is sent as one datagram. */
+/**
+ * How the endpoint sends: the shared UDP socket, or a test's relay. A list is sent as one
+ * datagram. The bytes stay untouched until this tick's nextTick queue has run (dgram.send
+ * resolves even an IP literal on a nextTick before it sends); later, a buffer may be reused,
+ * so an implementation that holds datagrams longer (a relay, a queue) copies them.
+ */
 export interface Datagrams {
   send(buf: Uint8Array | readonly Uint8Array[], port: number, address: string): void;
 }
@@ -127,7 +132,8 @@ export class UtpEndpoint extends EventEmitter {
   connect(address: string, port: number): UtpStream {
     const stream = new UtpStream(address, port);
     if (this.closed || this.count >= MAX_CONNECTIONS) {
-      process.nextTick(() => stream.error(this.closed ? 'ECONNABORTED' : 'EMFILE', this.closed ? 'uTP endpoint closed' : 'too many uTP connections'));
+      // the error is emitted on the next tick, after the caller has attached its listeners
+      stream.error(this.closed ? 'ECONNABORTED' : 'EMFILE', this.closed ? 'uTP endpoint closed' : 'too many uTP connections');
       stream.conn = this.makeConn(stream, address, port, 0, 1, true);
       stream.conn.close();
       return stream;
@@ -193,7 +199,7 @@ export class UtpEndpoint extends EventEmitter {
       end: () => stream.end(),
       error: (code, msg) => stream.error(code, msg),
       drain: () => stream.drain(),
-      written: (cb) => stream.written(cb),
+      written: (cb, err) => stream.written(cb, err),
       closed: () => {
         this.forget(entry);
         stream.closed();

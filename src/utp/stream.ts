@@ -102,8 +102,8 @@ export class UtpStream extends EventEmitter implements WireSocket, ConnectionEve
     if (!this.destroyed) this.emit('drain');
   }
 
-  written(cb: (err?: Error | null) => void): void {
-    cb(null);
+  written(cb: (err?: Error | null) => void, err?: Error): void {
+    cb(err ?? null);
   }
 
   private emitClose(): void {
