@@ -160,3 +160,21 @@ test('transports given as undefined (a swarm passing on what it was not given): 
   o.c.stop();
   assert.deepEqual(o.connected.map((c) => c.transport), ['tcp']);
 });
+
+test('an IPv6 peer is dialled over TCP (uTP runs on the IPv4 socket); with TCP off it is given up', async () => {
+  const utp = utpDial(['connect']);
+  const o = connector({ tcp: true, utp: utp.dial });
+  // nothing listens there: the point is which transport is tried
+  o.c.add({ ip: '::1', port: 1, source: 'cli' });
+  await settle(100);
+  o.c.stop();
+  assert.equal(utp.calls(), 0);
+  assert.ok(o.failures.length >= 1, 'TCP was dialled (and refused)');
+  const off = connector({ tcp: false, utp: utp.dial });
+  off.c.add({ ip: '::1', port: 1, source: 'cli' });
+  await settle(50);
+  off.c.stop();
+  assert.equal(utp.calls(), 0);
+  assert.deepEqual(off.failures, ['no uTP to an IPv6 address, and TCP is off']);
+  assert.equal(off.c.pending, 0);
+});

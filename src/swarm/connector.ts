@@ -275,9 +275,18 @@ export class Connector {
       });
       return;
     }
-    const utp = this.o.transports.utp;
+    // uTP runs on the IPv4 UDP socket (net/udp-socket.ts): an IPv6 peer is TCP's
+    const utp = isIP(k.rec.ip) === 4 ? this.o.transports.utp : null;
     if (utp !== null && (k.utp || !this.o.transports.tcp)) this.dialUtp(key, k, utp);
-    else this.dialTcp(key, k);
+    else if (this.o.transports.tcp) this.dialTcp(key, k);
+    else {
+      // said later, as a refused dial is: never inside add() or pump()
+      process.nextTick(() => {
+        this.halfOpenCount--;
+        this.onFail(k.rec, 'no uTP to an IPv6 address, and TCP is off');
+        this.release(key, k.rec, { retry: false, handshook: false, useful: false, hungUp: false });
+      });
+    }
   }
 
   private dialUtp(key: string, k: Known, utp: NonNullable<Transports['utp']>): void {
