@@ -1,7 +1,8 @@
 /**
- * Which transport a peer is dialled over (connector.ts, as libtorrent does): uTP first, TCP at
- * once and for good after a uTP dial fails (RESET or silence), no failure counted for it; with
- * one transport disabled only the other. The TCP side is a real loopback server; the uTP side a
+ * Which transport a peer is dialled over (connector.ts): uTP first, as libtorrent does; TCP
+ * joins a uTP dial not answered within the head start and the first to connect is used; after
+ * a RESET, or when TCP won, TCP alone from then on, no failure counted for uTP; with one
+ * transport disabled only the other. The TCP side is a real loopback server; the uTP side a
  * dial that answers as the endpoint would (connect, ECONNREFUSED, or nothing).
  */
 import assert from 'node:assert/strict';
@@ -26,7 +27,7 @@ async function tcpPeer(): Promise<number> {
   return (server.address() as { port: number }).port;
 }
 
-type UtpAnswer = 'connect' | 'reset' | 'silence';
+type UtpAnswer = 'connect' | 'reset' | 'silence' | 'slow';
 
 /** A uTP dial that answers each attempt as `answers` says (the last answer repeats). */
 function utpDial(answers: UtpAnswer[]): { dial: NonNullable<Transports['utp']>; calls: () => number } {
@@ -36,6 +37,8 @@ function utpDial(answers: UtpAnswer[]): { dial: NonNullable<Transports['utp']>; 
     const [end] = memoryPipe();
     const s = end as DialedSocket & EventEmitter;
     if (answer === 'connect') process.nextTick(() => s.emit('connect'));
+    // answered within the head start, but not at once (a round trip away)
+    if (answer === 'slow') setTimeout(() => s.emit('connect'), 60);
     if (answer === 'reset') process.nextTick(() => s.emit('error', Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' })));
     return s;
   };
@@ -54,7 +57,7 @@ function connector(transports: Transports, onConnect: (rec: PeerRecord, c: Conne
   const o: Outcome = { connected: [], failures: [], times: [], c: null as unknown as Connector };
   const t0 = Date.now();
   o.c = new Connector(
-    { maxPeers: 10, halfOpen: 4, connectTimeoutMs: 2000, utpConnectTimeoutMs: 150, retryBaseMs: 50, maxAttempts: 3, transports },
+    { maxPeers: 10, halfOpen: 4, connectTimeoutMs: 2000, utpHeadStartMs: 150, utpConnectTimeoutMs: 1000, retryBaseMs: 50, maxAttempts: 3, transports },
     (socket, rec) => {
       o.connected.push({ transport: rec.transport, port: rec.port });
       o.times.push(Date.now() - t0);
@@ -98,18 +101,51 @@ test('a RESET to our SYN: TCP at once, no failure counted, and TCP again on the 
   assert.ok(o.times[0]! < 100, `TCP at once, not after the uTP timeout (${o.times[0]} ms)`);
 });
 
-test('silence to our SYN: TCP after the uTP connect timeout', async () => {
+test('silence to our SYN: TCP joins after the head start, wins, and is dialled alone from then on', async () => {
   const port = await tcpPeer();
   const utp = utpDial(['silence']);
-  const o = connector({ tcp: true, utp: utp.dial });
+  let ends = 0;
+  const o = connector({ tcp: true, utp: utp.dial }, (rec, c) => {
+    if (ends++ === 0) setTimeout(() => c.release(`127.0.0.1:${port}`, rec, { retry: true, handshook: true, useful: true, hungUp: true }), 10);
+  });
   const t0 = Date.now();
-  let at = 0;
   o.c.add({ ip: '127.0.0.1', port, source: 'cli' });
-  while (o.connected.length === 0 && Date.now() - t0 < 2000) await settle(10);
-  at = Date.now() - t0;
+  while (o.connected.length < 2 && Date.now() - t0 < 2000) await settle(10);
   o.c.stop();
-  assert.deepEqual(o.connected.map((c) => c.transport), ['tcp']);
-  assert.ok(at >= 140 && at < 1000, `TCP after the 150 ms uTP timeout, not the 2 s TCP one (${at} ms)`);
+  assert.deepEqual(o.connected.map((c) => c.transport), ['tcp', 'tcp']);
+  assert.ok(o.times[0]! >= 140 && o.times[0]! < 600, `TCP after the 150 ms head start, not the 1 s uTP timeout (${o.times[0]} ms)`);
+  assert.equal(utp.calls(), 1, 'the second dial goes over TCP alone');
+  assert.deepEqual(o.failures, []);
+});
+
+test('a uTP answer within the head start wins; TCP is never dialled', async () => {
+  let accepted = 0;
+  const server = createServer((s) => {
+    accepted++;
+    s.on('error', () => {});
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const o = connector({ tcp: true, utp: utpDial(['slow']).dial });
+  o.c.add({ ip: '127.0.0.1', port, source: 'cli' });
+  await settle(400);
+  o.c.stop();
+  assert.deepEqual(o.connected.map((c) => c.transport), ['utp']);
+  assert.equal(accepted, 0, 'no TCP connection was made');
+});
+
+test('TCP refused while uTP is still silent: the address fails once uTP gives up, with TCP\'s reason', async () => {
+  const closed = await tcpPeer();
+  servers.pop()!.close();
+  await settle(20);
+  const o = connector({ tcp: true, utp: utpDial(['silence']).dial });
+  o.c.add({ ip: '127.0.0.1', port: closed, source: 'cli' });
+  await settle(600);
+  assert.deepEqual(o.failures, [], 'not failed while uTP may still answer');
+  await settle(700);
+  o.c.stop();
+  assert.equal(o.failures[0], 'ECONNREFUSED');
 });
 
 test('--no-tcp: a uTP failure is the address\'s failure, and it is retried over uTP only', async () => {

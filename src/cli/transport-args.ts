@@ -8,8 +8,8 @@ import { UsageError } from './errors.js';
 export const TRANSPORT_BOOLEAN_OPTIONS = ['no-utp', 'no-tcp'];
 export const TRANSPORT_HELP = `  --no-utp             neither dial nor accept uTP (BEP 29): TCP only
   --no-tcp             neither dial nor accept TCP: uTP only (peers that speak only TCP are
-                       out of reach). Default: both; a peer is dialled over uTP first and over
-                       TCP when uTP gets no answer
+                       out of reach). Default: both; a peer is dialled over uTP first, and
+                       over TCP too when uTP has no answer after 0.5 s
 `;
 
 /** Which transports to speak. */

@@ -11,15 +11,17 @@
  * with MSE (clients set to require encryption do that), and once a handshake succeeds the
  * method that worked is kept for that address.
  *
- * Transports, as libtorrent does it (torrent.cpp connect_to_peer, torrent_peer.cpp,
- * peer_connection.cpp connect_failed): a new address is assumed to speak uTP and is dialled
- * over uTP first; when that attempt fails (a RESET to our SYN, or no answer within
- * `utpConnectTimeoutMs`) the address is marked as TCP-only and dialled over TCP at once, the
- * failure not counted. uTP first because its LEDBAT congestion control is the reason to have
- * it: it yields to the user's other traffic, which helps only if the bulk of the bytes go over
- * it, and some peers accept nothing else; TCP first would reach every peer that speaks both
- * over TCP. The cost is one short wait for the peers that speak TCP only (libtorrent's
- * utp_connect_timeout: 3 s). With only one transport enabled, only it is dialled.
+ * Transports: uTP first, as libtorrent does (torrent.cpp connect_to_peer, torrent_peer.cpp,
+ * peer_connection.cpp connect_failed): a new address is assumed to speak uTP. uTP first because
+ * its LEDBAT congestion control is the reason to have it: it yields to the user's other
+ * traffic, which helps only if the bulk of the bytes go over it, and some peers accept nothing
+ * else; TCP first would reach every peer that speaks both over TCP. Unlike libtorrent, which
+ * waits out a silent uTP dial (utp_connect_timeout, 3 s) before it tries TCP, a uTP dial not
+ * answered within `utpHeadStartMs` (0.5 s: a SYN's answer takes one round trip) is joined by a
+ * TCP dial, and the first to connect is used, the other dropped (RFC 8305's "happy eyeballs"):
+ * a peer that speaks TCP only costs half a second, not three, and is dialled over TCP alone
+ * from then on, as is one that refuses uTP (a RESET to our SYN). With only one transport
+ * enabled, only it is dialled.
  */
 import { connect, isIP } from 'node:net';
 import { peerKey, type PeerRecord } from '../peers/record.js';
@@ -57,7 +59,9 @@ export interface ConnectorOptions {
   budget?: ConnectionBudget | null;
   /** which transports to dial with (default TCP only) */
   transports?: Transports;
-  /** a uTP dial answered by nothing for this long falls back to TCP (default 3 s, as libtorrent's utp_connect_timeout) */
+  /** a uTP dial answered by nothing for this long is joined by a TCP dial (default 500 ms) */
+  utpHeadStartMs?: number;
+  /** a uTP dial with TCP beside it is given up after this long (default 3 s, libtorrent's utp_connect_timeout) */
   utpConnectTimeoutMs?: number;
 }
 
@@ -116,7 +120,7 @@ export class Connector {
 
   constructor(options: ConnectorOptions, onSocket: (socket: WireSocket, rec: PeerRecord, reads: ReadFeed | undefined, encrypt: boolean) => void, onFail: (rec: PeerRecord, reason: string) => void) {
     // an option given as undefined (a swarm passing on what it was not given) takes the default too
-    this.o = { maxAttempts: 4, retryBaseMs: 2000, retryMaxMs: 60_000, budget: null, ...options, transports: options.transports ?? TCP_ONLY, utpConnectTimeoutMs: options.utpConnectTimeoutMs ?? 3000 };
+    this.o = { maxAttempts: 4, retryBaseMs: 2000, retryMaxMs: 60_000, budget: null, ...options, transports: options.transports ?? TCP_ONLY, utpConnectTimeoutMs: options.utpConnectTimeoutMs ?? 3000, utpHeadStartMs: options.utpHeadStartMs ?? 500 };
     if (!this.o.transports.tcp && this.o.transports.utp === null) throw new Error('Connector: no transport to dial with');
     this.onSocket = onSocket;
     this.onFail = onFail;
@@ -277,8 +281,9 @@ export class Connector {
     }
     // uTP runs on the IPv4 UDP socket (net/udp-socket.ts): an IPv6 peer is TCP's
     const utp = isIP(k.rec.ip) === 4 ? this.o.transports.utp : null;
-    if (utp !== null && (k.utp || !this.o.transports.tcp)) this.dialUtp(key, k, utp);
-    else if (this.o.transports.tcp) this.dialTcp(key, k);
+    if (utp !== null && k.utp && this.o.transports.tcp) this.race(key, k, utp);
+    else if (utp !== null && !this.o.transports.tcp) this.dialOne(key, k, utp(k.rec.ip, k.rec.port), 'utp', undefined);
+    else if (this.o.transports.tcp) this.dialOne(key, k, ...this.tcpSocket(k));
     else {
       // said later, as a refused dial is: never inside add() or pump()
       process.nextTick(() => {
@@ -289,22 +294,66 @@ export class Connector {
     }
   }
 
-  private dialUtp(key: string, k: Known, utp: NonNullable<Transports['utp']>): void {
-    const socket = utp(k.rec.ip, k.rec.port);
-    // with TCP to fall back on, a silent address is given up on sooner (libtorrent: 3 s)
-    const ms = this.o.transports.tcp ? Math.min(this.o.utpConnectTimeoutMs, this.o.connectTimeoutMs) : this.o.connectTimeoutMs;
-    this.whenConnected(key, k, socket, 'utp', undefined, ms, () => {
-      if (!this.o.transports.tcp || this.stopped) return false;
-      // it does not speak uTP (or not to us): TCP from now on, at once and without a failure
-      k.utp = false;
-      this.dialTcp(key, k);
-      return true;
+  /** One transport only: its failure is the address's. */
+  private dialOne(key: string, k: Known, socket: DialedSocket, transport: 'tcp' | 'utp', reads: ReadFeed | undefined): void {
+    this.attempt(socket, transport, this.o.connectTimeoutMs, (failure) => {
+      if (failure === null) this.connected(k, socket, transport, reads);
+      else this.failed(key, k, failure);
     });
   }
 
-  private dialTcp(key: string, k: Known): void {
-    // one read buffer per connection, reused for every read: no 64 KiB allocation (and later
-    // garbage) per read at hundreds of MB/s
+  /**
+   * uTP with TCP joining after the head start (see the top of the file): the first to connect
+   * is used. The address fails only when both have failed, with TCP's reason.
+   */
+  private race(key: string, k: Known, utp: NonNullable<Transports['utp']>): void {
+    let settled = false;
+    let utpFailed = false;
+    let tcp: { cancel: () => void; failure: string | null } | null = null;
+    const win = (socket: DialedSocket, transport: 'tcp' | 'utp', reads: ReadFeed | undefined): void => {
+      settled = true;
+      clearTimeout(head);
+      if (transport === 'tcp') {
+        cancelUtp();
+        k.utp = false; // silent to uTP for the head start and TCP's connect: TCP from now on
+      } else tcp?.cancel();
+      this.connected(k, socket, transport, reads);
+    };
+    const startTcp = (): void => {
+      if (settled || tcp !== null || this.stopped) return;
+      const [socket, , reads] = this.tcpSocket(k);
+      tcp = { cancel: () => {}, failure: null };
+      const t = tcp;
+      t.cancel = this.attempt(socket, 'tcp', this.o.connectTimeoutMs, (failure) => {
+        if (settled) return;
+        if (failure === null) return win(socket, 'tcp', reads);
+        t.failure = failure;
+        if (utpFailed) {
+          settled = true;
+          this.failed(key, k, failure);
+        }
+      });
+    };
+    const u = utp(k.rec.ip, k.rec.port);
+    const cancelUtp = this.attempt(u, 'utp', Math.min(this.o.utpConnectTimeoutMs, this.o.connectTimeoutMs), (failure) => {
+      if (settled) return;
+      if (failure === null) return win(u, 'utp', undefined);
+      // refused or silent: it does not speak uTP (or not to us), TCP from now on, no failure
+      utpFailed = true;
+      k.utp = false;
+      clearTimeout(head);
+      if (tcp === null) startTcp();
+      else if (tcp.failure !== null) {
+        settled = true;
+        this.failed(key, k, tcp.failure);
+      }
+    });
+    const head = setTimeout(startTcp, this.o.utpHeadStartMs);
+  }
+
+  /** A TCP dial, with one read buffer reused for every read of the connection. */
+  private tcpSocket(k: Known): [DialedSocket, 'tcp', ReadFeed] {
+    // no 64 KiB allocation (and later garbage) per read at hundreds of MB/s
     const reads: ReadFeed = { onChunk: null };
     const socket = connect({
       host: k.rec.ip,
@@ -317,32 +366,44 @@ export class Connector {
         },
       },
     });
-    this.whenConnected(key, k, socket, 'tcp', reads, this.o.connectTimeoutMs, () => false);
+    return [socket, 'tcp', reads];
   }
 
-  /** Hands the socket on once connected; a failure is the address's unless `fallBack` dials again. */
-  private whenConnected(key: string, k: Known, socket: DialedSocket, transport: 'tcp' | 'utp', reads: ReadFeed | undefined, ms: number, fallBack: () => boolean): void {
+  /**
+   * Calls back once: null when `socket` connected, else why not (it is then destroyed). The
+   * returned function abandons the attempt (destroying the socket) without a call back.
+   */
+  private attempt(socket: DialedSocket, transport: 'tcp' | 'utp', ms: number, done: (failure: string | null) => void): () => void {
     let settled = false;
-    const timer = setTimeout(() => fail(`no connection within ${ms} ms${transport === 'utp' ? ' (uTP)' : ''}`), ms);
-    const fail = (reason: string): void => {
+    const end = (failure: string | null): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.destroy();
-      if (fallBack()) return;
-      this.halfOpenCount--;
-      this.onFail(k.rec, reason);
-      this.release(key, k.rec, { retry: true, handshook: false, useful: false, hungUp: false });
+      if (failure !== null) socket.destroy();
+      done(failure);
     };
-    socket.once('error', (e: NodeJS.ErrnoException) => fail(e.code ?? e.message));
-    socket.once('connect', () => {
+    const timer = setTimeout(() => end(`no connection within ${ms} ms${transport === 'utp' ? ' (uTP)' : ''}`), ms);
+    socket.once('error', (e: NodeJS.ErrnoException) => end(e.code ?? e.message));
+    // the connection's own 'error' listener takes over once connected; ours is spent
+    socket.once('connect', () => end(null));
+    return () => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      this.halfOpenCount--;
-      // the connection's own 'error' listener takes over; ours is spent
-      this.onSocket(socket, { ...k.rec, transport }, reads, k.encrypt);
-      this.pump();
-    });
+      socket.on('error', () => {}); // a late error of a dropped dial is nobody's
+      socket.destroy();
+    };
+  }
+
+  private connected(k: Known, socket: DialedSocket, transport: 'tcp' | 'utp', reads: ReadFeed | undefined): void {
+    this.halfOpenCount--;
+    this.onSocket(socket, { ...k.rec, transport }, reads, k.encrypt);
+    this.pump();
+  }
+
+  private failed(key: string, k: Known, reason: string): void {
+    this.halfOpenCount--;
+    this.onFail(k.rec, reason);
+    this.release(key, k.rec, { retry: true, handshook: false, useful: false, hungUp: false });
   }
 }
