@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer, connect, type AddressInfo, type Server } from 'node:net';
-import { after, test } from 'node:test';
+import { after, afterEach, test } from 'node:test';
 import { Allowance, MIN_TICK_MS, QUANTUM, TokenBucket, type Bandwidth, type Clock } from '../src/wire/bandwidth.js';
 import type { WireLimits } from '../src/wire/frame-decoder.js';
 import { PeerConnection } from '../src/wire/peer-connection.js';
@@ -253,6 +253,12 @@ test('charges (control messages) go into debt, floored at one burst', () => {
 const limits: WireLimits = { pieceCount: 1000, pieceSize: () => 4 * MiB };
 const infoHash = Buffer.alloc(20, 7);
 const servers: Server[] = [];
+// every pair's connections, closed after each test even when it failed: an open socket left by
+// a failed assertion kept the file (and the whole run) from ever ending
+const open: PeerConnection[] = [];
+afterEach(() => {
+  for (const c of open.splice(0)) c.close();
+});
 after(() => {
   for (const s of servers) s.close();
 });
@@ -273,7 +279,9 @@ async function pair(opts: { client?: Bandwidth; server?: Bandwidth; onread?: boo
     ? connect({ host: '127.0.0.1', port, onread: { buffer: Buffer.allocUnsafe(64 * 1024), callback: (n: number, buf: Uint8Array) => { reads.onChunk?.(Buffer.from(buf.buffer, buf.byteOffset, n)); return true; } } })
     : connect(port, '127.0.0.1');
   const client = new PeerConnection(sock, { peerId: Buffer.alloc(20, 2), infoHash, limits, outgoing: true, ...(opts.onread ? { reads } : {}), ...(opts.client ? { bandwidth: opts.client } : {}), ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}) });
+  open.push(client);
   const s = await serverConn;
+  open.push(s);
   await Promise.all([client, s].map((c) => (c.remote !== null ? Promise.resolve() : new Promise((r) => c.once('handshake', r)))));
   return { client, server: s };
 }
