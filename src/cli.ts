@@ -17,6 +17,7 @@ import { JobError } from './errors.js';
 import { didYouMean } from './cli/suggest.js';
 import type { Command, Io } from './cli/io.js';
 import { watchReader, type ReaderWatch } from './cli/reader-watch.js';
+import { wrapHelp } from './cli/help-wrap.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -51,7 +52,8 @@ const isAbort = (e: unknown): boolean => (e as Error | null)?.name === 'AbortErr
 
 async function runCommand(cmd: Command, argv: string[], io: Io): Promise<number> {
   if (wantsHelp(argv)) {
-    io.stdout.write(cmd.help.endsWith('\n') ? cmd.help : cmd.help + '\n');
+    const help = wrapHelp(cmd.help);
+    io.stdout.write(help.endsWith('\n') ? help : help + '\n');
     return 0;
   }
   try {
@@ -113,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
   };
   const [first, ...rest] = argv;
   if (first === undefined || first === '-h' || first === '--help' || first === 'help' && rest.length === 0) {
-    (first === undefined ? process.stderr : process.stdout).write(mainHelp());
+    (first === undefined ? process.stderr : process.stdout).write(wrapHelp(mainHelp()));
     return first === undefined ? 2 : 0;
   }
   if (first === '--version' || first === '-V') {
@@ -127,7 +129,8 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const c = await entry.load();
-    process.stdout.write(c.help.endsWith('\n') ? c.help : c.help + '\n');
+    const help = wrapHelp(c.help);
+    process.stdout.write(help.endsWith('\n') ? help : help + '\n');
     return 0;
   }
   const entry = findCommand(first);

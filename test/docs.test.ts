@@ -4,6 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { optionsOf } from '../src/cli/completion.js';
+import type { Command } from '../src/cli/io.js';
 import { commands } from '../src/commands/index.js';
 import { hasCommand, skipUnless } from './helpers/interop.js';
 
@@ -65,5 +67,27 @@ COMP_WORDS=(torrent-tools announce --dow); COMP_CWORD=2; _torrent_tools; echo "\
     const s = spawnSync(process.execPath, [fileURLToPath(new URL('dist/src/cli.js', root)), 'completion', shell], { encoding: 'utf8' });
     assert.equal(s.status, 0, s.stderr);
     assert.match(s.stdout, /fetch-pieces/);
+  }
+});
+
+test('every --help fits an 80-column terminal, its words and option lines unchanged', async () => {
+  const cli = fileURLToPath(new URL('dist/src/cli.js', root));
+  // the option names completion reads from a help text (sorted: a set)
+  const optionNames = (c: Command, help: string): string[] => {
+    const o = optionsOf({ ...c, help });
+    return [...o.long, ...o.short].sort();
+  };
+  const words = (text: string): string[] => text.split(/[\s\\]+/).filter((w) => w !== '');
+  const runs: Array<{ name: string; args: string[]; c?: Command }> = [{ name: 'torrent-tools', args: ['--help'] }];
+  for (const entry of commands) runs.push({ name: entry.name, args: [entry.name, '--help'], c: await entry.load() });
+  for (const { name, args, c } of runs) {
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${name} --help: ${r.stderr}`);
+    const wide = r.stdout.split('\n').filter((l) => [...l].length > 80);
+    assert.deepEqual(wide, [], `${name} --help has lines over 80 columns`);
+    if (c !== undefined) {
+      assert.deepEqual(optionNames(c, r.stdout), optionNames(c, c.help), `${name} --help: the options completion reads changed`);
+      assert.deepEqual(words(r.stdout), words(c.help), `${name} --help: wording changed`);
+    }
   }
 });

@@ -66,7 +66,8 @@ options (all subcommands):
   --timeout S            give up after S seconds (default 30; --watch and serve: none)
   --trace                also print every query, reply, error and timeout, both ways, as
                          NDJSON on stdout beside the results: {"event":"query"|"reply"|
-                         "error"|"timeout"|"malformed"|"unexpected"|"dropped","dir":"in"|"out",
+                         "error"|"timeout"|"malformed"|"unexpected"|"dropped",
+                         "dir":"in"|"out",
                          "addr":"IP:PORT","q":METHOD,"t":TXID,…}; results have no "event"
                          (peers) or an event of their own
   -h, --help             show this help
