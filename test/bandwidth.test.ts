@@ -380,7 +380,10 @@ test('loopback: control messages overtake held blocks; choke stays behind them',
   await new Promise<void>((r) => client.once('drain', () => r()));
   await new Promise((r) => setTimeout(r, 100));
   const order = got.map((g) => g.type);
-  assert.ok(order.indexOf('have') < order.indexOf('piece', 2), `order ${order}`);
+  // the bucket refills 16 KiB per 250 ms: on a loaded machine a second block may get its
+  // tokens before the have is queued; held blocks are what the have must overtake
+  const before = order.slice(0, order.indexOf('have')).filter((t) => t === 'piece').length;
+  assert.ok(before <= 3, `${before} of 8 blocks before the have: order ${order}`);
   assert.ok(got.find((g) => g.type === 'request')!.at < 500, `request after ${got.find((g) => g.type === 'request')!.at} ms`);
   assert.equal(order.lastIndexOf('piece'), order.indexOf('choke') - 1, `order ${order}`);
   assert.equal(order.filter((t) => t === 'piece').length, 8);
