@@ -159,6 +159,15 @@ function tiers(top: BDict, warn: (m: string) => void): string[][] {
   return Buffer.isBuffer(a) && a.length > 0 ? [[a.toString('utf8')]] : [];
 }
 
+/** Gives files whose safe paths collide distinct ones (sanitize.ts), keeping the first as rawPath. */
+function renameDuplicates(files: TorrentFile[], where: (i: number) => string, mappings: PathMappings): void {
+  for (const [i, path] of resolveDuplicates(files, where, mappings)) {
+    const f = files[i]!;
+    f.rawPath ??= f.path;
+    f.path = path;
+  }
+}
+
 /** Parses and validates a .torrent file. Throws MetainfoError saying what is wrong and where. */
 export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
   if (buf.length > LIMITS.torrentBytes) fail('', `torrent file is larger than ${LIMITS.torrentBytes} bytes`);
@@ -252,11 +261,7 @@ export function parseTorrent(buf: Buffer, options: ParseOptions = {}): Torrent {
       length += len;
       if (length > Number.MAX_SAFE_INTEGER) fail('info.files', 'total length is too large');
     }
-    for (const [i, path] of resolveDuplicates(files, (i) => `info.files[${i}].path`, mappings)) {
-      const f = files[i]!;
-      f.rawPath ??= f.path;
-      f.path = path;
-    }
+    renameDuplicates(files, (i) => `info.files[${i}].path`, mappings);
   } else {
     length = int(info.get('length'), 'info.length', 0, Number.MAX_SAFE_INTEGER);
     files.push(name === rawName ? { path: [name], length, offset: 0, pad: false } : { path: [name], rawPath: [rawName], length, offset: 0, pad: false });
@@ -311,11 +316,7 @@ function v2Only(
   const single = multiFile ? undefined : v2Files[0]!;
   const name = single ? single.path[0]! : infoName;
   const files = v2Layout(v2Files, pieceLength);
-  for (const [i, path] of resolveDuplicates(files, (i) => `info.file tree/${(files[i]!.rawPath ?? files[i]!.path).join('/')}`, mappings)) {
-    const f = files[i]!;
-    f.rawPath ??= f.path;
-    f.path = path;
-  }
+  renameDuplicates(files, (i) => `info.file tree/${(files[i]!.rawPath ?? files[i]!.path).join('/')}`, mappings);
   for (const w of mappings.warnings()) warn(w);
   const last = files[files.length - 1]!;
   const length = last.offset + last.length;
