@@ -1,7 +1,7 @@
 /** Worker thread for verify.ts: reads and hashes the blocks of pieces it is sent. */
-import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import { padHash, pieceRoot } from '../metainfo/merkle.js';
+import { padHash } from '../metainfo/merkle.js';
+import { digestPiece, type PieceDigest } from '../metainfo/piece-check.js';
 import { v2PieceShape } from '../metainfo/pieces.js';
 import type { Torrent } from '../metainfo/torrent.js';
 import { FileStore } from './file-store.js';
@@ -13,13 +13,17 @@ const job = workerData as VerifyJob;
 const torrent = job.torrent as Torrent;
 const store = await FileStore.open(torrent, job.root, { mode: 'read', maxOpen: 32, blockingReads: true });
 const buf = allocReadBuffer(torrent.pieceLength);
+const SHA1: PieceDigest = { kind: 'sha1' };
 
+/** The piece's digest as piece-check.ts computes it for the swarm: SHA-1, merkle root, or both. */
 function digest(index: number, data: Buffer): Buffer {
-  const sha1 = job.digests === 'v2' ? null : createHash('sha1').update(data).digest();
-  if (job.digests === 'sha1') return sha1!;
+  if (job.digests === 'sha1') return digestPiece(SHA1, data);
   const shape = v2PieceShape(torrent, index);
-  const v2 = shape === null ? padHash(0) : pieceRoot(data.subarray(0, shape.bytes), shape.leaves);
-  return sha1 === null ? v2 : Buffer.concat([sha1, v2]);
+  if (shape === null) {
+    // a piece of alignment only (create's hybrids): no file bytes, a zero node
+    return job.digests === 'v2' ? padHash(0) : Buffer.concat([digestPiece(SHA1, data), padHash(0)]);
+  }
+  return digestPiece({ kind: job.digests === 'v2' ? 'merkle' : 'both', dataLength: shape.bytes, leaves: shape.leaves }, data);
 }
 
 parentPort!.on('message', (msg: { block: number; pieces: number[] } | null) => {
