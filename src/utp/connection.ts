@@ -8,6 +8,12 @@
  * sequence number of the next data packet without consuming it, so the initiator takes
  * ack_nr = seq_nr - 1 from the SYN's answer; an accepted connection may send data at once;
  * the timeout resends everything unacked as the window allows (go-back-N), not one packet.
+ *
+ * Loss is found as RACK does (RFC 8985), by send order rather than by counting duplicate acks:
+ * a packet sent before one that has been delivered, and outstanding a round trip longer, is
+ * lost. One rule covers a hole under a SACK, a resend lost again, and the partial acks of a
+ * burst that overflowed the receiver's socket (libtorrent's, when its thread is descheduled):
+ * counting acks past a resend waits for new packets that a full window never sends.
  */
 import { Ledbat } from './congestion.js';
 import {
@@ -51,7 +57,7 @@ const OVERRUN_BYTES = 64 * MSS;
 export const LINGER_MS = 3000;
 /** received data packets that make an ack go at once rather than at the end of the burst */
 const ACK_EVERY = 8;
-/** three duplicate acks, or three packets acked past a hole, mean the hole is lost (BEP 29) */
+/** three duplicate acks without a SACK mean the oldest packet is lost (BEP 29): a receiver without SACK says no more */
 const DUP_ACKS = 3;
 
 export type ConnState = 'syn_sent' | 'connected' | 'fin_sent' | 'closed';
@@ -84,13 +90,11 @@ class OutPacket {
   seq = 0;
   payload = 0;
   sentAt = 0;
+  /** the connection's count of transmissions when this one last went: "sent before" for RACK, exact where the clock is coarse */
+  order = 0;
   transmissions = 0;
-  /** taken out of the window by a timeout: goes again when the window allows */
+  /** taken out of the window as lost (RACK, a timeout): goes again when the window allows */
   needResend = false;
-  /** resent on a duplicate ack or SACK hole since the last timeout */
-  fastResent = false;
-  /** our next sequence number when it was fast-resent: acks of packets sent after it say the resend was lost too */
-  resendMark = 0;
   view(): Buffer {
     return this.length === this.buf.length ? this.buf : this.buf.subarray(0, this.length);
   }
@@ -104,7 +108,6 @@ function takePacket(): OutPacket {
 }
 function givePacket(p: OutPacket): void {
   p.needResend = false;
-  p.fastResent = false;
   p.transmissions = 0;
   if (pool.length < POOL_MAX) pool.push(p);
 }
@@ -169,6 +172,21 @@ export class UtpConnection {
   private rtoAt = Infinity;
   private timeouts = 0;
   private dupAcks = 0;
+  /** transmissions so far, numbering each (OutPacket.order) */
+  private sendOrder = 0;
+  /** RACK: the order and round trip of the most recently sent packet known delivered */
+  private rackOrder = 0;
+  private rackRtt = 0;
+  /** the least round trip seen: a quarter of it is the reordering allowed before a packet counts as lost */
+  private minRtt = Infinity;
+  /** the order of the last packet to go a second time: acks of packets sent before it may have waited on it, and give no RTT sample */
+  private lastResendOrder = 0;
+  /** what this ack delivered (reset per ack; fields, so that no object is made per ack) */
+  private ackedBytes = 0;
+  private ackedCount = 0;
+  private newestOrder = 0;
+  private newestSentAt = 0;
+  private sampleSentAt = -Infinity;
   /** halve the window at most once per window of packets: until sndUna passes this */
   private lossSeq: number;
   private ackOwed = false;
@@ -330,65 +348,53 @@ export class UtpConnection {
     // an ack of something we never sent, or older than what is acked, says nothing about flight
     const ahead = seqDiff(this.sndUna, seqAdd(ack, 1));
     if (ahead < 0 || seqDiff(ack, this.seqNr) <= 0) return;
-    let ackedBytes = 0;
-    let acked = 0;
+    this.ackedBytes = 0;
+    this.ackedCount = 0;
+    this.newestOrder = 0;
+    this.sampleSentAt = -Infinity;
     for (let s = this.sndUna; s !== seqAdd(ack, 1); s = seqAdd(s, 1)) {
       const p = this.outRing[s & RING_MASK];
-      if (p) {
-        ackedBytes += this.release(p, now);
-        acked++;
-      }
+      if (p) this.deliver(p, now);
     }
     const advanced = ahead > 0;
     if (advanced) this.sndUna = seqAdd(ack, 1);
-    let lost = false;
     if (h.sack) {
       const sack = h.sack;
-      const bits = sack.length * 8;
-      let after = 0;
-      let highest = -1;
-      const last = seqAdd(this.seqNr, -1);
-      for (let i = bits - 1; i >= -1; i--) {
+      for (let i = 0, bits = sack.length * 8; i < bits; i++) {
         const s = seqAdd(ack, 2 + i);
-        if (seqDiff(s, this.seqNr) <= 0) continue;
+        if (seqDiff(s, this.seqNr) <= 0) break;
         const p = this.outRing[s & RING_MASK];
-        if (i >= 0 && sackHas(sack, i)) {
-          after++;
-          if (highest < 0) highest = s;
-          if (p) {
-            ackedBytes += this.release(p, now);
-            acked++;
-          }
-        } else if (p && (after >= DUP_ACKS || (after > 0 && highest === last)) && this.mayResend(p, highest)) {
-          // also when every packet sent after the hole is acked, however few (early retransmit,
-          // RFC 5827): a small window has no three packets to follow a loss
-          this.fastResend(p, now);
-          lost = true;
-        }
+        if (p && sackHas(sack, i)) this.deliver(p, now);
       }
     }
     while (this.sndUna !== this.seqNr && this.outRing[this.sndUna & RING_MASK] === null) this.sndUna = seqAdd(this.sndUna, 1);
+    let lost = false;
     if (!advanced && h.type === ST_STATE && this.sndUna !== this.seqNr && !h.sack) {
       if (++this.dupAcks >= DUP_ACKS) {
+        this.dupAcks = 0;
         const p = this.outRing[this.sndUna & RING_MASK];
-        if (p && !p.fastResent) {
-          this.dupAcks = 0;
-          this.fastResend(p, now);
+        if (p && !p.needResend && p.transmissions === 1) {
+          this.markLost(p);
           lost = true;
         }
       }
     } else if (advanced) {
       this.dupAcks = 0;
     }
-    if (lost && seqDiff(this.lossSeq, this.sndUna) >= 0) {
-      this.ledbat.onLoss();
-      this.lossSeq = this.seqNr;
+    if (this.ackedCount > 0) {
+      if (this.newestOrder > this.rackOrder) {
+        this.rackOrder = this.newestOrder;
+        this.rackRtt = now - this.newestSentAt;
+      }
+      if (this.sampleSentAt > -Infinity) this.rttSample(now - this.sampleSentAt);
+      lost = this.detectLosses(now) || lost;
     }
-    if (acked > 0) {
+    if (lost) this.onLoss();
+    if (this.ackedCount > 0) {
       this.timeouts = 0;
       this.lastProgress = now;
       this.probed = false;
-      this.ledbat.onAck(ackedBytes, h.timestampDiff, now);
+      this.ledbat.onAck(this.ackedBytes, h.timestampDiff, now);
       this.rtoAt = this.sndUna === this.seqNr ? Infinity : now + this.rto;
       if (this.finSeq >= 0 && !this.finAcked && this.sndUna === this.seqNr && seqDiff(this.finSeq, this.seqNr) > 0) {
         // our FIN is acked: nothing more will be sent. The other end's FIN may still come, and
@@ -400,17 +406,61 @@ export class UtpConnection {
   }
 
   /**
-   * A hole is resent once on three acks past it; again only once three packets sent after that
-   * resend are acked (the resend was lost too), not on every ack that still shows the hole.
+   * A packet the other end has (acked or SACKed) leaves the ring. It may move RACK's mark, and
+   * give the ack's RTT sample: Karn's rule (first transmissions only), and only a packet sent
+   * after the last resend, since one sent before may have waited at the receiver for the hole
+   * to be filled, or for the SACK's reach to slide over it, and say seconds where the round trip
+   * is a millisecond (the RTO then grew past a minute, and the connection stood still).
    */
-  private mayResend(p: OutPacket, highestSacked: number): boolean {
-    return !p.fastResent || (highestSacked >= 0 && seqDiff(p.resendMark, highestSacked) >= DUP_ACKS - 1);
+  private deliver(p: OutPacket, now: number): void {
+    // a resent packet acked sooner than any round trip was delivered by its first transmission
+    if (p.order > this.newestOrder && (p.transmissions === 1 || now - p.sentAt >= this.minRtt)) {
+      this.newestOrder = p.order;
+      this.newestSentAt = p.sentAt;
+    }
+    if (p.transmissions === 1 && p.order > this.lastResendOrder && p.sentAt > this.sampleSentAt) this.sampleSentAt = p.sentAt;
+    this.ackedBytes += this.release(p);
+    this.ackedCount++;
+  }
+
+  /**
+   * RACK (RFC 8985): every packet sent before the newest delivered one and outstanding longer
+   * than its round trip plus a reordering allowance is lost. Packets in sequence order were
+   * first sent in that order, so the scan stops at the first first-transmission still in time.
+   */
+  private detectLosses(now: number): boolean {
+    if (this.rackOrder === 0 || this.sndUna === this.seqNr) return false;
+    const deadline = now - this.rackRtt - (this.minRtt === Infinity ? 0 : this.minRtt / 4);
+    let lost = false;
+    for (let s = this.sndUna; s !== this.seqNr; s = seqAdd(s, 1)) {
+      const p = this.outRing[s & RING_MASK];
+      if (!p || p.needResend) continue;
+      if (p.order < this.rackOrder && p.sentAt <= deadline) {
+        this.markLost(p);
+        lost = true;
+      } else if (p.transmissions === 1) break;
+    }
+    return lost;
+  }
+
+  /** A lost packet leaves the window and goes again as soon as the window allows (flush). */
+  private markLost(p: OutPacket): void {
+    p.needResend = true;
+    this.resendWaiting++;
+    this.curWindow -= p.payload;
+    this.host.counters.fastResends++;
+  }
+
+  /** The window halves at most once per window of packets (a burst's losses are one congestion event). */
+  private onLoss(): void {
+    if (seqDiff(this.lossSeq, this.sndUna) < 0) return;
+    this.ledbat.onLoss();
+    this.lossSeq = this.seqNr;
   }
 
   /** An acked packet leaves the ring; returns its payload bytes. */
-  private release(p: OutPacket, now: number): number {
+  private release(p: OutPacket): number {
     this.outRing[p.seq & RING_MASK] = null;
-    if (p.transmissions === 1) this.rttSample(now - p.sentAt);
     if (p.needResend) this.resendWaiting--;
     else this.curWindow -= p.payload;
     const n = p.payload;
@@ -418,9 +468,16 @@ export class UtpConnection {
     return n;
   }
 
+  /** the smoothed round trip, ms (0 before the first sample) */
+  get roundTrip(): number {
+    return this.rtt;
+  }
+
   /** BEP 29: rtt and rtt_var as TCP's, rto = max(rtt + 4 rtt_var, 500 ms). Karn: first transmissions only. */
   private rttSample(ms: number): void {
-    if (this.rtt === 0) {
+    const first = this.minRtt === Infinity;
+    if (ms < this.minRtt) this.minRtt = ms;
+    if (first) {
       this.rtt = ms;
       this.rttVar = ms / 2;
     } else {
@@ -517,19 +574,17 @@ export class UtpConnection {
     if (this.state === 'closed' || this.state === 'syn_sent') return;
     const now = this.host.now();
     const limit = Math.min(this.ledbat.cwnd, this.peerWnd);
-    if (this.resendWaiting > 0) {
-      for (let s = this.sndUna; s !== this.seqNr && this.resendWaiting > 0; s = seqAdd(s, 1)) {
-        const p = this.outRing[s & RING_MASK];
-        if (!p || !p.needResend) continue;
-        if (this.curWindow > 0 && this.curWindow + p.payload > limit) return;
-        p.needResend = false;
-        this.resendWaiting--;
-        this.curWindow += p.payload;
-        this.host.counters.retransmitted++;
-        this.transmit(p, now);
-      }
+    for (let s = this.sndUna; s !== this.seqNr && this.resendWaiting > 0; s = seqAdd(s, 1)) {
+      const p = this.outRing[s & RING_MASK];
+      if (!p || !p.needResend) continue;
+      if (this.curWindow > 0 && this.curWindow + p.payload > limit) break;
+      p.needResend = false;
+      this.resendWaiting--;
+      this.curWindow += p.payload;
+      this.retransmit(p, now);
     }
-    while (this.unsent > 0 && seqDiff(this.sndUna, this.seqNr) < RING - 1) {
+    // new data only once every lost packet has gone again; an owed ack goes whatever the window
+    while (this.resendWaiting === 0 && this.unsent > 0 && seqDiff(this.sndUna, this.seqNr) < RING - 1) {
       const size = Math.min(MSS, this.unsent);
       if (this.curWindow + size > limit) {
         // one packet may go past a congestion window smaller than a packet when nothing is in
@@ -543,7 +598,7 @@ export class UtpConnection {
       this.windowProbe = false;
       this.sendData(size, now);
     }
-    if (this.closing && this.unsent === 0 && this.finSeq < 0 && seqDiff(this.sndUna, this.seqNr) < RING - 1) {
+    if (this.closing && this.resendWaiting === 0 && this.unsent === 0 && this.finSeq < 0 && seqDiff(this.sndUna, this.seqNr) < RING - 1) {
       this.sendFin(now);
     }
     if (this.ackOwed) this.sendAck(now);
@@ -606,6 +661,7 @@ export class UtpConnection {
   private transmit(p: OutPacket, now: number): void {
     rewriteTimes(p.buf, Math.floor(now * 1000) >>> 0, this.replyMicro, this.window(), p.buf[0]! >> 4 === ST_SYN ? 0 : this.ackNr);
     p.sentAt = now;
+    p.order = ++this.sendOrder;
     p.transmissions++;
     if (this.rtoAt === Infinity) this.rtoAt = now + this.rto;
     this.lastSent = now;
@@ -616,17 +672,10 @@ export class UtpConnection {
     this.host.send(p.view());
   }
 
-  private fastResend(p: OutPacket, now: number): void {
-    p.fastResent = true;
-    p.resendMark = this.seqNr;
-    this.host.counters.fastResends++;
+  private retransmit(p: OutPacket, now: number): void {
     this.host.counters.retransmitted++;
-    if (p.needResend) {
-      p.needResend = false;
-      this.resendWaiting--;
-      this.curWindow += p.payload;
-    }
     this.transmit(p, now);
+    this.lastResendOrder = p.order;
   }
 
   private sendAck(now: number): void {
@@ -681,8 +730,12 @@ export class UtpConnection {
     if (now >= this.rtoAt) {
       this.onTimeout(now);
       if (this.isClosed()) return;
-    } else if (this.state !== 'syn_sent' && !this.probed && this.sndUna !== this.seqNr && now - this.lastProgress >= Math.max(PROBE_MIN_MS, 2 * this.rtt)) {
-      this.probe(now);
+    } else if (this.state !== 'syn_sent' && this.sndUna !== this.seqNr) {
+      // RACK's reordering allowance may run out with no ack coming to notice it
+      if (this.detectLosses(now)) {
+        this.onLoss();
+        this.flush();
+      } else if (!this.probed && now - this.lastProgress >= Math.max(PROBE_MIN_MS, 2 * this.rtt)) this.probe(now);
     }
     if (now - this.lastReceived >= IDLE_TIMEOUT_MS) {
       this.fail('ETIMEDOUT', `uTP connection idle for ${IDLE_TIMEOUT_MS / 1000} s`);
@@ -693,30 +746,16 @@ export class UtpConnection {
 
   /**
    * Nothing acked for two round trips while packets are in flight: the tail of a burst was lost
-   * and no later packet will show the hole in a SACK. Resending the oldest packet gets an ack
-   * that does (a tail loss probe, RFC 8985), long before the 500 ms minimum timeout.
+   * and no later packet will show the hole in a SACK. The oldest packet goes again (a tail loss
+   * probe, RFC 8985): its ack moves RACK's mark past every packet sent before it, and those
+   * still outstanding are resent as the window allows, long before the 500 ms minimum timeout.
    */
   private probe(now: number): void {
     this.probed = true;
     const p = this.outRing[this.sndUna & RING_MASK];
     if (!p || p.needResend) return;
     this.host.counters.probes++;
-    let sacked = false;
-    for (let s = seqAdd(this.sndUna, 1); s !== this.seqNr && !sacked; s = seqAdd(s, 1)) sacked = this.outRing[s & RING_MASK] === null;
-    if (!sacked && seqDiff(this.sndUna, this.seqNr) > 1) {
-      // not one packet of the window arrived: libtorrent drops whatever is more than its
-      // reorder buffer (16 packets, for a reader that posted a small buffer) past a hole, so
-      // the whole window goes again (go-back-N), not one packet per probe
-      this.ledbat.onLoss();
-      this.lossSeq = this.seqNr;
-      this.markAllForResend();
-      this.flush();
-      return;
-    }
-    this.host.counters.retransmitted++;
-    p.fastResent = true;
-    p.resendMark = this.seqNr;
-    this.transmit(p, now);
+    this.retransmit(p, now);
   }
 
   /** Every unacked packet leaves the window and goes again as it allows, oldest first (libtorrent's need_resend). */
@@ -725,7 +764,6 @@ export class UtpConnection {
       const p = this.outRing[s & RING_MASK];
       if (!p || p.needResend) continue;
       p.needResend = true;
-      p.fastResent = false;
       this.resendWaiting++;
       this.curWindow -= p.payload;
     }
@@ -757,8 +795,7 @@ export class UtpConnection {
       const p = this.outRing[this.sndUna & RING_MASK]!;
       p.needResend = false;
       this.resendWaiting--;
-      this.host.counters.retransmitted++;
-      this.transmit(p, now);
+      this.retransmit(p, now);
       return;
     }
     this.flush();

@@ -54,8 +54,9 @@ export interface UtpStats {
   packetsSent: number;
   packetsReceived: number;
   retransmitted: number;
-  /** retransmission timeouts, and packets resent early on duplicate acks or SACK holes */
+  /** retransmission timeouts */
   timeouts: number;
+  /** packets found lost before a timeout (RACK: a packet sent later was delivered; or duplicate acks) */
   fastResends: number;
   /** tail loss probes: the oldest unacked packet resent after two round trips without an ack */
   probes: number;

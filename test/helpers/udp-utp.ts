@@ -59,12 +59,17 @@ export function readBytes(to: UtpStream, n: number): Promise<{ hash: string; byt
   return new Promise((resolve, reject) => {
     const h = createHash('sha1');
     let got = 0;
-    to.on('data', (b: Buffer) => {
+    // n bytes and no more are this reader's: the next readBytes takes what follows
+    const onData = (b: Buffer): void => {
       h.update(b);
       got += b.length;
-      if (got === n) resolve({ hash: h.digest('hex'), bytes: got });
+      if (got === n) {
+        to.off('data', onData);
+        resolve({ hash: h.digest('hex'), bytes: got });
+      }
       if (got > n) reject(new Error(`read ${got} bytes, expected ${n}`));
-    });
+    };
+    to.on('data', onData);
     to.on('error', reject);
     to.on('close', () => {
       if (got < n) reject(new Error(`closed after ${got} of ${n} bytes`));
