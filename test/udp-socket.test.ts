@@ -220,6 +220,36 @@ test('download: its DHT queries and UDP tracker announces leave from its TCP lis
   assert.ok(dhtFrom.every((p) => p === tcp), `DHT router saw ${dhtFrom.join(',')}, TCP port ${tcp}`);
 });
 
+test('fetch-pieces: its DHT queries and its uTP dials leave from one UDP socket', { timeout: 60_000 }, async () => {
+  const dhtFrom: number[] = [];
+  const router = await client(); // a bootstrap "router" that only listens
+  router.on('message', (m, rinfo) => {
+    if (m[0] === 0x64) dhtFrom.push(rinfo.port);
+  });
+  const synFrom: number[] = [];
+  const peer = await client(); // a "peer" that only hears the uTP SYNs
+  peer.on('message', (m, rinfo) => {
+    if (m[0] === ((4 << 4) | 1)) synFrom.push(rinfo.port);
+  });
+  const dir = await tmpDir('tt-udp-fp-');
+  const tf = join(dir, 'x.torrent');
+  await writeFile(tf, makeTorrentBytes('one', [{ path: ['a.bin'], data: Buffer.alloc(40_000, 1) }], 16_384));
+  const fp = spawn(process.execPath, [CLI, 'fetch-pieces', tf, '--peer', `127.0.0.1:${peer.address().port}`, '--bootstrap', `127.0.0.1:${router.address().port}`, '--quiet'], {
+    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, XDG_STATE_HOME: dir, HOME: dir },
+  });
+  procs.push(fp);
+  let err = '';
+  fp.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  await until(() => synFrom.length > 0 && dhtFrom.length > 0, 30_000, 'a uTP SYN and a DHT query').catch((e: Error) => {
+    throw new Error(`${e.message}; stderr: ${err}`);
+  });
+  const code = new Promise<number | null>((r) => fp.on('close', (c) => r(c)));
+  fp.kill('SIGINT');
+  assert.equal(await code, 130, err);
+  const port = synFrom[0]!;
+  assert.ok(synFrom.every((p) => p === port) && dhtFrom.every((p) => p === port), `uTP from ${synFrom.join(',')}, DHT from ${dhtFrom.join(',')}`);
+});
+
 test('announce: its requests (connect, started, stopped) leave from one UDP port', async () => {
   const tracker = await scriptedTracker();
   const dir = await tmpDir('tt-udp-ann-');

@@ -33,8 +33,8 @@ export const DHT_BOOLEAN_OPTIONS = ['no-dht'];
 export const DHT_HELP = `  --no-dht             do not use the DHT (it is never used for a private torrent)
   --bootstrap HOST:PORT  DHT node to start from (repeatable; default: the well-known routers or
                        $TORRENT_TOOLS_DHT_BOOTSTRAP)
-  --dht-port N         a UDP port of its own for our DHT node (default: download shares
-                       its --port number's UDP socket with UDP trackers; otherwise any)
+  --dht-port N         a UDP port of its own for our DHT node (default: the one UDP
+                       socket uTP and UDP trackers use, on the --port number when listening)
 `;
 
 /**

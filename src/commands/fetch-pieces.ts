@@ -6,6 +6,8 @@ import { resolveTorrent } from '../client/metadata.js';
 import { DHT_BOOLEAN_OPTIONS, DHT_HELP, DHT_STRING_OPTIONS, startClientDht } from '../cli/dht-args.js';
 import { TRANSPORT_BOOLEAN_OPTIONS, TRANSPORT_HELP, transportsOf } from '../cli/transport-args.js';
 import { DhtDiscovery } from '../dht/discovery.js';
+import type { DhtNode } from '../dht/node.js';
+import type { Torrent } from '../metainfo/torrent.js';
 import { PeerFeed } from '../peers/feed.js';
 import { peerKey, peerLine, type PeerRecord } from '../peers/record.js';
 import { parseArgs } from '../cli/args.js';
@@ -119,25 +121,31 @@ examples:
     const feed = new PeerFeed();
     for (const p of await resolvePeerArgs(peers, io, 'fetch-pieces')) feed.add(p);
     const stopPeers = feedFromStdin(io, 'fetch-pieces', feed);
-    // the DHT finds peers too (not for private torrents: BEP 27); announced only when we serve
-    let dht = await startClientDht(a, io, 'fetch-pieces', src.torrent?.private ?? false, log);
-    const discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port: a.has('serve-from') ? port ?? 6881 : null, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
-    discovery?.start();
-    const dhtActive = (): boolean => dht !== null && dht.table.size > 0;
-    // the session: our uTP endpoint (and with --serve-from the listening port), from the metadata step on
+    // the session first: our uTP endpoint (and with --serve-from the listening port) on the
+    // process's one UDP socket, which the DHT shares
     const transports = transportsOf(a);
-    const session = new Session({ dht, ...transports, log });
-    const { torrent: t } = await openSession(session, a.has('serve-from') ? port ?? 6881 : null, transports.tcp, log)
-      .then(() => resolveTorrent(src, {
+    const session = new Session({ ...transports, log });
+    let dht: DhtNode | null = null;
+    let discovery: DhtDiscovery | null = null;
+    const dhtActive = (): boolean => dht !== null && dht.table.size > 0;
+    let t: Torrent;
+    try {
+      await openSession(session, a.has('serve-from') ? port ?? 6881 : null, transports.tcp, log);
+      // the DHT finds peers too (not for private torrents: BEP 27); announced only when we serve
+      dht = await startClientDht(a, io, 'fetch-pieces', src.torrent?.private ?? false, log, session.udp);
+      session.useDht(dht);
+      discovery = dht ? new DhtDiscovery(dht, src.infoHash, { port: a.has('serve-from') ? port ?? 6881 : null, onPeer: (rec) => feed.add(rec), onLog: log }) : null;
+      discovery?.start();
+      ({ torrent: t } = await resolveTorrent(src, {
         feed, cacheFile: a.str('save-torrent'), timeoutMs: timeout * 1000, signal: io.signal, maxPeers, port: session.port ?? port,
         maxSize: a.int('max-metadata', 1, 1 << 30), log, onPeer, morePeers: dhtActive, transports: session.transports,
-      }))
-      .catch(async (e: unknown) => {
-        discovery?.stop();
-        await session.close();
-        await dht?.close();
-        throw e;
-      });
+      }));
+    } catch (e) {
+      discovery?.stop();
+      await session.close();
+      await dht?.close();
+      throw e;
+    }
     if (t.private && dht) {
       // the metadata says private: no DHT for it after all
       discovery?.stop();
