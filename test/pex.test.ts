@@ -1,19 +1,25 @@
 /** BEP 11 peer exchange: the codec, its limits, address scopes, and discovery in a real swarm. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { encode } from '../src/bencode/encoder.js';
 import { acceptableFrom, addressScope, decodeCompactPeers, encodeCompactPeer, ipBytes } from '../src/peers/compact.js';
 import { WireViolation } from '../src/wire/frame-decoder.js';
-import type { PeerConnection } from '../src/wire/peer-connection.js';
-import { decodePex, encodePex, UtPex, type PexMessage } from '../src/wire/ut-pex.js';
+import { PexExchange } from '../src/swarm/pex.js';
+import { memoryPipe, type WireSocket } from '../src/wire/memory-pipe.js';
+import { PeerConnection } from '../src/wire/peer-connection.js';
+import { makePeerId } from '../src/wire/protocol.js';
+import { decodePex, encodePex, PEX_FLAG, UtPex, type PexMessage } from '../src/wire/ut-pex.js';
 import { CLI, runCli, runShell } from './helpers/cli.js';
 import { bytes, int, rng } from './helpers/random.js';
 import { startSeed, type SeedProc } from './helpers/swarm.js';
 import { makeTorrent, makeTorrentBytes, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
 import { freeTcpPort } from './helpers/ports.js';
+import { nextConnection, udpEndpoint } from './helpers/udp-utp.js';
 
 const seeds: SeedProc[] = [];
 const kills: Array<() => void> = [];
@@ -145,4 +151,51 @@ test('a private torrent never offers ut_pex (BEP 27)', async () => {
   const hs = res.stdout.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['dir'] === 'in' && l['id'] === 0);
   const m = (hs!['handshake'] as { m: Record<string, number> }).m;
   assert.ok('ut_metadata' in m && !('ut_pex' in m), JSON.stringify(m));
+});
+
+test('PEX flags: a peer we dialled is reachable (0x10), one on uTP speaks it (0x04), one that said e=1 prefers MSE (0x01)', { timeout: 30_000 }, async () => {
+  const infoHash = randomBytes(20);
+  const limits = { pieceCount: 4, pieceSize: () => 16_384 };
+  const accept = (h: Buffer): typeof limits | null => (h.equals(infoHash) ? limits : null);
+  const pex = new PexExchange({ onPeer: () => {}, intervalMs: 0 });
+  const x = await udpEndpoint();
+  const a = await udpEndpoint();
+  const conns: PeerConnection[] = [];
+  const heard = new Map<string, PexMessage>();
+  /** the other end of one of X's connections: it speaks ut_pex, and says `e` when asked */
+  const farEnd = (socket: WireSocket, name: string, e?: number): void => {
+    const c = new PeerConnection(socket, { peerId: makePeerId(randomBytes), outgoing: false, accept });
+    c.use(new UtPex({ onPeers: (_c, m) => heard.set(name, m) }));
+    if (e !== undefined) c.use({ name: 'tt_e', onMessage: () => {}, handshakeFields: () => ({ e }) });
+    conns.push(c);
+  };
+  const fromX = (socket: WireSocket, ip: string, port: number): void => {
+    const c = new PeerConnection(socket, { peerId: makePeerId(randomBytes), infoHash, outgoing: true, limits });
+    c.use(pex.extension(c, { ip, port, source: 'cli' }));
+    conns.push(c);
+  };
+  try {
+    // A over uTP; B and C in process (a memory pipe stands for TCP), C asking for MSE
+    const accepted = nextConnection(a.endpoint);
+    const toA = x.endpoint.connect('127.0.0.1', a.port);
+    await once(toA, 'connect');
+    fromX(toA, '127.0.0.1', a.port);
+    farEnd(await accepted, 'A');
+    const [xb, b] = memoryPipe();
+    fromX(xb, '10.0.0.2', 6882);
+    farEnd(b, 'B');
+    const [xc, c] = memoryPipe();
+    fromX(xc, '10.0.0.3', 6883);
+    farEnd(c, 'C', 1);
+    for (let i = 0; i < 100 && heard.size < 3; i++) await new Promise((r) => setTimeout(r, 100));
+    const flagsOf = (to: string, port: number): number | undefined => heard.get(to)?.added.find((p) => p.port === port)?.flags;
+    assert.equal(flagsOf('B', a.port), PEX_FLAG.reachable | PEX_FLAG.utp, 'A, told to B');
+    assert.equal(flagsOf('A', 6882), PEX_FLAG.reachable, 'B, told to A');
+    assert.equal(flagsOf('A', 6883), PEX_FLAG.reachable | PEX_FLAG.encryption, 'C, told to A');
+  } finally {
+    pex.destroy();
+    for (const c of conns) c.close(null);
+    await x.close();
+    await a.close();
+  }
 });

@@ -6,6 +6,7 @@
  */
 import { normalizeIp, type PeerRecord } from '../peers/record.js';
 import { acceptableFrom, type CompactPeer } from '../peers/compact.js';
+import { UtpStream } from '../utp/stream.js';
 import type { PeerConnection } from '../wire/peer-connection.js';
 import { PEX_FLAG, PEX_MAX_ENTRIES, UtPex, type PexPeer } from '../wire/ut-pex.js';
 import { isIP } from 'node:net';
@@ -88,6 +89,9 @@ export class PexExchange {
       let flags = 0;
       if (e.conn.outgoing) flags |= PEX_FLAG.reachable;
       if (this.o.peerIsSeed?.(e.conn)) flags |= PEX_FLAG.seed;
+      // as libtorrent: a peer we talk to over uTP speaks it; one whose handshake said e=1 prefers MSE
+      if (e.conn.socket instanceof UtpStream) flags |= PEX_FLAG.utp;
+      if (e.conn.remoteExtended?.get('e') === 1) flags |= PEX_FLAG.encryption;
       live.set(key(a), { peer: a, flags, conn: e.conn });
     }
     const interval = this.o.intervalMs ?? 60_000;
