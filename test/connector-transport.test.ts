@@ -197,7 +197,7 @@ test('transports given as undefined (a swarm passing on what it was not given): 
   assert.deepEqual(o.connected.map((c) => c.transport), ['tcp']);
 });
 
-test('an IPv6 peer is dialled over TCP (uTP runs on the IPv4 socket); with TCP off it is given up', async () => {
+test('an IPv6 peer is dialled over TCP without an IPv6 UDP socket (with TCP off it is given up), over uTP with one', async () => {
   const utp = utpDial(['connect']);
   const o = connector({ tcp: true, utp: utp.dial });
   // nothing listens there: the point is which transport is tried
@@ -211,6 +211,11 @@ test('an IPv6 peer is dialled over TCP (uTP runs on the IPv4 socket); with TCP o
   await settle(50);
   off.c.stop();
   assert.equal(utp.calls(), 0);
-  assert.deepEqual(off.failures, ['no uTP to an IPv6 address, and TCP is off']);
+  assert.deepEqual(off.failures, ['no uTP to an IPv6 address (no such UDP socket here), and TCP is off']);
+  const six = connector({ tcp: false, utp: utp.dial, utpFamilies: [4, 6] });
+  six.c.add({ ip: '::1', port: 1, source: 'cli' });
+  await settle(50);
+  six.c.stop();
+  assert.equal(utp.calls(), 1, 'dialled over uTP');
   assert.equal(off.c.pending, 0);
 });

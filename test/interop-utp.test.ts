@@ -3,7 +3,8 @@
  * (enable_incoming_tcp/enable_outgoing_tcp false, LT_TRANSPORT=utp: test/fixtures/lt_transport.py):
  * it seeds to our download (also rate-limited, limits applied on loopback), it downloads from our
  * seed, a swarm of one TCP-only and one uTP-only seeder is used over both, and a download through
- * a relay that loses, duplicates and reorders 2% of the datagrams arrives byte-identical.
+ * a relay that loses, duplicates and reorders 2% of the datagrams arrives byte-identical; over
+ * IPv6 loopback too, both ways.
  * Skipped when python-libtorrent is missing.
  */
 import assert from 'node:assert/strict';
@@ -16,12 +17,14 @@ import { runCli } from './helpers/cli.js';
 import { SYSTEM_PYTHON, hasLibtorrent, skipUnless, startLtSeeds } from './helpers/interop.js';
 import { LtSwarm } from './helpers/lt-swarm.js';
 import { bytes, rng } from './helpers/random.js';
+import { hasIpv6Loopback } from './helpers/ports.js';
 import { startSeed, type SeedProc } from './helpers/swarm.js';
 import { makeTorrent, tmpDir, writeFiles, type TestFile } from './helpers/torrent.js';
 import { udpRelay, type UdpRelay } from './helpers/udp-relay.js';
 
 const FIX = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const skip = skipUnless(hasLibtorrent(), 'python3-libtorrent');
+const skip6 = skip || ((await hasIpv6Loopback()) ? false : 'IPv6 loopback (::1) is not available here');
 const PL = 64 * 1024;
 const r = rng(29);
 const files: TestFile[] = [
@@ -57,8 +60,8 @@ interface Source {
 }
 
 /** Our download of `tf` from `peers`, bounded in time; the --json `sources` record. */
-async function download(tf: string, out: string, peers: number[], extra: string[] = []): Promise<Source[]> {
-  const res = await runCli(['download', tf, '-o', out, '--no-announce', '--no-dht', '--port', '0', '--timeout', '30', '--json', '--quiet', ...peers.flatMap((p) => ['--peer', `127.0.0.1:${p}`]), ...extra], { timeoutMs: 90_000 });
+async function download(tf: string, out: string, peers: number[], extra: string[] = [], host = '127.0.0.1'): Promise<Source[]> {
+  const res = await runCli(['download', tf, '-o', out, '--no-announce', '--no-dht', '--port', '0', '--timeout', '30', '--json', '--quiet', ...peers.flatMap((p) => ['--peer', `${host}:${p}`]), ...extra], { timeoutMs: 90_000 });
   assert.equal(res.code, 0, res.stderr);
   const events = res.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string; sources?: Source[] });
   const sources = events.find((e) => e.event === 'sources')?.sources;
@@ -95,14 +98,16 @@ test('a rate-limited uTP-only libtorrent seeder (limits on loopback too) to our 
   assert.ok(seconds > (SIZE / rate) * 0.6, `${SIZE} bytes in ${seconds} s at ${rate} B/s`);
 });
 
-// runs and reports every time; a failure does not fail the run while the stall is open
-test('a uTP-only libtorrent leecher downloads from our seed', { skip, timeout: 120_000 }, async () => {
+/** Our seed on `host`; a uTP-only libtorrent leecher (listening there too) downloads from it. */
+async function ltLeechesFromOurSeed(host: '127.0.0.1' | '::1'): Promise<void> {
   const { dir, tf, full } = await prepare();
-  const s: SeedProc = await startSeed(tf, full);
+  const s: SeedProc = await startSeed(tf, full, { host });
   stops.push(() => s.stop());
   const out = join(dir, 'lt-out');
+  const peer = host.includes(':') ? `[${host}]:${s.port}` : `${host}:${s.port}`;
+  const env = { ...process.env, LT_TRANSPORT: 'utp', LT_LISTEN: host.includes(':') ? `[${host}]` : host };
   const res = await new Promise<{ code: number | null; err: string }>((resolve) => {
-    const c: ChildProcess = spawn(SYSTEM_PYTHON, [join(FIX, 'lt-leech.py'), tf, out, `127.0.0.1:${s.port}`, '60'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LT_TRANSPORT: 'utp' } });
+    const c: ChildProcess = spawn(SYSTEM_PYTHON, [join(FIX, 'lt-leech.py'), tf, out, peer, '60'], { stdio: ['ignore', 'pipe', 'pipe'], env });
     stops.push(() => c.kill('SIGKILL'));
     let err = '';
     c.stderr!.on('data', (b: Buffer) => (err += b.toString()));
@@ -110,7 +115,21 @@ test('a uTP-only libtorrent leecher downloads from our seed', { skip, timeout: 1
   });
   assert.equal(res.code, 0, res.err + s.stderr());
   await sameFiles(out);
+}
+
+test('a uTP-only libtorrent leecher downloads from our seed', { skip, timeout: 120_000 }, () => ltLeechesFromOurSeed('127.0.0.1'));
+
+test('over IPv6: a uTP-only libtorrent seeder on [::1] to our download --no-tcp', { skip: skip6, timeout: 120_000 }, async () => {
+  const { dir, tf, full } = await prepare();
+  const lt = await startLtSeeds(tf, full, 1, { LT_TRANSPORT: 'utp', LT_LISTEN: '[::1]' });
+  stops.push(lt.stop);
+  const out = join(dir, 'out6');
+  const sources = await download(tf, out, lt.ports, ['--no-tcp'], '[::1]');
+  await sameFiles(out);
+  assert.deepEqual(sources.map((s) => s.transport), ['utp'], JSON.stringify(sources));
 });
+
+test('over IPv6: a uTP-only libtorrent leecher on [::1] downloads from our seed', { skip: skip6, timeout: 120_000 }, () => ltLeechesFromOurSeed('::1'));
 
 test('a mixed swarm: a TCP-only and a uTP-only libtorrent seeder both serve our download', { skip, timeout: 120_000 }, async () => {
   const { dir, tf, full } = await prepare();

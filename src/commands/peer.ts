@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { lookup } from 'node:dns/promises';
 import { connect, createServer, isIP, type Socket } from 'node:net';
 import { SharedUdp } from '../net/udp-socket.js';
-import { UtpEndpoint } from '../utp/endpoint.js';
+import { utpOnUdp } from '../utp/on-udp.js';
 import type { WireSocket } from '../wire/memory-pipe.js';
 import { parseArgs, parseIntArg } from '../cli/args.js';
 import { CliError, UsageError } from '../cli/errors.js';
@@ -56,7 +56,7 @@ options:
   --encrypt METHOD  start with the MSE encrypted handshake, offering METHOD for the rest of
                     the stream: rc4, plaintext, or both (the peer picks); the incoming
                     handshake record then says "encryption":"mse-rc4"|"mse-plaintext"
-  --utp             speak uTP (BEP 29, over UDP, IPv4) instead of TCP: connect to HOST:PORT
+  --utp             speak uTP (BEP 29, over UDP, IPv4 or IPv6) instead of TCP: connect to HOST:PORT
                     over uTP, or with --listen wait for a uTP connection on UDP port PORT.
                     The handshake record then says "transport":"utp"
   --dht-port N      say we run a DHT node (BEP 5 reserved bit) and send a port message with N
@@ -268,16 +268,17 @@ async function utpLink(port: number): Promise<UtpLink> {
   const udp = await SharedUdp.bind(port).catch((e: Error) => {
     throw new CliError(`UDP port ${port}: ${e.message}`);
   });
-  const endpoint = new UtpEndpoint(udp);
-  udp.onUtp((buf, address, from) => endpoint.receive(buf, address, from));
+  // IPv6 as well where the machine has it, on the same number
+  const udp6 = await SharedUdp.bind(udp.port, '::', { type: 'udp6' }).catch(() => null);
+  const endpoint = utpOnUdp(udp, udp6);
   return {
     port: udp.port,
     async dial(hostPort, timeoutMs) {
       const hp = parseHostPort(hostPort);
       if (!hp) throw new UsageError(`expected HOST:PORT, got ${JSON.stringify(hostPort)}`);
-      // the UDP socket is IPv4 (net/udp-socket.ts)
-      const ip = isIP(hp.host) === 4 ? hp.host : isIP(hp.host) === 6 ? null : await lookup(hp.host, { family: 4 }).then((r) => r.address, () => null);
-      if (ip === null) throw new CliError(`${hostPort}: no IPv4 address (uTP here is IPv4 only)`);
+      const ip = isIP(hp.host) !== 0 ? hp.host : await lookup(hp.host, { family: udp6 === null ? 4 : 0 }).then((r) => r.address, () => null);
+      if (ip === null) throw new CliError(`${hostPort}: cannot resolve ${hp.host}`);
+      if (isIP(ip) === 6 && udp6 === null) throw new CliError(`${hostPort}: no IPv6 UDP socket here (uTP reaches IPv4 addresses only)`);
       const stream = endpoint.connect(ip, hp.port);
       return new Promise<WireSocket>((resolve, reject) => {
         const timer = setTimeout(() => {
@@ -303,6 +304,7 @@ async function utpLink(port: number): Promise<UtpLink> {
     async close() {
       endpoint.close();
       await udp.close();
+      await udp6?.close();
     },
   };
 }

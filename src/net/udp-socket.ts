@@ -7,9 +7,10 @@
  * else is counted and dropped. Sharing the socket means one port to forward, one NAT mapping,
  * and the port a peer learns from our TCP connections is the one our DHT and uTP answer on.
  *
- * IPv4 only (udp4): the DHT node speaks BEP 5's IPv4 compact formats, and a dual-stack socket
- * would hand every IPv4 sender over as ::ffff:a.b.c.d to handlers that key peers by address.
- * An IPv6 UDP tracker gets a SharedUdp of its own (type 'udp6') for the exchange.
+ * One family a socket (no dual stack: it would hand every IPv4 sender over as ::ffff:a.b.c.d
+ * to handlers that key peers by address). The DHT node speaks BEP 5's IPv4 compact formats, so
+ * the shared socket is IPv4; a session binds an IPv6 twin on the same number for uTP alone
+ * (utp/on-udp.ts), and an IPv6 UDP tracker gets a SharedUdp of its own for the exchange.
  *
  * Tracker replies are routed by transaction id (`expect`), so many announces can wait on the
  * one socket at once and a datagram nobody waits for costs a map lookup. The demux is not
@@ -83,7 +84,8 @@ export class SharedUdp {
 
   /** Binds a socket on `port` (0: any free one). Rejects with the bind error (EADDRINUSE…). */
   static async bind(port: number, host?: string, o: SharedUdpOptions = {}): Promise<SharedUdp> {
-    const socket = createSocket({ type: o.type ?? 'udp4', recvBufferSize: RECV_BUFFER, sendBufferSize: SEND_BUFFER });
+    // IPv6 only: the IPv4 socket may hold the same port number (utp/on-udp.ts)
+    const socket = createSocket({ type: o.type ?? 'udp4', ipv6Only: o.type === 'udp6', recvBufferSize: RECV_BUFFER, sendBufferSize: SEND_BUFFER });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind({ port, address: host }, () => {

@@ -11,7 +11,8 @@ import type { DhtNode } from '../dht/node.js';
 import type { LogLevel } from '../log.js';
 import { SharedUdp } from '../net/udp-socket.js';
 import { TCP_ONLY, type Transports } from '../swarm/connector.js';
-import { UtpEndpoint, type UtpStats } from '../utp/endpoint.js';
+import type { UtpEndpoint, UtpStats } from '../utp/endpoint.js';
+import { utpOnUdp } from '../utp/on-udp.js';
 import { HashPool } from '../storage/hash-pool.js';
 import { OpenFiles } from '../storage/open-files.js';
 import { Turns } from '../turns.js';
@@ -53,6 +54,8 @@ export class Session {
    * that port is taken for UDP). Closed last by close(): a uTP endpoint on it closes first.
    */
   udp: SharedUdp | null = null;
+  /** its IPv6 twin on the same port number, for uTP alone (utp/on-udp.ts); null where IPv6 cannot bind */
+  udp6: SharedUdp | null = null;
   private readonly log: ((line: string, level: LogLevel) => void) | undefined;
   readonly hasher = new HashPool();
   readonly budget: ConnectionBudget;
@@ -68,7 +71,7 @@ export class Session {
   readonly downloadLimit: TokenBucket;
   readonly uploadLimit: TokenBucket;
   readonly listener: PeerListener;
-  /** uTP connections over `udp` (BEP 29): null before listen, with uTP off, or without a UDP socket */
+  /** uTP connections over `udp` and `udp6` (BEP 29): null before listen, with uTP off, or without a UDP socket */
   utp: UtpEndpoint | null = null;
   private readonly useTcp: boolean;
   private readonly useUtp: boolean;
@@ -112,24 +115,16 @@ export class Session {
 
   /**
    * Listens for peers of every hosted torrent on `port` (0: any free one) and binds the UDP
-   * socket on the same number; resolves with it. With port 0, a UDP port already taken has
-   * the TCP one given back and another drawn (PORT_TRIES in all). A given port whose UDP half
-   * is taken, or an IPv6 `host` (the UDP socket is IPv4), leaves `udp` null with a warning:
-   * the DHT and trackers then bind their own.
+   * sockets on the same number (bindUdp); resolves with it. With port 0, a UDP port already
+   * taken has the TCP one given back and another drawn (PORT_TRIES in all). A given port whose
+   * UDP half is taken leaves `udp` null with a warning: the DHT and trackers then bind their own.
    */
   async listen(port: number, host?: string): Promise<number> {
     if (!this.useTcp) return this.listenUdpOnly(port, host);
     for (let attempt = 1; ; attempt++) {
       const bound = await this.listener.listen(port, host);
-      // '::' is every address, IPv4 included: the UDP socket takes every IPv4 one
-      const udpHost = host === '::' ? undefined : host;
-      if (udpHost !== undefined && isIP(udpHost) === 6) {
-        this.log?.(`warning: no UDP socket on ${host} (UDP is IPv4 only): the DHT and UDP trackers use their own`, 'notice');
-        return bound;
-      }
       try {
-        this.udp = await SharedUdp.bind(bound, udpHost, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
-        this.startUtp();
+        await this.bindUdp(bound, host);
         return bound;
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
@@ -143,39 +138,55 @@ export class Session {
   }
 
   /**
-   * --no-tcp: the UDP socket alone, on `port`; its number is the one advertised (extended
-   * handshake, trackers) as a TCP port would be. Without it no peer can be reached: rejects.
+   * --no-tcp: the UDP sockets alone, on `port`; the number is the one advertised (extended
+   * handshake, trackers) as a TCP port would be. Without them no peer can be reached: rejects.
    */
   private async listenUdpOnly(port: number, host?: string): Promise<number> {
-    this.udp = await SharedUdp.bind(port, host, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
-    this.listener.port = this.udp.port;
-    this.startUtp();
-    return this.udp.port;
+    await this.bindUdp(port, host);
+    const bound = (this.udp ?? this.udp6)!.port;
+    this.listener.port = bound;
+    return bound;
   }
 
   /**
-   * For a session that serves no one (fetch-pieces without --serve-from): a UDP socket on any
+   * For a session that serves no one (fetch-pieces without --serve-from): UDP sockets on any
    * port to dial uTP from. Incoming connections find no torrent hosted and are closed.
    */
   async dialOnly(): Promise<void> {
     if (!this.useUtp || this.udp !== null) return;
     try {
-      this.udp = await SharedUdp.bind(0, undefined, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
-      this.startUtp();
+      await this.bindUdp(0, undefined);
     } catch (e) {
       if (!this.useTcp) throw e;
       this.log?.(`warning: no UDP socket (${(e as Error).message}): TCP only`, 'notice');
     }
   }
 
-  private startUtp(): void {
-    const udp = this.udp;
-    if (!this.useUtp || udp === null || this.utp !== null) return;
-    const endpoint = new UtpEndpoint(udp);
-    udp.onUtp((buf, address, port) => endpoint.receive(buf, address, port));
-    // an incoming uTP stream takes the TCP socket's path: routed by the info hash it names
-    endpoint.on('connection', (stream: WireSocket) => this.listener.accept(stream, 'utp'));
-    this.utp = endpoint;
+  /**
+   * The UDP sockets on `port`, and uTP on them: IPv4 (`udp`, shared with the DHT and trackers)
+   * unless `host` is an IPv6 address, and IPv6 (`udp6`, uTP's alone, on the number the IPv4
+   * one got) unless `host` is an IPv4 address. The one `host` names must bind (rejects); with
+   * no host ('::' or none: every address) IPv6 is best effort, for a machine without it.
+   */
+  private async bindUdp(port: number, host: string | undefined): Promise<void> {
+    const any = host === undefined || host === '::';
+    const family = any ? 0 : isIP(host);
+    if (family !== 6) this.udp = await SharedUdp.bind(port, any ? undefined : host, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
+    else this.log?.(`warning: no IPv4 UDP socket on ${host}: the DHT and UDP trackers use their own`, 'notice');
+    if (this.useUtp && family !== 4) {
+      const number = this.udp?.port ?? port;
+      try {
+        this.udp6 = await SharedUdp.bind(number, any ? '::' : host, { type: 'udp6', onError: (e) => this.log?.(`udp6: ${e.message}`, 'peer') });
+      } catch (e) {
+        if (family === 6) throw e;
+        this.log?.(`no IPv6 UDP socket on port ${number} (${(e as Error).message}): uTP reaches IPv4 peers only`, 'peer');
+      }
+    }
+    if (this.useUtp && this.utp === null && (this.udp !== null || this.udp6 !== null)) {
+      this.utp = utpOnUdp(this.udp, this.udp6);
+      // an incoming uTP stream takes the TCP socket's path: routed by the info hash it names
+      this.utp.on('connection', (stream: WireSocket) => this.listener.accept(stream, 'utp'));
+    }
   }
 
   /**
@@ -188,7 +199,10 @@ export class Session {
       if (!this.useTcp) throw new Error('Session: uTP only, and no UDP socket to speak it on');
       return TCP_ONLY;
     }
-    return { tcp: this.useTcp, utp: (ip, port) => utp.connect(ip, port) };
+    const utpFamilies: Array<4 | 6> = [];
+    if (this.udp !== null) utpFamilies.push(4);
+    if (this.udp6 !== null) utpFamilies.push(6);
+    return { tcp: this.useTcp, utp: (ip, port) => utp.connect(ip, port), utpFamilies };
   }
 
   /** uTP packet counts (for --stats and summaries); null without uTP. */
@@ -237,5 +251,6 @@ export class Session {
     this.utp?.close();
     await this.hasher.close();
     await this.udp?.close();
+    await this.udp6?.close();
   }
 }

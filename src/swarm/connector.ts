@@ -41,6 +41,8 @@ export interface DialedSocket extends WireSocket {
 export interface Transports {
   tcp: boolean;
   utp: ((ip: string, port: number) => DialedSocket) | null;
+  /** the address families uTP reaches: the session's UDP sockets (default IPv4 alone) */
+  utpFamilies?: ReadonlyArray<4 | 6>;
 }
 
 export const TCP_ONLY: Transports = { tcp: true, utp: null };
@@ -279,8 +281,9 @@ export class Connector {
       });
       return;
     }
-    // uTP runs on the IPv4 UDP socket (net/udp-socket.ts): an IPv6 peer is TCP's
-    const utp = isIP(k.rec.ip) === 4 ? this.o.transports.utp : null;
+    // an address of a family no UDP socket here speaks is TCP's
+    const family = isIP(k.rec.ip) as 4 | 6;
+    const utp = (this.o.transports.utpFamilies ?? [4]).includes(family) ? this.o.transports.utp : null;
     if (utp !== null && k.utp && this.o.transports.tcp) this.race(key, k, utp);
     else if (utp !== null && !this.o.transports.tcp) this.dialOne(key, k, utp(k.rec.ip, k.rec.port), 'utp', undefined);
     else if (this.o.transports.tcp) this.dialOne(key, k, ...this.tcpSocket(k));
@@ -288,7 +291,7 @@ export class Connector {
       // said later, as a refused dial is: never inside add() or pump()
       process.nextTick(() => {
         this.halfOpenCount--;
-        this.onFail(k.rec, 'no uTP to an IPv6 address, and TCP is off');
+        this.onFail(k.rec, `no uTP to an IPv${family} address (no such UDP socket here), and TCP is off`);
         this.release(key, k.rec, { retry: false, handshook: false, useful: false, hungUp: false });
       });
     }

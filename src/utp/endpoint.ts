@@ -13,13 +13,13 @@ import { decodePacket, emptyHeader, HEADER_SIZE, ST_RESET, ST_SYN, TYPE_NAMES, w
 import { UtpStream } from './stream.js';
 
 /**
- * How the endpoint sends: the shared UDP socket, or a test's relay. A list is sent as one
- * datagram. The bytes stay untouched until this tick's nextTick queue has run (dgram.send
- * resolves even an IP literal on a nextTick before it sends); later, a buffer may be reused,
- * so an implementation that holds datagrams longer (a relay, a queue) copies them.
+ * How the endpoint sends: the process's UDP sockets (utp/on-udp.ts), or a test's relay. The
+ * bytes stay untouched until this tick's nextTick queue has run (dgram.send resolves even an
+ * IP literal on a nextTick before it sends); later, a buffer may be reused, so an
+ * implementation that holds datagrams longer (a relay, a queue) copies them.
  */
 export interface Datagrams {
-  send(buf: Uint8Array | readonly Uint8Array[], port: number, address: string): void;
+  send(buf: Uint8Array, port: number, address: string): void;
 }
 
 /** Time in milliseconds and a periodic callback: tests pass a fake one and call what every() got. */

@@ -1,4 +1,5 @@
 /** Ports for programs that must be told one up front (they cannot report what they bound). */
+import { createSocket } from 'node:dgram';
 import { pickFreePort } from '../../src/client/port.js';
 
 /**
@@ -7,4 +8,19 @@ import { pickFreePort } from '../../src/client/port.js';
  */
 export function freeTcpPort(): Promise<number> {
   return pickFreePort('127.0.0.1');
+}
+
+/** Whether a UDP socket can bind IPv6 loopback here (a container may have IPv6 off). */
+export function hasIpv6Loopback(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp6');
+    s.once('error', () => {
+      s.close();
+      resolve(false);
+    });
+    s.bind(0, '::1', () => {
+      s.close();
+      resolve(true);
+    });
+  });
 }

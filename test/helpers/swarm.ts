@@ -18,11 +18,13 @@ export interface SeedOptions {
   env?: Record<string, string>;
   args?: string[];
   port?: number;
+  /** --host (default 127.0.0.1) */
+  host?: string;
 }
 
 /** `seed` with these positionals: TORRENT... DIR, or FOLDER... */
 export async function startSeedOf(positionals: string[], options: SeedOptions = {}): Promise<SeedProc> {
-  const child = spawn(process.execPath, [CLI, 'seed', ...positionals, '--port', String(options.port ?? 0), '--host', '127.0.0.1', '--quiet', ...(options.args ?? ['--no-announce'])], {
+  const child = spawn(process.execPath, [CLI, 'seed', ...positionals, '--port', String(options.port ?? 0), '--host', options.host ?? '127.0.0.1', '--quiet', ...(options.args ?? ['--no-announce'])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });
