@@ -172,7 +172,7 @@ export class Session {
     const any = host === undefined || host === '::';
     const family = any ? 0 : isIP(host);
     if (family !== 6) this.udp = await SharedUdp.bind(port, any ? undefined : host, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
-    else this.log?.(`warning: no IPv4 UDP socket on ${host}: the DHT and UDP trackers use their own`, 'notice');
+    else this.log?.(`no IPv4 UDP socket on ${host}: the DHT and UDP trackers bind their own`, 'detail');
     if (this.useUtp && family !== 4) {
       const number = this.udp?.port ?? port;
       try {
