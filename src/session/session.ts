@@ -169,14 +169,14 @@ export class Session {
    * no host ('::' or none: every address) IPv6 is best effort, for a machine without it.
    */
   private async bindUdp(port: number, host: string | undefined): Promise<void> {
-    const any = host === undefined || host === '::';
-    const family = any ? 0 : isIP(host);
-    if (family !== 6) this.udp = await SharedUdp.bind(port, any ? undefined : host, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
+    const everyAddress = host === undefined || host === '::';
+    const family = everyAddress ? 0 : isIP(host);
+    if (family !== 6) this.udp = await SharedUdp.bind(port, everyAddress ? undefined : host, { onError: (e) => this.log?.(`udp: ${e.message}`, 'peer') });
     else this.log?.(`no IPv4 UDP socket on ${host}: the DHT and UDP trackers bind their own`, 'detail');
     if (this.useUtp && family !== 4) {
       const number = this.udp?.port ?? port;
       try {
-        this.udp6 = await SharedUdp.bind(number, any ? '::' : host, { type: 'udp6', onError: (e) => this.log?.(`udp6: ${e.message}`, 'peer') });
+        this.udp6 = await SharedUdp.bind(number, everyAddress ? '::' : host, { type: 'udp6', onError: (e) => this.log?.(`udp6: ${e.message}`, 'peer') });
       } catch (e) {
         if (family === 6) throw e;
         this.log?.(`no IPv6 UDP socket on port ${number} (${(e as Error).message}): uTP reaches IPv4 peers only`, 'peer');
