@@ -104,8 +104,9 @@ async function ltLeechesFromOurSeed(host: '127.0.0.1' | '::1'): Promise<void> {
   const s: SeedProc = await startSeed(tf, full, { host });
   stops.push(() => s.stop());
   const out = join(dir, 'lt-out');
-  const peer = host.includes(':') ? `[${host}]:${s.port}` : `${host}:${s.port}`;
-  const env = { ...process.env, LT_TRANSPORT: 'utp', LT_LISTEN: host.includes(':') ? `[${host}]` : host };
+  const bracketed = host.includes(':') ? `[${host}]` : host;
+  const peer = `${bracketed}:${s.port}`;
+  const env = { ...process.env, LT_TRANSPORT: 'utp', LT_LISTEN: bracketed };
   const res = await new Promise<{ code: number | null; err: string }>((resolve) => {
     const c: ChildProcess = spawn(SYSTEM_PYTHON, [join(FIX, 'lt-leech.py'), tf, out, peer, '60'], { stdio: ['ignore', 'pipe', 'pipe'], env });
     stops.push(() => c.kill('SIGKILL'));

@@ -81,6 +81,24 @@ function pair(options: { seq?: number; drop?: (p: Seen, n: number) => boolean; r
   return { clock, log, a, b };
 }
 
+/**
+ * A drop rule over A's data packets, by index from the first (the sequence numbers may wrap)
+ * and by transmission (1 for the first); `sends` counts each packet's transmissions.
+ */
+function dropData(rule: (index: number, transmission: number) => boolean): { drop: (s: Seen) => boolean; sends: Map<number, number> } {
+  const sends = new Map<number, number>();
+  let base = -1;
+  const drop = (s: Seen): boolean => {
+    if (s.from !== 'A' || s.type !== ST_DATA) return false;
+    if (base < 0) base = s.seq;
+    const i = (s.seq - base + 65536) % 65536;
+    const n = (sends.get(i) ?? 0) + 1;
+    sends.set(i, n);
+    return rule(i, n);
+  };
+  return { drop, sends };
+}
+
 async function connected(p: ReturnType<typeof pair>): Promise<[UtpStream, UtpStream]> {
   const accepted = once(p.b, 'connection');
   const client = p.a.connect('127.0.0.1', 2000);
@@ -153,20 +171,8 @@ describe('uTP connection (fake clock)', () => {
   it('a resend lost again, with nothing new to send: one probe, then RACK resends the rest at once', async () => {
     // the burst after a SACK overflowed the receiver twice (libtorrent's socket, its thread
     // descheduled): the holes must not wait for packets sent after them that never come
-    const firstSeq = new Map<number, number>();
-    const times = new Map<number, number>();
-    let base = -1;
-    const p = pair({
-      drop: (s) => {
-        if (s.from !== 'A' || s.type !== ST_DATA) return false;
-        if (base < 0) base = s.seq;
-        const i = (s.seq - base + 65536) % 65536;
-        const n = (times.get(i) ?? 0) + 1;
-        times.set(i, n);
-        if (!firstSeq.has(i)) firstSeq.set(i, s.at);
-        return (i >= 20 && i < 30 && n === 1) || (i >= 22 && i < 30 && n === 2);
-      },
-    });
+    const { drop, sends } = dropData((i, n) => (i >= 20 && i < 30 && n === 1) || (i >= 22 && i < 30 && n === 2));
+    const p = pair({ drop });
     const [client, server] = await connected(p);
     const data = bytes(rng(5), 40 * MSS);
     const got = readBytes(server, data.length);
@@ -177,22 +183,14 @@ describe('uTP connection (fake clock)', () => {
     assert.equal(p.a.stats().timeouts, 0);
     assert.ok(p.a.stats().probes <= 2, `${p.a.stats().probes} probes: the holes went one per probe`);
     assert.ok(took <= 6 * TICK_MS, `${took} ms of fake time`);
-    for (let i = 0; i < 40; i++) assert.ok((times.get(i) ?? 0) <= 3, `packet ${i} went ${times.get(i)} times`);
+    for (let i = 0; i < 40; i++) assert.ok((sends.get(i) ?? 0) <= 3, `packet ${i} went ${sends.get(i)} times`);
   });
 
   it('an ack held back by a hole gives no RTT sample (Karn), and samples resume after it', async () => {
     // a receiver without SACK (or past its reach) acks what came after a hole only once the
     // hole is filled: those packets' send times say nothing about the round trip
-    let base = -1;
-    const sent = new Map<number, number>();
     const p = pair({
-      drop: (s) => {
-        if (s.from !== 'A' || s.type !== ST_DATA) return false;
-        if (base < 0) base = s.seq;
-        const i = (s.seq - base + 65536) % 65536;
-        sent.set(i, (sent.get(i) ?? 0) + 1);
-        return i === 5 && sent.get(i)! <= 3;
-      },
+      drop: dropData((i, n) => i === 5 && n <= 3).drop,
       rewrite: (buf, s) => {
         if (s.from !== 'B' || !s.sack) return buf;
         const plain = Buffer.from(buf.subarray(0, HEADER_SIZE));
